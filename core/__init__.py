@@ -1,0 +1,28 @@
+"""effnet-trading: EfficientNet trading signals from market images.
+
+Subpackages (imports only point down):
+``imaging`` -> ``model_zoo`` -> ``strategies`` -> ``plugins``.
+Importing this package has no side effects.
+"""
+from effnet_trading.errors import (
+    DataError,
+    EffnetTradingError,
+    ExchangeError,
+    MissingDependencyError,
+    ModelCardError,
+    SpecError,
+    TrainingError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "EffnetTradingError",
+    "DataError",
+    "SpecError",
+    "ModelCardError",
+    "TrainingError",
+    "ExchangeError",
+    "MissingDependencyError",
+]

@@ -1,0 +1,59 @@
+"""The project's exception tree. Messages name the value, what was expected, and the fix."""
+from __future__ import annotations
+
+__all__ = [
+    "EffnetTradingError",
+    "DataError",
+    "SpecError",
+    "ModelCardError",
+    "TrainingError",
+    "ExchangeError",
+    "MissingDependencyError",
+    "require",
+]
+
+
+class EffnetTradingError(Exception):
+    """Base class of every error raised on purpose by effnet-trading."""
+
+
+class DataError(EffnetTradingError, ValueError):
+    """OHLCV (or order-book) input is malformed: the message names the rows/columns and the fix."""
+
+
+class SpecError(EffnetTradingError, ValueError):
+    """An ImageSpec/StackSpec (or another configuration object) is invalid."""
+
+
+class ModelCardError(EffnetTradingError):
+    """A model folder is incomplete or disagrees with its card (hash, input shape, spec)."""
+
+
+class TrainingError(EffnetTradingError):
+    """Training could not run as configured (too little data for the splits, one class only, ...)."""
+
+
+class ExchangeError(EffnetTradingError):
+    """An exchange call failed; ``transient`` says whether a retry may help."""
+
+    def __init__(self, message: str, *, transient: bool = False, code: int | None = None):
+        super().__init__(message)
+        self.transient = transient
+        self.code = code
+
+
+class MissingDependencyError(EffnetTradingError, ImportError):
+    """An optional dependency (an extra) is not installed."""
+
+
+def require(module: str, extra: str):
+    """Import ``module`` or raise MissingDependencyError naming the pip line that fixes it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - exercised only without the extra
+        raise MissingDependencyError(
+            f"{module!r} is needed for this feature but is not installed ({exc}). "
+            f'Install it with: pip install "effnet-trading[{extra}]"'
+        ) from exc

@@ -1,0 +1,34 @@
+"""Imaging: OHLCV (and order-book) windows -> image tensors, vectorised numpy, causal."""
+from effnet_trading.imaging.data import (
+    OHLCV_COLUMNS,
+    infer_interval,
+    last_closed_index,
+    load_ohlcv,
+    ohlcv_array,
+    parse_timeframe,
+    resample_ohlcv,
+    validate_ohlcv,
+)
+from effnet_trading.imaging.render import iter_render, render, valid_ends, warmup
+from effnet_trading.imaging.spec import KINDS, AnySpec, ImageSpec, StackSpec, spec_from_dict, spec_from_json
+
+__all__ = [
+    "OHLCV_COLUMNS",
+    "KINDS",
+    "AnySpec",
+    "ImageSpec",
+    "StackSpec",
+    "spec_from_dict",
+    "spec_from_json",
+    "load_ohlcv",
+    "validate_ohlcv",
+    "ohlcv_array",
+    "infer_interval",
+    "parse_timeframe",
+    "resample_ohlcv",
+    "last_closed_index",
+    "render",
+    "iter_render",
+    "valid_ends",
+    "warmup",
+]

@@ -1,0 +1,72 @@
+"""Model registry: ``create_model(name, **kw)`` and ``list_models(pattern)`` (timm style).
+
+Architecture modules register builders with ``@register_model``; the registry imports
+them on first use, so importing this module does not import torch.
+"""
+from __future__ import annotations
+
+import fnmatch
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from effnet_trading.errors import SpecError, require
+
+__all__ = ["ModelInfo", "register_model", "create_model", "list_models", "model_info"]
+
+# Modules that define registered architectures (imported lazily; they need torch).
+_ARCH_MODULES = ("efficientnet", "small")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    family: str
+    default_size: int  # native input resolution (pixels)
+    description: str
+    builder: Callable[..., Any]
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+_loaded = False
+
+
+def register_model(name: str, *, family: str, default_size: int, description: str = ""):
+    """Decorator: register ``fn(num_classes=3, in_chans=3, **kw) -> nn.Module`` under ``name``."""
+
+    def deco(fn):
+        if name in _REGISTRY and _REGISTRY[name].builder is not fn:
+            raise SpecError(f"model name {name!r} is registered twice.")
+        _REGISTRY[name] = ModelInfo(name, family, default_size, description or (fn.__doc__ or "").strip(), fn)
+        return fn
+
+    return deco
+
+
+def _load() -> None:
+    global _loaded
+    if _loaded:
+        return
+    require("torch", "train")
+    for mod in _ARCH_MODULES:
+        importlib.import_module(f"effnet_trading.model_zoo.{mod}")
+    _loaded = True
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered model names matching a glob pattern, sorted."""
+    _load()
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+
+
+def model_info(name: str) -> ModelInfo:
+    _load()
+    if name not in _REGISTRY:
+        close = fnmatch.filter(_REGISTRY, f"*{name}*")
+        raise SpecError(f"unknown model {name!r}; registered: {sorted(_REGISTRY)}" + (f" (did you mean {close}?)" if close else ""))
+    return _REGISTRY[name]
+
+
+def create_model(name: str, num_classes: int = 3, in_chans: int = 3, **kwargs: Any):
+    """Build a registered model: ``create_model('efficientnet_b0', num_classes=3, in_chans=3)``."""
+    return model_info(name).builder(num_classes=num_classes, in_chans=in_chans, **kwargs)

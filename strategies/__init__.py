@@ -1,0 +1,4 @@
+"""Framework-agnostic signal engine: SignalModel, Policy, TimeframeEnsemble, Risk, Monitor.
+
+Never imports backtrader, vectorbt or pybit.
+"""

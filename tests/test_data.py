@@ -1,0 +1,123 @@
+"""OHLCV loading/validation/resampling: one parametrised test per bad input, asserting on the message."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from effnet_trading.errors import DataError
+from effnet_trading.imaging import last_closed_index, load_ohlcv, parse_timeframe, resample_ohlcv, validate_ohlcv
+
+
+def _frame(n=50, freq="1min", seed=0):
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    open_ = np.concatenate([[100.0], close[:-1]])
+    high = np.maximum(open_, close) * 1.002
+    low = np.minimum(open_, close) * 0.998
+    idx = pd.date_range("2024-01-01", periods=n, freq=freq, tz="UTC")
+    return pd.DataFrame({"open": open_, "high": high, "low": low, "close": close, "volume": rng.uniform(1, 5, n)}, index=idx)
+
+
+def _break(kind):
+    df = _frame()
+    if kind == "unsorted":
+        df = df.iloc[[0, 2, 1] + list(range(3, len(df)))]
+    elif kind == "duplicate":
+        df = pd.concat([df.iloc[:5], df.iloc[[4]], df.iloc[5:]])
+    elif kind == "nan":
+        df.iloc[7, 3] = np.nan
+    elif kind == "inf":
+        df.iloc[8, 4] = np.inf
+    elif kind == "high_low":
+        df.iloc[9, 1] = df.iloc[9, 2] * 0.5
+    elif kind == "negative_volume":
+        df.iloc[10, 4] = -1.0
+    elif kind == "missing_column":
+        df = df.drop(columns=["volume"])
+    elif kind == "no_time":
+        df = df.reset_index(drop=True)
+    return df
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("unsorted", "not sorted: rows #2"),
+        ("duplicate", "1 duplicate timestamp(s): rows #5"),
+        ("nan", "NaN/inf in column(s) ['close'] at rows #7"),
+        ("inf", "NaN/inf in column(s) ['volume'] at rows #8"),
+        ("high_low", "high < max(open, close) or low > min(open, close) at rows #9"),
+        ("negative_volume", "negative volume at rows #10"),
+        ("missing_column", "missing column(s) ['volume']"),
+        ("no_time", "no DatetimeIndex and no timestamp column"),
+    ],
+)
+def test_bad_input_names_row_and_fix(kind, message):
+    with pytest.raises(DataError) as exc:
+        validate_ohlcv(_break(kind))
+    assert message in str(exc.value)
+
+
+def test_too_short_for_window():
+    with pytest.raises(DataError, match="has 50 bars but at least 64 are needed"):
+        validate_ohlcv(_frame(), min_bars=64)
+
+
+def test_repair_sorts_and_dedups_and_reports():
+    df = pd.concat([_break("unsorted").iloc[:5], _break("unsorted").iloc[[4]], _break("unsorted").iloc[5:]])
+    with pytest.warns(UserWarning, match="repaired"):
+        out = validate_ohlcv(df, repair=True)
+    assert out.index.is_monotonic_increasing and out.index.is_unique
+    assert len(out) == 50
+    assert any("sorted" in r for r in out.attrs["repairs"]) and any("duplicate" in r for r in out.attrs["repairs"])
+
+
+def test_aliases_and_csv_epoch_ms(tmp_path):
+    df = _frame()
+    raw = df.rename(columns={"open": "Open", "high": "HIGH", "low": "l", "close": "Close", "volume": "vol"})
+    raw.insert(0, "time", df.index.as_unit("ns").asi8 // 1_000_000)  # epoch milliseconds
+    path = tmp_path / "x.csv"
+    raw.to_csv(path, index=False)
+    out = load_ohlcv(path)
+    assert list(out.columns) == ["open", "high", "low", "close", "volume"]
+    assert out.index.tz is not None and str(out.index.tz) == "UTC"
+    assert (out.index == df.index).all()
+    np.testing.assert_allclose(out.to_numpy(), df.to_numpy())
+
+
+def test_naive_index_is_utc():
+    df = _frame()
+    df.index = df.index.tz_localize(None)
+    out = validate_ohlcv(df)
+    assert str(out.index.tz) == "UTC" and out.index[0] == pd.Timestamp("2024-01-01", tz="UTC")
+
+
+def test_resample_matches_manual_aggregation_and_marks_open_bar():
+    df = validate_ohlcv(_frame(n=47))  # 47 one-minute bars: the last 5m bar holds 2 bars only
+    out = resample_ohlcv(df, "5m")
+    assert len(out) == 10
+    first = df.iloc[:5]
+    assert out.iloc[0]["open"] == first["open"].iloc[0] and out.iloc[0]["close"] == first["close"].iloc[-1]
+    assert out.iloc[0]["high"] == first["high"].max() and out.iloc[0]["low"] == first["low"].min()
+    assert np.isclose(out.iloc[0]["volume"], first["volume"].sum())
+    assert out["closed"].tolist() == [True] * 9 + [False]
+
+
+def test_last_closed_index_never_uses_an_unclosed_bar():
+    df = validate_ohlcv(_frame(n=30))
+    hi = resample_ohlcv(df, "5m")
+    decision = df.index + pd.Timedelta("1min")  # end of each base bar
+    pos = last_closed_index(hi.index, "5m", decision)
+    # at the end of minute 4 (index 4) the first 5m bar has just closed
+    assert pos[3] == -1 and pos[4] == 0 and pos[8] == 0 and pos[9] == 1
+    ends = hi.index[pos[pos >= 0]] + pd.Timedelta("5min")
+    assert (ends <= decision[pos >= 0]).all()
+
+
+@pytest.mark.parametrize("text, minutes", [("5m", 5), ("15m", 15), ("1h", 60), ("4h", 240), ("1d", 1440)])
+def test_parse_timeframe(text, minutes):
+    assert parse_timeframe(text) == pd.Timedelta(minutes=minutes)
+
+
+def test_parse_timeframe_error():
+    with pytest.raises(DataError, match="use forms like '5m'"):
+        parse_timeframe("five minutes")
