@@ -1,0 +1,58 @@
+"""Shared fixtures: the bundled sample data and small exported models (no network, no downloads)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from effnet_trading.imaging import ImageSpec, load_ohlcv
+
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data"
+TINY_SPEC = ImageSpec("gasf", window=32, size=(32, 32))
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> Path:
+    return SAMPLE_DIR
+
+
+@pytest.fixture(scope="session")
+def sample_meta() -> dict:
+    return json.loads((SAMPLE_DIR / "meta.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def planted() -> pd.DataFrame:
+    """Planted-structure 5m OHLCV (20,000 bars)."""
+    return load_ohlcv(SAMPLE_DIR / "planted_5m.csv")
+
+
+@pytest.fixture(scope="session")
+def planted_events() -> pd.DataFrame:
+    return pd.read_csv(SAMPLE_DIR / "planted_events.csv", parse_dates=["timestamp"])
+
+
+@pytest.fixture(scope="session")
+def random_walk() -> pd.DataFrame:
+    """Random-walk 5m OHLCV (20,000 bars): no structure."""
+    return load_ohlcv(SAMPLE_DIR / "random_walk_5m.csv")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, planted) -> Path:
+    """An *untrained* small_cnn on 32x32 GASF, exported to ONNX with a card. For plumbing and
+    parity tests (its outputs are deterministic, not meaningful)."""
+    torch = pytest.importorskip("torch")
+    from effnet_trading.imaging import render
+    from effnet_trading.model_zoo import create_model
+    from effnet_trading.model_zoo.export import export_onnx
+
+    torch.manual_seed(0)
+    model = create_model("small_cnn", num_classes=3, in_chans=TINY_SPEC.channels).eval()
+    out = tmp_path_factory.mktemp("models") / "tiny_gasf"
+    export_onnx(model, out, spec=TINY_SPEC, architecture="small_cnn",
+                label={"rule": "forward_return", "horizon": 6, "k": 0.5},
+                sample_images=render(TINY_SPEC, planted.iloc[:64]))
+    return out
