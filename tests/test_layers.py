@@ -1,0 +1,76 @@
+"""The layer contract of DESIGN.md, checked on the source: imports only point down."""
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# folder -> (forbidden top-level modules, forbidden effnet_trading subpackages)
+RULES = {
+    "imaging": ({"torch", "onnxruntime", "onnx", "backtrader", "vectorbt", "pybit"},
+                {"model_zoo", "strategies", "plugins"}),
+    "model_zoo": ({"backtrader", "vectorbt", "pybit"}, {"strategies", "plugins"}),
+    "strategies": ({"backtrader", "vectorbt", "pybit"}, {"plugins"}),
+}
+# model_zoo modules that must stay torch-free (the inference runtime)
+TORCH_FREE = ["model_zoo/runtime.py", "model_zoo/card.py", "model_zoo/failover.py", "model_zoo/labels.py",
+              "model_zoo/synthetic.py", "model_zoo/registry.py", "model_zoo/metrics.py", "model_zoo/splits.py"]
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("folder", sorted(RULES))
+def test_imports_point_down(folder):
+    bad_top, bad_sub = RULES[folder]
+    offenders = []
+    for path in sorted((ROOT / folder).glob("*.py")):
+        for name in _imports(path):
+            top = name.split(".")[0]
+            sub = name.split(".")[1] if name.startswith("effnet_trading.") else None
+            if top in bad_top or sub in bad_sub:
+                offenders.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert not offenders, "layer rule broken (DESIGN.md 'imports only point down'):\n" + "\n".join(offenders)
+
+
+@pytest.mark.parametrize("rel", TORCH_FREE)
+def test_runtime_modules_never_import_torch(rel):
+    path = ROOT / rel
+    if not path.exists():
+        pytest.skip(f"{rel} not present")
+    assert not any(n.split(".")[0] == "torch" for n in _imports(path)), f"{rel} must not import torch"
+
+
+def test_inference_path_works_without_torch(tiny_model_dir, planted):
+    """Block torch entirely and run render -> Predictor: an inference-only install needs no torch."""
+    code = f"""
+import sys
+sys.modules['torch'] = None
+from effnet_trading.imaging import load_ohlcv, render
+from effnet_trading.model_zoo.runtime import Predictor
+p = Predictor(r'{tiny_model_dir}')
+df = load_ohlcv(r'{ROOT / "sample_data" / "planted_5m.csv"}').iloc[:100]
+probs = p.predict(render(p.spec, df))
+assert probs.shape == (100 - p.spec.window + 1, 3), probs.shape
+print('ok')
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_import_has_no_side_effects():
+    code = "import logging, effnet_trading, effnet_trading.imaging, effnet_trading.model_zoo, effnet_trading.strategies; " \
+           "import sys; assert 'torch' not in sys.modules, 'importing the package imported torch'; " \
+           "assert not logging.getLogger().handlers, 'importing configured logging'; print('ok')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
