@@ -9,6 +9,8 @@ from effnet_trading.imaging.data import (
     resample_ohlcv,
     validate_ohlcv,
 )
+from effnet_trading.imaging.lob import OrderBook, as_order_book, lob_valid_ends, read_binance_depth, render_lob
+from effnet_trading.imaging.png import channel_grid, to_png
 from effnet_trading.imaging.render import iter_render, render, valid_ends, warmup
 from effnet_trading.imaging.spec import KINDS, AnySpec, ImageSpec, StackSpec, spec_from_dict, spec_from_json
 
@@ -31,4 +33,11 @@ __all__ = [
     "iter_render",
     "valid_ends",
     "warmup",
+    "OrderBook",
+    "as_order_book",
+    "render_lob",
+    "lob_valid_ends",
+    "read_binance_depth",
+    "to_png",
+    "channel_grid",
 ]

@@ -1,7 +1,8 @@
 """Public rendering API: validate once, then call kernels that trust their inputs.
 
 ``render(spec, ohlcv, ends)`` returns ``(N, C, H, W)`` float32 in [0, 1] (or uint8 0..255);
-image ``i`` uses bars ``ends[i]-window+1 .. ends[i]`` only (causal). Timeframe specs use
+image ``i`` uses bars ``ends[i]-history+1 .. ends[i]`` only (causal; ``spec.history`` is the
+window plus any moving-average/return look-back). Timeframe specs use
 only higher-timeframe bars that have closed by the end of base bar ``ends[i]``.
 """
 from __future__ import annotations
@@ -102,9 +103,9 @@ def _first_valid(members: list[_Prepared], n_bars: int) -> int:
     first = 0
     for m in members:
         if m.spec.timeframe is None:
-            first = max(first, m.spec.window - 1)
+            first = max(first, m.spec.history - 1)
         else:
-            ok = np.flatnonzero(m._pos >= m.spec.window - 1)
+            ok = np.flatnonzero(m._pos >= m.spec.history - 1)
             first = max(first, int(ok[0]) if len(ok) else n_bars)
     return first
 

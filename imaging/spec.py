@@ -24,7 +24,11 @@ class ImageSpec:
     ``ma`` (moving-average length drawn as a line; 0 = none), ``color`` ("rgb"|"grey"; candles),
     ``fields`` (price series for gasf/gadf/recurrence; one channel each), ``returns``
     (use log-returns instead of levels), ``threshold`` (recurrence: binary plot at this
-    distance; None = grey-level distances), ``levels`` (lob_heatmap depth per side).
+    distance; None = grey-level distances), ``levels`` (lob_heatmap depth per side),
+    ``bucket_bps`` (lob_heatmap: height of one price row in basis points of the mid price).
+
+    ``history`` is how many bars one image needs: ``window`` plus ``ma - 1`` for the moving
+    average of candles/ohlc_bars, plus one for ``returns`` (the return of the first bar).
     """
 
     kind: str
@@ -38,6 +42,7 @@ class ImageSpec:
     returns: bool = False
     threshold: float | None = None
     levels: int = 20
+    bucket_bps: float = 0.1
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -62,6 +67,19 @@ class ImageSpec:
                 f"ohlc_bars needs 3 pixels per bar: width {size[1]} < 3 x window {self.window}; "
                 f"use size=(H, {3 * self.window}) (JKX: 20 bars -> (64, 60))."
             )
+        if self.kind == "candles" and size[1] < self.window:
+            raise SpecError(
+                f"candles needs at least 1 pixel column per bar: width {size[1]} < window {self.window}; "
+                f"use size=(H, W) with W >= {self.window} (2-3 columns per bar read best)."
+            )
+        if int(self.levels) < 1:
+            raise SpecError(f"ImageSpec levels={self.levels} must be >= 1 (order-book depth per side).")
+        object.__setattr__(self, "levels", int(self.levels))
+        if not float(self.bucket_bps) > 0:
+            raise SpecError(f"ImageSpec bucket_bps={self.bucket_bps} must be > 0 (basis points per price row).")
+        object.__setattr__(self, "bucket_bps", float(self.bucket_bps))
+        if self.threshold is not None and not float(self.threshold) > 0:
+            raise SpecError(f"ImageSpec threshold={self.threshold} must be > 0 or None (grey-level recurrence).")
         if self.timeframe is not None:
             from effnet_trading.imaging.data import parse_timeframe
 
@@ -80,6 +98,14 @@ class ImageSpec:
         if self.kind == "lob_heatmap":
             return 2
         return len(self.fields)
+
+    @property
+    def history(self) -> int:
+        """Bars (or order-book snapshots) one image reads, ending at the decision bar."""
+        extra = self.ma - 1 if self.kind in ("candles", "ohlc_bars") and self.ma > 0 else 0
+        if self.returns and self.kind in ("gasf", "gadf", "recurrence"):
+            extra += 1
+        return self.window + extra
 
     @property
     def specs(self) -> tuple["ImageSpec", ...]:
