@@ -1,0 +1,193 @@
+"""EfficientNet B0-B7 and small CPU variants, built from two tables (architecture as data).
+
+Stage table (B0 baseline, Tan & Le 2019, Table 1; SE ratio 0.25 of the block *input*):
+
+    stage  expand  kernel  stride  repeats  out_ch
+      1      1       3       1        1       16
+      2      6       3       2        2       24
+      3      6       5       2        2       40
+      4      6       3       2        3       80
+      5      6       5       1        3      112
+      6      6       5       2        4      192
+      7      6       3       1        1      320
+
+Stem: 3x3 conv stride 2 (``stem_stride``) to 32 channels; head: 1x1 conv to 4x the last
+stage's channels (1280 for B0) -> global average pool -> dropout -> linear.
+
+Compound scaling (``VARIANTS``): channels ``make_divisible(c * width, 8)``, repeats
+``ceil(r * depth)``; ``resolution`` is the registry's ``default_size``. Stochastic depth rises
+linearly over the blocks from 0 to ``drop_path_rate`` (0.2).
+
+    variant            width  depth  res  dropout  stem_stride  params (1000 cls, 3 ch)
+    efficientnet_b0    1.0    1.0    224  0.2      2             5,288,548
+    efficientnet_b1    1.0    1.1    240  0.2      2             7,794,184
+    efficientnet_b2    1.1    1.2    260  0.3      2             9,109,994
+    efficientnet_b3    1.2    1.4    300  0.3      2            12,233,232
+    efficientnet_b4    1.4    1.8    380  0.4      2            19,341,616
+    efficientnet_b5    1.6    2.2    456  0.4      2            30,389,784
+    efficientnet_b6    1.8    2.6    528  0.5      2            43,040,704
+    efficientnet_b7    2.0    3.1    600  0.5      2            66,347,960
+    efficientnet_nano  0.5    0.5     64  0.2      2            (small images, CPU)
+    compact            0.35   0.35    32  0.1      1            (32-64 px images, CPU)
+
+The module layout and parameter counts are torchvision's, so its state dicts load by
+name (``weights.load_pretrained``). BatchNorm follows torchvision too: eps 1e-5 /
+momentum 0.1 for B0-B4 and the small variants, eps 1e-3 / momentum 0.01 (TF-like) for
+B5-B7, whose reference weights were ported from TensorFlow. Padding is symmetric
+(``k // 2``), not TF "same", so the graph exports cleanly.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from effnet_trading.model_zoo._blocks import ConvBNAct, MBConv, make_divisible
+from effnet_trading.model_zoo.registry import register_model
+
+__all__ = ["StageSpec", "Variant", "STAGES", "VARIANTS", "EfficientNet", "build_efficientnet", "round_filters", "round_repeats"]
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One row of the stage table (B0 channels; scaled by the variant)."""
+
+    expand: int
+    kernel: int
+    stride: int
+    repeats: int
+    out_ch: int
+    se_ratio: float = 0.25
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of the compound-scaling table."""
+
+    width: float
+    depth: float
+    resolution: int
+    dropout: float
+    stem_stride: int = 2
+    bn_eps: float = 1e-5
+    bn_momentum: float = 0.1
+    description: str = ""
+
+
+STEM_CH = 32
+HEAD_RATIO = 4  # head conv width = 4 x last stage channels (1280 for B0)
+DROP_PATH_RATE = 0.2
+
+STAGES: tuple[StageSpec, ...] = (
+    StageSpec(1, 3, 1, 1, 16),
+    StageSpec(6, 3, 2, 2, 24),
+    StageSpec(6, 5, 2, 2, 40),
+    StageSpec(6, 3, 2, 3, 80),
+    StageSpec(6, 5, 1, 3, 112),
+    StageSpec(6, 5, 2, 4, 192),
+    StageSpec(6, 3, 1, 1, 320),
+)
+
+_TF_BN = {"bn_eps": 1e-3, "bn_momentum": 0.01}
+VARIANTS: dict[str, Variant] = {
+    "efficientnet_b0": Variant(1.0, 1.0, 224, 0.2),
+    "efficientnet_b1": Variant(1.0, 1.1, 240, 0.2),
+    "efficientnet_b2": Variant(1.1, 1.2, 260, 0.3),
+    "efficientnet_b3": Variant(1.2, 1.4, 300, 0.3),
+    "efficientnet_b4": Variant(1.4, 1.8, 380, 0.4),
+    "efficientnet_b5": Variant(1.6, 2.2, 456, 0.4, **_TF_BN),
+    "efficientnet_b6": Variant(1.8, 2.6, 528, 0.5, **_TF_BN),
+    "efficientnet_b7": Variant(2.0, 3.1, 600, 0.5, **_TF_BN),
+    "efficientnet_nano": Variant(0.5, 0.5, 64, 0.2, description="EfficientNet at half width/depth for small images on CPU"),
+    "compact": Variant(0.35, 0.35, 32, 0.1, stem_stride=1,
+                       description="tiny EfficientNet (stem stride 1) for 32-64 px images; trains in seconds on CPU"),
+}
+
+
+def round_filters(channels: int, width: float) -> int:
+    """Scale a channel count by ``width`` and round to a multiple of 8."""
+    return make_divisible(channels * width, 8)
+
+
+def round_repeats(repeats: int, depth: float) -> int:
+    """Scale a stage's block count by ``depth``, rounding up."""
+    return int(math.ceil(repeats * depth))
+
+
+class EfficientNet(nn.Module):
+    """``features`` (stem, stages, head conv) -> ``avgpool`` -> ``classifier`` (dropout, linear)."""
+
+    def __init__(self, variant: Variant, stages: tuple[StageSpec, ...] = STAGES, num_classes: int = 3, in_chans: int = 3,
+                 drop_rate: float | None = None, drop_path_rate: float = DROP_PATH_RATE):
+        super().__init__()
+        bn = {"bn_eps": variant.bn_eps, "bn_momentum": variant.bn_momentum}
+        cin = round_filters(STEM_CH, variant.width)
+        layers: list[nn.Module] = [ConvBNAct(in_chans, cin, 3, variant.stem_stride, **bn)]
+        depths = [round_repeats(s.repeats, variant.depth) for s in stages]
+        total, block_id = sum(depths), 0
+        for spec, n in zip(stages, depths):
+            cout = round_filters(spec.out_ch, variant.width)
+            blocks = []
+            for i in range(n):
+                dp = drop_path_rate * block_id / total
+                blocks.append(MBConv(cin, cout, spec.expand, spec.kernel, spec.stride if i == 0 else 1, spec.se_ratio, dp, **bn))
+                cin, block_id = cout, block_id + 1
+            layers.append(nn.Sequential(*blocks))
+        self.num_features = HEAD_RATIO * cin
+        layers.append(ConvBNAct(cin, self.num_features, 1, **bn))
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(
+            nn.Dropout(variant.dropout if drop_rate is None else drop_rate, inplace=True),
+            nn.Linear(self.num_features, num_classes),
+        )
+        self.in_chans, self.num_classes = in_chans, num_classes
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """torchvision's initialisation (kaiming fan-out convs, unit BN, uniform linear)."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                r = 1.0 / math.sqrt(m.out_features)
+                nn.init.uniform_(m.weight, -r, r)
+                nn.init.zeros_(m.bias)
+
+    @property
+    def stages(self) -> list[nn.Sequential]:
+        """The MBConv stages (``features[1:-1]``)."""
+        return list(self.features)[1:-1]
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, C, H, W)`` -> pooled ``(N, num_features)``."""
+        return self.avgpool(self.features(x)).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, C, H, W)`` -> logits ``(N, num_classes)``."""
+        return self.classifier(self.forward_features(x))
+
+
+def build_efficientnet(name: str, num_classes: int = 3, in_chans: int = 3, **kw) -> EfficientNet:
+    """Build the ``VARIANTS[name]`` row; ``kw``: ``drop_rate``, ``drop_path_rate``."""
+    return EfficientNet(VARIANTS[name], STAGES, num_classes=num_classes, in_chans=in_chans, **kw)
+
+
+def _register(name: str, v: Variant) -> None:
+    def builder(num_classes: int = 3, in_chans: int = 3, **kw) -> EfficientNet:
+        return build_efficientnet(name, num_classes=num_classes, in_chans=in_chans, **kw)
+
+    builder.__name__ = name
+    desc = v.description or f"EfficientNet-{name.rsplit('_', 1)[-1].upper()} (width {v.width}, depth {v.depth}, {v.resolution} px)"
+    register_model(name, family="efficientnet", default_size=v.resolution, description=desc)(builder)
+
+
+for _name, _variant in VARIANTS.items():
+    _register(_name, _variant)

@@ -1,0 +1,97 @@
+"""EfficientNet building blocks (torchvision module layout, so its state dicts load by name).
+
+``ConvBNAct`` is torchvision's ``Conv2dNormActivation`` (children ``0`` conv, ``1`` BN,
+``2`` activation), ``SqueezeExcite`` its ``SqueezeExcitation`` (``fc1``/``fc2``) and ``MBConv``
+keeps the ``block`` Sequential, so ``features.3.1.block.2.fc1.weight`` means the same tensor
+here and there. Activations are plain ``nn.SiLU`` / ``nn.Sigmoid``: they export to ONNX as
+ordinary ops (the "memory-efficient Swish" custom autograd function does not).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["make_divisible", "ConvBNAct", "SqueezeExcite", "DropPath", "MBConv"]
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """Round a channel count to a multiple of ``divisor``, never more than 10% below ``value``."""
+    new = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return new + divisor if new < 0.9 * value else new
+
+
+class ConvBNAct(nn.Sequential):
+    """Conv (no bias, symmetric ``k // 2`` padding) -> BatchNorm -> optional SiLU."""
+
+    def __init__(self, cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1,
+                 act: bool = True, bn_eps: float = 1e-5, bn_momentum: float = 0.1):
+        layers: list[nn.Module] = [
+            nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
+            nn.BatchNorm2d(cout, eps=bn_eps, momentum=bn_momentum),
+        ]
+        if act:
+            layers.append(nn.SiLU())
+        super().__init__(*layers)
+
+
+class SqueezeExcite(nn.Module):
+    """Channel attention: ``x * sigmoid(fc2(silu(fc1(mean_hw(x)))))``; fc1/fc2 are 1x1 convs with bias."""
+
+    def __init__(self, channels: int, squeeze: int):
+        super().__init__()
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(channels, squeeze, 1)
+        self.fc2 = nn.Conv2d(squeeze, channels, 1)
+        self.activation = nn.SiLU()
+        self.scale_activation = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.scale_activation(self.fc2(self.activation(self.fc1(self.avgpool(x)))))
+        return x * s
+
+
+class DropPath(nn.Module):
+    """Stochastic depth ("row" mode): drop the whole residual branch per sample with probability ``p``."""
+
+    def __init__(self, p: float = 0.0):
+        super().__init__()
+        self.p = float(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class MBConv(nn.Module):
+    """Inverted residual: [1x1 expand] -> depthwise kxk -> SE -> 1x1 project (+ drop-path residual).
+
+    SE squeezes to ``max(1, cin * se_ratio)`` channels of the *block input* (torchvision/paper).
+    """
+
+    def __init__(self, cin: int, cout: int, expand: int, kernel: int, stride: int, se_ratio: float,
+                 drop_path: float, bn_eps: float = 1e-5, bn_momentum: float = 0.1):
+        super().__init__()
+        bn = {"bn_eps": bn_eps, "bn_momentum": bn_momentum}
+        mid = make_divisible(cin * expand)
+        layers: list[nn.Module] = []
+        if mid != cin:
+            layers.append(ConvBNAct(cin, mid, 1, **bn))
+        layers.append(ConvBNAct(mid, mid, kernel, stride, groups=mid, **bn))
+        layers.append(SqueezeExcite(mid, max(1, int(cin * se_ratio))))
+        layers.append(ConvBNAct(mid, cout, 1, act=False, **bn))
+        self.block = nn.Sequential(*layers)
+        self.use_res = stride == 1 and cin == cout
+        self.stochastic_depth = DropPath(drop_path)
+        self.out_channels = cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.block(x)
+        if self.use_res:
+            out = self.stochastic_depth(out) + x
+        return out

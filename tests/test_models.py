@@ -1,0 +1,184 @@
+"""Architectures: EfficientNet B0-B7 against torchvision's parameter counts, every registered model
+builds/runs/exports, and the tables become the modules they describe."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from effnet_trading.errors import SpecError  # noqa: E402
+from effnet_trading.imaging import ImageSpec  # noqa: E402
+from effnet_trading.model_zoo import create_model, list_models, model_info  # noqa: E402
+from effnet_trading.model_zoo._blocks import DropPath, MBConv, make_divisible  # noqa: E402
+from effnet_trading.model_zoo.efficientnet import STAGES, VARIANTS, round_filters, round_repeats  # noqa: E402
+
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny convs gain nothing from threads; on a busy 2-core box 2 OpenMP threads make them ~100x slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+# torchvision.models.efficientnet_b{0..7}(): sum(p.numel() for p in m.parameters()), 1000 classes, 3 channels
+TORCHVISION_PARAMS = {
+    "efficientnet_b0": 5_288_548, "efficientnet_b1": 7_794_184, "efficientnet_b2": 9_109_994,
+    "efficientnet_b3": 12_233_232, "efficientnet_b4": 19_341_616, "efficientnet_b5": 30_389_784,
+    "efficientnet_b6": 43_040_704, "efficientnet_b7": 66_347_960,
+}
+# paper resolutions (Tan & Le 2019)
+RESOLUTION = {f"efficientnet_b{i}": r for i, r in enumerate((224, 240, 260, 300, 380, 456, 528, 600))}
+RUN_FORWARD_BELOW = 5_000_000  # params; bigger models are only built on the meta device
+EXPORT = {  # model -> spec whose channels/size it is exported with
+    "compact": ImageSpec("candles", window=16, size=(32, 32)),  # 3 channels (rgb)
+    "efficientnet_b0": ImageSpec("gasf", window=32, size=(64, 64)),  # 1 channel
+    "small_cnn": ImageSpec("gadf", window=32, size=(32, 32), fields=("open", "close")),  # 2 channels
+}
+
+
+def _n_params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _meta(name: str, **kw):
+    with torch.device("meta"):
+        return create_model(name, **kw)
+
+
+def _test_size(name: str) -> int:
+    return min(model_info(name).default_size, 64)
+
+
+@pytest.mark.parametrize("name", sorted(TORCHVISION_PARAMS))
+def test_parameter_counts_equal_torchvision(name):
+    assert _n_params(_meta(name, num_classes=1000, in_chans=3)) == TORCHVISION_PARAMS[name]
+
+
+@pytest.mark.parametrize("name", sorted(RESOLUTION))
+def test_registry_default_size_is_paper_resolution(name):
+    info = model_info(name)
+    assert info.default_size == RESOLUTION[name] and info.family == "efficientnet"
+
+
+def test_every_efficientnet_variant_is_registered():
+    assert set(VARIANTS) <= set(list_models("*"))
+    assert list_models("efficientnet_b?") == sorted(TORCHVISION_PARAMS)
+
+
+@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("in_chans", [1, 3, 5])
+def test_every_registered_model_builds_and_runs(name, in_chans):
+    meta = _meta(name, num_classes=3, in_chans=in_chans)
+    n = _n_params(meta)
+    assert n > 0
+    if n >= RUN_FORWARD_BELOW:  # big: check the shapes of the first and last layers only
+        first = next(p for p in meta.parameters() if p.ndim == 4)
+        assert first.shape[1] == in_chans and meta(torch.empty(2, in_chans, 64, 64, device="meta")).shape == (2, 3)
+        return
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=3, in_chans=in_chans).eval()
+    s = _test_size(name)
+    x = torch.rand(2, in_chans, s, s)
+    with torch.no_grad():
+        out, feats = model(x), model.forward_features(x)
+    assert out.shape == (2, 3) and torch.isfinite(out).all()
+    assert feats.shape == (2, model.num_features)
+
+
+def test_stage_table_becomes_the_b0_modules():
+    """B0 as in the paper's Table 1: repeats 1,2,2,3,3,4,1; channels 16..320; kernels 3/5; head 1280."""
+    m = _meta("efficientnet_b0", num_classes=1000)
+    assert [len(s) for s in m.stages] == [1, 2, 2, 3, 3, 4, 1]
+    assert [s[-1].out_channels for s in m.stages] == [16, 24, 40, 80, 112, 192, 320]
+    first = [s[0] for s in m.stages]
+    dw = [blk.block[-3][0] for blk in first]  # depthwise conv is the 3rd-last module (before SE, project)
+    assert [c.kernel_size[0] for c in dw] == [3, 3, 5, 3, 5, 5, 3]
+    assert [c.stride[0] for c in dw] == [1, 2, 2, 2, 1, 2, 1]
+    assert all(c.groups == c.in_channels for c in dw)
+    assert len(first[0].block) == 3 and len(first[1].block) == 4  # expand ratio 1 skips the expand conv
+    se = first[1].block[2]
+    assert se.fc1.out_channels == 16 // 4 and se.fc1.in_channels == 16 * 6  # SE squeezes the block *input* / 4
+    assert m.num_features == 1280 and m.features[0][0].stride == (2, 2)
+    assert isinstance(m.features[0][2], torch.nn.SiLU)
+
+
+def test_compact_variant_is_small_and_keeps_resolution():
+    m = create_model("compact", num_classes=3, in_chans=1)
+    assert 100_000 < _n_params(m) < 400_000
+    assert m.features[0][0].stride == (1, 1)
+    x = m.features(torch.rand(1, 1, 32, 32))
+    assert x.shape[-2:] == (2, 2)  # 32 px / 16 (stem stride 1, four stride-2 stages)
+
+
+def test_channel_and_depth_rounding_match_published_rules():
+    # torchvision _make_divisible / efficientnet-pytorch round_filters
+    assert [round_filters(c, 1.1) for c in (32, 16, 24, 40, 80, 112, 192, 320)] == [32, 16, 24, 48, 88, 120, 208, 352]
+    assert [round_filters(c, 2.0) for c in (32, 320)] == [64, 640]
+    assert make_divisible(11.2) == 16  # never more than 10% below: 8 < 0.9 * 11.2
+    assert [round_repeats(r, 3.1) for r in (1, 2, 3, 4)] == [4, 7, 10, 13]
+    assert sum(round_repeats(s.repeats, 2.0) for s in STAGES) == 32
+
+
+def test_stochastic_depth_rises_linearly_to_rate():
+    m = _meta("efficientnet_b0", drop_path_rate=0.2)
+    probs = [blk.stochastic_depth.p for stage in m.stages for blk in stage]
+    assert probs[0] == 0.0 and probs == sorted(probs)
+    assert probs[-1] == pytest.approx(0.2 * 15 / 16)
+    assert np.allclose(np.diff(probs), 0.2 / 16)
+
+
+def test_drop_path_drops_whole_samples_in_training_only():
+    dp = DropPath(0.5)
+    x = torch.ones(2000, 4, 3, 3)
+    torch.manual_seed(0)
+    y = dp.train()(x)
+    per_sample = y.flatten(1)
+    assert set(torch.unique(per_sample).tolist()) == {0.0, 2.0}  # kept samples are rescaled by 1 / (1 - p)
+    assert (per_sample.min(1).values == per_sample.max(1).values).all()
+    assert abs(float(y.mean()) - 1.0) < 0.1
+    assert torch.equal(dp.eval()(x), x)
+
+
+def test_mbconv_residual_only_when_shapes_allow():
+    assert MBConv(16, 16, 6, 3, 1, 0.25, 0.0).use_res
+    assert not MBConv(16, 24, 6, 3, 1, 0.25, 0.0).use_res
+    assert not MBConv(16, 16, 6, 3, 2, 0.25, 0.0).use_res
+
+
+def test_dropout_and_bn_follow_the_variant_table():
+    b0, b7 = _meta("efficientnet_b0"), _meta("efficientnet_b7")
+    assert b0.classifier[0].p == 0.2 and b7.classifier[0].p == 0.5
+    assert b0.features[0][1].eps == 1e-5 and b7.features[0][1].eps == 1e-3 and b7.features[0][1].momentum == 0.01
+    assert _meta("efficientnet_b0", drop_rate=0.0).classifier[0].p == 0.0
+
+
+def test_unknown_model_names_the_registered_ones():
+    with pytest.raises(SpecError, match="unknown model 'efficientnet_b9'.*efficientnet_b0"):
+        create_model("efficientnet_b9")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(EXPORT))
+def test_exports_to_onnx_faithfully(name, tmp_path):
+    from effnet_trading.model_zoo.export import export_onnx
+    from effnet_trading.model_zoo.runtime import Predictor
+
+    spec = EXPORT[name]
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=3, in_chans=spec.channels)
+    model.train()  # a few training-mode steps so BN running stats are not the identity
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.rand(8, spec.channels, *spec.size))
+    model.eval()
+    card = export_onnx(model, tmp_path / name, spec=spec, architecture=name)  # verifies ONNX == torch to 1e-4
+    assert card.input_shape == (spec.channels, *spec.size)
+    x = np.random.default_rng(1).random((3, spec.channels, *spec.size), dtype=np.float32)
+    with torch.no_grad():
+        ref = torch.softmax(model((torch.from_numpy(x) - 0.5) / 0.25), 1).numpy()
+    got = Predictor(tmp_path / name, "cpu").predict(x)
+    assert np.abs(got - ref).max() < 1e-4
