@@ -1,0 +1,220 @@
+"""The reference execution simulator: the one execution contract every engine follows.
+
+Execution contract
+------------------
+* A decision is made at the **close of bar t** from bars <= t only. Its result is a target
+  position ``target[t]``: a fraction of equity in [-1, 1] (+ long, - short, 0 flat).
+* The target is **filled at the open of bar t+1**. The target of the last bar is never filled.
+* An order is sent only when the target **changes** (``target[t] != target[t-1]``; the
+  target before the first bar is 0). Between changes the number of units is held constant:
+  no rebalancing as prices drift.
+* Order size: with ``E = cash + units * open[t+1]`` (equity marked at the open), the new
+  units are ``target[t] * E / open[t+1]``; the difference to the current units is traded.
+* Slippage moves the fill price against the trade by a fraction: buys fill at
+  ``open * (1 + slippage)``, sells at ``open * (1 - slippage)``.
+* Fees are a fraction of traded notional, ``fees * |units traded| * fill price``, paid from cash.
+* A buy never spends more than the cash on hand: if ``units * fill * (1 + fees)`` exceeds the
+  cash, the buy is reduced to ``cash / (fill * (1 + fees))`` units (so a 100 % long after fees
+  holds slightly less than ``equity / open`` units; vectorbt's ``from_orders`` does the same).
+* Equity is marked to the **close** of each bar: ``cash + units * close[t]``.
+
+The backtrader and vectorbt plugins are configured to match this, and parity is tested
+against ``simulate``. For vectorbt, ``Portfolio.from_orders(close, size=s,
+size_type="targetpercent", price=open, fees=fees, slippage=slippage, init_cash=cash)`` with
+``s = target.shift(1)`` kept only where it changes (NaN elsewhere) gives the same equity to
+~1e-15 relative (checked with vectorbt 1.2 on long/short/fractional targets).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from effnet_trading.errors import DataError
+from effnet_trading.strategies.signal import _canonical
+
+__all__ = ["SimResult", "simulate", "align_target"]
+
+
+@dataclass
+class SimResult:
+    """Output of ``simulate``: per-bar series on the ohlcv index plus orders and trades."""
+
+    equity: pd.Series  # marked to close each bar, in cash units
+    returns: pd.Series  # equity.pct_change() with the first bar against init_cash
+    position: pd.Series  # target fraction in effect during each bar (filled at that bar's open)
+    units: pd.Series  # units held during each bar (after the open fill)
+    cash: pd.Series  # cash at each bar's close
+    orders: pd.DataFrame  # time, side, size, price, fee, target
+    trades: pd.DataFrame  # entry_time, exit_time, direction, entry_price, exit_price, size, pnl, return, fees, status
+    init_cash: float = 10_000.0
+    config: dict = field(default_factory=dict)
+
+    @property
+    def final_equity(self) -> float:
+        return float(self.equity.iloc[-1])
+
+
+def align_target(ohlcv: pd.DataFrame, target) -> np.ndarray:
+    """Targets -> ``(T,)`` float64 aligned to the ohlcv index (Series reindexed; NaN -> 0), checked in [-1, 1]."""
+    if isinstance(target, pd.Series):
+        if target.index.equals(ohlcv.index):
+            values = target.to_numpy(dtype=np.float64)
+        else:
+            values = target.reindex(ohlcv.index).to_numpy(dtype=np.float64)
+            if np.isnan(values).all() and target.notna().any():
+                raise DataError(
+                    "target Series shares no timestamps with the ohlcv index (is one tz-naive or shifted?); "
+                    "build targets on the same index, e.g. policy.positions(model.predict_proba(ohlcv))."
+                )
+    else:
+        values = np.asarray(target, dtype=np.float64).reshape(-1)
+        if len(values) != len(ohlcv):
+            raise DataError(f"target has {len(values)} values but ohlcv has {len(ohlcv)} bars; pass one target per bar.")
+    values = np.where(np.isnan(values), 0.0, values)
+    bad = np.flatnonzero(~np.isfinite(values) | (np.abs(values) > 1.0 + 1e-12))
+    if len(bad):
+        raise DataError(
+            f"target must be a fraction of equity in [-1, 1]; bars {bad[:5].tolist()} hold {values[bad[:5]].tolist()}. "
+            "Clip it (Risk(max_exposure=...)) or rescale it."
+        )
+    return values
+
+
+def _orders(open_: np.ndarray, tgt: np.ndarray, fees: float, slippage: float, init_cash: float) -> list[tuple]:
+    """Walk the target changes only: one record (fill bar, units traded, fill price, fee, target,
+    units after, cash after) per order."""
+    prev = np.concatenate([[0.0], tgt[:-1]])
+    change = np.flatnonzero(tgt[:-1] != prev[:-1])  # decision bars whose target changed (last bar never fills)
+    cash, units = init_cash, 0.0
+    rec = []
+    for t in change:
+        s = t + 1
+        equity = cash + units * open_[s]
+        new_units = tgt[t] * equity / open_[s]
+        delta = new_units - units
+        price = open_[s] * (1.0 + slippage * np.sign(delta))
+        if delta > 0.0 and delta * price * (1.0 + fees) > cash:
+            delta = max(cash, 0.0) / (price * (1.0 + fees))  # a buy spends at most the cash on hand
+            new_units = units + delta
+        if delta == 0.0:
+            continue
+        fee = fees * abs(delta) * price
+        cash -= delta * price + fee
+        units = new_units
+        rec.append((s, delta, price, fee, tgt[t], units, cash))
+    return rec
+
+
+def simulate(ohlcv, target, *, fees: float = 0.001, slippage: float = 0.0, init_cash: float = 10_000.0) -> SimResult:
+    """Backtest targets under the execution contract (module docstring). ``target``: Series on the
+    ohlcv index (or array, one per bar) of equity fractions in [-1, 1]; NaN -> 0."""
+    frame = _canonical(ohlcv)
+    if not (0.0 <= fees < 1.0) or not (0.0 <= slippage < 1.0):
+        raise DataError(f"fees={fees} and slippage={slippage} must be fractions in [0, 1), e.g. fees=0.001 for 0.1%.")
+    if init_cash <= 0:
+        raise DataError(f"init_cash={init_cash} must be > 0.")
+    tgt = align_target(frame, target)
+    open_ = frame["open"].to_numpy()
+    close = frame["close"].to_numpy()
+    n = len(frame)
+    rec = _orders(open_, tgt, fees, slippage, float(init_cash))
+
+    # piecewise-constant state: each bar takes the state after the last order filled at or before it
+    fill_bar = np.array([r[0] for r in rec], dtype=np.int64)
+    last = np.searchsorted(fill_bar, np.arange(n), side="right") - 1  # -1: before the first order
+
+    def pick(k: int, start: float) -> np.ndarray:
+        return np.concatenate([[start], [r[k] for r in rec]])[last + 1]
+
+    units, cash, position = pick(5, 0.0), pick(6, float(init_cash)), pick(4, 0.0)
+    equity = cash + units * close
+    idx = frame.index
+    returns = np.empty(n)
+    returns[0] = equity[0] / init_cash - 1.0
+    returns[1:] = equity[1:] / equity[:-1] - 1.0
+
+    orders = pd.DataFrame(
+        {
+            "time": idx[[r[0] for r in rec]],
+            "side": ["buy" if r[1] > 0 else "sell" for r in rec],
+            "size": [abs(r[1]) for r in rec],
+            "price": [r[2] for r in rec],
+            "fee": [r[3] for r in rec],
+            "target": [r[4] for r in rec],
+        }
+    )
+    trades = _trades(rec, idx, close[-1])
+    return SimResult(
+        equity=pd.Series(equity, index=idx, name="equity"),
+        returns=pd.Series(returns, index=idx, name="returns"),
+        position=pd.Series(position, index=idx, name="position"),
+        units=pd.Series(units, index=idx, name="units"),
+        cash=pd.Series(cash, index=idx, name="cash"),
+        orders=orders,
+        trades=trades,
+        init_cash=float(init_cash),
+        config={"fees": fees, "slippage": slippage, "init_cash": float(init_cash)},
+    )
+
+
+_TRADE_COLUMNS = ["entry_time", "exit_time", "direction", "entry_price", "exit_price", "size", "pnl", "return", "fees", "status"]
+
+
+def _trades(rec, idx: pd.DatetimeIndex, last_close: float) -> pd.DataFrame:
+    """Orders -> round trips. A trade is a run of same-sign position; a flip closes one and opens
+    the next (the order and its fee are split pro rata). Entry/exit prices are unit-weighted
+    averages of the adds/reductions; pnl is the trade's net cash flow after fees."""
+    rows = []
+    cur = None  # open trade accumulator
+    units = 0.0
+
+    def _open(time, sign):
+        return {"entry_time": time, "sign": sign, "in_units": 0.0, "in_value": 0.0, "out_units": 0.0,
+                "out_value": 0.0, "flow": 0.0, "fees": 0.0}
+
+    def _fill(tr, d, price, fee):
+        tr["flow"] += -d * price - fee
+        tr["fees"] += fee
+        if np.sign(d) == tr["sign"]:
+            tr["in_units"] += abs(d)
+            tr["in_value"] += abs(d) * price
+        else:
+            tr["out_units"] += abs(d)
+            tr["out_value"] += abs(d) * price
+
+    def _close(tr, time, status, mark_units=0.0):
+        pnl = tr["flow"] + mark_units * last_close
+        out_units = tr["out_units"] + abs(mark_units)
+        out_value = tr["out_value"] + abs(mark_units) * last_close
+        rows.append({
+            "entry_time": tr["entry_time"], "exit_time": time,
+            "direction": "long" if tr["sign"] > 0 else "short",
+            "entry_price": tr["in_value"] / tr["in_units"],
+            "exit_price": out_value / out_units if out_units else np.nan,
+            "size": tr["in_units"], "pnl": pnl, "return": pnl / tr["in_value"], "fees": tr["fees"], "status": status,
+        })
+
+    for s, d, price, fee, _t, after, _c in rec:
+        time = s  # bar position; converted to timestamps once at the end
+        before = units
+        if before != 0.0 and (after == 0.0 or np.sign(after) != np.sign(before)):
+            closing = -before  # the part of the order that closes the open trade
+            share = abs(closing) / abs(d)
+            _fill(cur, closing, price, fee * share)
+            _close(cur, time, "closed")
+            cur = None
+            d, fee = d - closing, fee * (1.0 - share)
+        if after != 0.0:
+            if cur is None:
+                cur = _open(time, np.sign(after))
+            if d != 0.0:
+                _fill(cur, d, price, fee)
+        units = after
+    if cur is not None:
+        _close(cur, len(idx) - 1, "open", mark_units=units)
+    out = pd.DataFrame(rows, columns=_TRADE_COLUMNS)
+    for col in ("entry_time", "exit_time"):
+        out[col] = idx[out[col].to_numpy(dtype=np.int64)]
+    return out

@@ -1,0 +1,148 @@
+"""The reference simulator: a hand-computed example and a slow per-bar loop written independently."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from effnet_trading.errors import DataError
+from effnet_trading.strategies import simulate
+
+
+def _frame(opens, closes, freq="1h"):
+    o, c = np.asarray(opens, float), np.asarray(closes, float)
+    idx = pd.date_range("2024-01-01", periods=len(o), freq=freq, tz="UTC")
+    return pd.DataFrame({"open": o, "high": np.maximum(o, c) + 1, "low": np.minimum(o, c) - 1, "close": c, "volume": 1.0}, index=idx)
+
+
+def _slow_loop(df, target, fees, slippage, cash):
+    """Per-bar reference: at each open apply the previous bar's decision if it changed; mark at close."""
+    units, last_target, equity = 0.0, 0.0, []
+    for t in range(len(df)):
+        if t > 0:
+            decided = 0.0 if np.isnan(target[t - 1]) else target[t - 1]
+            if decided != last_target:
+                px = df["open"].iloc[t]
+                want = decided * (cash + units * px) / px
+                trade = want - units
+                fill = px * (1 + slippage) if trade > 0 else px * (1 - slippage)
+                if trade > 0 and trade * fill * (1 + fees) > cash:  # buys are capped by the cash on hand
+                    trade = max(cash, 0.0) / (fill * (1 + fees))
+                    want = units + trade
+                cash = cash - trade * fill - fees * abs(trade) * fill
+                units, last_target = want, decided
+        equity.append(cash + units * df["close"].iloc[t])
+    return np.array(equity)
+
+
+def test_hand_computed_example():
+    df = _frame([100, 101, 102, 104, 103, 105], [101, 102, 104, 103, 105, 106])
+    res = simulate(df, pd.Series([1, 1, 0, -1, -1, 0.0], index=df.index), fees=0.001, init_cash=1000.0)
+    u = 1000.0 / (101 * 1.001)  # long 100% at the open of bar 1: the buy plus its fee use all the cash
+    cash1 = 0.0
+    assert res.equity.iloc[0] == 1000.0
+    np.testing.assert_allclose(res.equity.iloc[1], cash1 + u * 102)
+    np.testing.assert_allclose(res.equity.iloc[2], cash1 + u * 104)
+    cash3 = cash1 + u * 104 * (1 - 0.001)  # flat at the open of bar 3 (decided at bar 2's close)
+    np.testing.assert_allclose(res.equity.iloc[3], cash3)
+    short = cash3 / 103  # short 100% at the open of bar 4
+    cash4 = cash3 + short * 103 * (1 - 0.001)
+    np.testing.assert_allclose(res.equity.iloc[5], cash4 - short * 106)
+    assert res.position.tolist() == [0, 1, 1, 0, -1, -1]
+    assert res.orders["side"].tolist() == ["buy", "sell", "sell"]
+    assert res.orders["time"].tolist() == list(df.index[[1, 3, 4]])
+    tr = res.trades
+    assert tr["direction"].tolist() == ["long", "short"] and tr["status"].tolist() == ["closed", "open"]
+    np.testing.assert_allclose(tr["entry_price"], [101, 103])
+    np.testing.assert_allclose(tr["exit_price"], [104, 106])
+    np.testing.assert_allclose(tr["pnl"].iloc[0], u * (104 - 101) - u * 101 * 0.001 - u * 104 * 0.001)
+    np.testing.assert_allclose(tr["pnl"].sum(), res.final_equity - 1000.0)
+
+
+@pytest.mark.parametrize("fees,slippage", [(0.0, 0.0), (0.001, 0.0), (0.00075, 0.0005)])
+def test_matches_slow_loop_on_random_targets(random_walk, fees, slippage):
+    df = random_walk.iloc[:1500]
+    rng = np.random.default_rng(1)
+    raw = rng.choice([-1.0, -0.5, 0.0, 0.3, 1.0, np.nan], size=len(df), p=[.1, .05, .1, .05, .1, .6])
+    target = pd.Series(raw, index=df.index).ffill()
+    target.iloc[:5] = np.nan  # warm-up -> flat
+    res = simulate(df, target, fees=fees, slippage=slippage, init_cash=5000.0)
+    ref = _slow_loop(df, target.to_numpy(), fees, slippage, 5000.0)
+    np.testing.assert_allclose(res.equity.to_numpy(), ref, rtol=1e-12)
+    np.testing.assert_allclose(res.trades["pnl"].sum(), res.final_equity - 5000.0, rtol=1e-9)
+    np.testing.assert_allclose(res.orders["fee"].sum(), res.trades["fees"].sum(), rtol=1e-9)
+    np.testing.assert_allclose((1 + res.returns).prod() * 5000.0, res.final_equity, rtol=1e-9)
+
+
+def test_buy_is_capped_by_cash_but_short_cover_is_not():
+    df = _frame([100, 100, 100, 100], [100, 100, 100, 100])
+    res = simulate(df, [1, 1, 1, 1], fees=0.01, init_cash=1010.0)
+    np.testing.assert_allclose(res.orders["size"].iloc[0], 10.0)  # 10 * 100 * 1.01 = 1010
+    assert res.cash.iloc[-1] == pytest.approx(0.0, abs=1e-9)
+    res = simulate(df, [0.5, 0.5, 0.5, 0.5], fees=0.01, init_cash=1000.0)
+    np.testing.assert_allclose(res.orders["size"].iloc[0], 5.0)  # half the equity: no cap needed
+
+
+def test_slippage_moves_fill_against_trade():
+    df = _frame([100, 100, 100, 100], [100, 100, 100, 100])
+    res = simulate(df, [1, 0, -1, -1], fees=0.0, slippage=0.01, init_cash=1000.0)
+    assert res.orders["price"].tolist() == [101.0, 99.0, 99.0]
+    assert res.final_equity < 1000.0
+
+
+def test_last_target_never_fills_and_position_lags_one_bar():
+    df = _frame([10, 11, 12], [11, 12, 13])
+    res = simulate(df, [0, 0, 1], fees=0.0)
+    assert res.orders.empty and res.trades.empty and res.final_equity == 10_000.0
+    res = simulate(df, [1, 0, 0], fees=0.0)
+    assert res.position.tolist() == [0, 1, 0]
+    np.testing.assert_allclose(res.final_equity, 10_000.0 / 11 * 12)  # bought at open 11, sold at open 12
+
+
+def test_flip_splits_into_two_trades():
+    df = _frame([100, 100, 110, 120], [100, 105, 115, 125])
+    res = simulate(df, [1, -1, -1, -1], fees=0.001)
+    assert res.trades["direction"].tolist() == ["long", "short"]
+    assert len(res.orders) == 2  # one order flips
+    np.testing.assert_allclose(res.trades["fees"].sum(), res.orders["fee"].sum())
+    np.testing.assert_allclose(res.trades["pnl"].sum(), res.final_equity - 10_000.0)
+
+
+def test_target_validation_messages():
+    df = _frame([10, 20, 30], [20, 30, 40])
+    with pytest.raises(DataError, match=r"in \[-1, 1\]"):
+        simulate(df, [0, 2.0, 0])
+    with pytest.raises(DataError, match="one target per bar"):
+        simulate(df, [0, 1])
+    with pytest.raises(DataError, match="shares no timestamps"):
+        simulate(df, pd.Series([1.0, 1.0, 1.0], index=df.index.tz_localize(None)))
+    with pytest.raises(DataError, match="fees"):
+        simulate(df, [0, 1, 0], fees=-0.1)
+
+
+def test_live_pipeline_equals_batch_pipeline(tiny_model_dir, planted):
+    """SignalModel -> Policy -> Risk: bar-by-bar (update/step) gives the backtest's targets."""
+    from effnet_trading.strategies import Policy, Risk, SignalModel, performance_summary
+
+    from effnet_trading.model_zoo.runtime import Predictor
+
+    class Relabelled:  # the untrained tiny model always favours its 2nd class: call that one "sell"
+        def __init__(self, inner):
+            self.inner, self.spec, self.input_shape = inner, inner.spec, inner.input_shape
+            self.class_names = ("buy", "sell", "hold")
+
+        def predict(self, images, closes=None):
+            return self.inner.predict(images, closes)
+
+    frame = planted.iloc[2000:2400]
+    sm = SignalModel(Relabelled(Predictor(tiny_model_dir)))
+    policy = Policy(threshold=0.34, sizing="prob", class_names=sm.class_names)
+    risk = Risk(vol_target=0.8, vol_window=24, stop_loss=0.004, cooldown_bars=2)
+    batch = risk.apply(frame, policy.positions(sm.predict_proba(frame)))
+    policy.reset()
+    live = [risk.step(bar, policy.step(sm.update(bar))) for _, bar in frame.iterrows()]
+    np.testing.assert_allclose(live, batch.to_numpy(), rtol=1e-6, atol=1e-9)
+    assert (batch != 0).sum() > 100
+    res = simulate(frame, batch, fees=0.001)
+    summary = performance_summary(res)
+    assert summary["bars"] == len(frame) and 0 < summary["exposure"] <= 1
