@@ -1,8 +1,10 @@
 """Model cards: every exported model is a folder ``model.onnx`` + ``card.json`` (numpy-free, torch-free).
 
 The ONNX graph takes rendered images ``(N, C, H, W)`` float32 in [0, 1] (normalisation is
-inside the graph) and returns class probabilities ``(N, K)``. Loading checks the file hash
-and the spec, so a mismatch is an error, never a silent wrong prediction.
+inside the graph) and returns class probabilities ``(N, K)``. Optional variants
+(``model_fp16.onnx``, ``model_int8.onnx``) are listed in ``card.variants`` with their own
+sha256. Loading checks every hash and the spec, so a mismatch is an error, never a silent
+wrong prediction.
 """
 from __future__ import annotations
 
@@ -17,14 +19,26 @@ from typing import Any
 from effnet_trading.errors import ModelCardError, SpecError
 from effnet_trading.imaging.spec import AnySpec, spec_from_dict
 
-__all__ = ["CARD_FILE", "ONNX_FILE", "ModelCard", "sha256_file", "load_card", "versions"]
+__all__ = [
+    "CARD_FILE",
+    "ONNX_FILE",
+    "VARIANT_FILES",
+    "ModelCard",
+    "sha256_file",
+    "load_card",
+    "find_model_dirs",
+    "versions",
+]
 
 CARD_FILE = "card.json"
 ONNX_FILE = "model.onnx"
+VARIANT_FILES = {"fp32": ONNX_FILE, "fp16": "model_fp16.onnx", "int8": "model_int8.onnx"}
 CARD_VERSION = 1
+_REEXPORT = "re-export the model with `effnet-trading zoo export` (or `effnet-trading train`)"
 
 
 def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -58,7 +72,7 @@ class ModelCard:
     metrics: dict[str, Any] = field(default_factory=dict)  # validation metrics + the split used
     opset: int = 17
     onnx_sha256: str = ""
-    variants: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> {"file", "sha256"}
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)  # "fp16"/"int8" -> {"file", "sha256", ...}
     versions: dict[str, str] = field(default_factory=versions)
     card_version: int = CARD_VERSION
 
@@ -71,21 +85,27 @@ class ModelCard:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelCard":
+        if not isinstance(d, dict):
+            raise ModelCardError(f"card.json holds a {type(d).__name__}, expected a JSON object; {_REEXPORT}.")
+        missing = [k for k in ("name", "architecture", "spec", "input_shape") if k not in d]
+        if missing:
+            raise ModelCardError(f"card.json is missing required field(s) {missing}; {_REEXPORT}.")
         try:
             d = dict(d)
             d["spec"] = spec_from_dict(d["spec"])
             d["input_shape"] = tuple(int(x) for x in d["input_shape"])
-            d["class_names"] = tuple(d["class_names"])
+            d["class_names"] = tuple(d.get("class_names", ("sell", "hold", "buy")))
             known = set(cls.__dataclass_fields__)
             return cls(**{k: v for k, v in d.items() if k in known})
-        except (KeyError, TypeError, SpecError) as exc:
-            raise ModelCardError(f"card.json is malformed ({exc}); re-export the model with `effnet-trading zoo export`.") from exc
+        except (KeyError, TypeError, ValueError, SpecError) as exc:
+            raise ModelCardError(f"card.json is malformed ({exc}); {_REEXPORT}.") from exc
 
     def save(self, model_dir: str | os.PathLike) -> Path:
         """Write ``card.json`` atomically (temp file + rename)."""
         path = Path(model_dir) / CARD_FILE
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        os.chmod(tmp, 0o644)
         tmp.replace(path)
         return path
 
@@ -95,31 +115,88 @@ class ModelCard:
         if tuple(self.input_shape) != want:
             raise ModelCardError(
                 f"card input_shape {list(self.input_shape)} disagrees with its ImageSpec, which renders {list(want)}; "
-                "the card was edited or written by a different version: re-export the model."
+                f"the card was edited or written by a different version: {_REEXPORT}."
+            )
+
+    def variant_file(self, variant: str = "fp32") -> str:
+        """File name of a variant ('fp32' is model.onnx); ModelCardError if the card does not list it."""
+        if variant == "fp32":
+            return ONNX_FILE
+        if variant not in self.variants:
+            have = ["fp32", *sorted(self.variants)]
+            raise ModelCardError(
+                f"model {self.name!r} has no {variant!r} variant (card lists {have}); "
+                f"add it with `effnet-trading zoo export --{variant}` or use variant='fp32'."
+            )
+        return str(self.variants[variant].get("file", VARIANT_FILES.get(variant, "")))
+
+    def variant_sha256(self, variant: str = "fp32") -> str:
+        return self.onnx_sha256 if variant == "fp32" else str(self.variants[variant].get("sha256", ""))
+
+    def summary(self) -> str:
+        """Human-readable multi-line description (used by `zoo card`)."""
+        spec = self.spec.to_dict()
+        lines = [
+            f"model         {self.name}",
+            f"architecture  {self.architecture}",
+            f"input         (N, {', '.join(map(str, self.input_shape))}) float32 in [0, 1]",
+            f"spec          {json.dumps(spec, sort_keys=True)}",
+            f"classes       {', '.join(self.class_names)}",
+            f"label         {json.dumps(self.label, sort_keys=True) if self.label else '(not recorded)'}",
+            f"normalization mean={self.normalization.get('mean')} std={self.normalization.get('std')} (in-graph)",
+            f"training      {json.dumps(self.training, sort_keys=True, default=str) if self.training else '(untrained / not recorded)'}",
+            f"metrics       {json.dumps(self.metrics, sort_keys=True, default=str) if self.metrics else '(none)'}",
+            f"opset         {self.opset}",
+            f"fp32          {ONNX_FILE}  sha256 {self.onnx_sha256[:16]}…",
+        ]
+        for name, info in sorted(self.variants.items()):
+            extra = {k: v for k, v in info.items() if k not in ("file", "sha256")}
+            lines.append(f"{name:<13} {info.get('file')}  sha256 {str(info.get('sha256'))[:16]}…  {json.dumps(extra, sort_keys=True, default=str)}")
+        lines.append(f"versions      {', '.join(f'{k} {v}' for k, v in sorted(self.versions.items()))}")
+        return "\n".join(lines)
+
+
+def _check_file(model_dir: Path, file: str, want_sha: str, what: str, verify_hash: bool) -> None:
+    path = model_dir / file
+    if not path.exists():
+        raise ModelCardError(f"{str(path)!r} is missing but card.json lists it as the {what} model; restore the file or {_REEXPORT}.")
+    if verify_hash:
+        got = sha256_file(path)
+        if got != want_sha:
+            raise ModelCardError(
+                f"{file} in {str(model_dir)!r} has sha256 {got[:12]}… but card.json says {str(want_sha)[:12]}…: "
+                f"the file was replaced or corrupted. Restore the original file or {_REEXPORT}."
             )
 
 
-def load_card(model_dir: str | os.PathLike, *, verify_hash: bool = True) -> ModelCard:
-    """Load and check ``card.json`` in ``model_dir``: file present, hash of model.onnx, spec/shape agree."""
+def load_card(model_dir: str | os.PathLike, *, verify_hash: bool = True, variant: str | None = None) -> ModelCard:
+    """Load and check ``card.json`` in ``model_dir``: files present, sha256 of each, spec/shape agree.
+
+    variant: None checks model.onnx and every listed variant; a name ('fp16', 'int8')
+    checks model.onnx and that variant only.
+    """
     model_dir = Path(model_dir)
     card_path = model_dir / CARD_FILE
     if not model_dir.is_dir():
         raise ModelCardError(f"model folder {str(model_dir)!r} does not exist; export one with `effnet-trading zoo export` or train with `effnet-trading train`.")
     if not card_path.exists():
-        raise ModelCardError(f"{str(card_path)!r} is missing: a model folder holds model.onnx + card.json; re-export it.")
+        raise ModelCardError(f"{str(card_path)!r} is missing: a model folder holds model.onnx + card.json; {_REEXPORT}.")
     try:
-        card = ModelCard.from_dict(json.loads(card_path.read_text()))
-    except json.JSONDecodeError as exc:
-        raise ModelCardError(f"{str(card_path)!r} is not valid JSON ({exc}); re-export the model.") from exc
+        raw = json.loads(card_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelCardError(f"{str(card_path)!r} is not valid JSON ({exc}); {_REEXPORT}.") from exc
+    card = ModelCard.from_dict(raw)
     card.check_spec()
-    onnx_path = model_dir / ONNX_FILE
-    if not onnx_path.exists():
-        raise ModelCardError(f"{str(onnx_path)!r} is missing; the folder must hold the exported model.onnx.")
-    if verify_hash:
-        got = sha256_file(onnx_path)
-        if got != card.onnx_sha256:
-            raise ModelCardError(
-                f"model.onnx in {str(model_dir)!r} has sha256 {got[:12]}… but card.json says {card.onnx_sha256[:12]}…: "
-                "the file was replaced or corrupted. Re-export the model (or restore the original file)."
-            )
+    _check_file(model_dir, ONNX_FILE, card.onnx_sha256, "fp32", verify_hash)
+    names = sorted(card.variants) if variant is None else ([] if variant == "fp32" else [variant])
+    for name in names:
+        _check_file(model_dir, card.variant_file(name), card.variant_sha256(name), name, verify_hash)
     return card
+
+
+def find_model_dirs(root: str | os.PathLike) -> list[Path]:
+    """Model folders (holding card.json) at or below ``root``, sorted."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(p.parent for p in root.rglob(CARD_FILE) if not p.parent.name.startswith("."))

@@ -2,12 +2,15 @@
 
 The exported graph is ``softmax(model((x - mean) / std))``: it takes rendered images in
 [0, 1] and returns class probabilities, so every runtime feeds exactly what ``render`` makes.
+Optional fp16 / INT8 variants are built beside it (``quantize.py``) before the folder is
+renamed into place.
 """
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -18,6 +21,7 @@ from torch import nn
 from effnet_trading.errors import ModelCardError
 from effnet_trading.imaging.spec import AnySpec
 from effnet_trading.model_zoo.card import ONNX_FILE, ModelCard, sha256_file
+from effnet_trading.model_zoo.quantize import add_variant
 
 __all__ = ["ExportWrapper", "export_onnx", "verify_onnx"]
 
@@ -55,6 +59,37 @@ def verify_onnx(wrapper: nn.Module, onnx_path: Path, images: np.ndarray, atol: f
     return err
 
 
+def _export(wrapper: nn.Module, dummy: torch.Tensor, onnx_path: Path, opset: int) -> None:
+    torch.onnx.export(
+        wrapper,
+        (dummy,),
+        str(onnx_path),
+        input_names=["images"],
+        output_names=["probs"],
+        dynamic_axes={"images": {0: "batch"}, "probs": {0: "batch"}},
+        opset_version=opset,
+        do_constant_folding=True,
+        dynamo=False,
+    )
+
+
+def _move_into_place(tmp_dir: Path, out_dir: Path) -> None:
+    """Rename the finished folder over ``out_dir``; an old folder is kept aside until the rename succeeded."""
+    old = None
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        out_dir.replace(old)
+    try:
+        tmp_dir.replace(out_dir)
+    except BaseException:
+        if old is not None:
+            old.replace(out_dir)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def export_onnx(
     model: nn.Module,
     out_dir: str | os.PathLike,
@@ -71,9 +106,17 @@ def export_onnx(
     sample_images: np.ndarray | None = None,
     opset: int = DEFAULT_OPSET,
     atol: float = 1e-4,
+    fp16: bool = False,
+    int8: bool = False,
+    calib_images: np.ndarray | None = None,
+    holdout_images: np.ndarray | None = None,
+    holdout_labels: np.ndarray | None = None,
 ) -> ModelCard:
     """Write ``out_dir/model.onnx`` + ``card.json``; verify ONNX == torch on random and ``sample_images``.
 
+    fp16: also write ``model_fp16.onnx`` (checked against fp32 on ``sample_images``).
+    int8: also write ``model_int8.onnx``, calibrated on ``calib_images`` (training images);
+    its agreement/accuracy change vs fp32 is measured on ``holdout_images``/``holdout_labels``.
     The folder is written to a temporary sibling and renamed into place, so a failed
     export leaves nothing behind.
     """
@@ -83,26 +126,24 @@ def export_onnx(
     wrapper = ExportWrapper(model, mean, std).eval().cpu()
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    if int8 and (calib_images is None or not len(calib_images)):
+        raise ModelCardError("int8=True needs calib_images: rendered training images to calibrate activation ranges on.")
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    os.chmod(tmp_dir, 0o755)  # mkdtemp makes 0700; a model folder is meant to be shared/read by services
     try:
         onnx_path = tmp_dir / ONNX_FILE
         dummy = torch.rand(2, c, h, w)
-        torch.onnx.export(
-            wrapper,
-            (dummy,),
-            str(onnx_path),
-            input_names=["images"],
-            output_names=["probs"],
-            dynamic_axes={"images": {0: "batch"}, "probs": {0: "batch"}},
-            opset_version=opset,
-            do_constant_folding=True,
-            dynamo=False,
-        )
+        with warnings.catch_warnings():  # the legacy exporter is chosen on purpose (stable, plain opset-17 graphs)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            _export(wrapper, dummy, onnx_path, opset)
+        os.chmod(onnx_path, 0o644)
         rng = np.random.default_rng(0)
         checks = [rng.random((4, c, h, w), dtype=np.float32)]
         if sample_images is not None and len(sample_images):
-            checks.append(np.asarray(sample_images[:16], dtype=np.float32))
+            checks.append(np.asarray(sample_images[:64], dtype=np.float32))
         max_err = max(verify_onnx(wrapper, onnx_path, x, atol) for x in checks)
+        has_real = sample_images is not None and len(sample_images) > 0
+        real = np.asarray(sample_images if has_real else checks[0], np.float32)
         card = ModelCard(
             name=name or out_dir.name,
             architecture=architecture,
@@ -117,10 +158,13 @@ def export_onnx(
             onnx_sha256=sha256_file(onnx_path),
         )
         card.metrics.setdefault("export_max_abs_err", max_err)
+        card.metrics.setdefault("export_checked_on", "random + sample images" if has_real else "random images only")
         card.save(tmp_dir)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp_dir.replace(out_dir)
+        if fp16:
+            add_variant(tmp_dir, "fp16", real[:64], card=card, source="sample images" if has_real else "random images (no sample_images given)")
+        if int8:
+            add_variant(tmp_dir, "int8", np.asarray(calib_images, np.float32)[:256], holdout=holdout_images, labels=holdout_labels, card=card)
+        _move_into_place(tmp_dir, out_dir)
         return card
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
