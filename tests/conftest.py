@@ -56,3 +56,25 @@ def tiny_model_dir(tmp_path_factory, planted) -> Path:
                 label={"rule": "forward_return", "horizon": 6, "k": 0.5},
                 sample_images=render(TINY_SPEC, planted.iloc[:64]))
     return out
+
+
+# Learns the planted edge fast on 2 CPU cores. GADF (not GASF): GASF is unchanged when the
+# series is mirrored (x -> -x), so it cannot tell a V (buy) from a Λ (sell) pattern.
+TRAINED_SPEC = ImageSpec("gadf", window=16, size=(16, 16), returns=True)
+
+
+@pytest.fixture(scope="session")
+def trained_model_dir(tmp_path_factory, planted, planted_events) -> Path:
+    """small_cnn (widths 16/32/64) trained on the first 12,000 planted bars, GADF 16x16 of
+    returns, exported with ``train_and_export``. Its card ``metrics`` hold the purged test
+    report (``test``), the split, and ``event_accuracy`` (accuracy on the planted event bars
+    of its test span, ``{"n", "accuracy"}``). The test span is ``card.metrics["split"]["test"]``."""
+    pytest.importorskip("torch")
+    from effnet_trading.model_zoo.train import TrainConfig, train_and_export
+
+    cfg = TrainConfig(model="small_cnn", spec=TRAINED_SPEC, horizon=6, epochs=5, patience=3, seed=0,
+                      progress=False, num_threads=2, model_kwargs={"widths": (16, 32, 64)})
+    out = tmp_path_factory.mktemp("trained") / "planted_small_cnn"
+    res = train_and_export(planted.iloc[:12_000], cfg, out,
+                           extra_metrics=lambda r: {"event_accuracy": r.accuracy_on(planted_events["position"])})
+    return res.model_dir

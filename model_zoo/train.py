@@ -1,0 +1,407 @@
+"""Training without fooling ourselves: purged walk-forward splits, early stopping on a
+validation fold, out-of-sample reports beside the majority-class rate, resumable checkpoints.
+
+``train_model(ohlcv, cfg, out_dir)`` trains one model per walk-forward fold;
+``train_and_export`` also writes the last fold's model folder (ONNX + card).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from effnet_trading.errors import TrainingError
+from effnet_trading.imaging.spec import AnySpec, ImageSpec, spec_from_dict
+from effnet_trading.model_zoo.dataset import ImageDataset
+from effnet_trading.model_zoo.metrics import classification_report
+from effnet_trading.model_zoo.registry import create_model
+from effnet_trading.model_zoo.splits import Split, walk_forward_splits
+
+__all__ = ["TrainConfig", "TrainResult", "train_model", "train_and_export", "resolve_device"]
+
+Callback = Callable[[dict], Any]
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on; written to ``out_dir/config.json`` (JSON round-trip)."""
+
+    model: str = "small_cnn"
+    spec: AnySpec = field(default_factory=lambda: ImageSpec("gasf", window=32, size=(32, 32)))
+    horizon: int = 6
+    label_k: float = 0.5
+    threshold: float | None = None
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.0
+    class_weights: str | None = "balanced"
+    patience: int = 3
+    folds: int = 1
+    embargo: int | None = None  # samples; None = horizon
+    test_size: int | float | None = None  # per fold; None = 20 % (one fold) or even split
+    valid: int | float = 0.15  # last part of each training span, for early stopping
+    min_train: int | None = None
+    warmup_epochs: float = 0.5
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True  # mixed precision, GPU only
+    channels_last: bool = True  # GPU only
+    max_train_samples: int | None = None  # keep the most recent ones
+    num_threads: int | None = None
+    progress: bool = True
+    model_kwargs: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["spec"] = self.spec.to_dict()
+        return json.loads(json.dumps(d))  # JSON-native (tuples -> lists) so saved and live configs compare equal
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise TrainingError(f"unknown TrainConfig keys {unknown}; known: {sorted(known)}.")
+        d = dict(d)
+        if isinstance(d.get("spec"), dict):
+            d["spec"] = spec_from_dict(d["spec"])
+        return cls(**d)
+
+
+@dataclass
+class TrainResult:
+    """A trained model (eval mode, CPU) and everything needed to judge it."""
+
+    model: nn.Module
+    history: list[dict]
+    metrics: dict
+    dataset_info: dict
+    mean: list[float]
+    std: list[float]
+    config: TrainConfig
+    split: Split
+    dataset: ImageDataset
+    test_proba: np.ndarray  # (n_test, K) of the last fold
+    folds: list[dict] = field(default_factory=list)
+    model_dir: Path | None = None
+
+    @property
+    def test_ends(self) -> np.ndarray:
+        """Bar positions of the last fold's test samples."""
+        return self.dataset.ends[self.split.test]
+
+    def accuracy_on(self, positions: Sequence[int]) -> dict[str, float | int]:
+        """Test accuracy of the last fold on the given bar positions only (e.g. known event bars)."""
+        mask = np.isin(self.test_ends, np.asarray(positions, np.int64))
+        y = self.dataset.labels[self.split.test][mask]
+        hit = self.test_proba[mask].argmax(1) == y
+        return {"n": int(mask.sum()), "accuracy": float(hit.mean()) if mask.any() else float("nan")}
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """"auto" -> cuda when available, else cpu."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
+
+
+def _class_weights(labels: np.ndarray, mode: str | None, k: int) -> torch.Tensor | None:
+    if mode is None:
+        return None
+    if mode != "balanced":
+        raise TrainingError(f"class_weights={mode!r} is unknown; use 'balanced' or None.")
+    counts = np.bincount(labels, minlength=k).astype(np.float64)
+    if (counts == 0).any():
+        raise TrainingError(f"the training part has no samples of some class (counts {counts.tolist()}); use more data or another label_k.")
+    return torch.tensor(len(labels) / (k * counts), dtype=torch.float32)
+
+
+def _lr_lambda(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+    def f(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+    return f
+
+
+class _Normalised(nn.Module):
+    """``model((x - mean) / std)`` as the exported graph does it."""
+
+    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]):
+        super().__init__()
+        self.model = model
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model((x - self.mean) / self.std)
+
+
+def _predict(net: nn.Module, ds: ImageDataset, idx: np.ndarray, dev: torch.device, bs: int, amp: bool) -> np.ndarray:
+    """Softmax probabilities ``(len(idx), K)`` float64."""
+    net.eval()
+    out = []
+    with torch.no_grad(), torch.autocast(dev.type, enabled=amp):
+        for x, _ in ds.batches(idx, bs * 2):
+            out.append(torch.softmax(net(x.to(dev)).float(), 1).cpu().numpy())
+    return np.concatenate(out).astype(np.float64) if out else np.zeros((0, len(ds.class_names)))
+
+
+def _span(ds: ImageDataset, idx: np.ndarray | None) -> list[str] | None:
+    return None if idx is None or not len(idx) else [str(ds.index[idx[0]]), str(ds.index[idx[-1]])]
+
+
+class _Fold:
+    """One fold's training loop, with per-epoch checkpoints that make resume exact."""
+
+    def __init__(self, ds: ImageDataset, split: Split, cfg: TrainConfig, ckpt_dir: Path | None, callbacks: list[Callback]):
+        self.ds, self.split, self.cfg, self.ckpt_dir, self.callbacks = ds, split, cfg, ckpt_dir, callbacks
+        self.dev = resolve_device(cfg.device)
+        self.amp = bool(cfg.amp and self.dev.type == "cuda")
+        train = split.train
+        if cfg.max_train_samples and len(train) > cfg.max_train_samples:
+            train = train[-int(cfg.max_train_samples) :]
+        self.train = train
+        self.mean, self.std = ds.channel_stats(train)
+        torch.manual_seed(cfg.seed + 1000 * split.fold)
+        base = create_model(cfg.model, num_classes=len(ds.class_names), in_chans=ds.images.shape[1], **cfg.model_kwargs)
+        self.net = _Normalised(base, self.mean, self.std).to(self.dev)
+        if cfg.channels_last and self.dev.type == "cuda":
+            self.net = self.net.to(memory_format=torch.channels_last)
+        w = _class_weights(ds.labels[train], cfg.class_weights, len(ds.class_names))
+        self.loss_fn = nn.CrossEntropyLoss(weight=None if w is None else w.to(self.dev), label_smoothing=cfg.label_smoothing)
+        self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        steps = max(1, -(-len(train) // cfg.batch_size))
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, _lr_lambda(steps * cfg.epochs, max(1, int(cfg.warmup_epochs * steps)))
+        )
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.history: list[dict] = []
+        self.best = (float("inf"), None, -1)  # (val_loss, state_dict, epoch)
+        self.bad_epochs, self.epoch, self.done = 0, 0, False
+
+    # -- checkpoints -------------------------------------------------------------------
+    def _state(self) -> dict:
+        return {
+            "net": self.net.state_dict(), "opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
+            "scaler": self.scaler.state_dict(), "history": self.history, "best": self.best,
+            "bad_epochs": self.bad_epochs, "epoch": self.epoch, "done": self.done,
+            "torch_rng": torch.get_rng_state(), "config": self.cfg.to_dict(),
+        }
+
+    def save(self) -> None:
+        if self.ckpt_dir is None:
+            return
+        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        path = self.ckpt_dir / f"epoch_{self.epoch:03d}.pt"
+        tmp = path.with_suffix(".tmp")
+        torch.save(self._state(), tmp)
+        tmp.replace(path)
+        for old in sorted(self.ckpt_dir.glob("epoch_*.pt"))[:-2]:  # keep the last two
+            old.unlink()
+
+    def load_last(self) -> bool:
+        """Restore the newest checkpoint of this fold; False when there is none."""
+        paths = sorted(self.ckpt_dir.glob("epoch_*.pt")) if self.ckpt_dir and self.ckpt_dir.exists() else []
+        if not paths:
+            return False
+        st = torch.load(paths[-1], map_location=self.dev, weights_only=False)
+        saved = {k: v for k, v in st["config"].items() if k not in ("progress", "epochs", "num_threads")}
+        now = {k: v for k, v in self.cfg.to_dict().items() if k in saved}
+        if saved != now:
+            diff = sorted(k for k in saved if saved[k] != now.get(k))
+            raise TrainingError(f"cannot resume from {paths[-1]}: its config differs in {diff}; use a new out_dir or the same config.")
+        self.net.load_state_dict(st["net"])
+        self.opt.load_state_dict(st["opt"])
+        self.sched.load_state_dict(st["sched"])
+        self.scaler.load_state_dict(st["scaler"])
+        self.history, self.best, self.bad_epochs = st["history"], st["best"], st["bad_epochs"]
+        self.epoch, self.done = st["epoch"], st["done"]
+        torch.set_rng_state(st["torch_rng"])
+        return True
+
+    # -- loop ----------------------------------------------------------------------------
+    def _epoch(self) -> dict:
+        from tqdm.auto import tqdm
+
+        cfg, t0 = self.cfg, time.perf_counter()
+        self.net.train()
+        seed = cfg.seed + 1000 * self.split.fold + self.epoch  # the order depends only on (seed, fold, epoch): resume is exact
+        tot_loss, tot_ok, tot_n = 0.0, 0, 0
+        n_batches = -(-len(self.train) // cfg.batch_size)
+        bar = tqdm(self.ds.batches(self.train, cfg.batch_size, shuffle=True, seed=seed), total=n_batches,
+                   desc=f"fold {self.split.fold} epoch {self.epoch + 1}/{cfg.epochs}", disable=not cfg.progress, leave=False)
+        for x, y in bar:
+            if len(y) < 2:  # batch norm cannot train on one sample
+                continue
+            x, y = x.to(self.dev), y.to(self.dev)
+            if cfg.channels_last and self.dev.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(self.dev.type, enabled=self.amp):
+                logits = self.net(x)
+                loss = self.loss_fn(logits.float(), y)
+            self.opt.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.opt)
+            self.scaler.update()
+            self.sched.step()
+            tot_loss += float(loss.detach()) * len(y)
+            tot_ok += int((logits.argmax(1) == y).sum())
+            tot_n += len(y)
+            bar.set_postfix(loss=f"{tot_loss / tot_n:.4f}", acc=f"{tot_ok / tot_n:.3f}")
+        bar.close()
+        row = {"fold": self.split.fold, "epoch": self.epoch + 1, "loss": tot_loss / max(tot_n, 1), "acc": tot_ok / max(tot_n, 1),
+               "lr": self.opt.param_groups[0]["lr"]}
+        if self.split.valid is not None:
+            proba = _predict(self.net, self.ds, self.split.valid, self.dev, cfg.batch_size, self.amp)
+            yv = self.ds.labels[self.split.valid]
+            row["val_loss"] = float(-np.mean(np.log(np.clip(proba[np.arange(len(yv)), yv], 1e-15, 1))))
+            row["val_acc"] = float(np.mean(proba.argmax(1) == yv))
+        row["seconds"] = time.perf_counter() - t0
+        return row
+
+    def fit(self) -> None:
+        cfg = self.cfg
+        while not self.done and self.epoch < cfg.epochs:
+            row = self._epoch()
+            self.history.append(row)
+            self.epoch += 1
+            if cfg.progress:
+                from tqdm.auto import tqdm
+
+                tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+            score = row.get("val_loss", row["loss"])
+            if score < self.best[0]:
+                state = {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()}
+                self.best, self.bad_epochs = (score, state, self.epoch), 0
+            else:
+                self.bad_epochs += 1
+            self.done = self.bad_epochs >= cfg.patience or self.epoch >= cfg.epochs
+            self.save()
+            if any([bool(cb(dict(row))) for cb in self.callbacks]) and not self.done:
+                self.done = True
+                self.save()
+        if self.best[1] is not None:
+            self.net.load_state_dict(self.best[1])
+        self.net.eval()
+
+    def report(self) -> dict:
+        ds, sp, cfg = self.ds, self.split, self.cfg
+        out = {"fold": sp.fold, "best_epoch": self.best[2], "epochs_run": self.epoch,
+               "split": {"train": _span(ds, self.train), "valid": _span(ds, sp.valid), "test": _span(ds, sp.test),
+                         "n_train": int(len(self.train)), "n_valid": 0 if sp.valid is None else int(len(sp.valid)),
+                         "n_test": int(len(sp.test)), "horizon_bars": ds.horizon, "purge": "train/valid label windows end before the next part"}}
+        if sp.valid is not None:
+            out["valid"] = classification_report(ds.labels[sp.valid], _predict(self.net, ds, sp.valid, self.dev, cfg.batch_size, self.amp), ds.class_names)
+        self.test_proba = _predict(self.net, ds, sp.test, self.dev, cfg.batch_size, self.amp)
+        out["test"] = classification_report(ds.labels[sp.test], self.test_proba, ds.class_names)
+        return out
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    tmp.replace(path)
+
+
+def _summary(folds: list[dict]) -> dict:
+    keys = ("accuracy", "macro_f1", "log_loss", "majority_rate", "edge")
+    return {k: float(np.mean([f["test"][k] for f in folds])) for k in keys} | {"folds": len(folds)}
+
+
+def train_model(
+    ohlcv, cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, callbacks: Sequence[Callback] | None = None,
+    resume: bool = False, dataset: ImageDataset | None = None,
+) -> TrainResult:
+    """Train ``cfg.model`` on images of ``ohlcv`` over walk-forward folds; returns the last fold's model.
+
+    out_dir: writes config.json, history.json, metrics.json and per-epoch ``checkpoints/``.
+    callbacks: called with each epoch's history row (a dict); a truthy return stops that fold.
+    resume: continue from the newest checkpoints in ``out_dir`` (same result as an uninterrupted run).
+    dataset: a prebuilt ImageDataset for this spec/horizon (skips rendering).
+    """
+    if resume and out_dir is None:
+        raise TrainingError("resume=True needs the out_dir of the interrupted run (its checkpoints/ folder).")
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_json(out / "config.json", cfg.to_dict())
+    if cfg.num_threads:
+        torch.set_num_threads(int(cfg.num_threads))
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    ds = dataset or ImageDataset.build(ohlcv, cfg.spec, cfg.horizon, label_k=cfg.label_k, threshold=cfg.threshold)
+    if ds.spec != cfg.spec or ds.horizon != cfg.horizon:
+        raise TrainingError(f"dataset was built for spec={ds.spec}, horizon={ds.horizon} but the config says "
+                            f"spec={cfg.spec}, horizon={cfg.horizon}; rebuild it with ImageDataset.build(ohlcv, cfg.spec, cfg.horizon).")
+    step = int(np.min(np.diff(ds.ends))) if len(ds) > 1 else 1
+    h = -(-cfg.horizon // step)  # horizon in samples
+    splits = walk_forward_splits(len(ds), cfg.folds, horizon=h, embargo=h if cfg.embargo is None else -(-cfg.embargo // step),
+                                 min_train=cfg.min_train, test_size=cfg.test_size, valid=cfg.valid)
+    history, fold_reports, fold = [], [], None
+    for sp in splits:
+        ckpt = out / "checkpoints" / f"fold_{sp.fold}" if out is not None else None
+        if ckpt is not None and not resume and ckpt.exists():
+            for old in ckpt.glob("epoch_*.pt"):
+                old.unlink()
+        fold = _Fold(ds, sp, cfg, ckpt, list(callbacks or []))
+        if resume:
+            fold.load_last()
+        fold.fit()
+        history += fold.history
+        fold_reports.append(fold.report())
+        if out is not None:
+            _write_json(out / "history.json", history)
+    last = fold_reports[-1]
+    metrics = {"valid": last.get("valid"), "test": last["test"], "split": last["split"], "best_epoch": last["best_epoch"],
+               "folds": [{k: v for k, v in f.items() if k != "valid"} for f in fold_reports], "summary": _summary(fold_reports)}
+    info = ds.info()
+    if out is not None:
+        _write_json(out / "metrics.json", metrics)
+        _write_json(out / "dataset.json", info)
+    model = fold.net.model.cpu().eval()
+    return TrainResult(model, history, metrics, info, fold.mean, fold.std, cfg, splits[-1], ds, fold.test_proba, fold_reports)
+
+
+def train_and_export(
+    ohlcv, cfg: TrainConfig, out_dir: str | os.PathLike, *, callbacks: Sequence[Callback] | None = None, resume: bool = False,
+    extra_metrics: Callable[[TrainResult], dict] | None = None, dataset: ImageDataset | None = None,
+) -> TrainResult:
+    """``train_model`` then export the last fold's model to ``out_dir/model`` (ONNX + card); sets ``result.model_dir``.
+
+    extra_metrics: computes more card metrics from the result (e.g. accuracy on known event bars).
+    """
+    from effnet_trading.model_zoo.export import export_onnx
+
+    res = train_model(ohlcv, cfg, out_dir, callbacks=callbacks, resume=resume, dataset=dataset)
+    ds, sp = res.dataset, res.split
+    metrics = {"valid": res.metrics["valid"], "test": res.metrics["test"], "split": res.metrics["split"],
+               "summary": res.metrics["summary"], "folds": [{"fold": f["fold"], "split": f["split"],
+               **{k: f["test"][k] for k in ("accuracy", "macro_f1", "log_loss", "majority_rate", "confusion")}} for f in res.folds]}
+    if extra_metrics is not None:
+        res.metrics.update(extra_metrics(res))
+        metrics.update(extra_metrics(res))
+    training = {"span": res.metrics["split"]["train"], "n_train": res.metrics["split"]["n_train"],
+                "dataset": {k: v for k, v in res.dataset_info.items() if k != "spec"}, "config": cfg.to_dict(),
+                "epochs_run": len([r for r in res.history if r["fold"] == sp.fold]), "best_epoch": res.metrics["best_epoch"]}
+    sample = ds.float_images(sp.train[-64:])
+    res.model_dir = Path(out_dir) / "model"
+    export_onnx(res.model, res.model_dir, spec=cfg.spec, architecture=cfg.model, class_names=ds.class_names,
+                mean=res.mean, std=res.std, label=ds.label, training=training, metrics=metrics, sample_images=sample)
+    _write_json(Path(out_dir) / "metrics.json", res.metrics)
+    return res

@@ -1,0 +1,59 @@
+"""``effnet-trading train``: train on an OHLCV CSV with purged walk-forward splits and export a model folder."""
+from __future__ import annotations
+
+import click
+
+__all__ = ["train"]
+
+
+@click.command("train")
+@click.option("--data", "data_path", required=True, type=click.Path(exists=True, dir_okay=False), help="OHLCV CSV (timestamp, open, high, low, close, volume).")
+@click.option("--model", default="small_cnn", show_default=True, help="Registered model name (effnet-trading zoo list).")
+@click.option("--kind", default="gadf", show_default=True, help="Image kind: candles, ohlc_bars, gasf, gadf, recurrence.")
+@click.option("--window", default=32, show_default=True, type=click.IntRange(min=2), help="Bars per image.")
+@click.option("--size", default=32, show_default=True, type=click.IntRange(min=4), help="Image height and width (pixels).")
+@click.option("--timeframe", default=None, help="Resample to this bar size first (closed bars only), e.g. 15m.")
+@click.option("--fields", default=None, help="Comma-separated price series for gasf/gadf/recurrence, e.g. close,volume.")
+@click.option("--returns/--levels", default=False, show_default=True, help="Encode log-returns instead of price levels (gasf/gadf/recurrence).")
+@click.option("--horizon", default=6, show_default=True, type=click.IntRange(min=1), help="Label horizon (bars).")
+@click.option("--label-k", default=0.5, show_default=True, type=float, help="Label band: k x rolling vol x sqrt(horizon).")
+@click.option("--epochs", default=10, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=2))
+@click.option("--lr", default=3e-3, show_default=True, type=float)
+@click.option("--folds", default=1, show_default=True, type=click.IntRange(min=1), help="Walk-forward folds (purged, embargoed).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--device", default="auto", show_default=True, help="auto (cuda if available), cpu or cuda.")
+@click.option("--max-train-samples", default=None, type=int, help="Train on at most this many of the most recent samples.")
+@click.option("--resume", is_flag=True, help="Continue from the checkpoints in --out.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run folder: config, history, metrics, checkpoints, model/.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def train(data_path, model, kind, window, size, timeframe, fields, returns, horizon, label_k, epochs, batch_size, lr,
+          folds, seed, device, max_train_samples, resume, out_dir, progress) -> None:
+    """Train MODEL on images of the CSV, report out-of-sample metrics beside the majority rate, export ONNX + card."""
+    from effnet_trading.errors import EffnetTradingError
+    from effnet_trading.imaging import ImageSpec, load_ohlcv
+    from effnet_trading.model_zoo.metrics import format_report
+    from effnet_trading.model_zoo.train import TrainConfig, train_and_export
+
+    try:
+        extra = {"fields": tuple(f.strip() for f in fields.split(",") if f.strip())} if fields else {}
+        spec = ImageSpec(kind, window=window, size=(size, size), timeframe=timeframe, returns=returns, **extra)
+        cfg = TrainConfig(model=model, spec=spec, horizon=horizon, label_k=label_k, epochs=epochs, batch_size=batch_size,
+                          lr=lr, folds=folds, seed=seed, device=device, max_train_samples=max_train_samples, progress=progress)
+        res = train_and_export(load_ohlcv(data_path), cfg, out_dir, resume=resume)
+    except EffnetTradingError as exc:
+        raise click.ClickException(str(exc)) from exc
+    m = res.metrics
+    if len(res.folds) > 1:
+        reports = {f"fold{f['fold']}": f["test"] for f in res.folds}
+    else:
+        reports = ({"valid": m["valid"]} if m.get("valid") else {}) | {"test": m["test"]}
+    click.echo(format_report(reports))
+    if len(res.folds) > 1:
+        s = m["summary"]
+        click.echo(f"mean over {s['folds']} folds: accuracy {s['accuracy']:.4f}, macro-F1 {s['macro_f1']:.4f}, "
+                   f"log-loss {s['log_loss']:.4f}, majority {s['majority_rate']:.4f}")
+    click.echo(f"test span {m['split']['test'][0]} .. {m['split']['test'][1]} (purged, horizon {horizon} bars)")
+    for w in m["test"]["warnings"]:
+        click.echo(f"warning: {w}", err=True)
+    click.echo(f"model: {res.model_dir}")
