@@ -1,0 +1,367 @@
+"""Honest out-of-sample evaluation: purged walk-forward folds, every model scored through the
+runtime path that would trade (ONNX ``Predictor`` -> ``SignalModel`` -> ``Policy`` -> ``simulate``
+with fees and slippage), baselines on the same folds, a surrogate null run and a look-ahead check.
+
+``evaluate(ohlcv, EvalConfig(...), out_dir)`` writes ``config.json``, ``folds/fold_k.json``
+(resumable), ``results.json``, ``results.md`` and ``report.html``; ``results["verdict"]["ok"]``
+is False when the null or look-ahead check finds a leak.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from effnet_trading.errors import SpecError, TrainingError
+from effnet_trading.imaging import ImageSpec, infer_interval, validate_ohlcv
+from effnet_trading.imaging.spec import AnySpec, spec_from_dict
+from effnet_trading.strategies.baselines import fit_gbm, fit_logistic, lagged_features, ma_crossover_target
+from effnet_trading.strategies.execution import simulate
+from effnet_trading.strategies.performance import performance_summary
+from effnet_trading.strategies.policy import Policy
+from effnet_trading.strategies.signal import SignalModel
+from effnet_trading.strategies.surrogates import make_surrogate
+
+__all__ = ["EvalConfig", "evaluate", "lookahead_check", "BASELINES"]
+
+BASELINES = ("buy_and_hold", "ma_crossover", "logreg", "effnet_features_gbm")
+_VALID = 0.15  # share of each training span held out for early stopping
+
+
+@dataclass
+class EvalConfig:
+    """Everything an evaluation run depends on; written to ``config.json`` (JSON round-trip)."""
+
+    models: tuple[str, ...] = ("small_cnn",)
+    spec: AnySpec = field(default_factory=lambda: ImageSpec("candles", window=32, size=(64, 64)))
+    horizon: int = 6
+    label_k: float = 0.5
+    folds: int = 3
+    embargo: int | None = None  # bars between the training span and each test window, beyond the purge; None = horizon
+    epochs: int = 5
+    patience: int = 2
+    batch_size: int = 128
+    lr: float = 3e-3
+    max_train_bars: int | None = None  # most recent training samples per fold
+    fees: float = 0.001
+    slippage: float = 0.0005
+    threshold: float = 0.4  # policy confidence
+    long_only: bool = False
+    baselines: tuple[str, ...] = BASELINES
+    ma_fast: int = 24
+    ma_slow: int = 96
+    gbm_max_train: int = 8000
+    null: bool = True
+    null_kind: str = "block_bootstrap"
+    null_block: int = 1
+    null_models: tuple[str, ...] | None = None  # None = all models
+    lookahead_samples: int = 12
+    bootstrap: int = 1000
+    extra_trials: int = 0  # variants tried before this run, for the deflated Sharpe ratio
+    seed: int = 0
+    num_threads: int | None = None
+    model_kwargs: dict = field(default_factory=dict)  # model name -> builder kwargs
+    data: str | None = None  # recorded only
+    timeframe: str | None = None  # recorded only (resampling happens before evaluate)
+
+    def __post_init__(self) -> None:
+        self.models, self.baselines = tuple(self.models), tuple(self.baselines)
+        if self.null_models is not None:
+            self.null_models = tuple(self.null_models)
+        unknown = sorted(set(self.baselines) - set(BASELINES))
+        if unknown:
+            raise SpecError(f"unknown baseline(s) {unknown}; choose from {list(BASELINES)}.")
+        if self.folds < 1 or self.horizon < 1:
+            raise SpecError(f"folds={self.folds} and horizon={self.horizon} must both be >= 1.")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["spec"] = self.spec.to_dict()
+        return json.loads(json.dumps(d))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "EvalConfig":
+        known = {f.name for f in fields(cls)}
+        if set(d) - known:
+            raise SpecError(f"unknown EvalConfig keys {sorted(set(d) - known)}; known: {sorted(known)}.")
+        d = dict(d)
+        if isinstance(d.get("spec"), dict):
+            d["spec"] = spec_from_dict(d["spec"])
+        return cls(**d)
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, default=str))
+    tmp.replace(path)
+
+
+def _leaky(frame: pd.DataFrame, leak_bars: int) -> pd.DataFrame:
+    """TEST-ONLY deliberately broken view: bar t carries the values of bar t+leak_bars (the future)."""
+    if not leak_bars:
+        return frame
+    a = frame.to_numpy()
+    a = np.vstack([a[leak_bars:], np.repeat(a[-1:], leak_bars, 0)])
+    return validate_ohlcv(pd.DataFrame(a, index=frame.index, columns=frame.columns))
+
+
+def _score(model_dir: Path, frame: pd.DataFrame, lo: int, hi: int, leak_bars: int = 0) -> pd.DataFrame:
+    """Runtime probabilities for bars ``lo..hi`` (DataFrame on their index): ONNX via ``SignalModel``."""
+    sm = SignalModel(model_dir)
+    view = _leaky(frame, leak_bars)
+    margin = sm.history + 2
+    part = view.iloc[max(0, lo - margin) : hi + 1]
+    return sm.predict_proba(part).iloc[-(hi - lo + 1) :]
+
+
+def _dataset(frame: pd.DataFrame, cfg: EvalConfig, leak_bars: int):
+    from effnet_trading.model_zoo.dataset import ImageDataset
+    from effnet_trading.model_zoo.labels import forward_return_labels
+
+    ds = ImageDataset.build(_leaky(frame, leak_bars), cfg.spec, cfg.horizon, label_k=cfg.label_k)
+    if leak_bars:  # images from the leaky view, labels from the true prices
+        labels, fwd = forward_return_labels(frame["close"].to_numpy(np.float64), cfg.horizon, k=cfg.label_k)
+        keep = np.flatnonzero(labels[ds.ends] >= 0)
+        ds = _subset(ds, keep)
+        ds.labels, ds.fwd = labels[ds.ends], fwd[ds.ends]
+    if np.any(np.diff(ds.ends) != 1):
+        raise TrainingError("evaluate needs the labelled images on consecutive bars (a gap in ends); check the data.")
+    return ds
+
+
+def _subset(ds, idx: np.ndarray):
+    from dataclasses import replace
+
+    return replace(ds, images=ds.images[idx], labels=ds.labels[idx], ends=ds.ends[idx], index=ds.index[idx], fwd=ds.fwd[idx])
+
+
+def _trade(span: pd.DataFrame, probs: pd.DataFrame | None, target: np.ndarray | None, cfg: EvalConfig, interval) -> dict:
+    """Policy (if probabilities) -> simulate -> per-bar returns/positions and a performance summary."""
+    if probs is not None:
+        target = Policy(cfg.threshold, long_only=cfg.long_only).positions(probs).to_numpy()
+    sim = simulate(span, target, fees=cfg.fees, slippage=cfg.slippage)
+    perf = performance_summary(sim, interval=interval)
+    return {"returns": sim.returns.to_numpy().tolist(), "position": sim.position.to_numpy().tolist(), "perf": perf}
+
+
+def _classify(y: np.ndarray, p: np.ndarray) -> dict:
+    from effnet_trading.model_zoo.metrics import classification_report
+
+    rep = classification_report(y, p, warn=False)
+    keep = ("n", "accuracy", "macro_f1", "log_loss", "majority_rate", "majority_class", "edge", "confusion", "collapsed", "pred_shares")
+    return {k: rep[k] for k in keep} | {"y": y.tolist(), "pred": p.argmax(1).tolist()}
+
+
+def _proba3(model, x: np.ndarray) -> np.ndarray:
+    """sklearn/lightgbm ``predict_proba`` -> ``(n, 3)`` columns in class order 0, 1, 2."""
+    out = np.zeros((len(x), 3))
+    out[:, np.asarray(model.classes_, int)] = model.predict_proba(x)
+    return out
+
+
+def _features(net, images: np.ndarray, mean, std) -> np.ndarray:
+    """Pooled penultimate features ``(n, F)`` float64 of a torch model, inputs normalised as in training."""
+    from effnet_trading.model_zoo.features import extract_features
+
+    return extract_features(net, np.asarray(images), mean=mean, std=std).to_numpy(np.float64)
+
+
+class _Fold:
+    """One walk-forward fold of one data set: train/export/score each model, then the baselines."""
+
+    def __init__(self, frame, ds, test: np.ndarray, k: int, cfg: EvalConfig, model_root: Path, leak_bars: int, progress: bool):
+        self.frame, self.ds, self.test, self.k, self.cfg = frame, ds, test, k, cfg
+        self.model_root, self.leak, self.progress = model_root, leak_bars, progress
+        self.interval = infer_interval(frame.index)
+        emb = cfg.horizon if cfg.embargo is None else int(cfg.embargo)
+        self.t0, self.t1 = int(test[0]), int(test[-1]) + 1
+        self.stop = self.t0 - emb  # training (+ validation) samples end before this, then the purge inside train_model
+        cap = cfg.max_train_bars
+        self.start = 0 if cap is None else max(0, self.stop - cfg.horizon - int(cap / (1 - _VALID)) - cfg.horizon)
+        if self.stop - self.start <= 2 * cfg.horizon + 10:
+            raise TrainingError(f"fold {k}: only {self.stop - self.start} samples before the test window; use fewer folds or more data.")
+        self.lo, self.hi = int(ds.ends[self.t0]), int(ds.ends[self.t1 - 1])
+        self.span = frame.iloc[self.lo : self.hi + 1]
+        self.y = ds.labels[self.t0 : self.t1]
+        self.b0 = None  # (torch model, mean, std) of the fold's trained B0, for the frozen-feature baseline
+
+    def record(self, models: tuple[str, ...], baselines: tuple[str, ...]) -> dict:
+        ds = self.ds
+        rec = {"fold": self.k, "test_span": [str(ds.index[self.t0]), str(ds.index[self.t1 - 1])],
+               "train_span": [str(ds.index[self.start]), str(ds.index[self.stop - 1 - self.cfg.horizon])],
+               "n_train_span": self.stop - self.start, "n_test": self.t1 - self.t0, "strategies": {}, "seconds": {}}
+        for m in models:
+            t = time.perf_counter()
+            rec["strategies"][m] = self._model(m)
+            rec["seconds"][m] = time.perf_counter() - t
+        for b in baselines:
+            t = time.perf_counter()
+            rec["strategies"][b] = getattr(self, f"_{b}")()
+            rec["seconds"][b] = time.perf_counter() - t
+        return rec
+
+    def _model(self, name: str) -> dict:
+        from effnet_trading.model_zoo.train import TrainConfig, train_and_export
+
+        cfg = self.cfg
+        sub = _subset(self.ds, np.r_[self.start : self.stop, self.t0 : self.t1])
+        tcfg = TrainConfig(model=name, spec=cfg.spec, horizon=cfg.horizon, label_k=cfg.label_k, epochs=cfg.epochs,
+                           patience=cfg.patience, batch_size=cfg.batch_size, lr=cfg.lr, folds=1, embargo=0,
+                           test_size=self.t1 - self.t0, valid=_VALID, seed=cfg.seed, progress=self.progress,
+                           max_train_samples=cfg.max_train_bars, num_threads=cfg.num_threads,
+                           model_kwargs=dict(cfg.model_kwargs.get(name, {})))
+        run_dir = self.model_root / f"fold_{self.k}" / name
+        res = train_and_export(self.frame, tcfg, run_dir, dataset=sub)
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # resume works per fold; checkpoints only cost disk
+        if name == "efficientnet_b0":
+            self.b0 = (res.model, res.mean, res.std)
+        probs = _score(res.model_dir, self.frame, self.lo, self.hi, self.leak)
+        p = probs.to_numpy()
+        return {"kind": "model", "model_dir": str(res.model_dir), "best_epoch": res.metrics.get("best_epoch"),
+                "epochs_run": len(res.history), "runtime_vs_torch_max_abs": float(np.max(np.abs(p - res.test_proba))),
+                "classification": _classify(self.y, p), **_trade(self.span, probs, None, cfg, self.interval)}
+
+    def _buy_and_hold(self) -> dict:
+        return {"kind": "benchmark", **_trade(self.span, None, np.ones(len(self.span)), self.cfg, self.interval)}
+
+    def _ma_crossover(self) -> dict:
+        cfg = self.cfg
+        target = ma_crossover_target(self.frame["close"].to_numpy(), cfg.ma_fast, cfg.ma_slow, long_only=cfg.long_only)
+        return {"kind": "rule", **_trade(self.span, None, target[self.lo : self.hi + 1], cfg, self.interval)}
+
+    def _classifier(self, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, fit) -> dict:
+        ok = np.isfinite(x_train).all(1)
+        model = fit(x_train[ok], y_train[ok], seed=self.cfg.seed)
+        p = _proba3(model, np.nan_to_num(x_test))
+        probs = pd.DataFrame(p, index=self.span.index, columns=list(self.ds.class_names))
+        return {"kind": "classifier", "classification": _classify(self.y, p), **_trade(self.span, probs, None, self.cfg, self.interval)}
+
+    def _train_samples(self, cap: int | None) -> np.ndarray:
+        idx = np.arange(self.start, self.stop - self.cfg.horizon)  # purged: labels end before the embargo gap
+        return idx[-cap:] if cap else idx
+
+    def _logreg(self) -> dict:
+        x = lagged_features(self.frame)
+        tr = self._train_samples(self.cfg.max_train_bars)
+        return self._classifier(x[self.ds.ends[tr]], self.ds.labels[tr], x[self.lo : self.hi + 1], fit_logistic)
+
+    def _effnet_features_gbm(self) -> dict:
+        from effnet_trading.model_zoo.registry import create_model
+
+        cap = min(self.cfg.gbm_max_train, self.cfg.max_train_bars or self.cfg.gbm_max_train)
+        tr = self._train_samples(cap)
+        source = "efficientnet_b0 trained on this fold"
+        if self.b0 is None:
+            import torch
+
+            torch.manual_seed(self.cfg.seed)
+            net = create_model("efficientnet_b0", num_classes=3, in_chans=self.ds.images.shape[1])
+            mean, std = self.ds.channel_stats(tr)
+            self.b0, source = (net, mean, std), "untrained efficientnet_b0 (random weights; no ImageNet weights offline)"
+        net, mean, std = self.b0
+        f_tr = _features(net, self.ds.images[tr], mean, std)
+        f_te = _features(net, self.ds.images[self.t0 : self.t1], mean, std)
+        out = self._classifier(f_tr, self.ds.labels[tr], f_te, fit_gbm)
+        return out | {"features": source}
+
+
+def _run_set(frame, cfg: EvalConfig, out: Path, tag: str, models, baselines, *, resume: bool, progress: bool, leak_bars: int) -> list[dict]:
+    """All folds of one data set (real or null); each finished fold is saved and skipped on resume."""
+    from tqdm.auto import tqdm
+
+    from effnet_trading.model_zoo.splits import walk_forward_splits
+
+    ds = _dataset(frame, cfg, leak_bars)
+    splits = walk_forward_splits(len(ds), cfg.folds, horizon=cfg.horizon, valid=None)
+    records = []
+    for sp in tqdm(splits, desc=f"{tag} folds", disable=not progress):
+        path = out / "folds" / f"{'' if tag == 'real' else tag + '_'}fold_{sp.fold}.json"
+        if resume and path.exists():
+            records.append(json.loads(path.read_text()))
+            continue
+        fold = _Fold(frame, ds, sp.test, sp.fold, cfg, out / "models" / tag, leak_bars, progress)
+        rec = fold.record(models, baselines)
+        _write_json(path, rec)
+        records.append(rec)
+    return records
+
+
+def lookahead_check(model_dir: str | os.PathLike, ohlcv: pd.DataFrame, positions, *, leak_bars: int = 0, seed: int = 0,
+                    tail: int = 64, atol: float = 1e-6) -> dict:
+    """Perturb every bar after t (prices x random factors, volumes x random) for each t in ``positions``
+    and check that the runtime probabilities at bars t-2..t are unchanged. {ok, n, max_abs_change, changed}."""
+    frame = validate_ohlcv(ohlcv)
+    rng = np.random.default_rng(seed)
+    worst, changed = 0.0, []
+    for t in np.asarray(positions, int):
+        end = min(len(frame), t + 1 + tail)
+        base = _score(model_dir, frame.iloc[:end], t - 2, t, leak_bars).to_numpy()
+        a = frame.iloc[:end].to_numpy().copy()
+        f = np.exp(rng.normal(0.0, 0.05, end - t - 1))
+        a[t + 1 :, :4] *= f[:, None]
+        a[t + 1 :, 4] *= np.exp(rng.normal(0.0, 0.5, end - t - 1))
+        pert = pd.DataFrame(a, index=frame.index[:end], columns=frame.columns)
+        got = _score(model_dir, pert, t - 2, t, leak_bars).to_numpy()
+        diff = float(np.nanmax(np.abs(got - base))) if np.isfinite(base).any() else 0.0
+        worst = max(worst, diff)
+        if diff > atol or not np.array_equal(np.nanargmax(got, 1), np.nanargmax(base, 1)):
+            changed.append(int(t))
+    return {"ok": not changed, "n": int(len(positions)), "max_abs_change": worst, "changed": changed[:20]}
+
+
+def _check_config(out: Path, cfg: EvalConfig, resume: bool) -> None:
+    path = out / "config.json"
+    if resume and path.exists():
+        saved = json.loads(path.read_text())
+        ignore = {"lookahead_samples", "bootstrap", "extra_trials", "num_threads"}  # do not change fold results
+        diff = sorted(k for k in saved if k not in ignore and saved[k] != cfg.to_dict().get(k))
+        if diff:
+            raise TrainingError(f"cannot resume in {out}: config.json differs in {diff}; use the same options or a new --out.")
+    _write_json(path, cfg.to_dict())
+
+
+def evaluate(ohlcv, cfg: EvalConfig, out_dir: str | os.PathLike, *, resume: bool = False, progress: bool = True,
+             leak_bars: int = 0) -> dict:
+    """Run the whole evaluation (see module docstring) and write its outputs; returns results.json's content.
+
+    leak_bars: TEST-ONLY hook that builds a deliberately leaky pipeline (images see ``leak_bars``
+    future bars); the null and look-ahead checks must then report a leak.
+    """
+    from effnet_trading.strategies.eval_report import summarise, write_outputs
+
+    t_start = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    frame = validate_ohlcv(ohlcv)
+    _check_config(out, cfg, resume)
+    if cfg.num_threads:
+        import torch
+
+        torch.set_num_threads(int(cfg.num_threads))
+    kw = {"resume": resume, "progress": progress, "leak_bars": int(leak_bars)}
+    real = _run_set(frame, cfg, out, "real", cfg.models, cfg.baselines, **kw)
+    null = None
+    if cfg.null:
+        surrogate = make_surrogate(frame, cfg.null_kind, block=cfg.null_block, seed=cfg.seed + 1)
+        models = cfg.models if cfg.null_models is None else cfg.null_models
+        null = _run_set(surrogate, cfg, out, "null", models, tuple(b for b in cfg.baselines if b == "logreg"), **kw)
+    looks = {}
+    last = real[-1]
+    ends = np.linspace(pd.Index(frame.index).get_loc(pd.Timestamp(last["test_span"][0])),
+                       pd.Index(frame.index).get_loc(pd.Timestamp(last["test_span"][1])), cfg.lookahead_samples).astype(int)
+    for name, entry in last["strategies"].items():
+        if entry.get("kind") == "model":
+            looks[name] = lookahead_check(entry["model_dir"], frame, ends, leak_bars=int(leak_bars), seed=cfg.seed)
+    results = summarise(real, null, looks, cfg, infer_interval(frame.index))
+    results["seconds_total"] = time.perf_counter() - t_start
+    results["data"] = {"bars": len(frame), "span": [str(frame.index[0]), str(frame.index[-1])], "path": cfg.data}
+    write_outputs(results, real, out)
+    return results

@@ -1,0 +1,147 @@
+"""evaluate end to end on CI-sized data: the planted edge shows, a random walk shows none, a
+deliberately leaky pipeline is caught by the null and look-ahead checks (and the command fails)."""
+import json
+
+import numpy as np
+import pytest
+
+from effnet_trading.errors import SpecError, TrainingError
+from effnet_trading.imaging import ImageSpec
+
+pytest.importorskip("torch")
+pytest.importorskip("sklearn")
+
+from effnet_trading.strategies.evaluate import EvalConfig, _leaky, evaluate, lookahead_check  # noqa: E402
+
+SPEC = ImageSpec("gadf", window=16, size=(32, 32), returns=True)  # GADF tells a V from a Λ (GASF cannot)
+TINY = {"small_cnn": {"widths": (8, 16, 32)}}
+# one torch thread: on a shared CPU two OpenMP threads can be ~10x slower, never faster for models this small
+
+
+def _cfg(**kw) -> EvalConfig:
+    base = dict(models=("small_cnn",), spec=SPEC, horizon=6, folds=2, epochs=2, patience=2, max_train_bars=2000,
+                baselines=("buy_and_hold", "ma_crossover", "logreg"), bootstrap=200, lookahead_samples=3,
+                num_threads=1, model_kwargs=TINY, seed=0)
+    return EvalConfig(**(base | kw))
+
+
+@pytest.fixture(scope="module")
+def planted_run(tmp_path_factory, planted):
+    out = tmp_path_factory.mktemp("eval") / "planted"
+    return out, evaluate(planted.iloc[:8000], _cfg(), out, progress=False)
+
+
+@pytest.mark.slow
+def test_planted_edge_is_found_and_the_null_passes(planted_run):
+    out, res = planted_run
+    c = res["strategies"]["small_cnn"]["classification"]
+    assert c["accuracy_ci"]["low"] > c["majority_rate"], c["accuracy_ci"]
+    assert res["null"]["ran"] and res["null"]["ok"], res["null"]["leaks"]
+    nc = res["null"]["strategies"]["small_cnn"]["classification"]
+    assert nc["accuracy_ci"]["low"] <= nc["majority_rate"] + 0.01
+    assert res["lookahead"]["small_cnn"]["ok"] and res["verdict"]["ok"]
+    # scored through the runtime path: ONNX probabilities agree with the torch ones (uint8 vs float rendering aside)
+    assert res["strategies"]["small_cnn"]["runtime_vs_torch_max_abs"] < 0.02
+    # same folds, same execution for every strategy
+    n = {k: v["perf"]["bars"] for k, v in res["strategies"].items()}
+    assert len(set(n.values())) == 1, n
+
+
+@pytest.mark.slow
+def test_outputs_and_resume(planted_run):
+    out, res = planted_run
+    for name in ("report.html", "results.json", "results.md", "config.json", "folds/fold_0.json", "folds/fold_1.json",
+                 "folds/null_fold_1.json"):
+        assert (out / name).exists(), name
+    md = (out / "results.md").read_text()
+    assert "| small_cnn |" in md and "majority" in md and "Null check: PASS" in md
+    assert "<img src=\"data:image/png;base64," in (out / "report.html").read_text()
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["strategies"]["small_cnn"]["sharpe_ci"]["low"] <= saved["strategies"]["small_cnn"]["sharpe_ci"]["high"]
+    cfg = EvalConfig.from_dict(json.loads((out / "config.json").read_text()))
+    assert cfg.to_dict() == _cfg().to_dict()
+    stamp = (out / "folds/fold_0.json").stat().st_mtime_ns
+    again = evaluate(_planted_8k(), cfg, out, resume=True, progress=False)  # every fold is on disk
+    assert (out / "folds/fold_0.json").stat().st_mtime_ns == stamp
+    assert again["strategies"]["small_cnn"]["perf"] == res["strategies"]["small_cnn"]["perf"]
+    with pytest.raises(TrainingError, match=r"config.json differs in \['horizon'\]"):
+        evaluate(_planted_8k(), _cfg(horizon=3), out, resume=True, progress=False)
+
+
+def _planted_8k():
+    from effnet_trading.imaging import load_ohlcv
+    from pathlib import Path
+
+    return load_ohlcv(Path(__file__).resolve().parents[1] / "sample_data" / "planted_5m.csv").iloc[:8000]
+
+
+@pytest.mark.slow
+def test_random_walk_shows_no_edge(tmp_path, random_walk):
+    res = evaluate(random_walk.iloc[:5000], _cfg(null=False, baselines=("logreg",)), tmp_path, progress=False)
+    for name in ("small_cnn", "logreg"):
+        v = res["strategies"][name]
+        assert v["classification"]["accuracy_ci"]["low"] <= v["classification"]["majority_rate"], name
+        assert v["sharpe_ci"]["low"] <= 0.0, name
+    assert res["null"]["ran"] is False and "NOT checked" in res["null"]["note"]
+    assert "Null check: skipped (--no-null)" in (tmp_path / "results.md").read_text()
+
+
+@pytest.mark.slow
+def test_leaky_pipeline_fails_the_command(tmp_path, random_walk):
+    from click.testing import CliRunner
+
+    from effnet_trading.plugins.cli import main
+
+    csv = tmp_path / "rw.csv"
+    random_walk.iloc[:3000].to_csv(csv, index_label="timestamp")
+    out = tmp_path / "run"
+    args = ["evaluate", "--data", str(csv), "--models", "small_cnn", "--baselines", "", "--spec", "gadf", "--returns",
+            "--size", "16", "--window", "16", "--horizon", "6", "--folds", "1", "--epochs", "2", "--bootstrap", "200",
+            "--model-kwargs", '{"small_cnn": {"widths": [8, 16, 32]}}', "--threads", "1", "--no-progress",
+            "--out", str(out), "--leak-bars", "6"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert "the pipeline leaks or looks ahead" in result.output
+    res = json.loads((out / "results.json").read_text())
+    assert not res["lookahead"]["small_cnn"]["ok"]
+    assert not res["null"]["ok"] and any("small_cnn: null accuracy" in x for x in res["null"]["leaks"])
+
+
+def test_lookahead_check_passes_a_causal_model_and_catches_a_leak(tiny_model_dir, planted):
+    frame = planted.iloc[:600]
+    ts = [200, 350, 500]
+    ok = lookahead_check(tiny_model_dir, frame, ts)
+    assert ok["ok"] and ok["max_abs_change"] == 0.0
+    bad = lookahead_check(tiny_model_dir, frame, ts, leak_bars=3)
+    assert not bad["ok"] and bad["max_abs_change"] > 0 and bad["changed"]
+
+
+def test_leak_hook_shifts_the_future_into_bar_t(planted):
+    frame = planted.iloc[:50]
+    view = _leaky(frame, 2)
+    np.testing.assert_array_equal(view.to_numpy()[:48], frame.to_numpy()[2:])
+    assert view.index.equals(frame.index) and _leaky(frame, 0) is frame
+
+
+def test_config_round_trip_and_errors():
+    cfg = _cfg(models=("small_cnn", "compact"))
+    assert EvalConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))).to_dict() == cfg.to_dict()
+    with pytest.raises(SpecError, match=r"unknown baseline\(s\) \['momentum'\]"):
+        _cfg(baselines=("momentum",))
+    with pytest.raises(SpecError, match="unknown EvalConfig keys"):
+        EvalConfig.from_dict({"modles": ["x"]})
+
+
+def test_frozen_features_are_normalised_like_training():
+    import torch
+
+    from effnet_trading.model_zoo import create_model
+    from effnet_trading.strategies.evaluate import _features
+
+    torch.manual_seed(0)
+    net = create_model("small_cnn", num_classes=3, in_chans=1, widths=(4, 8, 8)).eval()
+    images = np.random.default_rng(0).integers(0, 256, (5, 1, 16, 16)).astype(np.uint8)
+    got = _features(net, images, [0.4], [0.2])
+    with torch.no_grad():
+        ref = net.forward_features((torch.from_numpy(images / 255.0).float() - 0.4) / 0.2).numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
