@@ -23,7 +23,12 @@ from effnet_trading.imaging.data import (
 )
 from effnet_trading.imaging.spec import AnySpec, ImageSpec, StackSpec
 
-__all__ = ["render", "iter_render", "warmup", "valid_ends", "KERNELS"]
+__all__ = ["MODEL_INPUT_DTYPE", "render", "iter_render", "warmup", "valid_ends", "KERNELS"]
+
+# Models train on, and are served, images quantised to uint8 (datasets store uint8 to save
+# memory; serving the float render instead would differ by up to 1/510 per pixel: train/serve skew).
+# Runtimes scale uint8 by 1/255 to float32.
+MODEL_INPUT_DTYPE = np.uint8
 
 Kernel = Callable[[ImageSpec, np.ndarray, np.ndarray], np.ndarray]
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from effnet_trading.errors import DataError, TrainingError
-from effnet_trading.imaging import iter_render, ohlcv_array, validate_ohlcv, warmup
+from effnet_trading.imaging import MODEL_INPUT_DTYPE, iter_render, ohlcv_array, validate_ohlcv, warmup
 from effnet_trading.imaging.spec import AnySpec
 from effnet_trading.model_zoo.labels import CLASS_NAMES, forward_return_labels
 
@@ -38,7 +38,7 @@ def _cache_key(spec: AnySpec, frame: pd.DataFrame, ends: np.ndarray) -> str:
 
 def _render_into(spec: AnySpec, frame: pd.DataFrame, ends: np.ndarray, out: np.ndarray, chunk: int) -> None:
     pos = 0
-    for part, imgs in iter_render(spec, frame, ends, chunk=chunk, dtype=np.uint8):
+    for part, imgs in iter_render(spec, frame, ends, chunk=chunk, dtype=MODEL_INPUT_DTYPE):
         out[pos : pos + len(part)] = imgs
         pos += len(part)
 

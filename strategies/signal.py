@@ -14,6 +14,7 @@ import pandas as pd
 
 from effnet_trading.errors import DataError, SpecError
 from effnet_trading.imaging import (
+    MODEL_INPUT_DTYPE as IMAGE_DTYPE,
     OHLCV_COLUMNS,
     iter_render,
     parse_timeframe,
@@ -217,7 +218,7 @@ class SignalModel:
         out = np.full((len(frame), len(self.class_names)), np.nan)
         arr = frame.to_numpy()
         if len(frame) >= 2:  # a single bar is never scoreable (and has no bar size to resample by)
-            for ends, images in iter_render(self.spec, frame, chunk=self.chunk):
+            for ends, images in iter_render(self.spec, frame, chunk=self.chunk, dtype=IMAGE_DTYPE):
                 out[ends] = self._predict(images, self._closes(arr, ends))
         return pd.DataFrame(out, index=frame.index, columns=list(self.class_names))
 
@@ -269,7 +270,7 @@ class SignalModel:
             if not self._ready:
                 return None
         ends = np.array([n - 1], dtype=np.int64)
-        images = render(self.spec, data, ends)
+        images = render(self.spec, data, ends, dtype=IMAGE_DTYPE)
         probs = self._predict(images, self._closes(bars, ends))[0]
         return pd.Series(probs, index=list(self.class_names), name=pd.Timestamp(int(times[-1]), tz="UTC"))
 

@@ -40,8 +40,9 @@ def test_planted_edge_is_found_and_the_null_passes(planted_run):
     nc = res["null"]["strategies"]["small_cnn"]["classification"]
     assert nc["accuracy_ci"]["low"] <= nc["majority_rate"] + 0.01
     assert res["lookahead"]["small_cnn"]["ok"] and res["verdict"]["ok"]
-    # scored through the runtime path: ONNX probabilities agree with the torch ones (uint8 vs float rendering aside)
-    assert res["strategies"]["small_cnn"]["runtime_vs_torch_max_abs"] < 0.02
+    # scored through the runtime path (render uint8 -> ONNX): equals the torch probabilities on the
+    # training dataset's images up to float error, i.e. no train/serve skew
+    assert res["strategies"]["small_cnn"]["runtime_vs_torch_max_abs"] < 1e-4
     # same folds, same execution for every strategy
     n = {k: v["perf"]["bars"] for k, v in res["strategies"].items()}
     assert len(set(n.values())) == 1, n

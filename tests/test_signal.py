@@ -22,6 +22,8 @@ class ImageStatModel:
     def predict(self, images, closes=None):
         self.calls.append((images, closes))
         m = images.reshape(len(images), -1).astype(np.float64)
+        if images.dtype == np.uint8:  # like Predictor: served images are uint8, scaled by 1/255
+            m = m / 255.0
         z = np.stack([m.mean(1), m.std(1), 2.0 * m[:, ::7].mean(1)], 1)[:, : len(self.class_names)]
         e = np.exp(5.0 * z)
         return (e / e.sum(1, keepdims=True)).astype(np.float32)
@@ -44,8 +46,9 @@ def test_predict_proba_tiny_model(tiny_model_dir, planted):
     assert sm.warmup == 31
     assert probs.iloc[:31].isna().all().all() and probs.iloc[31:].notna().all().all()
     np.testing.assert_allclose(probs.iloc[31:].sum(axis=1), 1.0, atol=1e-5)
-    # independent reference: render everything at once and call the predictor directly
-    ref = sm.model.predict(render(sm.spec, frame))
+    # independent reference: render everything at once, quantised as training datasets store
+    # images (uint8), and call the predictor directly
+    ref = sm.model.predict(render(sm.spec, frame, dtype=np.uint8))
     np.testing.assert_allclose(probs.iloc[31:].to_numpy(), ref, atol=1e-6)
 
 
