@@ -147,7 +147,9 @@ class EfficientNet(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        """torchvision's initialisation (kaiming fan-out convs, unit BN, uniform linear)."""
+        """torchvision's initialisation (kaiming fan-out convs, unit BN, uniform linear), except the
+        linear range: torchvision's 1/sqrt(out_features) assumes 1000 classes; with 3 classes it
+        gives initial logits of std ~8 (loss ~5 instead of ln 3), so use 1/sqrt(max(in, out))."""
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out")
@@ -157,7 +159,7 @@ class EfficientNet(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Linear):
-                r = 1.0 / math.sqrt(m.out_features)
+                r = 1.0 / math.sqrt(max(m.in_features, m.out_features))
                 nn.init.uniform_(m.weight, -r, r)
                 nn.init.zeros_(m.bias)
 

@@ -182,3 +182,12 @@ def test_exports_to_onnx_faithfully(name, tmp_path):
         ref = torch.softmax(model((torch.from_numpy(x) - 0.5) / 0.25), 1).numpy()
     got = Predictor(tmp_path / name, "cpu").predict(x)
     assert np.abs(got - ref).max() < 1e-4
+
+
+def test_initial_loss_is_near_chance_for_three_classes():
+    """A fresh 3-class network must start near ln(3), not with saturated logits."""
+    torch.manual_seed(0)
+    m = create_model("efficientnet_b0", num_classes=3, in_chans=3).train()
+    x = torch.randn(32, 3, 32, 32)
+    loss = torch.nn.functional.cross_entropy(m(x), torch.randint(0, 3, (32,)))
+    assert loss.item() < 1.5 * np.log(3), loss.item()
