@@ -1,0 +1,376 @@
+"""backtrader adapter: an Indicator that scores market images, a ready Strategy, a probability feed.
+
+``EfficientNetSignal`` scores the whole preloaded history in batches in ``once()`` (runonce
+mode) and one closed bar at a time in ``next()`` (``runonce=False``, live); both give the same
+lines. ``EfficientNetStrategy`` trades its ``signal`` line under the project's execution
+contract: decide at the close of bar t, fill at the open of bar t+1 (see
+``effnet_trading.strategies.execution``). ``run_backtrader`` wires a Cerebro that follows the
+contract exactly (cheat-on-open sizing at the fill price), so its equity equals ``simulate``.
+
+backtrader is imported on first use (``pip install "effnet-trading[backtrader]"``).
+"""
+from __future__ import annotations
+
+import array
+import datetime
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from effnet_trading.errors import SpecError, require
+from effnet_trading.imaging import OHLCV_COLUMNS
+from effnet_trading.strategies.execution import _trades
+from effnet_trading.strategies.policy import Policy, class_directions
+from effnet_trading.strategies.signal import SignalModel
+
+__all__ = [
+    "EfficientNetSignal",
+    "EfficientNetStrategy",
+    "ProbabilityData",
+    "BacktraderResult",
+    "run_backtrader",
+    "num2timestamps",
+    "LINE_NAMES",
+]
+
+bt = require("backtrader", "backtrader")
+
+LINE_NAMES = ("sell", "hold", "buy", "signal")
+_UTC = datetime.timezone.utc
+_EPOCH_ORDINAL = 719163  # datetime(1970, 1, 1).toordinal(): backtrader's float dates count days from 0001-01-01 (= 1.0)
+
+
+def num2timestamps(nums) -> pd.DatetimeIndex:
+    """backtrader float dates ``(T,)`` -> UTC DatetimeIndex; vectorised ``bt.num2date``, rounded to the
+    millisecond (a float day number near 2026 resolves ~15 us, so sub-ms digits are noise)."""
+    days = np.asarray(nums, dtype=np.float64) - _EPOCH_ORDINAL
+    ms = np.round(days * 86_400_000.0).astype(np.int64)
+    return pd.DatetimeIndex(pd.to_datetime(ms, unit="ms", utc=True), name="timestamp")
+
+
+def _as_scorer(model: Any, chunk: int):
+    """A path / Predictor / SignalModel / TimeframeEnsemble / {timeframe: model} -> an object with
+    ``predict_proba``, ``update``, ``reset`` and ``class_names``."""
+    if model is None:
+        raise SpecError(
+            "EfficientNetSignal needs model=...: a model folder (model.onnx + card.json), a Predictor, a SignalModel, "
+            "a TimeframeEnsemble or a dict {'5m': folder, '1h': folder}."
+        )
+    if isinstance(model, dict):
+        from effnet_trading.strategies.ensemble import TimeframeEnsemble
+
+        return TimeframeEnsemble({tf: _as_scorer(m, chunk) for tf, m in model.items()})
+    if hasattr(model, "predict_proba") and hasattr(model, "update"):
+        return model
+    return SignalModel(model, chunk=chunk)
+
+
+def _line_columns(class_names) -> list[str]:
+    """Class name per line sell/hold/buy (by trading direction, so down/flat/up models work too)."""
+    dirs = class_directions(class_names).tolist()
+    missing = [d for d in (-1, 0, 1) if d not in dirs]
+    if missing or len(dirs) != 3:
+        raise SpecError(f"EfficientNetSignal needs a 3-class sell/hold/buy model; got classes {list(class_names)}.")
+    return [class_names[dirs.index(d)] for d in (-1, 0, 1)]
+
+
+def _warmup_bars(scorer) -> int:
+    """Bars before the first score; 0 when it cannot be known before data arrives (timeframe specs)."""
+    try:
+        return int(scorer.warmup)
+    except (SpecError, AttributeError):
+        return 0
+
+
+class EfficientNetSignal(bt.Indicator):
+    """Class probabilities (lines sell/hold/buy, NaN in warm-up) and the policy's target position
+    (line ``signal`` in [-1, 1]) for each closed bar of ``data``.
+
+    params: model (folder, Predictor, SignalModel, TimeframeEnsemble or {tf: model}); threshold,
+    hysteresis, long_only, sizing, on_hold (``Policy``); risk (``strategies.risk.Risk`` or None);
+    chunk (images scored per batch in ``once``).
+    """
+
+    lines = LINE_NAMES
+    params = (
+        ("model", None),
+        ("threshold", 0.5),
+        ("hysteresis", 0.0),
+        ("long_only", False),
+        ("sizing", "fixed"),
+        ("on_hold", "keep"),
+        ("risk", None),
+        ("chunk", 2048),
+    )
+    plotinfo = dict(subplot=True, plotymargin=0.05)
+
+    def __init__(self):
+        self.scorer = _as_scorer(self.p.model, self.p.chunk)
+        self.scorer.reset()
+        names = tuple(self.scorer.class_names)
+        self.columns = _line_columns(names)
+        self.policy = Policy(self.p.threshold, self.p.hysteresis, self.p.long_only, self.p.sizing, self.p.on_hold,
+                             class_names=names)
+        if self.p.risk is not None:
+            self.p.risk.reset()
+        self._cache: np.ndarray | None = None  # (T, 4) once() results
+        self._pos: list[int] | None = None  # positions of the sell/hold/buy columns in update()'s rows
+        self.addminperiod(_warmup_bars(self.scorer) + 1)
+
+    # -- batched: whole preloaded history -------------------------------------------------
+    def history_frame(self) -> pd.DataFrame:
+        """The preloaded data as a canonical OHLCV DataFrame (UTC index)."""
+        d = self.data
+        n = d.buflen()
+        cols = {c: np.asarray(getattr(d, c).array[:n], dtype=np.float64) for c in OHLCV_COLUMNS}
+        return pd.DataFrame(cols, index=num2timestamps(d.datetime.array[:n]))
+
+    def _score_history(self) -> np.ndarray:
+        frame = self.history_frame()
+        probs = self.scorer.predict_proba(frame)
+        target = self.policy.positions(probs)
+        if self.p.risk is not None:
+            target = self.p.risk.apply(frame, target)
+        out = np.column_stack([probs[self.columns].to_numpy(), target.to_numpy()])
+        self.policy.reset()
+        return out
+
+    def _fill(self, start: int, end: int) -> None:
+        if self._cache is None:
+            self._cache = self._score_history()
+        for j, line in enumerate(self.lines):
+            line.array[start:end] = array.array("d", self._cache[start:end, j].tobytes())
+
+    def preonce(self, start: int, end: int) -> None:
+        self._fill(start, end)
+
+    def oncestart(self, start: int, end: int) -> None:
+        self._fill(start, end)
+
+    def once(self, start: int, end: int) -> None:
+        self._fill(start, end)
+
+    # -- one bar at a time (runonce=False, live) ----------------------------------------
+    def _step(self) -> None:
+        d = self.data
+        ts = bt.num2date(d.datetime[0]).replace(tzinfo=_UTC)  # naive UTC -> aware (cheaper than pandas per bar)
+        bar = {"timestamp": ts, "open": d.open[0], "high": d.high[0], "low": d.low[0], "close": d.close[0],
+               "volume": d.volume[0]}
+        probs = self.scorer.update(bar)
+        target = self.policy.step(probs)
+        if self.p.risk is not None:
+            target = self.p.risk.step(bar, target)
+        if probs is None:
+            values = [math.nan] * 3
+        else:
+            row = probs.to_numpy()
+            values = [float(row[j]) for j in self._col_pos(probs)]
+        for line, v in zip(self.lines, (*values, float(target))):
+            line[0] = v
+
+    def _col_pos(self, probs: pd.Series) -> list[int]:
+        if self._pos is None:
+            self._pos = [list(probs.index).index(c) for c in self.columns]
+        return self._pos
+
+    def prenext(self) -> None:
+        self._step()
+
+    def nextstart(self) -> None:
+        self._step()
+
+    def next(self) -> None:
+        self._step()
+
+
+class ProbabilityData(bt.feeds.PandasData):
+    """PandasData with extra lines sell/hold/buy/signal for precomputed probabilities (columns of
+    the same names; missing ones stay NaN). E.g. ``ProbabilityData(dataname=ohlcv.join(probs))``."""
+
+    lines = LINE_NAMES
+    params = tuple((name, -1) for name in LINE_NAMES)
+
+
+class EfficientNetStrategy(bt.Strategy):
+    """Trades ``data0`` on an ``EfficientNetSignal``: target = signal x stake (fraction of equity).
+
+    With ``Cerebro(cheat_on_open=True)`` and ``broker.set_coo(True)`` (what ``run_backtrader``
+    sets) the order is sized at the fill price, the open of bar t+1: exactly the execution
+    contract. Otherwise ``order_target_percent`` sizes it at the close of bar t and it fills at
+    the next open (the held fraction then drifts by the close-to-open gap; keep ``stake`` below 1
+    so a gap up does not make a 100 % buy exceed the cash). Orders go out only when the target
+    changes.
+
+    params: model, threshold, hysteresis, long_only, sizing, risk, chunk (see EfficientNetSignal);
+    stake (fraction of equity for |signal| = 1); signal (use an existing line, e.g. a
+    ``ProbabilityData`` feed's ``signal``, instead of scoring).
+    """
+
+    params = (
+        ("model", None),
+        ("threshold", 0.5),
+        ("hysteresis", 0.0),
+        ("long_only", False),
+        ("sizing", "fixed"),
+        ("risk", None),
+        ("chunk", 2048),
+        ("stake", 1.0),
+        ("signal", None),
+    )
+
+    def __init__(self):
+        if self.p.signal is not None:
+            self.signal = self.p.signal
+        else:
+            self.indicator = EfficientNetSignal(
+                self.data, model=self.p.model, threshold=self.p.threshold, hysteresis=self.p.hysteresis,
+                long_only=self.p.long_only, sizing=self.p.sizing, risk=self.p.risk, chunk=self.p.chunk)
+            self.signal = self.indicator.signal
+        self.held_target = 0.0
+        self.order_log: list[tuple] = []  # (fill bar as a backtrader float date, units traded, fill price, fee)
+        self.equity_log: list[float] = []
+        self._fills: dict[int, tuple[float, float, float]] = {}  # order ref -> logged (size, value, commission)
+
+    def _decision(self, ago: int) -> float:
+        value = float(self.signal[ago]) if len(self.signal) > -ago else 0.0
+        return 0.0 if value != value else value * float(self.p.stake)
+
+    def _exact_order(self, target: float) -> None:
+        """Units from equity at this bar's open (= fill price), clipped to the cash like ``simulate``."""
+        d = self.data
+        open_ = float(d.open[0])
+        cash = self.broker.getcash()
+        units = self.getposition(d).size
+        new_units = target * (cash + units * open_) / open_
+        delta = new_units - units
+        comm = self.broker.getcommissioninfo(d).p.commission
+        slip = float(self.broker.p.slip_perc or 0.0)
+        price = open_ * (1.0 + slip * np.sign(delta))
+        if delta > 0:
+            # a buy spends at most the cash (as in simulate); the 1e-12 margin keeps backtrader's own
+            # cash check from nullifying a buy that spends exactly all cash on a last-digit rounding
+            delta = min(delta, max(cash, 0.0) / (price * (1.0 + comm)) * (1.0 - 1e-12))
+        if delta != 0.0:
+            (self.buy if delta > 0 else self.sell)(data=d, size=abs(delta))
+
+    def next_open(self) -> None:
+        # before this bar's lines are computed: signal[0] still holds the previous bar's decision
+        target = self._decision(0)
+        if target != self.held_target:
+            self._exact_order(target)
+            self.held_target = target
+
+    def nextstart_open(self) -> None:
+        self.next_open()
+
+    def next(self) -> None:
+        self.equity_log.append(self.broker.getvalue())
+        if self.cerebro.p.cheat_on_open:
+            return
+        target = self._decision(0)
+        if target != self.held_target:
+            self.order_target_percent(data=self.data, target=target)
+            self.held_target = target
+
+    def prenext(self) -> None:
+        self.equity_log.append(self.broker.getvalue())
+
+    def nextstart(self) -> None:
+        self.next()
+
+    def notify_order(self, order) -> None:
+        ex = order.executed
+        if order.status in (order.Partial, order.Completed):
+            self._log_fill(order)
+            if order.status == order.Partial and abs(ex.remsize) <= 1e-9 * abs(order.size):
+                self.broker.cancel(order)  # float dust left by backtrader's position arithmetic: the order is filled
+        elif order.status in (order.Margin, order.Rejected):
+            self.order_log.append((self.data.datetime[0], 0.0, math.nan, 0.0))
+
+    def _log_fill(self, order) -> None:
+        """Log what this notification adds to the order's cumulative execution."""
+        ex = order.executed
+        size0, value0, comm0 = self._fills.get(order.ref, (0.0, 0.0, 0.0))
+        size = ex.size - size0
+        if size != 0.0:
+            value = ex.price * ex.size
+            self.order_log.append((self.data.datetime[0], size, (value - value0) / size, ex.comm - comm0))
+        self._fills[order.ref] = (ex.size, ex.price * ex.size, ex.comm)
+
+
+@dataclass
+class BacktraderResult:
+    """``run_backtrader`` output on the ohlcv index: probabilities, targets, equity, orders, trades."""
+
+    probs: pd.DataFrame  # sell, hold, buy (NaN in warm-up)
+    target: pd.Series  # decided at each bar's close
+    equity: pd.Series  # broker value at each bar's close
+    orders: pd.DataFrame  # time, side, size, price, fee
+    trades: pd.DataFrame  # as strategies.execution.simulate
+    init_cash: float
+    rejected: int = 0
+    config: dict = field(default_factory=dict)
+
+    @property
+    def final_equity(self) -> float:
+        return float(self.equity.iloc[-1])
+
+
+def run_backtrader(
+    ohlcv: pd.DataFrame,
+    model: Any,
+    *,
+    threshold: float = 0.5,
+    hysteresis: float = 0.0,
+    long_only: bool = False,
+    sizing: str = "fixed",
+    risk=None,
+    fees: float = 0.001,
+    slippage: float = 0.0,
+    init_cash: float = 10_000.0,
+    runonce: bool = True,
+    chunk: int = 2048,
+) -> BacktraderResult:
+    """Backtest ``model`` on ``ohlcv`` in backtrader under the execution contract (cheat-on-open
+    sizing at the fill price, market orders at the next open, percentage fees, slippage on the open)."""
+    from effnet_trading.strategies.signal import _canonical
+
+    frame = _canonical(ohlcv)
+    cerebro = bt.Cerebro(runonce=runonce, cheat_on_open=True, stdstats=False)
+    cerebro.broker.set_coo(True)
+    cerebro.broker.setcash(float(init_cash))
+    cerebro.broker.setcommission(commission=float(fees))
+    if slippage:
+        cerebro.broker.set_slippage_perc(float(slippage), slip_open=True, slip_match=True, slip_out=True)
+    cerebro.adddata(bt.feeds.PandasData(dataname=frame))
+    cerebro.addstrategy(EfficientNetStrategy, model=model, threshold=threshold, hysteresis=hysteresis,
+                        long_only=long_only, sizing=sizing, risk=risk, chunk=chunk)
+    strat = cerebro.run()[0]
+    ind = strat.indicator
+    n = len(frame)
+    lines = np.column_stack([np.asarray(line.array[:n], dtype=np.float64) for line in ind.lines])
+    probs = pd.DataFrame(lines[:, :3], index=frame.index, columns=list(ind.columns))
+    target = pd.Series(np.nan_to_num(lines[:, 3]), index=frame.index, name="target")
+    idx = frame.index
+    filled = [r for r in strat.order_log if r[1] != 0.0]
+    pos = idx.get_indexer(num2timestamps([r[0] for r in filled]))
+    filled = [(int(p), *r[1:]) for p, r in zip(pos, filled)]
+    orders = pd.DataFrame({
+        "time": idx[[r[0] for r in filled]],
+        "side": ["buy" if r[1] > 0 else "sell" for r in filled],
+        "size": [abs(r[1]) for r in filled],
+        "price": [r[2] for r in filled],
+        "fee": [r[3] for r in filled],
+    })
+    units = np.cumsum([r[1] for r in filled]) if filled else np.array([])
+    rec = [(r[0], r[1], r[2], r[3], math.nan, u, math.nan) for r, u in zip(filled, units)]
+    trades = _trades(rec, idx, float(frame["close"].iloc[-1]))
+    equity = pd.Series(strat.equity_log[:n], index=idx, name="equity")
+    config = {"engine": "backtrader", "runonce": runonce, "threshold": threshold, "hysteresis": hysteresis,
+              "long_only": long_only, "sizing": sizing, "fees": fees, "slippage": slippage, "init_cash": init_cash,
+              "risk": None if risk is None else risk.to_dict()}
+    return BacktraderResult(probs, target, equity, orders, trades, float(init_cash),
+                            rejected=len(strat.order_log) - len(filled), config=config)

@@ -1,0 +1,205 @@
+"""vectorbt adapter: an ``IndicatorFactory`` indicator that scores market images, and a portfolio
+helper that follows the project's execution contract.
+
+``EfficientNetIndicator.run(open, high, low, close, volume, model=..., threshold=[0.4, 0.5, 0.6])``
+scores each input column once (probabilities are cached per column and reused for every
+parameter combination) and applies ``Policy`` per combination. Outputs: sell/hold/buy (NaN in
+warm-up), signal (target position in [-1, 1], decided at each bar's close) and boolean
+entries/exits/short_entries/short_exits derived from changes of the signal.
+
+``portfolio_from_signals`` executes targets under the contract (decide at the close of bar t,
+fill at the open of bar t+1): the target is shifted by one bar, kept only where it changes, and
+passed to ``Portfolio.from_orders(size_type="targetpercent", price=open)``. ``from_orders`` and
+not ``from_signals``: a target fraction maps one-to-one onto a target-percent order, sized from
+the equity valued at the fill price, which is exactly ``strategies.execution.simulate`` (parity
+is tested); ``from_signals`` sizes entries as a share of cash and cannot express a fractional
+or flipped target in one order. Only with ``sl_stop``/``tp_stop`` is ``from_signals`` used,
+because vectorbt's stops live there (they trigger intrabar on high/low, unlike ``Risk``'s
+close-checked stops; use ``Risk`` for engine parity).
+
+vectorbt is imported on first use (``pip install "effnet-trading[vectorbt]"``); its first import
+compiles numba kernels (tens of seconds).
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pandas as pd
+
+from effnet_trading.errors import DataError, SpecError, require
+from effnet_trading.imaging import infer_interval
+from effnet_trading.strategies.policy import Policy, class_directions
+
+__all__ = ["EfficientNetIndicator", "portfolio_from_signals", "signal_events", "contract_orders"]
+
+_OUTPUTS = ["sell", "hold", "buy", "signal", "entries", "exits", "short_entries", "short_exits"]
+
+
+def _vbt():
+    return require("vectorbt", "vectorbt")
+
+
+def signal_events(target: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(T, ...)`` targets -> boolean (entries, exits, short_entries, short_exits) at the decision bar:
+    a long opens / closes, a short opens / closes (a flip is an exit and an entry on the same bar)."""
+    t = np.nan_to_num(np.asarray(target, dtype=np.float64))
+    prev = np.concatenate([np.zeros_like(t[:1]), t[:-1]])
+    long_now, long_before = t > 0, prev > 0
+    short_now, short_before = t < 0, prev < 0
+    return long_now & ~long_before, long_before & ~long_now, short_now & ~short_before, short_before & ~short_now
+
+
+def _custom_func(open_, high, low, close, volume, threshold, hysteresis, long_only, *, model=None, chunk=2048,
+                 sizing="fixed", on_hold="keep"):
+    """Probabilities once per input column, then the policy per parameter combination (param-major columns)."""
+    if model is None:
+        raise SpecError(
+            "EfficientNetIndicator.run needs model=...: a model folder (model.onnx + card.json), a Predictor, "
+            "a SignalModel, a TimeframeEnsemble or {'5m': folder, '1h': folder}."
+        )
+    if isinstance(model, dict):  # {timeframe: model}: a TimeframeEnsemble over the input bars
+        from effnet_trading.strategies import TimeframeEnsemble
+
+        scorer = TimeframeEnsemble({tf: _cached_signal_model(m, chunk) if not hasattr(m, "predict_proba") else m
+                                    for tf, m in model.items()})
+    else:
+        scorer = model if hasattr(model, "predict_proba") else _cached_signal_model(model, chunk)
+    names = tuple(scorer.class_names)
+    dirs = class_directions(names).tolist()
+    if sorted(dirs) != [-1, 0, 1]:
+        raise SpecError(f"EfficientNetIndicator needs a 3-class sell/hold/buy model; got classes {list(names)}.")
+    order = [names[dirs.index(d)] for d in (-1, 0, 1)]
+    probs = []
+    for j in range(close.shape[1]):
+        frame = pd.DataFrame({"open": open_.iloc[:, j], "high": high.iloc[:, j], "low": low.iloc[:, j],
+                              "close": close.iloc[:, j], "volume": volume.iloc[:, j]})
+        probs.append(scorer.predict_proba(frame))
+    outs = {name: [] for name in _OUTPUTS}
+    for th, hy, lo in zip(threshold, hysteresis, long_only):
+        policy = Policy(float(th), float(hy), bool(lo), sizing, on_hold, class_names=names)
+        for p in probs:
+            target = policy.positions(p).to_numpy()
+            policy.reset()
+            for k, col in enumerate(order):
+                outs[("sell", "hold", "buy")[k]].append(p[col].to_numpy())
+            outs["signal"].append(target)
+            for name, ev in zip(_OUTPUTS[4:], signal_events(target)):
+                outs[name].append(ev)
+    return tuple(np.column_stack(outs[name]) for name in _OUTPUTS)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_signal_model(model, chunk: int):
+    from effnet_trading.strategies.signal import SignalModel
+
+    return SignalModel(model, chunk=chunk)
+
+
+@functools.lru_cache(maxsize=1)
+def _indicator_class():
+    vbt = _vbt()
+    return vbt.IndicatorFactory(
+        class_name="EfficientNetIndicator",
+        short_name="effnet",
+        input_names=["open", "high", "low", "close", "volume"],
+        param_names=["threshold", "hysteresis", "long_only"],
+        output_names=_OUTPUTS,
+    ).from_custom_func(
+        _custom_func,
+        keep_pd=True,
+        hysteresis=0.0,
+        long_only=False,
+        model=None,
+        chunk=2048,
+        sizing="fixed",
+        on_hold="keep",
+    )
+
+
+class _LazyIndicator:
+    """``EfficientNetIndicator`` builds the vectorbt class on first attribute access (no import-time numba)."""
+
+    def __getattr__(self, name: str):
+        return getattr(_indicator_class(), name)
+
+    def __call__(self, *args, **kwargs):
+        return _indicator_class()(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return "<EfficientNetIndicator (vectorbt IndicatorFactory; built on first use)>"
+
+
+EfficientNetIndicator = _LazyIndicator()
+
+
+def _frame(ohlcv):
+    from effnet_trading.strategies.signal import _canonical
+
+    return _canonical(ohlcv)
+
+
+def contract_orders(target) -> pd.DataFrame | pd.Series:
+    """Targets decided at bar closes -> target-percent order sizes on the fill bars: shifted one bar,
+    NaN (no order) where the target did not change. Keeps Series/DataFrame shape and index."""
+    t = target.fillna(0.0).astype(np.float64)
+    shifted = t.shift(1, fill_value=0.0)
+    changed = shifted.ne(shifted.shift(1, fill_value=0.0))
+    return shifted.where(changed)
+
+
+def portfolio_from_signals(
+    ohlcv,
+    signal_or_target,
+    *,
+    fees: float = 0.001,
+    slippage: float = 0.0,
+    sl_stop: float | None = None,
+    tp_stop: float | None = None,
+    allow_short: bool = True,
+    init_cash: float = 10_000.0,
+    freq=None,
+):
+    """A ``vbt.Portfolio`` trading targets (Series on the ohlcv index, a DataFrame of several
+    targets, or an ``EfficientNetIndicator`` result: its ``signal``) under the execution contract."""
+    vbt = _vbt()
+    frame = _frame(ohlcv)
+    target = getattr(signal_or_target, "signal", signal_or_target)
+    if isinstance(target, np.ndarray):
+        target = pd.Series(target, index=frame.index) if target.ndim == 1 else pd.DataFrame(target, index=frame.index)
+    if not isinstance(target, (pd.Series, pd.DataFrame)):
+        raise DataError(f"signal_or_target must be a Series/DataFrame of targets in [-1, 1], got {type(target).__name__}.")
+    if not target.index.equals(frame.index):
+        target = target.reindex(frame.index)
+        if target.isna().all().all() if isinstance(target, pd.DataFrame) else target.isna().all():
+            raise DataError("targets share no timestamps with the ohlcv index (is one tz-naive?); build them on the same index.")
+    target = target.fillna(0.0)
+    if (target.abs() > 1.0 + 1e-12).to_numpy().any():
+        raise DataError("targets must be fractions of equity in [-1, 1]; clip or rescale them (e.g. Risk(max_exposure=...)).")
+    if not allow_short:
+        target = target.clip(lower=0.0)
+    freq = freq or infer_interval(frame.index)
+    open_, close = frame["open"], frame["close"]
+    if sl_stop is None and tp_stop is None:
+        size = contract_orders(target)
+        return vbt.Portfolio.from_orders(close, size=size, size_type="targetpercent", price=open_, fees=fees,
+                                         slippage=slippage, init_cash=init_cash, freq=freq)
+    values = target.to_numpy()
+    if not np.isin(values, (-1.0, 0.0, 1.0)).all():
+        raise SpecError(
+            "sl_stop/tp_stop use vectorbt's from_signals, which here trades all-in positions only: targets must be "
+            "-1, 0 or +1 (Policy(sizing='fixed'), no Risk sizing). For fractional targets use Risk(stop_loss=...) instead."
+        )
+    events = [_like(target, ev) for ev in signal_events(values)]
+    # decided at close t, entered at open t+1: shift the events one bar and fill at the open
+    entries, exits, short_entries, short_exits = (e.shift(1, fill_value=False).astype(bool) for e in events)
+    return vbt.Portfolio.from_signals(
+        close, entries=entries, exits=exits, short_entries=short_entries, short_exits=short_exits, size=np.inf,
+        size_type="amount", price=open_, open=open_, high=frame["high"], low=frame["low"], fees=fees,
+        slippage=slippage, sl_stop=sl_stop, tp_stop=tp_stop, init_cash=init_cash, freq=freq)
+
+
+def _like(target, values: np.ndarray):
+    if isinstance(target, pd.DataFrame):
+        return pd.DataFrame(values, index=target.index, columns=target.columns)
+    return pd.Series(values, index=target.index)

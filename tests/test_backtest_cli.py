@@ -1,0 +1,146 @@
+"""``effnet-trading backtest``: outputs in both engines, engine agreement, clear errors; the HTML report helpers."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from effnet_trading.plugins.cli import main
+from effnet_trading.strategies import performance_summary, simulate
+from effnet_trading.strategies.report import fig_to_data_uri, html_page, write_backtest_report
+
+pytest.importorskip("backtrader")
+pytest.importorskip("vectorbt")
+
+N_BARS = 1500
+
+
+@pytest.fixture(scope="module")
+def csv_path(planted, tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "bars.csv"
+    planted.iloc[:N_BARS].to_csv(path, index_label="timestamp")
+    return path
+
+
+@pytest.fixture(scope="module")
+def decisive_model_dir(planted, tmp_path_factory):
+    """An untrained small_cnn whose last layer is set to random directions over its standardised
+    features: outputs vary strongly between bars, so the strategy trades (the tiny model always says hold)."""
+    torch = pytest.importorskip("torch")
+    from effnet_trading.imaging import ImageSpec, render
+    from effnet_trading.model_zoo import create_model
+    from effnet_trading.model_zoo.export import export_onnx
+
+    spec = ImageSpec("gasf", window=32, size=(32, 32))
+    torch.manual_seed(0)
+    model = create_model("small_cnn", num_classes=3, in_chans=1).eval()
+    head = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    images = torch.tensor(render(spec, planted.iloc[:1000]))
+    feats = {}
+    hook = head.register_forward_hook(lambda mod, inp, out: feats.setdefault("x", inp[0]))
+    with torch.no_grad():
+        model((images - 0.5) / 0.25)  # export_onnx's default normalisation
+        hook.remove()
+        x = feats["x"]
+        w = torch.randn(3, x.shape[1]) / (x.std(0) + 1e-6) * 3 / x.shape[1] ** 0.5
+        head.weight.copy_(w)
+        head.bias.copy_(-w @ x.mean(0))
+    out = tmp_path_factory.mktemp("models") / "decisive"
+    export_onnx(model, out, spec=spec, architecture="small_cnn", sample_images=render(spec, planted.iloc[:64]))
+    return out
+
+
+def _invoke(*args):
+    return CliRunner().invoke(main, ["backtest", *map(str, args)], catch_exceptions=False)
+
+
+@pytest.mark.slow
+def test_both_engines_write_the_same_results(csv_path, decisive_model_dir, tmp_path, planted):
+    outs = {}
+    for engine in ("backtrader", "vectorbt"):
+        out = tmp_path / engine
+        res = _invoke("--data", csv_path, "--model", decisive_model_dir, "--engine", engine, "--threshold", "0.5",
+                      "--fees", "0.001", "--slippage", "0", "--out", out, "--no-progress")
+        assert res.exit_code == 0, res.output
+        assert "report:" in res.output and "buy & hold" in res.output
+        assert {p.name for p in out.iterdir()} == {"summary.json", "trades.csv", "signals.csv", "report.html"}
+        outs[engine] = out
+    s = {e: json.loads((o / "summary.json").read_text()) for e, o in outs.items()}
+    for e in s:
+        assert s[e]["config"]["engine"] == e and s[e]["config"]["fees"] == 0.001
+        assert set(s[e]["strategy"]) >= {"total_return", "cagr", "sharpe", "sortino", "max_drawdown", "trades", "win_rate", "exposure"}
+    assert s["vectorbt"]["strategy"]["trades"] > 20
+    assert s["backtrader"]["strategy"]["total_return"] == pytest.approx(s["vectorbt"]["strategy"]["total_return"], abs=1e-9)
+    trades = {e: pd.read_csv(o / "trades.csv") for e, o in outs.items()}
+    a, b = trades["backtrader"], trades["vectorbt"]
+    assert list(a["entry_time"]) == list(b["entry_time"]), (len(a), len(b), a.iloc[95:101].to_string(), b.iloc[95:101].to_string())
+    # buy & hold beside it is the independent simulate() figure
+    bars = planted.iloc[:N_BARS]
+    bh = performance_summary(simulate(bars, np.ones(N_BARS), fees=0.001))
+    assert s["vectorbt"]["buy_and_hold"]["total_return"] == pytest.approx(bh["total_return"], rel=1e-9)
+    sig = {e: pd.read_csv(o / "signals.csv", index_col=0) for e, o in outs.items()}
+    assert list(sig["vectorbt"].columns) == ["sell", "hold", "buy", "target"]
+    np.testing.assert_allclose(sig["backtrader"].to_numpy(), sig["vectorbt"].to_numpy(), rtol=1e-6, equal_nan=True)
+    page = (outs["vectorbt"] / "report.html").read_text()
+    assert page.count("data:image/png;base64,") >= 2 and "http://" not in page and "https://" not in page
+
+
+def test_clear_errors(csv_path, tiny_model_dir, tmp_path):
+    res = CliRunner().invoke(main, ["backtest", "--data", str(csv_path), "--out", str(tmp_path / "o")])
+    assert res.exit_code != 0 and "no model given" in res.output
+    res = CliRunner().invoke(main, ["backtest", "--data", str(csv_path), "--model", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert res.exit_code != 0 and "is not a model folder" in res.output and "card.json" in res.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("timestamp,open,high,low,close,volume\n2021-01-01T00:00:00Z,1,0.5,0.9,1,1\n2021-01-01T00:05:00Z,1,2,0.9,1,1\n")
+    res = CliRunner().invoke(main, ["backtest", "--data", str(bad), "--model", str(tiny_model_dir), "--out", str(tmp_path / "o")])
+    assert res.exit_code != 0 and "high" in res.output
+    res = CliRunner().invoke(main, ["backtest", "--data", str(tmp_path / "missing.csv"), "--model", str(tiny_model_dir), "--out", str(tmp_path / "o")])
+    assert res.exit_code != 0 and "no such file" in res.output
+    res = CliRunner().invoke(main, ["backtest", "--data", str(csv_path), "--model", str(tiny_model_dir), "--model", str(tiny_model_dir),
+                                    "--out", str(tmp_path / "o")])
+    assert res.exit_code != 0 and "--timeframes" in res.output
+    assert not (tmp_path / "o").exists()  # nothing half-written on errors
+
+
+def test_timeframe_ensemble_run(csv_path, tiny_model_dir, tmp_path):
+    res = _invoke("--data", csv_path, "--model", tiny_model_dir, "--model", tiny_model_dir, "--timeframes", "5m,15m",
+                  "--engine", "vectorbt", "--out", tmp_path, "--no-progress")
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["config"]["timeframes"] == ["5m", "15m"]
+    signals = pd.read_csv(tmp_path / "signals.csv", index_col=0)
+    assert signals["buy"].isna().sum() > 32  # the 15m member warms up over 32 closed 15m bars
+
+
+def test_html_page_is_self_contained_and_escaped():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    uri = fig_to_data_uri(fig)
+    assert uri.startswith("data:image/png;base64,iVBOR")  # PNG magic, base64-encoded
+    page = html_page("a <b> & c", [("x < y", f'<img src="{uri}">')])
+    assert "<title>a &lt;b&gt; &amp; c</title>" in page and "<h2>x &lt; y</h2>" in page
+
+
+def test_write_backtest_report_sections(planted, tmp_path):
+    bars = planted.iloc[:400]
+    res = simulate(bars, np.r_[np.zeros(100), np.ones(300)], fees=0.001)
+    probs = pd.DataFrame(np.full((400, 3), 1 / 3), index=bars.index, columns=["sell", "hold", "buy"])
+    summary = {"strategy": performance_summary(res), "buy_and_hold": {"total_return": 0.1}, "config": {"engine": "x"}}
+    images = {"buy": np.random.default_rng(0).random((3, 1, 16, 16))}
+    path = write_backtest_report(tmp_path, summary=summary, equity=res.equity, benchmark=res.equity * 1.01, probs=probs,
+                                 ohlcv=bars, trades=res.trades, confusion=[[5, 1, 0], [2, 3, 1], [0, 1, 6]],
+                                 example_images=images, latency_ms=np.linspace(1, 3, 50))
+    page = path.read_text()
+    for heading in ("Equity and drawdown", "Probabilities over price", "Confusion matrix", "Example images", "Inference latency",
+                    "Configuration", "Trades"):
+        assert heading in page, heading
+    assert page.count("data:image/png;base64,") == 5
+    assert not list(tmp_path.glob("*.tmp"))  # atomic write leaves no temp file

@@ -1,0 +1,184 @@
+"""backtrader adapter: the indicator on PandasData and GenericCSVData, warm-up, the probability feed,
+the ensemble, the plain (non cheat-on-open) strategy mode, and errors."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from effnet_trading.errors import SpecError
+from effnet_trading.strategies import Policy, SignalModel, TimeframeEnsemble
+
+bt = pytest.importorskip("backtrader")
+plugin = pytest.importorskip("effnet_trading.plugins.backtrader")
+
+N_BARS = 600
+
+
+@pytest.fixture(scope="module")
+def bars(planted) -> pd.DataFrame:
+    return planted.iloc[:N_BARS]
+
+
+class _Record(bt.Strategy):
+    """Keeps the indicator; records the bar position of each next() call."""
+
+    params = (("model", None), ("threshold", 0.35))
+
+    def __init__(self):
+        self.sig = plugin.EfficientNetSignal(self.data, model=self.p.model, threshold=self.p.threshold)
+        self.seen = []
+
+    def next(self):
+        self.seen.append(len(self.data) - 1)
+
+
+def _run(feed, model, runonce=True, **kw):
+    cerebro = bt.Cerebro(runonce=runonce, stdstats=False)
+    cerebro.adddata(feed)
+    cerebro.addstrategy(_Record, model=model, **kw)
+    return cerebro.run()[0]
+
+
+def _lines(strat, n) -> np.ndarray:
+    return np.column_stack([np.asarray(line.array[:n]) for line in strat.sig.lines])
+
+
+def test_num2timestamps_matches_num2date(bars):
+    nums = [bt.date2num(ts.to_pydatetime().replace(tzinfo=None)) for ts in bars.index[:50]]
+    expected = pd.DatetimeIndex([pd.Timestamp(bt.num2date(x)).tz_localize("UTC") for x in nums])
+    assert plugin.num2timestamps(nums).equals(pd.DatetimeIndex(expected, name="timestamp"))
+    assert plugin.num2timestamps(nums).equals(pd.DatetimeIndex(bars.index[:50], name="timestamp"))
+
+
+class _BuyBiased:
+    """The tiny model with its hold and buy columns swapped: 'buy' wins, so the signal line is non-zero."""
+
+    def __init__(self, model_dir):
+        from effnet_trading.model_zoo.runtime import Predictor
+
+        self.inner = Predictor(model_dir)
+        self.spec, self.class_names, self.input_shape = self.inner.spec, self.inner.class_names, self.inner.input_shape
+
+    def predict(self, images, closes=None):
+        return self.inner.predict(images)[:, [0, 2, 1]]
+
+
+def test_pandas_and_csv_feeds_give_the_batch_probabilities(tiny_model_dir, bars, tmp_path):
+    model = _BuyBiased(tiny_model_dir)
+    sm = SignalModel(model)
+    probs = sm.predict_proba(bars)
+    target = Policy(0.35).positions(probs)
+    expected = np.column_stack([probs[["sell", "hold", "buy"]].to_numpy(), target.to_numpy()])
+
+    pandas_strat = _run(bt.feeds.PandasData(dataname=bars), SignalModel(model))
+    csv = tmp_path / "bars.csv"
+    bars.tz_convert(None).to_csv(csv, index_label="datetime", date_format="%Y-%m-%d %H:%M:%S")
+    feed = bt.feeds.GenericCSVData(dataname=str(csv), dtformat="%Y-%m-%d %H:%M:%S", timeframe=bt.TimeFrame.Minutes,
+                                   compression=5, datetime=0, open=1, high=2, low=3, close=4, volume=5, openinterest=-1)
+    csv_strat = _run(feed, SignalModel(model))
+    for strat in (pandas_strat, csv_strat):
+        got = _lines(strat, N_BARS)
+        np.testing.assert_allclose(got[:, :3], expected[:, :3], rtol=1e-6, equal_nan=True)
+        assert (np.nan_to_num(got[:, 3]) == expected[:, 3]).all()
+    assert target.abs().sum() > 0  # some bars reach the threshold: the signal column is exercised
+
+
+def test_warmup_sets_minperiod(tiny_model_dir, bars):
+    strat = _run(bt.feeds.PandasData(dataname=bars), tiny_model_dir)
+    warm = SignalModel(tiny_model_dir).warmup  # first scored bar
+    assert strat.seen[0] == warm
+    assert np.isnan(strat.sig.lines.buy.array[warm - 1]) and not np.isnan(strat.sig.lines.buy.array[warm])
+
+
+def test_runonce_false_matches_once(tiny_model_dir, bars):
+    once = _lines(_run(bt.feeds.PandasData(dataname=bars), tiny_model_dir), N_BARS)
+    nxt = _lines(_run(bt.feeds.PandasData(dataname=bars), tiny_model_dir, runonce=False), N_BARS)
+    np.testing.assert_allclose(nxt, once, rtol=1e-6, equal_nan=True)
+
+
+def test_timeframe_ensemble_uses_closed_higher_bars(tiny_model_dir, bars):
+    ens = TimeframeEnsemble({"5m": SignalModel(tiny_model_dir), "15m": SignalModel(tiny_model_dir)})
+    expected = ens.predict_proba(bars)
+    for runonce in (True, False):
+        got = _lines(_run(bt.feeds.PandasData(dataname=bars), {"5m": tiny_model_dir, "15m": tiny_model_dir},
+                          runonce=runonce), N_BARS)
+        np.testing.assert_allclose(got[:, :3], expected[["sell", "hold", "buy"]].to_numpy(), rtol=1e-6, equal_nan=True)
+    assert expected["buy"].notna().sum() > 100
+
+
+def test_probability_feed_reads_extra_columns(bars):
+    probs = pd.DataFrame({"sell": 0.1, "hold": 0.2, "buy": 0.7, "signal": 0.0}, index=bars.index)
+    probs.iloc[::50, probs.columns.get_loc("signal")] = 1.0
+    data = plugin.ProbabilityData(dataname=bars.join(probs))
+    cerebro = bt.Cerebro(stdstats=False)
+    cerebro.adddata(data)
+
+    class Reader(bt.Strategy):
+        def __init__(self):
+            self.rows = []
+
+        def next(self):
+            self.rows.append((self.data.buy[0], self.data.signal[0]))
+
+    rows = np.array(cerebro.addstrategy(Reader) or cerebro.run()[0].rows)
+    np.testing.assert_allclose(rows[:, 0], 0.7)
+    np.testing.assert_array_equal(rows[:, 1], probs["signal"].to_numpy())
+
+
+def test_strategy_trades_a_precomputed_signal_at_next_open(bars):
+    """Plain Cerebro (no cheat-on-open): order_target_percent at close t fills at open t+1."""
+    target = pd.Series(0.0, index=bars.index)
+    target.iloc[100:200] = 1.0
+    target.iloc[300:350] = -1.0
+    data = plugin.ProbabilityData(dataname=bars.join(target.rename("signal")))
+    cerebro = bt.Cerebro(stdstats=False)
+    cerebro.adddata(data)
+    cerebro.broker.setcommission(commission=0.0)
+    cerebro.addstrategy(plugin.EfficientNetStrategy, signal=data.signal, stake=0.9)
+    strat = cerebro.run()[0]
+    fills = pd.DataFrame(strat.order_log, columns=["dt", "size", "price", "fee"])
+    times = plugin.num2timestamps(fills["dt"])
+    decided = [100, 200, 300, 350]  # bars where the target changes
+    assert list(times) == list(bars.index[[d + 1 for d in decided]])
+    np.testing.assert_allclose(fills["price"], bars["open"].to_numpy()[[d + 1 for d in decided]])
+    assert fills["size"].iloc[0] > 0 and fills["size"].iloc[2] < 0
+
+
+def test_errors_name_the_fix(bars):
+    with pytest.raises(SpecError, match="needs model="):
+        _run(bt.feeds.PandasData(dataname=bars), None)
+
+    class Binary:
+        spec = SignalModel.__init__  # placeholder attributes; class names are what is checked
+        class_names = ("down", "up")
+        input_shape = (1, 8, 8)
+
+        def predict(self, images, closes=None):
+            return np.full((len(images), 2), 0.5)
+
+        def predict_proba(self, ohlcv):
+            return None
+
+        def update(self, bar):
+            return None
+
+        def reset(self):
+            pass
+
+    with pytest.raises(SpecError, match="3-class sell/hold/buy"):
+        _run(bt.feeds.PandasData(dataname=bars), Binary())
+
+
+def test_risk_sizing_and_stops_same_in_once_and_next(tiny_model_dir, bars):
+    from effnet_trading.strategies import Risk
+
+    model = _BuyBiased(tiny_model_dir)
+    risk = dict(vol_target=2.0, vol_window=20, max_exposure=0.8, stop_loss=0.004, cooldown_bars=5)
+    probs = SignalModel(model).predict_proba(bars)
+    expected = Risk(**risk).apply(bars, Policy(0.35).positions(probs))
+    assert expected.nunique() > 3 and (expected == 0).sum() > 50  # sized, and stops flatten it for a while
+    for runonce in (True, False):
+        res = plugin.run_backtrader(bars, SignalModel(model), threshold=0.35, risk=Risk(**risk), fees=0.001, runonce=runonce)
+        np.testing.assert_allclose(res.target.to_numpy(), expected.to_numpy(), rtol=1e-12, err_msg=f"runonce={runonce}")
+        assert res.rejected == 0

@@ -1,0 +1,165 @@
+"""Parity across engines: the same model, data and policy give the same signals in backtrader
+``once()``, backtrader ``next()``, vectorbt, the ``SignalModel.update`` loop and the batch path,
+and the same trades (bars, fill = next open, equity) as ``strategies.execution.simulate``.
+Plus nulls: no edge on a random walk after fees; the trained model's edge on planted data."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from effnet_trading.imaging import render
+from effnet_trading.model_zoo.runtime import Predictor
+from effnet_trading.strategies import Policy, SignalModel, simulate
+
+bt_plugin = pytest.importorskip("effnet_trading.plugins.backtrader")
+vbt_plugin = pytest.importorskip("effnet_trading.plugins.vectorbt")
+
+N_BARS = 1500
+
+
+class Decisive:
+    """The tiny untrained model with decisive outputs: its log-probabilities minus their mean on a
+    fixed reference batch, times ``scale``, through a softmax. Row-wise (batch-independent), so the
+    batch and per-bar paths must agree; the untrained model alone always says 'hold' (no trades)."""
+
+    def __init__(self, model_dir, reference_ohlcv, scale: float = 400.0):
+        self.inner = Predictor(model_dir)
+        self.spec, self.class_names, self.input_shape = self.inner.spec, self.inner.class_names, self.inner.input_shape
+        self.name = "decisive"
+        self.scale = scale
+        self.offset = np.log(self.inner.predict(render(self.spec, reference_ohlcv)).astype(np.float64)).mean(axis=0)
+
+    def predict(self, images, closes=None):
+        z = (np.log(self.inner.predict(images).astype(np.float64)) - self.offset) * self.scale
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def bars(planted) -> pd.DataFrame:
+    return planted.iloc[:N_BARS]
+
+
+@pytest.fixture(scope="module")
+def decisive(tiny_model_dir, planted) -> Decisive:
+    return Decisive(tiny_model_dir, planted.iloc[5000:5200])
+
+
+def _update_loop(model, frame: pd.DataFrame) -> pd.DataFrame:
+    """The slow reference: one ``update`` per bar."""
+    sm = SignalModel(model)
+    rows = [sm.update({"timestamp": ts, **row}) for ts, row in zip(frame.index, frame.to_dict("records"))]
+    out = np.array([[np.nan] * 3 if r is None else r.to_numpy() for r in rows])
+    return pd.DataFrame(out, index=frame.index, columns=list(sm.class_names))
+
+
+def _all_signals(model, frame: pd.DataFrame, threshold: float) -> dict[str, tuple[pd.DataFrame, pd.Series]]:
+    batch = SignalModel(model).predict_proba(frame)
+    loop = _update_loop(model, frame)
+    policy = Policy(threshold)
+    step = pd.Series([policy.step(None if r.isna().any() else r) for _, r in loop.iterrows()], index=frame.index)
+    once = bt_plugin.run_backtrader(frame, SignalModel(model), threshold=threshold, fees=0.0)
+    nxt = bt_plugin.run_backtrader(frame, SignalModel(model), threshold=threshold, fees=0.0, runonce=False)
+    ind = vbt_plugin.EfficientNetIndicator.run(frame.open, frame.high, frame.low, frame.close, frame.volume,
+                                               model=SignalModel(model), threshold=threshold)
+    vbt_probs = pd.DataFrame({c: getattr(ind, c).to_numpy() for c in ("sell", "hold", "buy")}, index=frame.index)
+    return {
+        "batch": (batch, Policy(threshold).positions(batch)),
+        "update_loop": (loop, step),
+        "backtrader_once": (once.probs, once.target),
+        "backtrader_next": (nxt.probs, nxt.target),
+        "vectorbt": (vbt_probs, pd.Series(ind.signal.to_numpy(), index=frame.index)),
+    }
+
+
+@pytest.mark.parametrize("which", ["tiny", "decisive"])
+def test_signals_identical_in_every_path(which, tiny_model_dir, decisive, bars):
+    model = tiny_model_dir if which == "tiny" else decisive
+    paths = _all_signals(model, bars, threshold=0.4)
+    ref_probs, ref_target = paths.pop("batch")
+    assert ref_probs.notna().all(axis=1).sum() > N_BARS - 40  # scored after the 32-bar warm-up
+    for name, (probs, target) in paths.items():
+        np.testing.assert_allclose(probs[["sell", "hold", "buy"]].to_numpy(), ref_probs[["sell", "hold", "buy"]].to_numpy(),
+                                   rtol=1e-6, atol=1e-7, equal_nan=True, err_msg=name)
+        assert (target.to_numpy() == ref_target.to_numpy()).all(), name
+    if which == "decisive":
+        assert ref_target.diff().abs().gt(0).sum() > 50  # it trades: the trade parity below is not vacuous
+
+
+def _vectorbt_orders(pf, index) -> pd.DataFrame:
+    r = pf.orders.records
+    return pd.DataFrame({"time": index[r["idx"]], "size": r["size"], "price": r["price"], "fee": r["fees"],
+                         "side": np.where(r["side"] == 0, "buy", "sell")})
+
+
+@pytest.mark.parametrize("fees,slippage,long_only", [(0.0, 0.0, False), (0.001, 0.0, False), (0.001, 0.0005, True)])
+def test_trades_agree_with_simulate(fees, slippage, long_only, decisive, bars):
+    probs = SignalModel(decisive).predict_proba(bars)
+    target = Policy(0.4, long_only=long_only).positions(probs)
+    ref = simulate(bars, target, fees=fees, slippage=slippage)
+    assert len(ref.orders) > 50
+    # every fill is at the open of the bar after a target change, moved by slippage against the trade
+    changed = np.flatnonzero(target.to_numpy()[:-1] != np.concatenate([[0.0], target.to_numpy()[:-2]]))
+    assert list(ref.orders["time"]) == list(bars.index[changed + 1])
+    sign = np.where(ref.orders["side"] == "buy", 1.0, -1.0)
+    np.testing.assert_allclose(ref.orders["price"], bars["open"].to_numpy()[changed + 1] * (1 + slippage * sign), rtol=1e-12)
+
+    bt_res = bt_plugin.run_backtrader(bars, SignalModel(decisive), threshold=0.4, long_only=long_only, fees=fees, slippage=slippage)
+    pf = vbt_plugin.portfolio_from_signals(bars, target, fees=fees, slippage=slippage)
+    vb_orders = _vectorbt_orders(pf, bars.index)
+    assert bt_res.rejected == 0
+    for name, orders in (("backtrader", bt_res.orders), ("vectorbt", vb_orders)):
+        assert list(orders["time"]) == list(ref.orders["time"]), name
+        assert list(orders["side"]) == list(ref.orders["side"]), name
+        np.testing.assert_allclose(orders["price"], ref.orders["price"], rtol=1e-12, err_msg=name)
+        # sizes/fees: backtrader buys keep a 1e-12 cash margin (see EfficientNetStrategy._exact_order)
+        np.testing.assert_allclose(orders["size"], ref.orders["size"], rtol=1e-9, err_msg=name)
+        np.testing.assert_allclose(orders["fee"], ref.orders["fee"], rtol=1e-9, atol=1e-12, err_msg=name)
+    # equity: same orders -> same curve; 1e-9 relative covers the 1e-12 margin compounded over ~200 orders
+    np.testing.assert_allclose(bt_res.equity.to_numpy(), ref.equity.to_numpy(), rtol=1e-9)
+    np.testing.assert_allclose(pf.value().to_numpy(), ref.equity.to_numpy(), rtol=1e-9)
+    bt_trades = bt_res.trades
+    assert list(bt_trades["entry_time"]) == list(ref.trades["entry_time"])
+    assert list(bt_trades["exit_time"]) == list(ref.trades["exit_time"])
+    vb_trades = pf.trades.records_readable
+    closed = ref.trades[ref.trades["status"] == "closed"]
+    assert set(closed["entry_time"]) <= set(vb_trades["Entry Timestamp"])
+
+
+def _circular_null(frame, target: np.ndarray, fees: float, n: int = 200, seed: int = 0) -> np.ndarray:
+    """Final returns of the same targets circularly shifted by random offsets: same turnover and
+    exposure, no alignment with the bars."""
+    rng = np.random.default_rng(seed)
+    shifts = rng.integers(100, len(target) - 100, size=n)
+    return np.array([simulate(frame, np.roll(target, s), fees=fees).final_equity / 10_000 - 1 for s in shifts])
+
+
+def test_no_edge_on_random_walk(decisive, random_walk):
+    # three disjoint 2,000-bar slices; under the null each beats the 95th percentile of its
+    # circular-shift null with probability 0.05, so two or more (p ~ 0.007) would signal an edge
+    above, t_stats, returns = 0, [], []
+    for lo in (0, 6000, 12000):
+        frame = random_walk.iloc[lo:lo + 2000]
+        target = Policy(0.4).positions(SignalModel(decisive).predict_proba(frame)).to_numpy()
+        res = simulate(frame, target, fees=0.001)
+        r = res.returns.to_numpy()[1:]
+        t_stats.append(r.mean() / r.std(ddof=1) * np.sqrt(len(r)))
+        returns.append(res.final_equity / 10_000 - 1)
+        above += returns[-1] > np.quantile(_circular_null(frame, target, fees=0.001, n=100, seed=lo), 0.95)
+    assert max(t_stats) < 2.0, t_stats  # no significant positive mean return after fees
+    assert above <= 1, (above, returns)
+    assert np.mean(returns) < 0  # fees on ~10 % turnover per bar eat a random signal
+
+
+@pytest.mark.slow
+def test_trained_model_beats_null_on_planted(trained_model_dir, planted):
+    frame = planted.iloc[12_000:15_000]  # after the training span: unseen
+    probs = SignalModel(trained_model_dir).predict_proba(frame)
+    target = Policy(0.5).positions(probs)
+    bt_res = bt_plugin.run_backtrader(frame, trained_model_dir, threshold=0.5, fees=0.0)
+    np.testing.assert_array_equal(bt_res.target.to_numpy(), target.to_numpy())
+    res = simulate(frame, target, fees=0.0)
+    strat = res.final_equity / 10_000 - 1
+    null = _circular_null(frame, target.to_numpy(), fees=0.0)
+    assert strat > np.quantile(null, 0.95), (strat, np.quantile(null, [0.5, 0.95]))

@@ -1,0 +1,136 @@
+"""vectorbt adapter: the IndicatorFactory indicator (parameter grids, one scoring per column),
+events, the portfolio helper's execution contract, and errors."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from effnet_trading.errors import DataError, SpecError
+from effnet_trading.strategies import Policy, SignalModel, simulate
+
+pytest.importorskip("vectorbt")
+plugin = pytest.importorskip("effnet_trading.plugins.vectorbt")
+
+N_BARS = 800
+
+
+class _Counting:
+    """A rule model (momentum over the window's closes) that counts the images it scores."""
+
+    def __init__(self, spec):
+        self.spec, self.class_names, self.input_shape = spec, ("sell", "hold", "buy"), (spec.channels, *spec.size)
+        self.images = 0
+
+    def predict(self, images, closes=None):
+        self.images += len(images)
+        z = np.log(closes[:, -1] / closes[:, -8]) / 0.004
+        logits = np.column_stack([-z, np.full(len(z), 0.5), z])
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def bars(planted) -> pd.DataFrame:
+    return planted.iloc[:N_BARS]
+
+
+@pytest.fixture()
+def counting():
+    from effnet_trading.imaging import ImageSpec
+
+    return _Counting(ImageSpec("gasf", window=16, size=(16, 16)))
+
+
+def test_grid_scores_once_and_applies_policy_per_parameter(bars, counting):
+    sm = SignalModel(counting)
+    ind = plugin.EfficientNetIndicator.run(bars.open, bars.high, bars.low, bars.close, bars.volume, model=sm,
+                                           threshold=[0.4, 0.5, 0.6], hysteresis=[0.0, 0.0, 0.1], param_product=False)
+    scored_once = counting.images
+    assert scored_once == N_BARS - sm.warmup  # one image per scoreable bar, not one per parameter
+    probs = SignalModel(counting).predict_proba(bars)
+    assert ind.signal.shape == (N_BARS, 3)
+    for j, (th, hy) in enumerate([(0.4, 0.0), (0.5, 0.0), (0.6, 0.1)]):
+        target = Policy(th, hy).positions(probs).to_numpy()
+        np.testing.assert_array_equal(ind.signal.iloc[:, j].to_numpy(), target)
+        np.testing.assert_allclose(ind.buy.iloc[:, j].to_numpy(), probs["buy"].to_numpy(), equal_nan=True)
+        ent, ex, sent, sex = plugin.signal_events(target)
+        np.testing.assert_array_equal(ind.entries.iloc[:, j].to_numpy(), ent)
+        np.testing.assert_array_equal(ind.short_exits.iloc[:, j].to_numpy(), sex)
+    assert ind.entries.to_numpy().sum() > 10
+    assert not (ind.signal.iloc[:, 0] == ind.signal.iloc[:, 2]).all()  # parameters matter
+
+
+def test_two_input_columns_param_major(bars, counting):
+    close = pd.concat([bars.close, bars.close[::-1].set_axis(bars.index)], axis=1, keys=["a", "b"])
+    frames = {c: pd.concat([bars[c], bars[c][::-1].set_axis(bars.index)], axis=1, keys=["a", "b"]) for c in ("open", "high", "low", "volume")}
+    ind = plugin.EfficientNetIndicator.run(frames["open"], frames["high"], frames["low"], close, frames["volume"],
+                                           model=SignalModel(counting), threshold=[0.4, 0.6])
+    assert ind.signal.shape == (N_BARS, 4)
+    assert list(ind.signal.columns) == [(0.4, "a"), (0.4, "b"), (0.6, "a"), (0.6, "b")]
+    rev = pd.DataFrame({c: frames[c]["b"] for c in ("open", "high", "low", "volume")} | {"close": close["b"]})
+    expected = Policy(0.6).positions(SignalModel(counting).predict_proba(rev[["open", "high", "low", "close", "volume"]]))
+    np.testing.assert_array_equal(ind.signal[(0.6, "b")].to_numpy(), expected.to_numpy())
+
+
+def test_signal_events_flip():
+    ent, ex, sent, sex = plugin.signal_events(np.array([0, 1, 1, -1, -1, 0, 0.5, 0]))
+    assert ent.tolist() == [False, True, False, False, False, False, True, False]
+    assert ex.tolist() == [False, False, False, True, False, False, False, True]
+    assert sent.tolist() == [False, False, False, True, False, False, False, False]
+    assert sex.tolist() == [False, False, False, False, False, True, False, False]
+
+
+def test_portfolio_fills_at_next_open(bars):
+    target = pd.Series(0.0, index=bars.index)
+    target.iloc[50:120] = 1.0
+    target.iloc[200:260] = -0.5
+    pf = plugin.portfolio_from_signals(bars, target, fees=0.001, slippage=0.0)
+    rec = pf.orders.records
+    assert rec["idx"].tolist() == [51, 121, 201, 261]  # decided at close t, filled at bar t+1
+    np.testing.assert_allclose(rec["price"], bars["open"].to_numpy()[[51, 121, 201, 261]])
+    ref = simulate(bars, target, fees=0.001)
+    np.testing.assert_allclose(pf.value().to_numpy(), ref.equity.to_numpy(), rtol=1e-10)
+    long_only = plugin.portfolio_from_signals(bars, target, fees=0.0, allow_short=False)
+    assert long_only.orders.records["idx"].tolist() == [51, 121]
+
+
+def test_portfolio_takes_indicator_output_and_grids(bars, counting):
+    ind = plugin.EfficientNetIndicator.run(bars.open, bars.high, bars.low, bars.close, bars.volume,
+                                           model=SignalModel(counting), threshold=[0.4, 0.6])
+    pf = plugin.portfolio_from_signals(bars, ind, fees=0.001)
+    assert pf.value().shape == (N_BARS, 2)
+    ref = simulate(bars, ind.signal.iloc[:, 1].to_numpy(), fees=0.001)
+    np.testing.assert_allclose(pf.value().iloc[:, 1].to_numpy(), ref.equity.to_numpy(), rtol=1e-10)
+
+
+@pytest.mark.slow  # the first from_signals call compiles numba kernels (~25 s)
+def test_native_stops_exit_early(bars):
+    target = pd.Series(0.0, index=bars.index)
+    target.iloc[10:700] = 1.0
+    plain = plugin.portfolio_from_signals(bars, target, fees=0.0)
+    stopped = plugin.portfolio_from_signals(bars, target, fees=0.0, sl_stop=0.002)
+    assert stopped.orders.records["idx"][0] == 11  # entry still at the next open
+    assert stopped.orders.records["idx"][1] < 701  # the stop closes it before the signal does
+    assert plain.orders.records["idx"].tolist() == [11, 701]
+
+
+def test_errors(bars):
+    with pytest.raises(DataError, match=r"\[-1, 1\]"):
+        plugin.portfolio_from_signals(bars, pd.Series(2.0, index=bars.index))
+    with pytest.raises(SpecError, match="-1, 0 or \\+1"):
+        plugin.portfolio_from_signals(bars, pd.Series(0.5, index=bars.index), sl_stop=0.01)
+    with pytest.raises(SpecError, match="needs model="):
+        plugin.EfficientNetIndicator.run(bars.open, bars.high, bars.low, bars.close, bars.volume, threshold=0.5)
+    with pytest.raises(DataError, match="share no timestamps"):
+        plugin.portfolio_from_signals(bars, pd.Series(1.0, index=bars.index.tz_convert(None) + pd.Timedelta("3s")))
+
+
+def test_timeframe_dict_matches_ensemble(bars, counting):
+    from effnet_trading.strategies import TimeframeEnsemble
+
+    members = {"5m": SignalModel(counting), "15m": SignalModel(counting)}
+    ind = plugin.EfficientNetIndicator.run(bars.open, bars.high, bars.low, bars.close, bars.volume, model=members, threshold=0.4)
+    expected = TimeframeEnsemble(members).predict_proba(bars)
+    np.testing.assert_allclose(ind.buy.to_numpy(), expected["buy"].to_numpy(), equal_nan=True)
+    np.testing.assert_array_equal(ind.signal.to_numpy(), Policy(0.4).positions(expected).to_numpy())
