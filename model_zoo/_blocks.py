@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["make_divisible", "ConvBNAct", "SqueezeExcite", "DropPath", "MBConv"]
+__all__ = ["recalibrate_batchnorm", "make_divisible", "ConvBNAct", "SqueezeExcite", "DropPath", "MBConv"]
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
@@ -95,3 +95,28 @@ class MBConv(nn.Module):
         if self.use_res:
             out = self.stochastic_depth(out) + x
         return out
+
+
+def recalibrate_batchnorm(model: nn.Module, inputs) -> None:
+    """Re-estimate every BatchNorm's running statistics as exact averages over ``inputs``
+    (an iterable of normalised ``(N, C, H, W)`` tensors), then put the model in eval mode.
+
+    Fresh BN statistics (mean 0, var 1) shrink an untrained deep net's outputs to constants
+    in eval mode, and a short training run leaves statistics that lag the weights; averaging
+    afresh fixes both. Dropout and drop-path stay off while the statistics are collected.
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [b.momentum for b in bns]
+    for b in bns:
+        b.reset_running_stats()
+        b.momentum = None  # cumulative moving average = plain mean over the batches below
+    model.eval()
+    for b in bns:
+        b.train()
+    with torch.no_grad():
+        for x in inputs:
+            model(x)
+    for b, mom in zip(bns, saved):
+        b.momentum = mom
+    model.eval()
+

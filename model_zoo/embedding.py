@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from effnet_trading.errors import DataError, SpecError
+from effnet_trading.model_zoo._blocks import recalibrate_batchnorm
 from effnet_trading.model_zoo.features import _as_float_images, _batched
 from effnet_trading.model_zoo.registry import create_model
 
@@ -129,33 +130,10 @@ def train_embedding(model: nn.Module, images: np.ndarray, labels: np.ndarray, ep
             opt.step()
             losses.append(float(loss.detach()))
         history.append(float(np.mean(losses)))
-    _recalibrate_batchnorm(model, images, m, s)
-    model.eval()
+    # a short run leaves BN running stats lagging the weights: eval-mode embeddings drift otherwise
+    recalibrate_batchnorm(model, ((torch.from_numpy(_as_float_images(images[i : i + 128])) - m) / s
+                                  for i in range(0, min(1024, len(images)), 128)))
     return history
-
-
-def _recalibrate_batchnorm(model: nn.Module, images: np.ndarray, m: torch.Tensor, s: torch.Tensor,
-                           n: int = 1024, batch_size: int = 128) -> None:
-    """Re-estimate BN running statistics as exact averages over (up to ``n``) training images.
-
-    A short training run leaves running stats that lag the weights (momentum averages over
-    changing activations); eval-mode embeddings then drift. Averaging afresh fixes that.
-    """
-    bns = [mod for mod in model.modules() if isinstance(mod, nn.modules.batchnorm._BatchNorm)]
-    if not bns:
-        return
-    saved = [b.momentum for b in bns]
-    for b in bns:
-        b.reset_running_stats()
-        b.momentum = None  # cumulative moving average = plain mean over the batches below
-    model.eval()  # dropout / drop-path off; only BN collects statistics
-    for b in bns:
-        b.train()
-    with torch.no_grad():
-        for i in range(0, min(n, len(images)), batch_size):
-            model((torch.from_numpy(_as_float_images(images[i : i + batch_size])) - m) / s)
-    for b, mom in zip(bns, saved):
-        b.momentum = mom
 
 
 def embed(model: nn.Module, images: np.ndarray, batch_size: int = 256,
