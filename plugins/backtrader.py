@@ -22,7 +22,7 @@ import pandas as pd
 
 from effnet_trading.errors import SpecError, require
 from effnet_trading.imaging import OHLCV_COLUMNS
-from effnet_trading.strategies.execution import _trades
+from effnet_trading.strategies.execution import trades_from_orders
 from effnet_trading.strategies.policy import Policy, class_directions
 from effnet_trading.strategies.signal import SignalModel
 
@@ -367,7 +367,7 @@ def run_backtrader(
     })
     units = np.cumsum([r[1] for r in filled]) if filled else np.array([])
     rec = [(r[0], r[1], r[2], r[3], math.nan, u, math.nan) for r, u in zip(filled, units)]
-    trades = _trades(rec, idx, float(frame["close"].iloc[-1]))
+    trades = trades_from_orders(rec, idx, float(frame["close"].iloc[-1]))
     equity = pd.Series(strat.equity_log[:n], index=idx, name="equity")
     config = {"engine": "backtrader", "runonce": runonce, "threshold": threshold, "hysteresis": hysteresis,
               "long_only": long_only, "sizing": sizing, "fees": fees, "slippage": slippage, "init_cash": init_cash,

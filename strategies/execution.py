@@ -34,7 +34,7 @@ import pandas as pd
 from effnet_trading.errors import DataError
 from effnet_trading.strategies.signal import _canonical
 
-__all__ = ["SimResult", "simulate", "align_target"]
+__all__ = ["SimResult", "simulate", "align_target", "trades_from_orders"]
 
 
 @dataclass
@@ -145,7 +145,7 @@ def simulate(ohlcv, target, *, fees: float = 0.001, slippage: float = 0.0, init_
             "target": [r[4] for r in rec],
         }
     )
-    trades = _trades(rec, idx, close[-1])
+    trades = trades_from_orders(rec, idx, close[-1])
     return SimResult(
         equity=pd.Series(equity, index=idx, name="equity"),
         returns=pd.Series(returns, index=idx, name="returns"),
@@ -162,7 +162,7 @@ def simulate(ohlcv, target, *, fees: float = 0.001, slippage: float = 0.0, init_
 _TRADE_COLUMNS = ["entry_time", "exit_time", "direction", "entry_price", "exit_price", "size", "pnl", "return", "fees", "status"]
 
 
-def _trades(rec, idx: pd.DatetimeIndex, last_close: float) -> pd.DataFrame:
+def trades_from_orders(rec, idx: pd.DatetimeIndex, last_close: float) -> pd.DataFrame:
     """Orders -> round trips. A trade is a run of same-sign position; a flip closes one and opens
     the next (the order and its fee are split pro rata). Entry/exit prices are unit-weighted
     averages of the adds/reductions; pnl is the trade's net cash flow after fees."""

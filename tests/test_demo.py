@@ -20,6 +20,7 @@ def test_demo_end_to_end(tmp_path):
     assert "Report:" in res.output and "engines agree" in res.output
     model_dir = tmp_path / "train" / "model"
     assert (model_dir / "model.onnx").is_file() and (model_dir / "card.json").is_file()
+    assert json.loads((model_dir / "card.json").read_text())["architecture"] == "compact"  # the demo's model
     s = {e: json.loads((tmp_path / e / "summary.json").read_text()) for e in ("backtrader", "vectorbt")}
     # trained on the first 70 %, backtested on the unseen last 30 %
     assert s["vectorbt"]["bars"] == 450 and s["vectorbt"]["span"] == s["backtrader"]["span"]

@@ -22,7 +22,7 @@ def test_readme_snippet_runs(i, trained_model_dir, planted, monkeypatch, tmp_pat
     pytest.importorskip("backtrader")
     pytest.importorskip("vectorbt")
     model = trained_model_dir
-    code = _python_blocks()[i].replace('"effnet-demo/model"', repr(str(model)))
+    code = _python_blocks()[i].replace('"effnet-demo/train/model"', repr(str(model)))
     df = planted.iloc[:1200]
     monkeypatch.chdir(README.parent)  # the snippets use repository-relative paths (sample_data/)
     scope = {"df": df}

