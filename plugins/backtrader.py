@@ -85,6 +85,19 @@ def _warmup_bars(scorer) -> int:
         return 0
 
 
+# params shared by the indicator and the strategy (which passes them through)
+_SIGNAL_PARAMS = (
+    ("model", None),
+    ("threshold", 0.5),
+    ("hysteresis", 0.0),
+    ("long_only", False),
+    ("sizing", "fixed"),
+    ("on_hold", "keep"),
+    ("risk", None),
+    ("chunk", 2048),
+)
+
+
 class EfficientNetSignal(bt.Indicator):
     """Class probabilities (lines sell/hold/buy, NaN in warm-up) and the policy's target position
     (line ``signal`` in [-1, 1]) for each closed bar of ``data``.
@@ -95,16 +108,7 @@ class EfficientNetSignal(bt.Indicator):
     """
 
     lines = LINE_NAMES
-    params = (
-        ("model", None),
-        ("threshold", 0.5),
-        ("hysteresis", 0.0),
-        ("long_only", False),
-        ("sizing", "fixed"),
-        ("on_hold", "keep"),
-        ("risk", None),
-        ("chunk", 2048),
-    )
+    params = _SIGNAL_PARAMS
     plotinfo = dict(subplot=True, plotymargin=0.05)
 
     def __init__(self):
@@ -204,19 +208,12 @@ class EfficientNetStrategy(bt.Strategy):
     so a gap up does not make a 100 % buy exceed the cash). Orders go out only when the target
     changes.
 
-    params: model, threshold, hysteresis, long_only, sizing, risk, chunk (see EfficientNetSignal);
+    params: model, threshold, hysteresis, long_only, sizing, on_hold, risk, chunk (see EfficientNetSignal);
     stake (fraction of equity for |signal| = 1); signal (use an existing line, e.g. a
     ``ProbabilityData`` feed's ``signal``, instead of scoring).
     """
 
-    params = (
-        ("model", None),
-        ("threshold", 0.5),
-        ("hysteresis", 0.0),
-        ("long_only", False),
-        ("sizing", "fixed"),
-        ("risk", None),
-        ("chunk", 2048),
+    params = _SIGNAL_PARAMS + (
         ("stake", 1.0),
         ("signal", None),
     )
@@ -226,8 +223,8 @@ class EfficientNetStrategy(bt.Strategy):
             self.signal = self.p.signal
         else:
             self.indicator = EfficientNetSignal(
-                self.data, model=self.p.model, threshold=self.p.threshold, hysteresis=self.p.hysteresis,
-                long_only=self.p.long_only, sizing=self.p.sizing, risk=self.p.risk, chunk=self.p.chunk)
+                self.data, model=self.p.model,
+                **{name: getattr(self.p, name) for name, _ in _SIGNAL_PARAMS if name != "model"})
             self.signal = self.indicator.signal
         self.held_target = 0.0
         self.order_log: list[tuple] = []  # (fill bar as a backtrader float date, units traded, fill price, fee)

@@ -78,3 +78,15 @@ def trained_model_dir(tmp_path_factory, planted, planted_events) -> Path:
     res = train_and_export(planted.iloc[:12_000], cfg, out,
                            extra_metrics=lambda r: {"event_accuracy": r.accuracy_on(planted_events["position"])})
     return res.model_dir
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny convs gain nothing from threads; on a busy 2-core box two OpenMP threads made them
+    ~100x slower. Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    torch = pytest.importorskip("torch")
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+

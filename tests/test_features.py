@@ -15,12 +15,7 @@ from effnet_trading.model_zoo.embedding import (  # noqa: E402
 from effnet_trading.model_zoo.features import extract_features, fit_gbm_on_features  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _families(n: int, size: int = 16, noise: float = 0.35, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

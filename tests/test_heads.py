@@ -13,12 +13,7 @@ from effnet_trading.model_zoo.heads import DirectionOnly, MultiTaskModel, head_l
 NAN = float("nan")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -15,13 +15,7 @@ from effnet_trading.model_zoo.efficientnet import STAGES, VARIANTS, round_filter
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny convs gain nothing from threads; on a busy 2-core box 2 OpenMP threads make them ~100x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # torchvision.models.efficientnet_b{0..7}(): sum(p.numel() for p in m.parameters()), 1000 classes, 3 channels

@@ -21,12 +21,7 @@ LUKE_PARAMS = {"efficientnet-b0": (1.0, 1.0), "efficientnet-b4": (1.4, 1.8)}  # 
 BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _luke_round_filters(f: int, w: float) -> int:
