@@ -21,3 +21,10 @@ effnet-trading evaluate --data "$DATA" --last-bars 12000 \
   --spec candles --size 32 --window 32 --horizon 6 --folds 3 --epochs 3 --lr 1e-3 --max-train-bars 2000 \
   --fees 0.001 --slippage 0.0005 --threshold 0.4 --extra-trials 8 \
   --null-models small_cnn --threads 1 --seed 0 --out "${OUT}_lr1e-3" --resume "$@"
+
+# 5-minute bars, same pipeline and settings (docs/results.md, "Same pipeline on 5-minute bars").
+effnet-trading evaluate --data /work/shared/data/binance_btcusdt_5m.csv.gz --last-bars 12000 \
+  --models efficientnet_b0,efficientnet_b1,compact,small_cnn \
+  --spec candles --size 32 --window 32 --horizon 6 --folds 3 --epochs 2 --max-train-bars 1000 \
+  --fees 0.001 --slippage 0.0005 --threshold 0.4 \
+  --null-models small_cnn --threads 1 --seed 0 --out "${OUT%_1h}_5m" --resume "$@"
