@@ -49,18 +49,10 @@ def _images(size: int, n: int) -> np.ndarray:
 
 
 def _estimate_bn_stats(model, x) -> None:
-    """Fresh BatchNorm running stats (mean 0, var 1) shrink deep untrained nets' outputs to constants in eval
-    mode; replace them by the statistics of ``x`` (normalised images) so outputs depend on the input."""
-    import torch
+    """Untrained nets need real BN statistics, or their eval-mode outputs are constant (training-mode pass)."""
+    from effnet_trading.model_zoo._blocks import recalibrate_batchnorm
 
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average: one pass gives the batch statistics
-    model.train()
-    with torch.no_grad():
-        model(x)
-    model.eval()
+    recalibrate_batchnorm(model, [x], stochastic=True)
 
 
 def _measure(engines: dict, n1: int, n64: int, max_s: float, rounds: int = 3) -> dict[str, dict[str, float]]:

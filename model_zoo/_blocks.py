@@ -97,20 +97,21 @@ class MBConv(nn.Module):
         return out
 
 
-def recalibrate_batchnorm(model: nn.Module, inputs) -> None:
+def recalibrate_batchnorm(model: nn.Module, inputs, *, stochastic: bool = False) -> None:
     """Re-estimate every BatchNorm's running statistics as exact averages over ``inputs``
     (an iterable of normalised ``(N, C, H, W)`` tensors), then put the model in eval mode.
 
     Fresh BN statistics (mean 0, var 1) shrink an untrained deep net's outputs to constants
     in eval mode, and a short training run leaves statistics that lag the weights; averaging
-    afresh fixes both. Dropout and drop-path stay off while the statistics are collected.
+    afresh fixes both. Dropout and drop-path stay off while the statistics are collected,
+    unless ``stochastic`` (statistics of a training-mode forward pass).
     """
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     saved = [b.momentum for b in bns]
     for b in bns:
         b.reset_running_stats()
         b.momentum = None  # cumulative moving average = plain mean over the batches below
-    model.eval()
+    model.train(stochastic)
     for b in bns:
         b.train()
     with torch.no_grad():

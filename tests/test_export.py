@@ -126,18 +126,10 @@ def test_wrapper_normalises_in_graph():
 
 
 def _estimate_bn_stats(model, x) -> None:
-    """Fresh BatchNorm running stats (mean 0, var 1) shrink deep untrained nets' outputs to constants in eval
-    mode; replace them by the statistics of ``x`` (normalised images) so outputs depend on the input."""
-    import torch
+    """Untrained nets need real BN statistics, or their eval-mode outputs are constant (training-mode pass)."""
+    from effnet_trading.model_zoo._blocks import recalibrate_batchnorm
 
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average: one pass gives the batch statistics
-    model.train()
-    with torch.no_grad():
-        model(x)
-    model.eval()
+    recalibrate_batchnorm(model, [x], stochastic=True)
 
 
 EXPORTABLE = [n for n in list_models() if n in ("small_cnn", "compact", "efficientnet_b0")]
