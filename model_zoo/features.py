@@ -16,7 +16,7 @@ from torch import nn
 
 from effnet_trading.errors import DataError, SpecError, require
 
-__all__ = ["extract_features", "fit_gbm_on_features"]
+__all__ = ["extract_features", "fit_gbm_on_features", "make_gbm_classifier"]
 
 
 def _as_float_images(images: np.ndarray) -> np.ndarray:
@@ -66,7 +66,9 @@ def extract_features(model: nn.Module, images: np.ndarray, batch_size: int = 256
                         columns=[f"f{i}" for i in range(feats.shape[1])])
 
 
-def _make_classifier(kind: str, seed: int, params: dict[str, Any]):
+def make_gbm_classifier(kind: str = "lightgbm", seed: int = 0, **params: Any):
+    """Unfitted gradient-boosted-trees classifier (balanced class weights, shallow trees);
+    ``params`` override the defaults. kind: "lightgbm" or "sklearn" (HistGradientBoosting)."""
     if kind == "lightgbm":
         lgb = require("lightgbm", "train")
         base = {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 15, "min_child_samples": 20,
@@ -105,7 +107,7 @@ def fit_gbm_on_features(train_X, train_y, valid_X, valid_y, kind: str = "lightgb
     xv, yv = _xy(valid_X, valid_y, "valid")
     if len(np.unique(yt)) < 2:
         raise DataError(f"train labels hold a single class {np.unique(yt).tolist()}; a classifier needs at least two.")
-    model = _make_classifier(kind, seed, params).fit(xt, yt)
+    model = make_gbm_classifier(kind, seed, **params).fit(xt, yt)
     from sklearn.metrics import balanced_accuracy_score, log_loss
 
     proba = model.predict_proba(xv)

@@ -69,13 +69,11 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, *, c: float = 1.0, seed: int = 0)
 
 def fit_gbm(x: np.ndarray, y: np.ndarray, *, n_estimators: int = 200, learning_rate: float = 0.05, seed: int = 0, n_jobs: int = 1):
     """LightGBM multiclass classifier (balanced class weights, shallow trees) with ``predict_proba``."""
-    require("lightgbm", "train")
-    import lightgbm as lgb
+    from effnet_trading.model_zoo.features import make_gbm_classifier  # torch-using module: import lazily
 
     _check_xy(x, y)
-    model = lgb.LGBMClassifier(n_estimators=n_estimators, learning_rate=learning_rate, num_leaves=15, min_child_samples=50,
-                               subsample=0.8, subsample_freq=1, colsample_bytree=0.8, class_weight="balanced",
-                               random_state=seed, n_jobs=n_jobs, verbose=-1)
+    model = make_gbm_classifier("lightgbm", seed, n_estimators=n_estimators, learning_rate=learning_rate,
+                                min_child_samples=50, n_jobs=n_jobs)
     return model.fit(x, y)
 
 
