@@ -14,7 +14,7 @@ import pandas as pd
 from effnet_trading.errors import DataError
 from effnet_trading.imaging import infer_interval, parse_timeframe
 
-__all__ = ["bars_per_year", "drawdown", "performance_summary", "buy_and_hold", "YEAR"]
+__all__ = ["bars_per_year", "drawdown", "sharpe_ratio", "performance_summary", "buy_and_hold", "YEAR"]
 
 YEAR = pd.Timedelta(days=365.25)
 
@@ -47,6 +47,15 @@ def _as_equity(series, kind: str, init: float | None) -> tuple[np.ndarray, np.nd
     start = values[0] if init is None else float(init)
     eq = np.concatenate([[start], values]) if init is not None else values
     return eq, eq[1:] / eq[:-1] - 1.0
+
+
+def sharpe_ratio(returns: np.ndarray, bars_per_year: float = 1.0) -> float:
+    """mean / std(ddof=1) of per-bar returns, times sqrt(bars_per_year) (1.0 = per bar); NaN if flat."""
+    r = np.asarray(returns, dtype=np.float64)
+    if len(r) < 2:
+        return float("nan")
+    sd = r.std(ddof=1)
+    return float(r.mean() / sd * math.sqrt(bars_per_year)) if sd > 0 else float("nan")
 
 
 def performance_summary(
@@ -88,7 +97,7 @@ def performance_summary(
     out = {
         "total_return": float(total),
         "cagr": float((eq[-1] / eq[0]) ** (bpy / n) - 1.0) if n and eq[-1] > 0 else float("nan"),
-        "sharpe": float(mean / sd * math.sqrt(bpy)) if n > 1 and sd > 0 else float("nan"),
+        "sharpe": sharpe_ratio(r, bpy),
         "sortino": float(mean / downside * math.sqrt(bpy)) if n and downside > 0 else float("nan"),
         "volatility": float(sd * math.sqrt(bpy)) if n > 1 else float("nan"),
         "max_drawdown": float(drawdown(eq).min()),

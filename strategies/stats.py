@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 
 from effnet_trading.errors import DataError
+from effnet_trading.strategies.performance import sharpe_ratio
 
 __all__ = [
     "block_indices",
@@ -61,15 +62,6 @@ def bootstrap_stat(
     lo, hi = np.quantile(vals, [alpha, 1.0 - alpha]) if len(vals) else (float("nan"), float("nan"))
     return {"estimate": float(stat(x)), "low": float(lo), "high": float(hi),
             "std": float(vals.std(ddof=1)) if len(vals) > 1 else float("nan"), "n": int(n), "block": int(block or 1)}
-
-
-def sharpe_ratio(returns: np.ndarray, bars_per_year: float = 1.0) -> float:
-    """mean / std(ddof=1) of per-bar returns, times sqrt(bars_per_year) (1.0 = per bar); NaN if flat."""
-    r = np.asarray(returns, dtype=np.float64)
-    if len(r) < 2:
-        return float("nan")
-    sd = r.std(ddof=1)
-    return float(r.mean() / sd * math.sqrt(bars_per_year)) if sd > 0 else float("nan")
 
 
 def sharpe_ci(
