@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from effnet_trading.plugins.cli import main
 from effnet_trading.strategies import performance_summary, simulate
-from effnet_trading.strategies.report import fig_to_data_uri, html_page, write_backtest_report
+from effnet_trading.evaluation.report import fig_to_data_uri, html_page, write_backtest_report
 
 pytest.importorskip("backtrader")
 pytest.importorskip("vectorbt")

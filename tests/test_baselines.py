@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from effnet_trading.errors import DataError
-from effnet_trading.strategies.baselines import fit_gbm, fit_logistic, lagged_features, ma_crossover_target
+from effnet_trading.evaluation.baselines import fit_gbm, fit_logistic, lagged_features, ma_crossover_target
 
 
 def test_ma_crossover_matches_per_bar_loop(random_walk):

@@ -11,7 +11,7 @@ from effnet_trading.imaging import ImageSpec
 pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
-from effnet_trading.strategies.evaluate import EvalConfig, _leaky, evaluate, lookahead_check  # noqa: E402
+from effnet_trading.evaluation.evaluate import EvalConfig, _leaky, evaluate, lookahead_check  # noqa: E402
 
 SPEC = ImageSpec("gadf", window=16, size=(32, 32), returns=True)  # GADF tells a V from a Λ (GASF cannot)
 TINY = {"small_cnn": {"widths": (8, 16, 32)}}
@@ -137,7 +137,7 @@ def test_frozen_features_are_normalised_like_training():
     import torch
 
     from effnet_trading.model_zoo import create_model
-    from effnet_trading.strategies.evaluate import _features
+    from effnet_trading.evaluation.evaluate import _features
 
     torch.manual_seed(0)
     net = create_model("small_cnn", num_classes=3, in_chans=1, widths=(4, 8, 8)).eval()

@@ -154,7 +154,7 @@ def test_int8_on_trained_model_keeps_accuracy(trained_model_dir, planted, tmp_pa
     import shutil
 
     from effnet_trading.imaging import valid_ends
-    from effnet_trading.model_zoo.labels import forward_return_labels
+    from effnet_trading.imaging.labels import forward_return_labels
     from effnet_trading.model_zoo.quantize import add_variant
 
     d = tmp_path / "trained"

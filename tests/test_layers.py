@@ -16,8 +16,8 @@ RULES = {
     "strategies": ({"backtrader", "vectorbt", "pybit"}, {"plugins"}),
 }
 # model_zoo modules that must stay torch-free (the inference runtime)
-TORCH_FREE = ["model_zoo/runtime.py", "model_zoo/card.py", "model_zoo/failover.py", "model_zoo/labels.py",
-              "model_zoo/synthetic.py", "model_zoo/registry.py", "model_zoo/metrics.py", "model_zoo/splits.py"]
+TORCH_FREE = ["model_zoo/runtime.py", "model_zoo/card.py", "model_zoo/failover.py", "imaging/labels.py",
+              "imaging/synthetic.py", "model_zoo/registry.py", "model_zoo/metrics.py", "model_zoo/splits.py"]
 
 
 def _imports(path: Path) -> set[str]:

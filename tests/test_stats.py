@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from effnet_trading.errors import DataError
-from effnet_trading.strategies.stats import (
+from effnet_trading.evaluation.stats import (
     bootstrap_stat,
     deflated_sharpe,
     deflated_sharpe_from_moments,

@@ -15,7 +15,7 @@ from effnet_trading.errors import TrainingError  # noqa: E402
 from effnet_trading.imaging import ImageSpec, StackSpec, render  # noqa: E402
 from effnet_trading.model_zoo import list_models  # noqa: E402
 from effnet_trading.model_zoo.dataset import ImageDataset  # noqa: E402
-from effnet_trading.model_zoo.labels import forward_return_labels  # noqa: E402
+from effnet_trading.imaging.labels import forward_return_labels  # noqa: E402
 from effnet_trading.model_zoo.metrics import CollapseWarning  # noqa: E402
 from effnet_trading.model_zoo.train import TrainConfig, train_and_export, train_model  # noqa: E402
 

@@ -162,7 +162,7 @@ def run_backtest(ohlcv: pd.DataFrame, scorer, *, engine: str = "vectorbt", thres
 
 def write_backtest_outputs(out: BacktestOutput, ohlcv: pd.DataFrame, out_dir: str | Path) -> Path:
     """summary.json, trades.csv, signals.csv, report.html in ``out_dir``; returns the report path."""
-    from effnet_trading.strategies.report import write_backtest_report, write_text_atomic
+    from effnet_trading.evaluation.report import write_backtest_report, write_text_atomic
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

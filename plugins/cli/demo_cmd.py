@@ -19,7 +19,7 @@ def _sample_frame(out: Path, echo):
 
     path = _BUNDLED / "planted_5m.csv"
     if not path.is_file():
-        from effnet_trading.model_zoo.synthetic import write_sample_data
+        from effnet_trading.imaging.synthetic import write_sample_data
 
         echo(f"no bundled sample_data/: generating it in {out / 'data'}")
         write_sample_data(out / "data")
@@ -63,7 +63,7 @@ def run_demo(out_dir: str | Path, *, bars: int = 8000, epochs: int = 5, model: s
     from effnet_trading.imaging import ImageSpec
     from effnet_trading.model_zoo.train import TrainConfig, train_and_export
     from effnet_trading.plugins.cli.backtest_cmd import build_scorer, run_backtest, write_backtest_outputs
-    from effnet_trading.strategies.report import write_backtest_report
+    from effnet_trading.evaluation.report import write_backtest_report
 
     out = Path(out_dir)
     t0 = time.perf_counter()

@@ -75,8 +75,8 @@ def evaluate(data_path, timeframe, last_bars, models, baselines, kind, returns, 
 
     from effnet_trading.errors import EffnetTradingError
     from effnet_trading.imaging import load_ohlcv, resample_ohlcv
-    from effnet_trading.strategies.evaluate import EvalConfig
-    from effnet_trading.strategies.evaluate import evaluate as run
+    from effnet_trading.evaluation.evaluate import EvalConfig
+    from effnet_trading.evaluation.evaluate import evaluate as run
 
     try:
         kwargs = json.loads(model_kwargs) if model_kwargs else {}

@@ -22,7 +22,7 @@ def _sample_frame(csv: str | None, n_bars: int = 3000):
         from effnet_trading.imaging import load_ohlcv
 
         return load_ohlcv(csv)
-    from effnet_trading.model_zoo.synthetic import SampleConfig, make_planted
+    from effnet_trading.imaging.synthetic import SampleConfig, make_planted
 
     return make_planted(SampleConfig(n_bars=n_bars, seed=11))[0]
 

@@ -22,12 +22,12 @@ import pandas as pd
 from effnet_trading.errors import SpecError, TrainingError
 from effnet_trading.imaging import ImageSpec, infer_interval, validate_ohlcv
 from effnet_trading.imaging.spec import AnySpec, spec_from_dict
-from effnet_trading.strategies.baselines import fit_gbm, fit_logistic, lagged_features, ma_crossover_target
+from effnet_trading.evaluation.baselines import fit_gbm, fit_logistic, lagged_features, ma_crossover_target
 from effnet_trading.strategies.execution import simulate
 from effnet_trading.strategies.performance import performance_summary
 from effnet_trading.strategies.policy import Policy
 from effnet_trading.strategies.signal import SignalModel
-from effnet_trading.strategies.surrogates import make_surrogate
+from effnet_trading.evaluation.surrogates import make_surrogate
 
 __all__ = ["EvalConfig", "evaluate", "lookahead_check", "BASELINES"]
 
@@ -124,7 +124,7 @@ def _score(model_dir: Path, frame: pd.DataFrame, lo: int, hi: int, leak_bars: in
 
 def _dataset(frame: pd.DataFrame, cfg: EvalConfig, leak_bars: int):
     from effnet_trading.model_zoo.dataset import ImageDataset
-    from effnet_trading.model_zoo.labels import forward_return_labels
+    from effnet_trading.imaging.labels import forward_return_labels
 
     ds = ImageDataset.build(_leaky(frame, leak_bars), cfg.spec, cfg.horizon, label_k=cfg.label_k)
     if leak_bars:  # images from the leaky view, labels from the true prices
@@ -335,7 +335,7 @@ def evaluate(ohlcv, cfg: EvalConfig, out_dir: str | os.PathLike, *, resume: bool
     leak_bars: TEST-ONLY hook that builds a deliberately leaky pipeline (images see ``leak_bars``
     future bars); the null and look-ahead checks must then report a leak.
     """
-    from effnet_trading.strategies.eval_report import summarise, write_outputs
+    from effnet_trading.evaluation.eval_report import summarise, write_outputs
 
     t_start = time.perf_counter()
     out = Path(out_dir)
