@@ -10,8 +10,8 @@ from effnet_trading.errors import ModelCardError
 from effnet_trading.imaging import ImageSpec, render
 from effnet_trading.model_zoo.card import load_card
 
-torch = pytest.importorskip("torch")
-onnx = pytest.importorskip("onnx")
+import torch
+import onnx
 
 from effnet_trading.model_zoo import create_model, list_models  # noqa: E402
 from effnet_trading.model_zoo.export import ExportWrapper, export_onnx  # noqa: E402

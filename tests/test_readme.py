@@ -19,8 +19,6 @@ def test_readme_has_the_three_usage_snippets():
 @pytest.mark.slow
 @pytest.mark.parametrize("i", range(3), ids=["backtrader", "vectorbt", "python"])
 def test_readme_snippet_runs(i, trained_model_dir, planted, monkeypatch, tmp_path):
-    pytest.importorskip("backtrader")
-    pytest.importorskip("vectorbt")
     model = trained_model_dir
     code = _python_blocks()[i].replace('"effnet-demo/train/model"', repr(str(model)))
     df = planted.iloc[:1200]
