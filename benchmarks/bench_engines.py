@@ -52,7 +52,7 @@ def _throughput(model_dir: Path, frame) -> dict:
     from effnet_trading.model_zoo.runtime import Predictor
     from effnet_trading.plugins.backtrader import run_backtrader
     from effnet_trading.plugins.vectorbt import EfficientNetIndicator, portfolio_from_signals
-    from effnet_trading.strategies import SignalModel
+    from effnet_trading.strategies import Policy, SignalModel
 
     pred = Predictor(model_dir, providers="cpu")
     ends = valid_ends(pred.spec, frame)
@@ -60,15 +60,15 @@ def _throughput(model_dir: Path, frame) -> dict:
     pred.predict(images[:256])  # warm the session
     _, t_pred = _timed(lambda: pred.predict(images))
     n = len(ends)
-    del images
+    images = None  # free the rendered batch before the engines run
 
     def vbt_run(f):
         ind = EfficientNetIndicator.run(f.open, f.high, f.low, f.close, f.volume, model=SignalModel(pred), threshold=0.4)
         return portfolio_from_signals(f, ind, fees=0.001).value()
 
-    run_backtrader(frame.iloc[:300], SignalModel(pred), threshold=0.4)  # warm-up: imports, numba compilation
+    run_backtrader(frame.iloc[:300], SignalModel(pred), policy=Policy(0.4))  # warm-up: imports, numba compilation
     vbt_run(frame.iloc[:300])
-    bt_res, t_bt = _timed(lambda: run_backtrader(frame, SignalModel(pred), threshold=0.4))
+    bt_res, t_bt = _timed(lambda: run_backtrader(frame, SignalModel(pred), policy=Policy(0.4)))
     vb_val, t_vb = _timed(lambda: vbt_run(frame))
     assert np.allclose(bt_res.equity.to_numpy(), np.asarray(vb_val), rtol=1e-9), "engines disagree"
     return {"scored": n, "predictor": n / t_pred, "backtrader": n / t_bt, "vectorbt": n / t_vb}
@@ -77,11 +77,11 @@ def _throughput(model_dir: Path, frame) -> dict:
 def _once_vs_next(model_dir: Path, frame) -> dict:
     from effnet_trading.model_zoo.runtime import Predictor
     from effnet_trading.plugins.backtrader import run_backtrader
-    from effnet_trading.strategies import SignalModel
+    from effnet_trading.strategies import Policy, SignalModel
 
     pred = Predictor(model_dir, providers="cpu")
-    once, t_once = _timed(lambda: run_backtrader(frame, SignalModel(pred), threshold=0.4, runonce=True))
-    nxt, t_next = _timed(lambda: run_backtrader(frame, SignalModel(pred), threshold=0.4, runonce=False))
+    once, t_once = _timed(lambda: run_backtrader(frame, SignalModel(pred), policy=Policy(0.4), runonce=True))
+    nxt, t_next = _timed(lambda: run_backtrader(frame, SignalModel(pred), policy=Policy(0.4), runonce=False))
     assert np.allclose(once.probs.to_numpy(), nxt.probs.to_numpy(), rtol=1e-5, equal_nan=True), "once != next"
     return {"bars": len(frame), "once_s": t_once, "next_s": t_next, "ratio": t_next / t_once}
 
@@ -105,13 +105,13 @@ def _indicator_only(model_dir: Path, frame) -> dict:
 
     from effnet_trading.model_zoo.runtime import Predictor
     from effnet_trading.plugins.backtrader import EfficientNetSignal
-    from effnet_trading.strategies import SignalModel
+    from effnet_trading.strategies import Policy, SignalModel
 
     pred = Predictor(model_dir, providers="cpu")
 
     class Idle(bt.Strategy):
         def __init__(self):
-            self.sig = EfficientNetSignal(self.data, model=SignalModel(pred), threshold=0.4)
+            self.sig = EfficientNetSignal(self.data, model=SignalModel(pred), policy=Policy(0.4))
 
     def run(runonce: bool):
         cerebro = bt.Cerebro(runonce=runonce, stdstats=False)

@@ -1,7 +1,7 @@
 """effnet-trading: EfficientNet trading signals from market images.
 
 Subpackages (imports only point down):
-``imaging`` -> ``model_zoo`` -> ``strategies`` -> ``plugins``.
+``imaging`` -> ``model_zoo`` -> ``strategies`` -> ``evaluation`` -> ``plugins``.
 Importing this package has no side effects.
 """
 from effnet_trading.errors import (

@@ -12,7 +12,15 @@ from effnet_trading.imaging.data import (
 from effnet_trading.imaging.lob import OrderBook, as_order_book, lob_valid_ends, read_binance_depth, render_lob
 from effnet_trading.imaging.png import channel_grid, to_png
 from effnet_trading.imaging.render import MODEL_INPUT_DTYPE, iter_render, render, valid_ends, warmup
-from effnet_trading.imaging.spec import KINDS, AnySpec, ImageSpec, StackSpec, spec_from_dict, spec_from_json
+from effnet_trading.imaging.spec import (
+    KINDS,
+    AnySpec,
+    ImageSpec,
+    StackSpec,
+    spec_from_dict,
+    spec_from_json,
+    spec_from_options,
+)
 
 __all__ = [
     "MODEL_INPUT_DTYPE",
@@ -23,6 +31,7 @@ __all__ = [
     "StackSpec",
     "spec_from_dict",
     "spec_from_json",
+    "spec_from_options",
     "load_ohlcv",
     "validate_ohlcv",
     "ohlcv_array",

@@ -7,7 +7,7 @@ from typing import Any, Union
 
 from effnet_trading.errors import SpecError
 
-__all__ = ["KINDS", "ImageSpec", "StackSpec", "AnySpec", "spec_from_dict", "spec_from_json"]
+__all__ = ["KINDS", "ImageSpec", "StackSpec", "AnySpec", "spec_from_dict", "spec_from_json", "spec_from_options"]
 
 KINDS = ("candles", "ohlc_bars", "gasf", "gadf", "recurrence", "lob_heatmap")
 _PRICE_FIELDS = ("open", "high", "low", "close", "volume", "typical")
@@ -187,3 +187,33 @@ def spec_from_dict(d: dict[str, Any]) -> AnySpec:
 
 def spec_from_json(text: str) -> AnySpec:
     return spec_from_dict(json.loads(text))
+
+
+_FIELD_KINDS = ("gasf", "gadf", "recurrence")
+
+
+def spec_from_options(kind: str, *, window: int, size, returns: bool = False, fields=None, color: str | None = None,
+                      ma: int | None = None, volume: bool | None = None, timeframe: str | None = None) -> AnySpec:
+    """The spec that command-line options describe (the one builder every command uses).
+
+    kind: an ImageSpec kind, or ``"stack"`` = grey candles + GASF + GADF (3 channels). size: N,
+    ``"N"``, ``"HxW"`` or (H, W). fields: ``"close,volume"`` or a sequence (field kinds).
+    ``returns`` applies to the field kinds only; options left None keep ImageSpec's defaults.
+    """
+    if isinstance(size, str):
+        h, _, w = size.lower().partition("x")
+        try:
+            size = (int(h), int(w or h))
+        except ValueError as exc:
+            raise SpecError(f"size {size!r} is not N or HxW pixels, e.g. 64 or 64x60.") from exc
+    elif isinstance(size, int):
+        size = (size, size)
+    if kind == "stack":
+        return StackSpec((ImageSpec("candles", window=window, size=size, color="grey", timeframe=timeframe),
+                          ImageSpec("gasf", window=window, size=size, returns=returns, timeframe=timeframe),
+                          ImageSpec("gadf", window=window, size=size, returns=returns, timeframe=timeframe)))
+    if isinstance(fields, str):
+        fields = tuple(f.strip() for f in fields.split(",") if f.strip())
+    options = {"fields": fields or None, "color": color, "ma": ma, "volume": volume, "timeframe": timeframe,
+               "returns": returns if kind in _FIELD_KINDS else None}
+    return ImageSpec(kind, window=window, size=size, **{k: v for k, v in options.items() if v is not None})

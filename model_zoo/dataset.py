@@ -21,7 +21,7 @@ import pandas as pd
 from effnet_trading.errors import DataError, TrainingError
 from effnet_trading.imaging import MODEL_INPUT_DTYPE, iter_render, ohlcv_array, validate_ohlcv, warmup
 from effnet_trading.imaging.spec import AnySpec
-from effnet_trading.model_zoo.labels import CLASS_NAMES, forward_return_labels
+from effnet_trading.imaging.labels import CLASS_NAMES, forward_return_labels
 
 __all__ = ["ImageDataset", "AUTO_MEMMAP_BYTES"]
 

@@ -18,6 +18,7 @@ from effnet_trading.errors import DataError, SpecError
 from effnet_trading.model_zoo._blocks import recalibrate_batchnorm
 from effnet_trading.model_zoo.features import _as_float_images, _batched
 from effnet_trading.model_zoo.registry import create_model
+from effnet_trading.model_zoo.threads import with_torch_threads
 
 __all__ = ["EmbeddingModel", "triplet_loss", "contrastive_loss", "batch_hard_triplet_loss", "batch_all_triplet_loss", "train_embedding",
            "embed", "PatternIndex"]
@@ -88,6 +89,7 @@ def _balanced_batches(labels: np.ndarray, batch_size: int, rng: np.random.Genera
     return [np.concatenate([rng.choice(ix, per, replace=len(ix) < per) for ix in classes]) for _ in range(n_batches)]
 
 
+@with_torch_threads(lambda *a, num_threads=None, **k: num_threads)  # restored on return
 def train_embedding(model: nn.Module, images: np.ndarray, labels: np.ndarray, epochs: int = 5, *, batch_size: int = 64,
                     lr: float = 1e-3, margin: float = 0.2, mining: str = "batch_all", seed: int = 0, num_threads: int | None = None,
                     mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> list[float]:
@@ -109,8 +111,6 @@ def train_embedding(model: nn.Module, images: np.ndarray, labels: np.ndarray, ep
     loss_fn = losses_by_mining[mining]
     if epochs < 1:
         raise SpecError(f"epochs={epochs} must be >= 1.")
-    if num_threads:
-        torch.set_num_threads(num_threads)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     c = images.shape[1]

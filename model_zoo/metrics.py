@@ -10,6 +10,7 @@ import numpy as np
 from effnet_trading.errors import TrainingError
 
 __all__ = [
+    "block_indices",
     "CollapseWarning",
     "confusion_matrix",
     "macro_f1",
@@ -143,6 +144,13 @@ def format_report(reports: dict[str, dict]) -> str:
 _METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {"accuracy": accuracy, "macro_f1": macro_f1}
 
 
+def block_indices(m: int, block: int, rng: np.random.Generator) -> np.ndarray:
+    """``(m,)`` int64 indices of one circular block-bootstrap resample of ``m`` items (blocks of ``block``)."""
+    b = max(1, int(block))
+    starts = rng.integers(0, m, size=-(-m // b))
+    return ((starts[:, None] + np.arange(b)[None, :]) % m).reshape(-1)[:m]
+
+
 def bootstrap_ci(
     y_true: np.ndarray,
     y_pred: np.ndarray,
@@ -165,12 +173,9 @@ def bootstrap_ci(
         raise TrainingError(f"bootstrap_ci needs equal, non-empty y_true/y_pred; got {m} and {len(y_pred)}.")
     rng = np.random.default_rng(seed)
     b = max(1, int(block or 1))
-    n_blocks = -(-m // b)
-    offsets = np.arange(b)
     stats = np.empty(int(n))
     for i in range(int(n)):
-        starts = rng.integers(0, m, size=n_blocks)
-        idx = ((starts[:, None] + offsets[None, :]) % m).reshape(-1)[:m]
+        idx = block_indices(m, b, rng)
         stats[i] = fn(y_true[idx], y_pred[idx])
     alpha = (1 - level) / 2
     lo, hi = np.quantile(stats, [alpha, 1 - alpha])

@@ -24,6 +24,7 @@ from effnet_trading.model_zoo.dataset import ImageDataset
 from effnet_trading.model_zoo.metrics import classification_report
 from effnet_trading.model_zoo.registry import create_model
 from effnet_trading.model_zoo.splits import Split, walk_forward_splits
+from effnet_trading.model_zoo.threads import with_torch_threads
 
 __all__ = ["TrainConfig", "TrainResult", "train_model", "train_and_export", "resolve_device"]
 
@@ -60,6 +61,17 @@ class TrainConfig:
     num_threads: int | None = None
     progress: bool = True
     model_kwargs: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, low in (("horizon", 1), ("epochs", 1), ("batch_size", 2), ("patience", 1), ("folds", 1)):
+            if int(getattr(self, name)) < low:
+                raise TrainingError(f"TrainConfig {name}={getattr(self, name)} must be >= {low}.")
+        if not float(self.lr) > 0:
+            raise TrainingError(f"TrainConfig lr={self.lr} must be > 0 (e.g. 3e-3).")
+        if not 0.0 <= float(self.label_smoothing) < 1.0:
+            raise TrainingError(f"TrainConfig label_smoothing={self.label_smoothing} must be in [0, 1) (e.g. 0.1).")
+        if self.class_weights not in (None, "balanced"):
+            raise TrainingError(f"TrainConfig class_weights={self.class_weights!r} is unknown; use 'balanced' or None.")
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -324,6 +336,7 @@ def _summary(folds: list[dict]) -> dict:
     return {k: float(np.mean([f["test"][k] for f in folds])) for k in keys} | {"folds": len(folds)}
 
 
+@with_torch_threads(lambda ohlcv, cfg, *a, **k: cfg.num_threads)  # restored on return
 def train_model(
     ohlcv, cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, callbacks: Sequence[Callback] | None = None,
     resume: bool = False, dataset: ImageDataset | None = None,
@@ -341,8 +354,6 @@ def train_model(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         _write_json(out / "config.json", cfg.to_dict())
-    if cfg.num_threads:
-        torch.set_num_threads(int(cfg.num_threads))
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     ds = dataset or ImageDataset.build(ohlcv, cfg.spec, cfg.horizon, label_k=cfg.label_k, threshold=cfg.threshold)

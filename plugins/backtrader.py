@@ -22,9 +22,9 @@ import pandas as pd
 
 from effnet_trading.errors import SpecError, require
 from effnet_trading.imaging import OHLCV_COLUMNS
-from effnet_trading.strategies.execution import trades_from_orders
+from effnet_trading.strategies.execution import Fill, trades_from_orders
 from effnet_trading.strategies.policy import Policy, class_directions
-from effnet_trading.strategies.signal import SignalModel
+from effnet_trading.strategies.scorer import as_scorer
 
 __all__ = [
     "EfficientNetSignal",
@@ -51,23 +51,6 @@ def num2timestamps(nums) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(pd.to_datetime(ms, unit="ms", utc=True), name="timestamp")
 
 
-def _as_scorer(model: Any, chunk: int):
-    """A path / Predictor / SignalModel / TimeframeEnsemble / {timeframe: model} -> an object with
-    ``predict_proba``, ``update``, ``reset`` and ``class_names``."""
-    if model is None:
-        raise SpecError(
-            "EfficientNetSignal needs model=...: a model folder (model.onnx + card.json), a Predictor, a SignalModel, "
-            "a TimeframeEnsemble or a dict {'5m': folder, '1h': folder}."
-        )
-    if isinstance(model, dict):
-        from effnet_trading.strategies.ensemble import TimeframeEnsemble
-
-        return TimeframeEnsemble({tf: _as_scorer(m, chunk) for tf, m in model.items()})
-    if hasattr(model, "predict_proba") and hasattr(model, "update"):
-        return model
-    return SignalModel(model, chunk=chunk)
-
-
 def _line_columns(class_names) -> list[str]:
     """Class name per line sell/hold/buy (by trading direction, so down/flat/up models work too)."""
     dirs = class_directions(class_names).tolist()
@@ -88,11 +71,7 @@ def _warmup_bars(scorer) -> int:
 # params shared by the indicator and the strategy (which passes them through)
 _SIGNAL_PARAMS = (
     ("model", None),
-    ("threshold", 0.5),
-    ("hysteresis", 0.0),
-    ("long_only", False),
-    ("sizing", "fixed"),
-    ("on_hold", "keep"),
+    ("policy", None),  # strategies.policy.Policy; None = Policy() (threshold 0.5, long/short)
     ("risk", None),
     ("chunk", 2048),
 )
@@ -102,9 +81,9 @@ class EfficientNetSignal(bt.Indicator):
     """Class probabilities (lines sell/hold/buy, NaN in warm-up) and the policy's target position
     (line ``signal`` in [-1, 1]) for each closed bar of ``data``.
 
-    params: model (folder, Predictor, SignalModel, TimeframeEnsemble or {tf: model}); threshold,
-    hysteresis, long_only, sizing, on_hold (``Policy``); risk (``strategies.risk.Risk`` or None);
-    chunk (images scored per batch in ``once``).
+    params: model (folder, Predictor, SignalModel, TimeframeEnsemble, {tf: model} or any ``Scorer``);
+    policy (``strategies.policy.Policy``, default ``Policy()``); risk (``strategies.risk.Risk`` or
+    None); chunk (images scored per batch in ``once``).
     """
 
     lines = LINE_NAMES
@@ -112,12 +91,11 @@ class EfficientNetSignal(bt.Indicator):
     plotinfo = dict(subplot=True, plotymargin=0.05)
 
     def __init__(self):
-        self.scorer = _as_scorer(self.p.model, self.p.chunk)
+        self.scorer = as_scorer(self.p.model, chunk=self.p.chunk, what="EfficientNetSignal")
         self.scorer.reset()
         names = tuple(self.scorer.class_names)
         self.columns = _line_columns(names)
-        self.policy = Policy(self.p.threshold, self.p.hysteresis, self.p.long_only, self.p.sizing, self.p.on_hold,
-                             class_names=names)
+        self.policy = (self.p.policy if self.p.policy is not None else Policy()).replace(class_names=names)
         if self.p.risk is not None:
             self.p.risk.reset()
         self._cache: np.ndarray | None = None  # (T, 4) once() results
@@ -208,7 +186,7 @@ class EfficientNetStrategy(bt.Strategy):
     so a gap up does not make a 100 % buy exceed the cash). Orders go out only when the target
     changes.
 
-    params: model, threshold, hysteresis, long_only, sizing, on_hold, risk, chunk (see EfficientNetSignal);
+    params: model, policy, risk, chunk (see EfficientNetSignal);
     stake (fraction of equity for |signal| = 1); signal (use an existing line, e.g. a
     ``ProbabilityData`` feed's ``signal``, instead of scoring).
     """
@@ -310,6 +288,7 @@ class BacktraderResult:
     init_cash: float
     rejected: int = 0
     config: dict = field(default_factory=dict)
+    fills: list[Fill] = field(default_factory=list)  # the orders as Fill records
 
     @property
     def final_equity(self) -> float:
@@ -320,10 +299,7 @@ def run_backtrader(
     ohlcv: pd.DataFrame,
     model: Any,
     *,
-    threshold: float = 0.5,
-    hysteresis: float = 0.0,
-    long_only: bool = False,
-    sizing: str = "fixed",
+    policy: Policy | None = None,
     risk=None,
     fees: float = 0.001,
     slippage: float = 0.0,
@@ -331,11 +307,12 @@ def run_backtrader(
     runonce: bool = True,
     chunk: int = 2048,
 ) -> BacktraderResult:
-    """Backtest ``model`` on ``ohlcv`` in backtrader under the execution contract (cheat-on-open
-    sizing at the fill price, market orders at the next open, percentage fees, slippage on the open)."""
-    from effnet_trading.strategies.signal import _canonical
+    """Backtest ``model`` (see ``strategies.scorer.as_scorer``) with ``policy`` (default ``Policy()``)
+    on ``ohlcv`` in backtrader under the execution contract (cheat-on-open sizing at the fill price,
+    market orders at the next open, percentage fees, slippage on the open)."""
+    from effnet_trading.strategies.signal import canonical_ohlcv
 
-    frame = _canonical(ohlcv)
+    frame = canonical_ohlcv(ohlcv)
     cerebro = bt.Cerebro(runonce=runonce, cheat_on_open=True, stdstats=False)
     cerebro.broker.set_coo(True)
     cerebro.broker.setcash(float(init_cash))
@@ -343,8 +320,8 @@ def run_backtrader(
     if slippage:
         cerebro.broker.set_slippage_perc(float(slippage), slip_open=True, slip_match=True, slip_out=True)
     cerebro.adddata(bt.feeds.PandasData(dataname=frame))
-    cerebro.addstrategy(EfficientNetStrategy, model=model, threshold=threshold, hysteresis=hysteresis,
-                        long_only=long_only, sizing=sizing, risk=risk, chunk=chunk)
+    policy = policy if policy is not None else Policy()
+    cerebro.addstrategy(EfficientNetStrategy, model=model, policy=policy, risk=risk, chunk=chunk)
     strat = cerebro.run()[0]
     ind = strat.indicator
     n = len(frame)
@@ -363,11 +340,10 @@ def run_backtrader(
         "fee": [r[3] for r in filled],
     })
     units = np.cumsum([r[1] for r in filled]) if filled else np.array([])
-    rec = [(r[0], r[1], r[2], r[3], math.nan, u, math.nan) for r, u in zip(filled, units)]
-    trades = trades_from_orders(rec, idx, float(frame["close"].iloc[-1]))
+    fills = [Fill(r[0], float(r[1]), float(r[2]), float(r[3]), math.nan, float(u), math.nan) for r, u in zip(filled, units)]
+    trades = trades_from_orders(fills, idx, float(frame["close"].iloc[-1]))
     equity = pd.Series(strat.equity_log[:n], index=idx, name="equity")
-    config = {"engine": "backtrader", "runonce": runonce, "threshold": threshold, "hysteresis": hysteresis,
-              "long_only": long_only, "sizing": sizing, "fees": fees, "slippage": slippage, "init_cash": init_cash,
-              "risk": None if risk is None else risk.to_dict()}
+    config = {"engine": "backtrader", "runonce": runonce, "policy": policy.to_dict(), "fees": fees,
+              "slippage": slippage, "init_cash": init_cash, "risk": None if risk is None else risk.to_dict()}
     return BacktraderResult(probs, target, equity, orders, trades, float(init_cash),
-                            rejected=len(strat.order_log) - len(filled), config=config)
+                            rejected=len(strat.order_log) - len(filled), config=config, fills=fills)

@@ -3,9 +3,10 @@ helper that follows the project's execution contract.
 
 ``EfficientNetIndicator.run(open, high, low, close, volume, model=..., threshold=[0.4, 0.5, 0.6])``
 scores each input column once (probabilities are cached per column and reused for every
-parameter combination) and applies ``Policy`` per combination. Outputs: sell/hold/buy (NaN in
-warm-up), signal (target position in [-1, 1], decided at each bar's close) and boolean
-entries/exits/short_entries/short_exits derived from changes of the signal.
+parameter combination) and applies ``Policy`` per combination; ``policy=Policy(...)`` sets the
+rest of it (sizing, on_hold) and the threshold/hysteresis/long_only grids override its fields.
+Outputs: sell/hold/buy (NaN in warm-up), signal (target position in [-1, 1], decided at each
+bar's close) and boolean entries/exits/short_entries/short_exits derived from changes of the signal.
 
 ``portfolio_from_signals`` executes targets under the contract (decide at the close of bar t,
 fill at the open of bar t+1): the target is shifted by one bar, kept only where it changes, and
@@ -23,6 +24,8 @@ compiles numba kernels (tens of seconds).
 from __future__ import annotations
 
 import functools
+import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,6 +33,7 @@ import pandas as pd
 from effnet_trading.errors import DataError, SpecError, require
 from effnet_trading.imaging import infer_interval
 from effnet_trading.strategies.policy import Policy, class_directions
+from effnet_trading.strategies.scorer import as_scorer
 
 __all__ = ["EfficientNetIndicator", "portfolio_from_signals", "signal_events", "contract_orders"]
 
@@ -51,25 +55,17 @@ def signal_events(target: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 
 def _custom_func(open_, high, low, close, volume, threshold, hysteresis, long_only, *, model=None, chunk=2048,
-                 sizing="fixed", on_hold="keep"):
-    """Probabilities once per input column, then the policy per parameter combination (param-major columns)."""
-    if model is None:
-        raise SpecError(
-            "EfficientNetIndicator.run needs model=...: a model folder (model.onnx + card.json), a Predictor, "
-            "a SignalModel, a TimeframeEnsemble or {'5m': folder, '1h': folder}."
-        )
-    if isinstance(model, dict):  # {timeframe: model}: a TimeframeEnsemble over the input bars
-        from effnet_trading.strategies import TimeframeEnsemble
-
-        scorer = TimeframeEnsemble({tf: _cached_signal_model(m, chunk) if not hasattr(m, "predict_proba") else m
-                                    for tf, m in model.items()})
-    else:
-        scorer = model if hasattr(model, "predict_proba") else _cached_signal_model(model, chunk)
+                 policy=None):
+    """Probabilities once per input column, then the policy per parameter combination (param-major columns).
+    ``policy``: the base ``Policy`` (sizing, on_hold); the threshold/hysteresis/long_only grids override it."""
+    scorer = as_scorer(model, chunk=chunk, load=lambda path: _cached_signal_model(path, chunk),
+                       what="EfficientNetIndicator.run")
     names = tuple(scorer.class_names)
     dirs = class_directions(names).tolist()
     if sorted(dirs) != [-1, 0, 1]:
         raise SpecError(f"EfficientNetIndicator needs a 3-class sell/hold/buy model; got classes {list(names)}.")
     order = [names[dirs.index(d)] for d in (-1, 0, 1)]
+    base = policy if policy is not None else Policy()
     probs = []
     for j in range(close.shape[1]):
         frame = pd.DataFrame({"open": open_.iloc[:, j], "high": high.iloc[:, j], "low": low.iloc[:, j],
@@ -77,7 +73,7 @@ def _custom_func(open_, high, low, close, volume, threshold, hysteresis, long_on
         probs.append(scorer.predict_proba(frame))
     outs = {name: [] for name in _OUTPUTS}
     for th, hy, lo in zip(threshold, hysteresis, long_only):
-        policy = Policy(float(th), float(hy), bool(lo), sizing, on_hold, class_names=names)
+        policy = base.replace(threshold=float(th), hysteresis=float(hy), long_only=bool(lo), class_names=names)
         for p in probs:
             target = policy.positions(p).to_numpy()
             policy.reset()
@@ -89,11 +85,25 @@ def _custom_func(open_, high, low, close, volume, threshold, hysteresis, long_on
     return tuple(np.column_stack(outs[name]) for name in _OUTPUTS)
 
 
-@functools.lru_cache(maxsize=8)
-def _cached_signal_model(model, chunk: int):
+def _cached_signal_model(path, chunk: int):
+    """One onnxruntime session per exported model: keyed by the card's ONNX sha256 and the file's
+    size/mtime, so a re-export to the same folder loads (and hash-checks) the new model."""
     from effnet_trading.strategies.signal import SignalModel
 
-    return SignalModel(model, chunk=chunk)
+    folder = Path(path).resolve()
+    try:
+        sha = json.loads((folder / "card.json").read_text())["onnx_sha256"]
+        st = (folder / "model.onnx").stat()
+    except (OSError, ValueError, KeyError):
+        return SignalModel(path, chunk=chunk)  # not a complete model folder: SignalModel says what is wrong
+    return _load_signal_model(str(folder), sha, st.st_size, st.st_mtime_ns, chunk)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_signal_model(folder: str, sha256: str, size: int, mtime_ns: int, chunk: int):
+    from effnet_trading.strategies.signal import SignalModel
+
+    return SignalModel(folder, chunk=chunk)  # loading checks the file against the card's sha256
 
 
 @functools.lru_cache(maxsize=1)
@@ -112,8 +122,7 @@ def _indicator_class():
         long_only=False,
         model=None,
         chunk=2048,
-        sizing="fixed",
-        on_hold="keep",
+        policy=None,
     )
 
 
@@ -134,9 +143,9 @@ EfficientNetIndicator = _LazyIndicator()
 
 
 def _frame(ohlcv):
-    from effnet_trading.strategies.signal import _canonical
+    from effnet_trading.strategies.signal import canonical_ohlcv
 
-    return _canonical(ohlcv)
+    return canonical_ohlcv(ohlcv)
 
 
 def contract_orders(target) -> pd.DataFrame | pd.Series:

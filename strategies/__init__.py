@@ -1,20 +1,27 @@
-"""Framework-agnostic signal engine: SignalModel, Policy, execution, performance, TimeframeEnsemble, Risk, Monitor.
+"""Framework-agnostic signal engine: the Scorer protocol, SignalModel, Policy, execution, performance, TimeframeEnsemble, Risk, Monitor.
 
 Never imports backtrader, vectorbt or pybit.
 """
 from effnet_trading.strategies.ensemble import TimeframeEnsemble, combine_probabilities
-from effnet_trading.strategies.execution import SimResult, align_target, simulate
+from effnet_trading.strategies.execution import Fill, SimResult, align_target, simulate
 from effnet_trading.strategies.monitor import PSI_ALARM, Monitor, psi
 from effnet_trading.strategies.performance import YEAR, bars_per_year, buy_and_hold, drawdown, performance_summary
 from effnet_trading.strategies.policy import Policy, class_directions
 from effnet_trading.strategies.risk import Risk
-from effnet_trading.strategies.signal import SignalModel, parse_bar
+from effnet_trading.strategies.scorer import PrecomputedScores, Scorer, as_scorer, is_scorer
+from effnet_trading.strategies.signal import SignalModel, canonical_ohlcv, parse_bar
 
 __all__ = [
+    "Scorer",
+    "as_scorer",
+    "is_scorer",
+    "PrecomputedScores",
     "SignalModel",
     "parse_bar",
+    "canonical_ohlcv",
     "Policy",
     "class_directions",
+    "Fill",
     "SimResult",
     "simulate",
     "align_target",

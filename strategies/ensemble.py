@@ -14,7 +14,7 @@ import pandas as pd
 
 from effnet_trading.errors import DataError, SpecError
 from effnet_trading.imaging import OHLCV_COLUMNS, infer_interval, last_closed_index, parse_timeframe, resample_ohlcv
-from effnet_trading.strategies.signal import SignalModel, _canonical, parse_bar
+from effnet_trading.strategies.signal import SignalModel, canonical_ohlcv, parse_bar
 
 __all__ = ["TimeframeEnsemble", "combine_probabilities"]
 
@@ -137,7 +137,7 @@ class TimeframeEnsemble:
 
     def member_proba(self, ohlcv) -> dict[str, pd.DataFrame]:
         """Each member's probabilities aligned to the base index (last closed higher bar; NaN before)."""
-        frame = _canonical(ohlcv)
+        frame = canonical_ohlcv(ohlcv)
         base = self._base_of(frame)
         out = {}
         for tf, model in self.members.items():

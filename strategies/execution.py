@@ -27,14 +27,27 @@ size_type="targetpercent", price=open, fees=fees, slippage=slippage, init_cash=c
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from effnet_trading.errors import DataError
-from effnet_trading.strategies.signal import _canonical
+from effnet_trading.strategies.signal import canonical_ohlcv
 
-__all__ = ["SimResult", "simulate", "align_target", "trades_from_orders"]
+__all__ = ["Fill", "SimResult", "simulate", "align_target", "trades_from_orders"]
+
+
+class Fill(NamedTuple):
+    """One executed order, as every engine (and the live broker) reports it."""
+
+    bar: int  # position of the fill bar in the ohlcv index
+    units: float  # units traded: + bought, - sold
+    price: float  # fill price (slippage included)
+    fee: float  # fee paid, in cash units
+    target: float  # target fraction the order fills (NaN where the engine does not know it)
+    units_after: float  # position in units after the fill
+    cash_after: float  # cash after the fill (NaN where the engine does not know it)
 
 
 @dataclass
@@ -50,6 +63,7 @@ class SimResult:
     trades: pd.DataFrame  # entry_time, exit_time, direction, entry_price, exit_price, size, pnl, return, fees, status
     init_cash: float = 10_000.0
     config: dict = field(default_factory=dict)
+    fills: list[Fill] = field(default_factory=list)  # the orders as Fill records
 
     @property
     def final_equity(self) -> float:
@@ -82,13 +96,12 @@ def align_target(ohlcv: pd.DataFrame, target) -> np.ndarray:
     return values
 
 
-def _orders(open_: np.ndarray, tgt: np.ndarray, fees: float, slippage: float, init_cash: float) -> list[tuple]:
-    """Walk the target changes only: one record (fill bar, units traded, fill price, fee, target,
-    units after, cash after) per order."""
+def _orders(open_: np.ndarray, tgt: np.ndarray, fees: float, slippage: float, init_cash: float) -> list[Fill]:
+    """Walk the target changes only: one ``Fill`` per order."""
     prev = np.concatenate([[0.0], tgt[:-1]])
     change = np.flatnonzero(tgt[:-1] != prev[:-1])  # decision bars whose target changed (last bar never fills)
     cash, units = init_cash, 0.0
-    rec = []
+    fills = []
     for t in change:
         s = t + 1
         equity = cash + units * open_[s]
@@ -103,14 +116,14 @@ def _orders(open_: np.ndarray, tgt: np.ndarray, fees: float, slippage: float, in
         fee = fees * abs(delta) * price
         cash -= delta * price + fee
         units = new_units
-        rec.append((s, delta, price, fee, tgt[t], units, cash))
-    return rec
+        fills.append(Fill(int(s), float(delta), float(price), float(fee), float(tgt[t]), float(units), float(cash)))
+    return fills
 
 
 def simulate(ohlcv, target, *, fees: float = 0.001, slippage: float = 0.0, init_cash: float = 10_000.0) -> SimResult:
     """Backtest targets under the execution contract (module docstring). ``target``: Series on the
     ohlcv index (or array, one per bar) of equity fractions in [-1, 1]; NaN -> 0."""
-    frame = _canonical(ohlcv)
+    frame = canonical_ohlcv(ohlcv)
     if not (0.0 <= fees < 1.0) or not (0.0 <= slippage < 1.0):
         raise DataError(f"fees={fees} and slippage={slippage} must be fractions in [0, 1), e.g. fees=0.001 for 0.1%.")
     if init_cash <= 0:
@@ -119,16 +132,16 @@ def simulate(ohlcv, target, *, fees: float = 0.001, slippage: float = 0.0, init_
     open_ = frame["open"].to_numpy()
     close = frame["close"].to_numpy()
     n = len(frame)
-    rec = _orders(open_, tgt, fees, slippage, float(init_cash))
+    fills = _orders(open_, tgt, fees, slippage, float(init_cash))
 
     # piecewise-constant state: each bar takes the state after the last order filled at or before it
-    fill_bar = np.array([r[0] for r in rec], dtype=np.int64)
+    fill_bar = np.array([f.bar for f in fills], dtype=np.int64)
     last = np.searchsorted(fill_bar, np.arange(n), side="right") - 1  # -1: before the first order
 
-    def pick(k: int, start: float) -> np.ndarray:
-        return np.concatenate([[start], [r[k] for r in rec]])[last + 1]
+    def pick(name: str, start: float) -> np.ndarray:
+        return np.concatenate([[start], [getattr(f, name) for f in fills]])[last + 1]
 
-    units, cash, position = pick(5, 0.0), pick(6, float(init_cash)), pick(4, 0.0)
+    units, cash, position = pick("units_after", 0.0), pick("cash_after", float(init_cash)), pick("target", 0.0)
     equity = cash + units * close
     idx = frame.index
     returns = np.empty(n)
@@ -137,15 +150,15 @@ def simulate(ohlcv, target, *, fees: float = 0.001, slippage: float = 0.0, init_
 
     orders = pd.DataFrame(
         {
-            "time": idx[[r[0] for r in rec]],
-            "side": ["buy" if r[1] > 0 else "sell" for r in rec],
-            "size": [abs(r[1]) for r in rec],
-            "price": [r[2] for r in rec],
-            "fee": [r[3] for r in rec],
-            "target": [r[4] for r in rec],
+            "time": idx[[f.bar for f in fills]],
+            "side": ["buy" if f.units > 0 else "sell" for f in fills],
+            "size": [abs(f.units) for f in fills],
+            "price": [f.price for f in fills],
+            "fee": [f.fee for f in fills],
+            "target": [f.target for f in fills],
         }
     )
-    trades = trades_from_orders(rec, idx, close[-1])
+    trades = trades_from_orders(fills, idx, close[-1])
     return SimResult(
         equity=pd.Series(equity, index=idx, name="equity"),
         returns=pd.Series(returns, index=idx, name="returns"),
@@ -156,14 +169,15 @@ def simulate(ohlcv, target, *, fees: float = 0.001, slippage: float = 0.0, init_
         trades=trades,
         init_cash=float(init_cash),
         config={"fees": fees, "slippage": slippage, "init_cash": float(init_cash)},
+        fills=fills,
     )
 
 
 _TRADE_COLUMNS = ["entry_time", "exit_time", "direction", "entry_price", "exit_price", "size", "pnl", "return", "fees", "status"]
 
 
-def trades_from_orders(rec, idx: pd.DatetimeIndex, last_close: float) -> pd.DataFrame:
-    """Orders -> round trips. A trade is a run of same-sign position; a flip closes one and opens
+def trades_from_orders(fills: list[Fill], idx: pd.DatetimeIndex, last_close: float) -> pd.DataFrame:
+    """``Fill`` records -> round trips. A trade is a run of same-sign position; a flip closes one and opens
     the next (the order and its fee are split pro rata). Entry/exit prices are unit-weighted
     averages of the adds/reductions; pnl is the trade's net cash flow after fees."""
     rows = []
@@ -196,8 +210,9 @@ def trades_from_orders(rec, idx: pd.DatetimeIndex, last_close: float) -> pd.Data
             "size": tr["in_units"], "pnl": pnl, "return": pnl / tr["in_value"], "fees": tr["fees"], "status": status,
         })
 
-    for s, d, price, fee, _t, after, _c in rec:
-        time = s  # bar position; converted to timestamps once at the end
+    for fill in fills:
+        time, d, price, fee, after = fill.bar, fill.units, fill.price, fill.fee, fill.units_after
+        # time: bar position, converted to timestamps once at the end
         before = units
         if before != 0.0 and (after == 0.0 or np.sign(after) != np.sign(before)):
             closing = -before  # the part of the order that closes the open trade

@@ -120,8 +120,8 @@ def buy_and_hold(ohlcv, *, fees: float = 0.001, slippage: float = 0.0, init_cash
     """Equity of buying at the open of the first tradable bar (bar 1: decided at bar 0's close) and
     holding, under the same execution contract as ``simulate``."""
     from effnet_trading.strategies.execution import simulate
-    from effnet_trading.strategies.signal import _canonical
+    from effnet_trading.strategies.signal import canonical_ohlcv
 
-    frame = _canonical(ohlcv)
+    frame = canonical_ohlcv(ohlcv)
     res = simulate(frame, np.ones(len(frame)), fees=fees, slippage=slippage, init_cash=init_cash)
     return res.equity.rename("buy_and_hold")

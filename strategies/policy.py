@@ -179,6 +179,10 @@ class Policy:
         d["class_names"] = list(self.class_names)
         return d
 
+    def replace(self, **changes: Any) -> "Policy":
+        """A new, flat Policy with ``changes`` applied (adapters bind a scorer's class names this way)."""
+        return type(self).from_dict(self.to_dict() | changes)
+
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
 

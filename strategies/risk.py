@@ -27,7 +27,7 @@ from effnet_trading.errors import DataError, SpecError
 from effnet_trading.imaging import infer_interval, parse_timeframe
 from effnet_trading.strategies.execution import align_target
 from effnet_trading.strategies.performance import bars_per_year
-from effnet_trading.strategies.signal import _canonical, parse_bar
+from effnet_trading.strategies.signal import canonical_ohlcv, parse_bar
 
 __all__ = ["Risk"]
 
@@ -121,7 +121,7 @@ class Risk:
 
     def apply(self, ohlcv, targets) -> pd.Series:
         """Sized, protected targets for a whole history (same index as ``ohlcv``). Starts flat."""
-        frame = _canonical(ohlcv)
+        frame = canonical_ohlcv(ohlcv)
         tgt = align_target(frame, targets)
         open_ = frame["open"].to_numpy()
         close = frame["close"].to_numpy()

@@ -23,11 +23,12 @@ from effnet_trading.imaging import (
     warmup,
 )
 
-__all__ = ["SignalModel", "parse_bar"]
+__all__ = ["SignalModel", "parse_bar", "canonical_ohlcv"]
 
 
-def _canonical(ohlcv) -> pd.DataFrame:
-    """Validate once at the boundary; a frame already canonical passes through."""
+def canonical_ohlcv(ohlcv) -> pd.DataFrame:
+    """The validated OHLCV frame (``imaging.validate_ohlcv``): validate once at the boundary; a
+    frame that is already canonical (validated, lower-case columns) passes through unchanged."""
     if isinstance(ohlcv, pd.DataFrame) and list(ohlcv.columns[:5]) == list(OHLCV_COLUMNS) and "repairs" in ohlcv.attrs:
         return ohlcv
     return validate_ohlcv(ohlcv)
@@ -210,7 +211,7 @@ class SignalModel:
     def predict_proba(self, ohlcv) -> pd.DataFrame:
         """Probabilities for every bar: DataFrame (index = input index, columns = class names),
         NaN during warm-up. Renders and scores in chunks of ``chunk`` images."""
-        frame = _canonical(ohlcv)
+        frame = canonical_ohlcv(ohlcv)
         if len(frame) >= 2 and self._base is None and any(s.timeframe for s in self.spec.specs):
             from effnet_trading.imaging import infer_interval
 

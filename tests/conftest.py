@@ -44,7 +44,7 @@ def random_walk() -> pd.DataFrame:
 def tiny_model_dir(tmp_path_factory, planted) -> Path:
     """An *untrained* small_cnn on 32x32 GASF, exported to ONNX with a card. For plumbing and
     parity tests (its outputs are deterministic, not meaningful)."""
-    torch = pytest.importorskip("torch")
+    import torch
     from effnet_trading.imaging import render
     from effnet_trading.model_zoo import create_model
     from effnet_trading.model_zoo.export import export_onnx
@@ -69,24 +69,21 @@ def trained_model_dir(tmp_path_factory, planted, planted_events) -> Path:
     returns, exported with ``train_and_export``. Its card ``metrics`` hold the purged test
     report (``test``), the split, and ``event_accuracy`` (accuracy on the planted event bars
     of its test span, ``{"n", "accuracy"}``). The test span is ``card.metrics["split"]["test"]``."""
-    pytest.importorskip("torch")
     from effnet_trading.model_zoo.train import TrainConfig, train_and_export
 
     cfg = TrainConfig(model="small_cnn", spec=TRAINED_SPEC, horizon=6, epochs=5, patience=3, seed=0,
-                      progress=False, num_threads=2, model_kwargs={"widths": (16, 32, 64)})
+                      progress=False, num_threads=1, model_kwargs={"widths": (16, 32, 64)})
     out = tmp_path_factory.mktemp("trained") / "planted_small_cnn"
     res = train_and_export(planted.iloc[:12_000], cfg, out,
                            extra_metrics=lambda r: {"event_accuracy": r.accuracy_on(planted_events["position"])})
     return res.model_dir
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session", autouse=True)
 def one_torch_thread():
-    """Tiny convs gain nothing from threads; on a busy 2-core box two OpenMP threads made them
-    ~100x slower. Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
-    torch = pytest.importorskip("torch")
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    """The whole session runs with one torch thread (restored afterwards): tiny convs gain nothing
+    from threads, and on a busy 2-core box two OpenMP threads made them ~100x slower."""
+    from effnet_trading.model_zoo.threads import torch_threads
 
+    with torch_threads(1):
+        yield

@@ -10,10 +10,8 @@ from click.testing import CliRunner
 
 from effnet_trading.plugins.cli import main
 from effnet_trading.strategies import performance_summary, simulate
-from effnet_trading.strategies.report import fig_to_data_uri, html_page, write_backtest_report
+from effnet_trading.evaluation.report import fig_to_data_uri, html_page, write_backtest_report
 
-pytest.importorskip("backtrader")
-pytest.importorskip("vectorbt")
 
 N_BARS = 1500
 
@@ -29,7 +27,7 @@ def csv_path(planted, tmp_path_factory):
 def decisive_model_dir(planted, tmp_path_factory):
     """An untrained small_cnn whose last layer is set to random directions over its standardised
     features: outputs vary strongly between bars, so the strategy trades (the tiny model always says hold)."""
-    torch = pytest.importorskip("torch")
+    import torch
     from effnet_trading.imaging import ImageSpec, render
     from effnet_trading.model_zoo import create_model
     from effnet_trading.model_zoo.export import export_onnx

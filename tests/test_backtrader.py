@@ -9,8 +9,8 @@ import pytest
 from effnet_trading.errors import SpecError
 from effnet_trading.strategies import Policy, SignalModel, TimeframeEnsemble
 
-bt = pytest.importorskip("backtrader")
-plugin = pytest.importorskip("effnet_trading.plugins.backtrader")
+import backtrader as bt
+from effnet_trading.plugins import backtrader as plugin
 
 N_BARS = 600
 
@@ -26,7 +26,7 @@ class _Record(bt.Strategy):
     params = (("model", None), ("threshold", 0.35))
 
     def __init__(self):
-        self.sig = plugin.EfficientNetSignal(self.data, model=self.p.model, threshold=self.p.threshold)
+        self.sig = plugin.EfficientNetSignal(self.data, model=self.p.model, policy=Policy(self.p.threshold))
         self.seen = []
 
     def next(self):
@@ -179,6 +179,6 @@ def test_risk_sizing_and_stops_same_in_once_and_next(tiny_model_dir, bars):
     expected = Risk(**risk).apply(bars, Policy(0.35).positions(probs))
     assert expected.nunique() > 3 and (expected == 0).sum() > 50  # sized, and stops flatten it for a while
     for runonce in (True, False):
-        res = plugin.run_backtrader(bars, SignalModel(model), threshold=0.35, risk=Risk(**risk), fees=0.001, runonce=runonce)
+        res = plugin.run_backtrader(bars, SignalModel(model), policy=Policy(0.35), risk=Risk(**risk), fees=0.001, runonce=runonce)
         np.testing.assert_allclose(res.target.to_numpy(), expected.to_numpy(), rtol=1e-12, err_msg=f"runonce={runonce}")
         assert res.rejected == 0

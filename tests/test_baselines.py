@@ -1,10 +1,9 @@
 """Baselines against slow per-bar references; causality; the logistic baseline learns a planted rule."""
 import numpy as np
-import pandas as pd
 import pytest
 
 from effnet_trading.errors import DataError
-from effnet_trading.strategies.baselines import fit_gbm, fit_logistic, lagged_features, ma_crossover_target
+from effnet_trading.evaluation.baselines import fit_gbm, fit_logistic, lagged_features, ma_crossover_target
 
 
 def test_ma_crossover_matches_per_bar_loop(random_walk):

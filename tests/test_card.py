@@ -9,7 +9,6 @@ import pytest
 from effnet_trading.errors import ModelCardError
 from effnet_trading.model_zoo.card import CARD_FILE, ModelCard, find_model_dirs, load_card, sha256_file
 
-pytest.importorskip("torch")
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,6 @@ from click.testing import CliRunner
 
 from effnet_trading.plugins.cli import main
 
-pytest.importorskip("torch")
-pytest.importorskip("backtrader")
-pytest.importorskip("vectorbt")
 
 
 @pytest.mark.slow

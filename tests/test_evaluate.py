@@ -1,27 +1,29 @@
 """evaluate end to end on CI-sized data: the planted edge shows, a random walk shows none, a
 deliberately leaky pipeline is caught by the null and look-ahead checks (and the command fails)."""
 import json
+from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from effnet_trading.errors import SpecError, TrainingError
 from effnet_trading.imaging import ImageSpec
+from effnet_trading.evaluation import evaluate as evaluate_module
+from effnet_trading.evaluation.evaluate import EvalConfig, evaluate, lookahead_check
+from effnet_trading.model_zoo.train import TrainConfig
 
-pytest.importorskip("torch")
-pytest.importorskip("sklearn")
-
-from effnet_trading.strategies.evaluate import EvalConfig, _leaky, evaluate, lookahead_check  # noqa: E402
-
-SPEC = ImageSpec("gadf", window=16, size=(32, 32), returns=True)  # GADF tells a V from a Λ (GASF cannot)
+# 16 x 16 GADF of returns: GADF tells a V from a Λ (GASF cannot); 16 px learn the planted edge (conftest)
+SPEC = ImageSpec("gadf", window=16, size=(16, 16), returns=True)
 TINY = {"small_cnn": {"widths": (8, 16, 32)}}
 # one torch thread: on a shared CPU two OpenMP threads can be ~10x slower, never faster for models this small
 
 
-def _cfg(**kw) -> EvalConfig:
-    base = dict(models=("small_cnn",), spec=SPEC, horizon=6, folds=2, epochs=2, patience=2, max_train_bars=2000,
+def _cfg(train=None, **kw) -> EvalConfig:
+    tcfg = replace(TrainConfig(spec=SPEC, horizon=6, epochs=2, patience=2, num_threads=1, seed=0), **(train or {}))
+    base = dict(models=("small_cnn",), train=tcfg, folds=2, max_train_bars=2000,
                 baselines=("buy_and_hold", "ma_crossover", "logreg"), bootstrap=200, lookahead_samples=3,
-                num_threads=1, model_kwargs=TINY, seed=0)
+                model_kwargs=TINY)
     return EvalConfig(**(base | kw))
 
 
@@ -65,8 +67,8 @@ def test_outputs_and_resume(planted_run):
     again = evaluate(_planted_8k(), cfg, out, resume=True, progress=False)  # every fold is on disk
     assert (out / "folds/fold_0.json").stat().st_mtime_ns == stamp
     assert again["strategies"]["small_cnn"]["perf"] == res["strategies"]["small_cnn"]["perf"]
-    with pytest.raises(TrainingError, match=r"config.json differs in \['horizon'\]"):
-        evaluate(_planted_8k(), _cfg(horizon=3), out, resume=True, progress=False)
+    with pytest.raises(TrainingError, match=r"config.json differs in \['train.horizon'\]"):
+        evaluate(_planted_8k(), _cfg(train={"horizon": 3}), out, resume=True, progress=False)
 
 
 def _planted_8k():
@@ -87,8 +89,27 @@ def test_random_walk_shows_no_edge(tmp_path, random_walk):
     assert "Null check: skipped (--no-null)" in (tmp_path / "results.md").read_text()
 
 
+def _leaky(frame, leak_bars: int):
+    """A deliberately broken view: bar t carries the values of bar t+leak_bars (the future)."""
+    from effnet_trading.imaging import validate_ohlcv
+
+    a = frame.to_numpy()
+    a = np.vstack([a[leak_bars:], np.repeat(a[-1:], leak_bars, 0)])
+    return validate_ohlcv(pd.DataFrame(a, index=frame.index, columns=frame.columns))
+
+
+@pytest.fixture()
+def leaky_images(monkeypatch):
+    """Inject the leak: evaluate renders its images from ``_leaky(frame, n)`` (labels stay true)."""
+
+    def leak(n: int) -> None:
+        monkeypatch.setattr(evaluate_module, "_image_view", lambda frame: _leaky(frame, n))
+
+    return leak
+
+
 @pytest.mark.slow
-def test_leaky_pipeline_fails_the_command(tmp_path, random_walk):
+def test_leaky_pipeline_fails_the_command(tmp_path, random_walk, leaky_images):
     from click.testing import CliRunner
 
     from effnet_trading.plugins.cli import main
@@ -99,7 +120,8 @@ def test_leaky_pipeline_fails_the_command(tmp_path, random_walk):
     args = ["evaluate", "--data", str(csv), "--models", "small_cnn", "--baselines", "", "--spec", "gadf", "--returns",
             "--size", "16", "--window", "16", "--horizon", "6", "--folds", "1", "--epochs", "2", "--bootstrap", "200",
             "--model-kwargs", '{"small_cnn": {"widths": [8, 16, 32]}}', "--threads", "1", "--no-progress",
-            "--out", str(out), "--leak-bars", "6"]
+            "--out", str(out)]
+    leaky_images(6)
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1, result.output
     assert "the pipeline leaks or looks ahead" in result.output
@@ -108,20 +130,21 @@ def test_leaky_pipeline_fails_the_command(tmp_path, random_walk):
     assert not res["null"]["ok"] and any("small_cnn: null accuracy" in x for x in res["null"]["leaks"])
 
 
-def test_lookahead_check_passes_a_causal_model_and_catches_a_leak(tiny_model_dir, planted):
+def test_lookahead_check_passes_a_causal_model_and_catches_a_leak(tiny_model_dir, planted, leaky_images):
     frame = planted.iloc[:600]
     ts = [200, 350, 500]
     ok = lookahead_check(tiny_model_dir, frame, ts)
     assert ok["ok"] and ok["max_abs_change"] == 0.0
-    bad = lookahead_check(tiny_model_dir, frame, ts, leak_bars=3)
+    leaky_images(3)
+    bad = lookahead_check(tiny_model_dir, frame, ts)
     assert not bad["ok"] and bad["max_abs_change"] > 0 and bad["changed"]
 
 
-def test_leak_hook_shifts_the_future_into_bar_t(planted):
+def test_leaky_view_shifts_the_future_into_bar_t(planted):
     frame = planted.iloc[:50]
     view = _leaky(frame, 2)
     np.testing.assert_array_equal(view.to_numpy()[:48], frame.to_numpy()[2:])
-    assert view.index.equals(frame.index) and _leaky(frame, 0) is frame
+    assert view.index.equals(frame.index) and evaluate_module._image_view(frame) is frame
 
 
 def test_config_round_trip_and_errors():
@@ -137,7 +160,7 @@ def test_frozen_features_are_normalised_like_training():
     import torch
 
     from effnet_trading.model_zoo import create_model
-    from effnet_trading.strategies.evaluate import _features
+    from effnet_trading.evaluation.evaluate import _features
 
     torch.manual_seed(0)
     net = create_model("small_cnn", num_classes=3, in_chans=1, widths=(4, 8, 8)).eval()
@@ -146,3 +169,43 @@ def test_frozen_features_are_normalised_like_training():
     with torch.no_grad():
         ref = net.forward_features((torch.from_numpy(images / 255.0).float() - 0.4) / 0.2).numpy()
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+
+
+class _Captured(Exception):
+    pass
+
+
+def test_config_file_and_flags_build_the_same_config(tmp_path, planted, monkeypatch):
+    """--config FILE.toml holds the EvalConfig; options on the command line override it."""
+    from click.testing import CliRunner
+
+    from effnet_trading.plugins.cli import main
+
+    def capture(frame, cfg, out_dir, **kw):
+        raise _Captured(cfg)
+
+    monkeypatch.setattr(evaluate_module, "evaluate", capture)
+    csv = tmp_path / "bars.csv"
+    planted.iloc[:300].to_csv(csv, index_label="timestamp")
+    flags = ["--models", "small_cnn", "--baselines", "logreg", "--spec", "gadf", "--returns", "--size", "16", "--window",
+             "16", "--horizon", "4", "--folds", "2", "--epochs", "3", "--threshold", "0.45", "--long-only", "--threads", "1"]
+    toml = tmp_path / "run.toml"
+    toml.write_text('models = ["small_cnn"]\nbaselines = ["logreg"]\nfolds = 2\n[train]\nhorizon = 4\nepochs = 3\n'
+                    'num_threads = 1\n[train.spec]\nkind = "gadf"\nwindow = 16\nsize = [16, 16]\nreturns = true\n'
+                    '[policy]\nthreshold = 0.45\nlong_only = true\n')
+
+    def config(args):
+        res = CliRunner().invoke(main, ["evaluate", "--data", str(csv), "--out", str(tmp_path / "o"), *args])
+        assert isinstance(res.exception, _Captured), res.output
+        return res.exception.args[0]
+
+    from_flags, from_file = config(flags), config(["--config", str(toml)])
+    assert from_flags.to_dict() == from_file.to_dict()
+    assert from_file.train.spec == ImageSpec("gadf", window=16, size=(16, 16), returns=True)
+    assert from_file.policy.threshold == 0.45 and from_file.policy.long_only and from_file.train.horizon == 4
+    over = config(["--config", str(toml), "--epochs", "7", "--threshold", "0.5"])
+    assert over.train.epochs == 7 and over.policy.threshold == 0.5 and over.train.horizon == 4
+    bad = tmp_path / "bad.toml"
+    bad.write_text("folds = [")
+    res = CliRunner().invoke(main, ["evaluate", "--data", str(csv), "--out", str(tmp_path / "o"), "--config", str(bad)])
+    assert res.exit_code != 0 and "is not valid TOML" in res.output

@@ -10,8 +10,8 @@ from effnet_trading.errors import ModelCardError
 from effnet_trading.imaging import ImageSpec, render
 from effnet_trading.model_zoo.card import load_card
 
-torch = pytest.importorskip("torch")
-onnx = pytest.importorskip("onnx")
+import torch
+import onnx
 
 from effnet_trading.model_zoo import create_model, list_models  # noqa: E402
 from effnet_trading.model_zoo.export import ExportWrapper, export_onnx  # noqa: E402
@@ -154,7 +154,7 @@ def test_int8_on_trained_model_keeps_accuracy(trained_model_dir, planted, tmp_pa
     import shutil
 
     from effnet_trading.imaging import valid_ends
-    from effnet_trading.model_zoo.labels import forward_return_labels
+    from effnet_trading.imaging.labels import forward_return_labels
     from effnet_trading.model_zoo.quantize import add_variant
 
     d = tmp_path / "trained"

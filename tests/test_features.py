@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch
 
 from effnet_trading.errors import DataError, SpecError  # noqa: E402
 from effnet_trading.model_zoo import create_model  # noqa: E402
@@ -15,7 +15,6 @@ from effnet_trading.model_zoo.embedding import (  # noqa: E402
 from effnet_trading.model_zoo.features import extract_features, fit_gbm_on_features  # noqa: E402
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _families(n: int, size: int = 16, noise: float = 0.35, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch
 
 from effnet_trading.errors import SpecError  # noqa: E402
 from effnet_trading.imaging import ImageSpec  # noqa: E402
@@ -13,7 +13,6 @@ from effnet_trading.model_zoo.heads import DirectionOnly, MultiTaskModel, head_l
 NAN = float("nan")
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ from effnet_trading.imaging import ImageSpec, ohlcv_array, render, valid_ends
 from effnet_trading.imaging._fields import paa
 from effnet_trading.imaging._windows import windows
 
-pytest.importorskip("pyts")
 
 # (window, size): no PAA, PAA dividing evenly, PAA with uneven segments, prime sizes
 SHAPES = [(32, 32), (64, 32), (50, 16), (37, 13), (30, 7)]

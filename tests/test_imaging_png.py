@@ -9,7 +9,7 @@ from effnet_trading.errors import SpecError
 from effnet_trading.imaging import ImageSpec, StackSpec, channel_grid, render, to_png
 from effnet_trading.plugins.cli import main
 
-mimage = pytest.importorskip("matplotlib.image")
+import matplotlib.image as mimage
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,6 @@ def test_stack_png_is_a_grid_of_channels(frame, tmp_path):
 
 
 def test_mplfinance_view(frame, tmp_path):
-    pytest.importorskip("mplfinance")
     spec = ImageSpec("candles", window=20, size=64, ma=5)
     path = to_png(spec, tmp_path / "m.png", frame, end=-1, view="mplfinance")
     assert mimage.imread(path).shape[0] > 100

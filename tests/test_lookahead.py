@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from effnet_trading.imaging import KINDS, ImageSpec, render, resample_ohlcv
+from effnet_trading.imaging import KINDS, ImageSpec, resample_ohlcv
 from effnet_trading.strategies import Policy, Risk, SignalModel, TimeframeEnsemble
 from test_signal import ImageStatModel
 
@@ -36,19 +36,11 @@ def _spec(kind: str, timeframe=None) -> ImageSpec:
                      returns=kind == "recurrence")
 
 
-def _renderable(spec, frame):
-    try:
-        render(spec, frame.iloc[:64])
-    except (ImportError, NotImplementedError, AttributeError) as exc:
-        pytest.skip(f"{spec.kind!r} renderer not implemented yet ({exc})")
-
-
 @pytest.mark.parametrize("timeframe", [None, "15m"])
 @pytest.mark.parametrize("kind", [k for k in KINDS if k != "lob_heatmap"])
 def test_signal_model_is_causal(planted, kind, timeframe):
     frame = planted.iloc[:T + 200]
     spec = _spec(kind, timeframe)
-    _renderable(spec, frame)
     a = SignalModel(ImageStatModel(spec)).predict_proba(frame).to_numpy()
     b = SignalModel(ImageStatModel(spec)).predict_proba(_perturb(frame, T)).to_numpy()
     np.testing.assert_array_equal(a[: T + 1], b[: T + 1])

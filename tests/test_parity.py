@@ -12,8 +12,8 @@ from effnet_trading.imaging import render
 from effnet_trading.model_zoo.runtime import Predictor
 from effnet_trading.strategies import Policy, SignalModel, simulate
 
-bt_plugin = pytest.importorskip("effnet_trading.plugins.backtrader")
-vbt_plugin = pytest.importorskip("effnet_trading.plugins.vectorbt")
+from effnet_trading.plugins import backtrader as bt_plugin
+from effnet_trading.plugins import vectorbt as vbt_plugin
 
 N_BARS = 1500
 
@@ -59,8 +59,8 @@ def _all_signals(model, frame: pd.DataFrame, threshold: float) -> dict[str, tupl
     loop = _update_loop(model, frame)
     policy = Policy(threshold)
     step = pd.Series([policy.step(None if r.isna().any() else r) for _, r in loop.iterrows()], index=frame.index)
-    once = bt_plugin.run_backtrader(frame, SignalModel(model), threshold=threshold, fees=0.0)
-    nxt = bt_plugin.run_backtrader(frame, SignalModel(model), threshold=threshold, fees=0.0, runonce=False)
+    once = bt_plugin.run_backtrader(frame, SignalModel(model), policy=Policy(threshold), fees=0.0)
+    nxt = bt_plugin.run_backtrader(frame, SignalModel(model), policy=Policy(threshold), fees=0.0, runonce=False)
     ind = vbt_plugin.EfficientNetIndicator.run(frame.open, frame.high, frame.low, frame.close, frame.volume,
                                                model=SignalModel(model), threshold=threshold)
     vbt_probs = pd.DataFrame({c: getattr(ind, c).to_numpy() for c in ("sell", "hold", "buy")}, index=frame.index)
@@ -105,7 +105,7 @@ def test_trades_agree_with_simulate(fees, slippage, long_only, decisive, bars):
     sign = np.where(ref.orders["side"] == "buy", 1.0, -1.0)
     np.testing.assert_allclose(ref.orders["price"], bars["open"].to_numpy()[changed + 1] * (1 + slippage * sign), rtol=1e-12)
 
-    bt_res = bt_plugin.run_backtrader(bars, SignalModel(decisive), threshold=0.4, long_only=long_only, fees=fees, slippage=slippage)
+    bt_res = bt_plugin.run_backtrader(bars, SignalModel(decisive), policy=Policy(0.4, long_only=long_only), fees=fees, slippage=slippage)
     pf = vbt_plugin.portfolio_from_signals(bars, target, fees=fees, slippage=slippage)
     vb_orders = _vectorbt_orders(pf, bars.index)
     assert bt_res.rejected == 0
@@ -157,7 +157,7 @@ def test_trained_model_beats_null_on_planted(trained_model_dir, planted):
     frame = planted.iloc[12_000:15_000]  # after the training span: unseen
     probs = SignalModel(trained_model_dir).predict_proba(frame)
     target = Policy(0.5).positions(probs)
-    bt_res = bt_plugin.run_backtrader(frame, trained_model_dir, threshold=0.5, fees=0.0)
+    bt_res = bt_plugin.run_backtrader(frame, trained_model_dir, policy=Policy(0.5), fees=0.0)
     np.testing.assert_array_equal(bt_res.target.to_numpy(), target.to_numpy())
     res = simulate(frame, target, fees=0.0)
     strat = res.final_equity / 10_000 - 1

@@ -10,7 +10,7 @@ from effnet_trading.errors import ModelCardError
 from effnet_trading.imaging import ImageSpec, render
 from effnet_trading.model_zoo.runtime import LatencyRecorder, Predictor, default_threads, resolve_providers
 
-ort = pytest.importorskip("onnxruntime")
+import onnxruntime as ort
 ROOT = Path(__file__).resolve().parents[1]
 HAS_CUDA = "CUDAExecutionProvider" in ort.get_available_providers()
 

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from effnet_trading.imaging import load_ohlcv
-from effnet_trading.model_zoo.labels import forward_return_labels
-from effnet_trading.model_zoo.synthetic import SampleConfig, make_planted, make_random_walk
+from effnet_trading.imaging.labels import forward_return_labels
+from effnet_trading.imaging.synthetic import SampleConfig, make_planted, make_random_walk
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
 

@@ -5,7 +5,7 @@ import pytest
 
 from effnet_trading.errors import DataError
 from effnet_trading.imaging import validate_ohlcv
-from effnet_trading.strategies.surrogates import bar_ratios, block_bootstrap, make_surrogate, random_walk_like
+from effnet_trading.evaluation.surrogates import bar_ratios, block_bootstrap, make_surrogate, random_walk_like
 
 
 def _ar1_frame(n=6000, phi=0.5, seed=0) -> pd.DataFrame:

@@ -9,13 +9,13 @@ import warnings
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch
 
 from effnet_trading.errors import TrainingError  # noqa: E402
 from effnet_trading.imaging import ImageSpec, StackSpec, render  # noqa: E402
 from effnet_trading.model_zoo import list_models  # noqa: E402
 from effnet_trading.model_zoo.dataset import ImageDataset  # noqa: E402
-from effnet_trading.model_zoo.labels import forward_return_labels  # noqa: E402
+from effnet_trading.imaging.labels import forward_return_labels  # noqa: E402
 from effnet_trading.model_zoo.metrics import CollapseWarning  # noqa: E402
 from effnet_trading.model_zoo.train import TrainConfig, train_and_export, train_model  # noqa: E402
 
@@ -97,8 +97,7 @@ def test_planted_edge_found(trained_model_dir, planted, planted_events, sample_m
 
 def test_compact_trains_and_exports(planted, tmp_path):
     """Plumbing only (64 training images, 1 epoch): compact goes through train_and_export on CPU."""
-    if "compact" not in list_models():
-        pytest.skip("model 'compact' is not registered yet (model_zoo/efficientnet.py)")
+    assert "compact" in list_models()
     cfg = TrainConfig(model="compact", epochs=1, max_train_samples=64, **{**TINY, "model_kwargs": {}, "batch_size": 32})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CollapseWarning)
@@ -110,8 +109,7 @@ def test_compact_trains_and_exports(planted, tmp_path):
 def test_compact_finds_planted_edge(planted, planted_events):
     """The compact EfficientNet finds the planted edge on CPU (about a minute on 2 cores): event-bar
     accuracy far above chance, overall accuracy at least the majority rate."""
-    if "compact" not in list_models():
-        pytest.skip("model 'compact' is not registered yet (model_zoo/efficientnet.py)")
+    assert "compact" in list_models()
     cfg = TrainConfig(model="compact", spec=TRAINED_SPEC, epochs=6, progress=False, num_threads=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CollapseWarning)

@@ -9,8 +9,7 @@ import pytest
 from effnet_trading.errors import DataError, SpecError
 from effnet_trading.strategies import Policy, SignalModel, simulate
 
-pytest.importorskip("vectorbt")
-plugin = pytest.importorskip("effnet_trading.plugins.vectorbt")
+from effnet_trading.plugins import vectorbt as plugin
 
 N_BARS = 800
 
@@ -134,3 +133,31 @@ def test_timeframe_dict_matches_ensemble(bars, counting):
     expected = TimeframeEnsemble(members).predict_proba(bars)
     np.testing.assert_allclose(ind.buy.to_numpy(), expected["buy"].to_numpy(), equal_nan=True)
     np.testing.assert_array_equal(ind.signal.to_numpy(), Policy(0.4).positions(expected).to_numpy())
+
+
+def test_reexport_to_the_same_folder_is_not_served_from_the_cache(tmp_path, bars):
+    """Sessions are cached by the card's sha256: a model re-exported into the same folder is loaded
+    (and hash-checked) again, not served from the old session."""
+    import torch
+
+    from effnet_trading.imaging import ImageSpec, render
+    from effnet_trading.model_zoo import create_model
+    from effnet_trading.model_zoo.export import export_onnx
+
+    spec = ImageSpec("gasf", window=16, size=(16, 16))
+    folder = tmp_path / "model"
+    frame = bars.iloc[:120]
+
+    def export(seed):
+        torch.manual_seed(seed)
+        net = create_model("small_cnn", num_classes=3, in_chans=1, widths=(4, 8, 8)).eval()
+        export_onnx(net, folder, spec=spec, architecture="small_cnn", label={"rule": "forward_return", "horizon": 6},
+                    sample_images=render(spec, frame.iloc[:32]))
+        ind = plugin.EfficientNetIndicator.run(frame.open, frame.high, frame.low, frame.close, frame.volume,
+                                               model=str(folder), threshold=0.4)
+        return ind.buy.to_numpy()
+
+    first, second = export(0), export(1)
+    fresh = SignalModel(folder).predict_proba(frame)["buy"].to_numpy()
+    np.testing.assert_allclose(second, fresh, equal_nan=True)
+    assert not np.allclose(first, second, equal_nan=True)

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch
 import torch.nn.functional as F  # noqa: E402
 
 from effnet_trading.errors import ModelCardError, SpecError  # noqa: E402
@@ -21,7 +21,6 @@ LUKE_PARAMS = {"efficientnet-b0": (1.0, 1.0), "efficientnet-b4": (1.4, 1.8)}  # 
 BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _luke_round_filters(f: int, w: float) -> int:

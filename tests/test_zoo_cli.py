@@ -6,7 +6,6 @@ from click.testing import CliRunner
 
 from effnet_trading.plugins.cli import main
 
-pytest.importorskip("torch")
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ def _sample_frame(out: Path, echo):
 
     path = _BUNDLED / "planted_5m.csv"
     if not path.is_file():
-        from effnet_trading.model_zoo.synthetic import write_sample_data
+        from effnet_trading.imaging.synthetic import write_sample_data
 
         echo(f"no bundled sample_data/: generating it in {out / 'data'}")
         write_sample_data(out / "data")
@@ -62,8 +62,9 @@ def run_demo(out_dir: str | Path, *, bars: int = 8000, epochs: int = 5, model: s
     from effnet_trading.errors import TrainingError
     from effnet_trading.imaging import ImageSpec
     from effnet_trading.model_zoo.train import TrainConfig, train_and_export
-    from effnet_trading.plugins.cli.backtest_cmd import build_scorer, run_backtest, write_backtest_outputs
-    from effnet_trading.strategies.report import write_backtest_report
+    from effnet_trading.plugins.backtest import build_scorer, run_backtest, write_backtest_outputs
+    from effnet_trading.evaluation.report import write_backtest_report
+    from effnet_trading.strategies import Policy
 
     out = Path(out_dir)
     t0 = time.perf_counter()
@@ -89,7 +90,7 @@ def run_demo(out_dir: str | Path, *, bars: int = 8000, epochs: int = 5, model: s
     reports, summaries = {}, {}
     for engine in ("backtrader", "vectorbt"):
         scorer = build_scorer([str(res.model_dir)], None)
-        bt_out = run_backtest(test, scorer, engine=engine, threshold=threshold, fees=fees, slippage=0.0,
+        bt_out = run_backtest(test, scorer, engine=engine, policy=Policy(threshold), fees=fees, slippage=0.0,
                               config={"demo": True, "model_dir": str(res.model_dir), "train_span": [str(train.index[0]), str(train.index[-1])]})
         reports[engine] = write_backtest_outputs(bt_out, test, out / engine)
         summaries[engine] = bt_out.summary

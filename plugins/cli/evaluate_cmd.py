@@ -2,21 +2,11 @@
 with a surrogate null run and a look-ahead check; exits non-zero when the pipeline leaks."""
 from __future__ import annotations
 
+import json
+
 import click
 
-__all__ = ["evaluate", "make_spec"]
-
-
-def make_spec(kind: str, size: int, window: int, returns: bool = False):
-    """The image spec for ``--spec``: a single kind, or ``stack`` = grey candles + GASF + GADF (3 channels)."""
-    from effnet_trading.imaging import ImageSpec, StackSpec
-
-    if kind == "stack":
-        return StackSpec((ImageSpec("candles", window=window, size=(size, size), color="grey"),
-                          ImageSpec("gasf", window=window, size=(size, size), returns=returns),
-                          ImageSpec("gadf", window=window, size=(size, size), returns=returns)))
-    extra = {"returns": returns} if kind in ("gasf", "gadf", "recurrence") else {}
-    return ImageSpec(kind, window=window, size=(size, size), **extra)
+__all__ = ["evaluate"]
 
 
 def _csv(text: str | None) -> tuple[str, ...]:
@@ -59,43 +49,33 @@ def _csv(text: str | None) -> tuple[str, ...]:
 @click.option("--model-kwargs", default=None, help='JSON: model name -> builder kwargs, e.g. {"small_cnn": {"widths": [16, 32, 64]}}.')
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--threads", default=None, type=click.IntRange(min=1), help="torch CPU threads.")
+@click.option("--config", "config_path", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="TOML file with the run's EvalConfig (config.json layout); command-line options override it.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run folder.")
 @click.option("--resume", is_flag=True, help="Skip folds already finished in --out (folds/fold_k.json).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-@click.option("--leak-bars", default=0, hidden=True, type=click.IntRange(min=0), help="TEST ONLY: build a deliberately leaky pipeline.")
-def evaluate(data_path, timeframe, last_bars, models, baselines, kind, returns, size, window, horizon, label_k, folds, embargo,
-             epochs, patience, batch_size, lr, max_train_bars, fees, slippage, threshold, long_only, null, null_kind, null_block,
-             null_models, extra_trials, bootstrap, model_kwargs, seed, threads, out_dir, resume, progress, leak_bars) -> None:
+def evaluate(data_path, timeframe, last_bars, config_path, out_dir, resume, progress, **flags) -> None:
     """Walk-forward out-of-sample evaluation of MODELS vs baselines, after fees and slippage.
 
     Writes report.html, results.json, results.md, config.json and folds/ to --out; exits with
-    status 1 when the null or look-ahead check finds a leak.
+    status 1 when the null or look-ahead check finds a leak. --config FILE.toml holds the run's
+    EvalConfig (the layout of config.json, e.g. ``folds = 3``, ``[train]``, ``[train.spec]``,
+    ``[policy]``); options given on the command line override it.
     """
-    import json
-
     from effnet_trading.errors import EffnetTradingError
+    from effnet_trading.evaluation.evaluate import EvalConfig
+    from effnet_trading.evaluation.evaluate import evaluate as run
     from effnet_trading.imaging import load_ohlcv, resample_ohlcv
-    from effnet_trading.strategies.evaluate import EvalConfig
-    from effnet_trading.strategies.evaluate import evaluate as run
 
+    ctx = click.get_current_context()
     try:
-        kwargs = json.loads(model_kwargs) if model_kwargs else {}
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not valid JSON ({exc}); e.g. '{{\"small_cnn\": {{\"widths\": [16, 32, 64]}}}}'",
-                                 param_hint="--model-kwargs") from exc
-    try:
+        cfg = EvalConfig.from_dict(_config_dict(ctx, config_path, flags) | {"data": str(data_path), "timeframe": timeframe})
         frame = load_ohlcv(data_path)
         if timeframe:
             frame = resample_ohlcv(frame, timeframe)
         if last_bars:
             frame = frame.iloc[-last_bars:]
-        cfg = EvalConfig(models=_csv(models), spec=make_spec(kind, size, window, returns), horizon=horizon, label_k=label_k,
-                         folds=folds, embargo=embargo, epochs=epochs, patience=patience, batch_size=batch_size, lr=lr,
-                         max_train_bars=max_train_bars, fees=fees, slippage=slippage, threshold=threshold, long_only=long_only,
-                         baselines=_csv(baselines), null=null, null_kind=null_kind, null_block=null_block,
-                         null_models=_csv(null_models) if null_models is not None else None, extra_trials=extra_trials,
-                         bootstrap=bootstrap, model_kwargs=kwargs, seed=seed, num_threads=threads, data=str(data_path), timeframe=timeframe)
-        res = run(frame, cfg, out_dir, resume=resume, progress=progress, leak_bars=leak_bars)
+        res = run(frame, cfg, out_dir, resume=resume, progress=progress)
     except EffnetTradingError as exc:
         raise click.ClickException(str(exc)) from exc
     from pathlib import Path
@@ -104,3 +84,49 @@ def evaluate(data_path, timeframe, last_bars, models, baselines, kind, returns, 
     click.echo(f"report: {Path(out_dir) / 'report.html'}  ({res['seconds_total']:.0f} s)")
     if not res["verdict"]["ok"]:
         raise click.ClickException("the pipeline leaks or looks ahead:\n  " + "\n  ".join(res["verdict"]["reasons"]))
+
+
+# flag -> (section, key) in EvalConfig.to_dict(); None = top level
+_PATHS = {
+    "models": (None, "models"), "baselines": (None, "baselines"), "folds": (None, "folds"), "embargo": (None, "embargo"),
+    "max_train_bars": (None, "max_train_bars"), "fees": (None, "fees"), "slippage": (None, "slippage"),
+    "null": (None, "null"), "null_kind": (None, "null_kind"), "null_block": (None, "null_block"),
+    "null_models": (None, "null_models"), "extra_trials": (None, "extra_trials"), "bootstrap": (None, "bootstrap"),
+    "model_kwargs": (None, "model_kwargs"),
+    "horizon": ("train", "horizon"), "label_k": ("train", "label_k"), "epochs": ("train", "epochs"),
+    "patience": ("train", "patience"), "batch_size": ("train", "batch_size"), "lr": ("train", "lr"),
+    "seed": ("train", "seed"), "threads": ("train", "num_threads"),
+    "threshold": ("policy", "threshold"), "long_only": ("policy", "long_only"),
+}
+_SPEC_FLAGS = ("kind", "size", "window", "returns")
+
+
+def _config_dict(ctx: click.Context, config_path: str | None, flags: dict) -> dict:
+    """EvalConfig as a dict: the --config file (if any) with the command-line options laid over it."""
+    from effnet_trading.config import read_toml
+    from effnet_trading.imaging import spec_from_options
+
+    d = read_toml(config_path) if config_path else {}
+    given = {k for k in flags if not config_path or ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
+    for name in sorted(given & set(_PATHS)):
+        section, key = _PATHS[name]
+        value = _parse(name, flags[name])
+        (d.setdefault(section, {}) if section else d)[key] = value
+    if given & set(_SPEC_FLAGS):  # the spec options replace the file's spec as a whole
+        spec = spec_from_options(flags["kind"], window=flags["window"], size=flags["size"], returns=flags["returns"])
+        d.setdefault("train", {})["spec"] = spec.to_dict()
+    return d
+
+
+def _parse(name: str, value):
+    if name in ("models", "baselines"):
+        return list(_csv(value))
+    if name == "null_models":
+        return None if value is None else list(_csv(value))
+    if name == "model_kwargs":
+        try:
+            return json.loads(value) if value else {}
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"not valid JSON ({exc}); e.g. '{{\"small_cnn\": {{\"widths\": [16, 32, 64]}}}}'",
+                                     param_hint="--model-kwargs") from exc
+    return value

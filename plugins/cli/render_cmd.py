@@ -32,16 +32,15 @@ __all__ = ["render"]
 def render(data_path, kind, window, size, end, ma, volume, color, fields, timeframe, spec_json, png_path, view, npy_path):
     """Render the image a model would see at one bar, as PNG and/or .npy."""
     from effnet_trading.errors import EffnetTradingError
-    from effnet_trading.imaging import ImageSpec, load_ohlcv, spec_from_json, to_png, warmup
+    from effnet_trading.imaging import load_ohlcv, spec_from_json, spec_from_options, to_png, warmup
     from effnet_trading.imaging import render as render_images
 
     try:
         if spec_json:
             spec = spec_from_json(Path(spec_json).read_text())
         else:
-            h, _, w = size.lower().partition("x")
-            spec = ImageSpec(kind, window=window, size=(int(h), int(w or h)), ma=ma, volume=volume, color=color,
-                             fields=tuple(f.strip() for f in fields.split(",")), timeframe=timeframe)
+            spec = spec_from_options(kind, window=window, size=size, ma=ma, volume=volume, color=color, fields=fields,
+                                     timeframe=timeframe)
         frame = load_ohlcv(data_path)
         pos = end + len(frame) if end < 0 else end
         first = warmup(spec, frame)

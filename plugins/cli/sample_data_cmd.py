@@ -12,7 +12,7 @@ import click
 @click.option("--seed", default=7, show_default=True, type=int)
 def sample_data(out_dir: str, bars: int, seed: int) -> None:
     """Write planted-structure and random-walk OHLCV (5m bars) plus meta.json (class balance, oracle accuracy)."""
-    from effnet_trading.model_zoo.synthetic import SampleConfig, write_sample_data
+    from effnet_trading.imaging.synthetic import SampleConfig, write_sample_data
 
     meta = write_sample_data(out_dir, SampleConfig(n_bars=bars, seed=seed))
     click.echo(f"wrote {out_dir}/planted_5m.csv, planted_events.csv, random_walk_5m.csv, meta.json")

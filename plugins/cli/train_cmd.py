@@ -5,6 +5,8 @@ import click
 
 __all__ = ["train"]
 
+_SPEC_FLAGS = ("kind", "window", "size", "timeframe", "fields", "returns")
+
 
 @click.command("train")
 @click.option("--data", "data_path", required=True, type=click.Path(exists=True, dir_okay=False), help="OHLCV CSV (timestamp, open, high, low, close, volume).")
@@ -25,24 +27,35 @@ __all__ = ["train"]
 @click.option("--device", default="auto", show_default=True, help="auto (cuda if available), cpu or cuda.")
 @click.option("--max-train-samples", default=None, type=int, help="Train on at most this many of the most recent samples.")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoints in --out.")
+@click.option("--config", "config_path", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="TOML file with the TrainConfig (config.json layout); command-line options override it.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run folder: config, history, metrics, checkpoints, model/.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def train(data_path, model, kind, window, size, timeframe, fields, returns, horizon, label_k, epochs, batch_size, lr,
-          folds, seed, device, max_train_samples, resume, out_dir, progress) -> None:
-    """Train MODEL on images of the CSV, report out-of-sample metrics beside the majority rate, export ONNX + card."""
+def train(data_path, config_path, resume, out_dir, **flags) -> None:
+    """Train MODEL on images of the CSV, report out-of-sample metrics beside the majority rate, export ONNX + card.
+
+    --config FILE.toml holds the TrainConfig (the layout of the run's config.json, e.g. ``epochs = 10``
+    and a ``[spec]`` table); options given on the command line override it.
+    """
+    from effnet_trading.config import read_toml
     from effnet_trading.errors import EffnetTradingError
-    from effnet_trading.imaging import ImageSpec, load_ohlcv
+    from effnet_trading.imaging import load_ohlcv, spec_from_options
     from effnet_trading.model_zoo.metrics import format_report
     from effnet_trading.model_zoo.train import TrainConfig, train_and_export
 
+    ctx = click.get_current_context()
     try:
-        extra = {"fields": tuple(f.strip() for f in fields.split(",") if f.strip())} if fields else {}
-        spec = ImageSpec(kind, window=window, size=(size, size), timeframe=timeframe, returns=returns, **extra)
-        cfg = TrainConfig(model=model, spec=spec, horizon=horizon, label_k=label_k, epochs=epochs, batch_size=batch_size,
-                          lr=lr, folds=folds, seed=seed, device=device, max_train_samples=max_train_samples, progress=progress)
+        d = read_toml(config_path) if config_path else {}
+        given = {k for k in flags if not config_path or ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
+        d |= {k: flags[k] for k in given if k not in _SPEC_FLAGS}
+        if given & set(_SPEC_FLAGS):  # the spec options replace the file's spec as a whole
+            d["spec"] = spec_from_options(flags["kind"], window=flags["window"], size=flags["size"], timeframe=flags["timeframe"],
+                                          returns=flags["returns"], fields=flags["fields"]).to_dict()
+        cfg = TrainConfig.from_dict(d)
         res = train_and_export(load_ohlcv(data_path), cfg, out_dir, resume=resume)
     except EffnetTradingError as exc:
         raise click.ClickException(str(exc)) from exc
+    horizon = cfg.horizon
     m = res.metrics
     if len(res.folds) > 1:
         reports = {f"fold{f['fold']}": f["test"] for f in res.folds}

@@ -22,7 +22,7 @@ def _sample_frame(csv: str | None, n_bars: int = 3000):
         from effnet_trading.imaging import load_ohlcv
 
         return load_ohlcv(csv)
-    from effnet_trading.model_zoo.synthetic import SampleConfig, make_planted
+    from effnet_trading.imaging.synthetic import SampleConfig, make_planted
 
     return make_planted(SampleConfig(n_bars=n_bars, seed=11))[0]
 
@@ -38,7 +38,7 @@ def _render_tail(spec, frame, n: int) -> np.ndarray:
 
 
 def _build_spec(kind: str, window: int, size: int, channels: str | None, spec_json: str | None):
-    from effnet_trading.imaging import ImageSpec, spec_from_json
+    from effnet_trading.imaging import spec_from_json, spec_from_options
 
     if spec_json:
         return spec_from_json(Path(spec_json).read_text() if Path(spec_json).is_file() else spec_json)
@@ -50,7 +50,7 @@ def _build_spec(kind: str, window: int, size: int, channels: str | None, spec_js
             kw["color"] = channels
         else:
             raise click.BadParameter(f"--channels for {kind!r} is 'rgb' or 'grey'; for {list(_FIELD_KINDS)} a comma list of price fields.")
-    return ImageSpec(kind, window=window, size=(size, size), **kw)
+    return spec_from_options(kind, window=window, size=size, **kw)
 
 
 @click.group("zoo")

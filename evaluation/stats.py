@@ -22,10 +22,10 @@ from typing import Callable
 import numpy as np
 
 from effnet_trading.errors import DataError
+from effnet_trading.model_zoo.metrics import block_indices
 from effnet_trading.strategies.performance import sharpe_ratio
 
 __all__ = [
-    "block_indices",
     "bootstrap_stat",
     "sharpe_ratio",
     "sharpe_ci",
@@ -37,13 +37,6 @@ __all__ = [
 
 EULER_GAMMA = 0.5772156649015329
 _N = NormalDist()
-
-
-def block_indices(m: int, block: int, rng: np.random.Generator) -> np.ndarray:
-    """``(m,)`` int64 indices of one circular block-bootstrap resample of ``m`` items (blocks of ``block``)."""
-    b = max(1, int(block))
-    starts = rng.integers(0, m, size=-(-m // b))
-    return ((starts[:, None] + np.arange(b)[None, :]) % m).reshape(-1)[:m]
 
 
 def bootstrap_stat(

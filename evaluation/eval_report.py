@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from effnet_trading.strategies.performance import bars_per_year, performance_summary
-from effnet_trading.strategies.stats import deflated_sharpe, sharpe_ci, sharpe_ratio
+from effnet_trading.evaluation.stats import deflated_sharpe, sharpe_ci, sharpe_ratio
 
 __all__ = ["summarise", "write_outputs", "markdown_table"]
 
@@ -156,7 +156,7 @@ def _figures(res: dict, real: list[dict]) -> list[tuple[str, str]]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from effnet_trading.strategies.report import fig_to_data_uri
+    from effnet_trading.evaluation.report import fig_to_data_uri
 
     figs = []
     fig, ax = plt.subplots(figsize=(10, 4.5))
@@ -218,7 +218,7 @@ def _strip(obj):
 
 def write_outputs(res: dict, real: list[dict], out: Path) -> None:
     """results.json, results.md and report.html in ``out``."""
-    from effnet_trading.strategies.report import html_page
+    from effnet_trading.evaluation.report import html_page
 
     md = markdown_table(res)
     verdict = "OK" if res["verdict"]["ok"] else "PIPELINE LEAKS: " + "; ".join(res["verdict"]["reasons"])

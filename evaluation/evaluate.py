@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +21,14 @@ import pandas as pd
 
 from effnet_trading.errors import SpecError, TrainingError
 from effnet_trading.imaging import ImageSpec, infer_interval, validate_ohlcv
-from effnet_trading.imaging.spec import AnySpec, spec_from_dict
-from effnet_trading.strategies.baselines import fit_gbm, fit_logistic, lagged_features, ma_crossover_target
+from effnet_trading.model_zoo.threads import with_torch_threads
+from effnet_trading.model_zoo.train import TrainConfig
+from effnet_trading.evaluation.baselines import fit_gbm, fit_logistic, lagged_features, ma_crossover_target
 from effnet_trading.strategies.execution import simulate
 from effnet_trading.strategies.performance import performance_summary
 from effnet_trading.strategies.policy import Policy
 from effnet_trading.strategies.signal import SignalModel
-from effnet_trading.strategies.surrogates import make_surrogate
+from effnet_trading.evaluation.surrogates import make_surrogate
 
 __all__ = ["EvalConfig", "evaluate", "lookahead_check", "BASELINES"]
 
@@ -35,25 +36,27 @@ BASELINES = ("buy_and_hold", "ma_crossover", "logreg", "effnet_features_gbm")
 _VALID = 0.15  # share of each training span held out for early stopping
 
 
+def _default_train() -> TrainConfig:
+    return TrainConfig(spec=ImageSpec("candles", window=32, size=(64, 64)), epochs=5, patience=2)
+
+
 @dataclass
 class EvalConfig:
-    """Everything an evaluation run depends on; written to ``config.json`` (JSON round-trip)."""
+    """Everything an evaluation run depends on; written to ``config.json`` (JSON round-trip).
+
+    train: the ``TrainConfig`` each model is trained with (spec, horizon, labels, epochs, seed,
+    threads, ...); per fold, evaluate sets the model, the split and ``max_train_bars``.
+    policy: the ``Policy`` every probabilistic strategy trades with.
+    """
 
     models: tuple[str, ...] = ("small_cnn",)
-    spec: AnySpec = field(default_factory=lambda: ImageSpec("candles", window=32, size=(64, 64)))
-    horizon: int = 6
-    label_k: float = 0.5
+    train: TrainConfig = field(default_factory=_default_train)
+    policy: Policy = field(default_factory=lambda: Policy(0.4))
     folds: int = 3
     embargo: int | None = None  # bars between the training span and each test window, beyond the purge; None = horizon
-    epochs: int = 5
-    patience: int = 2
-    batch_size: int = 128
-    lr: float = 3e-3
     max_train_bars: int | None = None  # most recent training samples per fold
     fees: float = 0.001
     slippage: float = 0.0005
-    threshold: float = 0.4  # policy confidence
-    long_only: bool = False
     baselines: tuple[str, ...] = BASELINES
     ma_fast: int = 24
     ma_slow: int = 96
@@ -65,8 +68,6 @@ class EvalConfig:
     lookahead_samples: int = 12
     bootstrap: int = 1000
     extra_trials: int = 0  # variants tried before this run, for the deflated Sharpe ratio
-    seed: int = 0
-    num_threads: int | None = None
     model_kwargs: dict = field(default_factory=dict)  # model name -> builder kwargs
     data: str | None = None  # recorded only
     timeframe: str | None = None  # recorded only (resampling happens before evaluate)
@@ -75,15 +76,25 @@ class EvalConfig:
         self.models, self.baselines = tuple(self.models), tuple(self.baselines)
         if self.null_models is not None:
             self.null_models = tuple(self.null_models)
+        if not isinstance(self.train, TrainConfig) or not isinstance(self.policy, Policy):
+            raise SpecError(f"EvalConfig train must be a TrainConfig and policy a Policy; got {type(self.train).__name__} "
+                            f"and {type(self.policy).__name__} (EvalConfig.from_dict reads them from dicts).")
         unknown = sorted(set(self.baselines) - set(BASELINES))
         if unknown:
             raise SpecError(f"unknown baseline(s) {unknown}; choose from {list(BASELINES)}.")
-        if self.folds < 1 or self.horizon < 1:
-            raise SpecError(f"folds={self.folds} and horizon={self.horizon} must both be >= 1.")
+        if self.folds < 1:
+            raise SpecError(f"folds={self.folds} must be >= 1.")
+
+    # the training settings evaluate itself reads (labels, splits, statistics): one source, the TrainConfig
+    spec = property(lambda self: self.train.spec)
+    horizon = property(lambda self: self.train.horizon)
+    label_k = property(lambda self: self.train.label_k)
+    seed = property(lambda self: self.train.seed)
+    num_threads = property(lambda self: self.train.num_threads)
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
-        d["spec"] = self.spec.to_dict()
+        d["train"], d["policy"] = self.train.to_dict(), self.policy.to_dict()
         return json.loads(json.dumps(d))
 
     @classmethod
@@ -92,8 +103,10 @@ class EvalConfig:
         if set(d) - known:
             raise SpecError(f"unknown EvalConfig keys {sorted(set(d) - known)}; known: {sorted(known)}.")
         d = dict(d)
-        if isinstance(d.get("spec"), dict):
-            d["spec"] = spec_from_dict(d["spec"])
+        if isinstance(d.get("train"), dict):
+            d["train"] = TrainConfig.from_dict({k: v for k, v in _default_train().to_dict().items()} | d["train"])
+        if isinstance(d.get("policy"), dict):
+            d["policy"] = Policy.from_dict(d["policy"])
         return cls(**d)
 
 
@@ -104,30 +117,28 @@ def _write_json(path: Path, obj: Any) -> None:
     tmp.replace(path)
 
 
-def _leaky(frame: pd.DataFrame, leak_bars: int) -> pd.DataFrame:
-    """TEST-ONLY deliberately broken view: bar t carries the values of bar t+leak_bars (the future)."""
-    if not leak_bars:
-        return frame
-    a = frame.to_numpy()
-    a = np.vstack([a[leak_bars:], np.repeat(a[-1:], leak_bars, 0)])
-    return validate_ohlcv(pd.DataFrame(a, index=frame.index, columns=frame.columns))
+def _image_view(frame: pd.DataFrame) -> pd.DataFrame:
+    """The bars images are rendered from: the data itself. (The leak tests replace this function
+    with a view that shows the future, and check that the null and look-ahead checks catch it.)"""
+    return frame
 
 
-def _score(model_dir: Path, frame: pd.DataFrame, lo: int, hi: int, leak_bars: int = 0) -> pd.DataFrame:
+def _score(model_dir: Path, frame: pd.DataFrame, lo: int, hi: int) -> pd.DataFrame:
     """Runtime probabilities for bars ``lo..hi`` (DataFrame on their index): ONNX via ``SignalModel``."""
     sm = SignalModel(model_dir)
-    view = _leaky(frame, leak_bars)
+    view = _image_view(frame)
     margin = sm.history + 2
     part = view.iloc[max(0, lo - margin) : hi + 1]
     return sm.predict_proba(part).iloc[-(hi - lo + 1) :]
 
 
-def _dataset(frame: pd.DataFrame, cfg: EvalConfig, leak_bars: int):
+def _dataset(frame: pd.DataFrame, cfg: EvalConfig):
     from effnet_trading.model_zoo.dataset import ImageDataset
-    from effnet_trading.model_zoo.labels import forward_return_labels
+    from effnet_trading.imaging.labels import forward_return_labels
 
-    ds = ImageDataset.build(_leaky(frame, leak_bars), cfg.spec, cfg.horizon, label_k=cfg.label_k)
-    if leak_bars:  # images from the leaky view, labels from the true prices
+    view = _image_view(frame)
+    ds = ImageDataset.build(view, cfg.spec, cfg.horizon, label_k=cfg.label_k)
+    if view is not frame:  # images from the view, labels from the true prices
         labels, fwd = forward_return_labels(frame["close"].to_numpy(np.float64), cfg.horizon, k=cfg.label_k)
         keep = np.flatnonzero(labels[ds.ends] >= 0)
         ds = _subset(ds, keep)
@@ -146,7 +157,7 @@ def _subset(ds, idx: np.ndarray):
 def _trade(span: pd.DataFrame, probs: pd.DataFrame | None, target: np.ndarray | None, cfg: EvalConfig, interval) -> dict:
     """Policy (if probabilities) -> simulate -> per-bar returns/positions and a performance summary."""
     if probs is not None:
-        target = Policy(cfg.threshold, long_only=cfg.long_only).positions(probs).to_numpy()
+        target = cfg.policy.replace(class_names=tuple(probs.columns)).positions(probs).to_numpy()
     sim = simulate(span, target, fees=cfg.fees, slippage=cfg.slippage)
     perf = performance_summary(sim, interval=interval)
     return {"returns": sim.returns.to_numpy().tolist(), "position": sim.position.to_numpy().tolist(), "perf": perf}
@@ -177,9 +188,9 @@ def _features(net, images: np.ndarray, mean, std) -> np.ndarray:
 class _Fold:
     """One walk-forward fold of one data set: train/export/score each model, then the baselines."""
 
-    def __init__(self, frame, ds, test: np.ndarray, k: int, cfg: EvalConfig, model_root: Path, leak_bars: int, progress: bool):
+    def __init__(self, frame, ds, test: np.ndarray, k: int, cfg: EvalConfig, model_root: Path, progress: bool):
         self.frame, self.ds, self.test, self.k, self.cfg = frame, ds, test, k, cfg
-        self.model_root, self.leak, self.progress = model_root, leak_bars, progress
+        self.model_root, self.progress = model_root, progress
         self.interval = infer_interval(frame.index)
         emb = cfg.horizon if cfg.embargo is None else int(cfg.embargo)
         self.t0, self.t1 = int(test[0]), int(test[-1]) + 1
@@ -209,21 +220,19 @@ class _Fold:
         return rec
 
     def _model(self, name: str) -> dict:
-        from effnet_trading.model_zoo.train import TrainConfig, train_and_export
+        from effnet_trading.model_zoo.train import train_and_export
 
         cfg = self.cfg
         sub = _subset(self.ds, np.r_[self.start : self.stop, self.t0 : self.t1])
-        tcfg = TrainConfig(model=name, spec=cfg.spec, horizon=cfg.horizon, label_k=cfg.label_k, epochs=cfg.epochs,
-                           patience=cfg.patience, batch_size=cfg.batch_size, lr=cfg.lr, folds=1, embargo=0,
-                           test_size=self.t1 - self.t0, valid=_VALID, seed=cfg.seed, progress=self.progress,
-                           max_train_samples=cfg.max_train_bars, num_threads=cfg.num_threads,
-                           model_kwargs=dict(cfg.model_kwargs.get(name, {})))
+        tcfg = replace(cfg.train, model=name, folds=1, embargo=0, test_size=self.t1 - self.t0, valid=_VALID,
+                       progress=self.progress, max_train_samples=cfg.max_train_bars,
+                       model_kwargs=dict(cfg.model_kwargs.get(name, {})))
         run_dir = self.model_root / f"fold_{self.k}" / name
         res = train_and_export(self.frame, tcfg, run_dir, dataset=sub)
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # resume works per fold; checkpoints only cost disk
         if name == "efficientnet_b0":
             self.b0 = (res.model, res.mean, res.std)
-        probs = _score(res.model_dir, self.frame, self.lo, self.hi, self.leak)
+        probs = _score(res.model_dir, self.frame, self.lo, self.hi)
         p = probs.to_numpy()
         return {"kind": "model", "model_dir": str(res.model_dir), "best_epoch": res.metrics.get("best_epoch"),
                 "epochs_run": len(res.history), "runtime_vs_torch_max_abs": float(np.max(np.abs(p - res.test_proba))),
@@ -234,7 +243,7 @@ class _Fold:
 
     def _ma_crossover(self) -> dict:
         cfg = self.cfg
-        target = ma_crossover_target(self.frame["close"].to_numpy(), cfg.ma_fast, cfg.ma_slow, long_only=cfg.long_only)
+        target = ma_crossover_target(self.frame["close"].to_numpy(), cfg.ma_fast, cfg.ma_slow, long_only=cfg.policy.long_only)
         return {"kind": "rule", **_trade(self.span, None, target[self.lo : self.hi + 1], cfg, self.interval)}
 
     def _classifier(self, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, fit) -> dict:
@@ -273,13 +282,13 @@ class _Fold:
         return out | {"features": source}
 
 
-def _run_set(frame, cfg: EvalConfig, out: Path, tag: str, models, baselines, *, resume: bool, progress: bool, leak_bars: int) -> list[dict]:
+def _run_set(frame, cfg: EvalConfig, out: Path, tag: str, models, baselines, *, resume: bool, progress: bool) -> list[dict]:
     """All folds of one data set (real or null); each finished fold is saved and skipped on resume."""
     from tqdm.auto import tqdm
 
     from effnet_trading.model_zoo.splits import walk_forward_splits
 
-    ds = _dataset(frame, cfg, leak_bars)
+    ds = _dataset(frame, cfg)
     splits = walk_forward_splits(len(ds), cfg.folds, horizon=cfg.horizon, valid=None)
     records = []
     for sp in tqdm(splits, desc=f"{tag} folds", disable=not progress):
@@ -287,14 +296,14 @@ def _run_set(frame, cfg: EvalConfig, out: Path, tag: str, models, baselines, *, 
         if resume and path.exists():
             records.append(json.loads(path.read_text()))
             continue
-        fold = _Fold(frame, ds, sp.test, sp.fold, cfg, out / "models" / tag, leak_bars, progress)
+        fold = _Fold(frame, ds, sp.test, sp.fold, cfg, out / "models" / tag, progress)
         rec = fold.record(models, baselines)
         _write_json(path, rec)
         records.append(rec)
     return records
 
 
-def lookahead_check(model_dir: str | os.PathLike, ohlcv: pd.DataFrame, positions, *, leak_bars: int = 0, seed: int = 0,
+def lookahead_check(model_dir: str | os.PathLike, ohlcv: pd.DataFrame, positions, *, seed: int = 0,
                     tail: int = 64, atol: float = 1e-6) -> dict:
     """Perturb every bar after t (prices x random factors, volumes x random) for each t in ``positions``
     and check that the runtime probabilities at bars t-2..t are unchanged. {ok, n, max_abs_change, changed}."""
@@ -303,13 +312,13 @@ def lookahead_check(model_dir: str | os.PathLike, ohlcv: pd.DataFrame, positions
     worst, changed = 0.0, []
     for t in np.asarray(positions, int):
         end = min(len(frame), t + 1 + tail)
-        base = _score(model_dir, frame.iloc[:end], t - 2, t, leak_bars).to_numpy()
+        base = _score(model_dir, frame.iloc[:end], t - 2, t).to_numpy()
         a = frame.iloc[:end].to_numpy().copy()
         f = np.exp(rng.normal(0.0, 0.05, end - t - 1))
         a[t + 1 :, :4] *= f[:, None]
         a[t + 1 :, 4] *= np.exp(rng.normal(0.0, 0.5, end - t - 1))
         pert = pd.DataFrame(a, index=frame.index[:end], columns=frame.columns)
-        got = _score(model_dir, pert, t - 2, t, leak_bars).to_numpy()
+        got = _score(model_dir, pert, t - 2, t).to_numpy()
         diff = float(np.nanmax(np.abs(got - base))) if np.isfinite(base).any() else 0.0
         worst = max(worst, diff)
         if diff > atol or not np.array_equal(np.nanargmax(got, 1), np.nanargmax(base, 1)):
@@ -317,36 +326,40 @@ def lookahead_check(model_dir: str | os.PathLike, ohlcv: pd.DataFrame, positions
     return {"ok": not changed, "n": int(len(positions)), "max_abs_change": worst, "changed": changed[:20]}
 
 
+def _flat(d: dict) -> dict:
+    """``{"train": {"horizon": 6}}`` -> ``{"train.horizon": 6}`` (one level: the nested config objects)."""
+    out = {}
+    for k, v in d.items():
+        if k in ("train", "policy") and isinstance(v, dict):
+            out.update({f"{k}.{kk}": vv for kk, vv in v.items()})
+        else:
+            out[k] = v
+    return out
+
+
 def _check_config(out: Path, cfg: EvalConfig, resume: bool) -> None:
     path = out / "config.json"
     if resume and path.exists():
-        saved = json.loads(path.read_text())
-        ignore = {"lookahead_samples", "bootstrap", "extra_trials", "num_threads"}  # do not change fold results
-        diff = sorted(k for k in saved if k not in ignore and saved[k] != cfg.to_dict().get(k))
+        saved, now = _flat(json.loads(path.read_text())), _flat(cfg.to_dict())
+        # these do not change fold results
+        ignore = {"lookahead_samples", "bootstrap", "extra_trials", "train.num_threads", "train.progress"}
+        diff = sorted(k for k in saved.keys() | now.keys() if k not in ignore and saved.get(k) != now.get(k))
         if diff:
             raise TrainingError(f"cannot resume in {out}: config.json differs in {diff}; use the same options or a new --out.")
     _write_json(path, cfg.to_dict())
 
 
-def evaluate(ohlcv, cfg: EvalConfig, out_dir: str | os.PathLike, *, resume: bool = False, progress: bool = True,
-             leak_bars: int = 0) -> dict:
-    """Run the whole evaluation (see module docstring) and write its outputs; returns results.json's content.
-
-    leak_bars: TEST-ONLY hook that builds a deliberately leaky pipeline (images see ``leak_bars``
-    future bars); the null and look-ahead checks must then report a leak.
-    """
-    from effnet_trading.strategies.eval_report import summarise, write_outputs
+@with_torch_threads(lambda ohlcv, cfg, *a, **k: cfg.num_threads)  # restored on return
+def evaluate(ohlcv, cfg: EvalConfig, out_dir: str | os.PathLike, *, resume: bool = False, progress: bool = True) -> dict:
+    """Run the whole evaluation (see module docstring) and write its outputs; returns results.json's content."""
+    from effnet_trading.evaluation.eval_report import summarise, write_outputs
 
     t_start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     frame = validate_ohlcv(ohlcv)
     _check_config(out, cfg, resume)
-    if cfg.num_threads:
-        import torch
-
-        torch.set_num_threads(int(cfg.num_threads))
-    kw = {"resume": resume, "progress": progress, "leak_bars": int(leak_bars)}
+    kw = {"resume": resume, "progress": progress}
     real = _run_set(frame, cfg, out, "real", cfg.models, cfg.baselines, **kw)
     null = None
     if cfg.null:
@@ -359,7 +372,7 @@ def evaluate(ohlcv, cfg: EvalConfig, out_dir: str | os.PathLike, *, resume: bool
                        pd.Index(frame.index).get_loc(pd.Timestamp(last["test_span"][1])), cfg.lookahead_samples).astype(int)
     for name, entry in last["strategies"].items():
         if entry.get("kind") == "model":
-            looks[name] = lookahead_check(entry["model_dir"], frame, ends, leak_bars=int(leak_bars), seed=cfg.seed)
+            looks[name] = lookahead_check(entry["model_dir"], frame, ends, seed=cfg.seed)
     results = summarise(real, null, looks, cfg, infer_interval(frame.index))
     results["seconds_total"] = time.perf_counter() - t_start
     results["data"] = {"bars": len(frame), "span": [str(frame.index[0]), str(frame.index[-1])], "path": cfg.data}

@@ -13,7 +13,7 @@ import pandas as pd
 
 from effnet_trading.errors import DataError
 from effnet_trading.imaging import OHLCV_COLUMNS, validate_ohlcv
-from effnet_trading.strategies.stats import block_indices
+from effnet_trading.model_zoo.metrics import block_indices
 
 __all__ = ["SURROGATE_KINDS", "bar_ratios", "block_bootstrap", "random_walk_like", "make_surrogate"]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from effnet_trading.model_zoo.labels import CLASS_NAMES, forward_return_labels
+from effnet_trading.imaging.labels import CLASS_NAMES, forward_return_labels
 
 __all__ = ["SampleConfig", "make_planted", "make_random_walk", "oracle_report", "write_sample_data"]
 

@@ -1,0 +1,88 @@
+"""The Scorer protocol and its one coercion (``as_scorer``): what every adapter accepts, what it
+refuses (with the fix in the message), and precomputed scores driving the same Policy."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from effnet_trading.errors import DataError, ModelCardError, SpecError
+from effnet_trading.imaging import ImageSpec
+from effnet_trading.strategies import (
+    Policy,
+    PrecomputedScores,
+    Scorer,
+    SignalModel,
+    TimeframeEnsemble,
+    as_scorer,
+    is_scorer,
+)
+
+
+class _Rule:
+    """A predictor-like rule model: momentum over the window's closes."""
+
+    def __init__(self):
+        self.spec = ImageSpec("gasf", window=16, size=(16, 16))
+        self.class_names, self.input_shape = ("sell", "hold", "buy"), (1, 16, 16)
+
+    def predict(self, images, closes=None):
+        z = np.log(closes[:, -1] / closes[:, -8]) / 0.004
+        logits = np.column_stack([-z, np.full(len(z), 0.5), z])
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def bars(planted) -> pd.DataFrame:
+    return planted.iloc[:400]
+
+
+def test_signal_model_and_ensemble_are_scorers():
+    sm = SignalModel(_Rule())
+    ens = TimeframeEnsemble({"5m": SignalModel(_Rule())})  # warmup raises until the bar size is known
+    assert is_scorer(sm) and isinstance(sm, Scorer)
+    assert is_scorer(ens)
+    assert as_scorer(sm) is sm and as_scorer(ens) is ens
+
+
+def test_coercions(tiny_model_dir):
+    assert isinstance(as_scorer(tiny_model_dir), SignalModel)
+    assert isinstance(as_scorer(str(tiny_model_dir)), SignalModel)
+    assert isinstance(as_scorer(_Rule()), SignalModel)
+    ens = as_scorer({"5m": tiny_model_dir, "1h": _Rule()})
+    assert isinstance(ens, TimeframeEnsemble) and ens.timeframes == ["5m", "1h"]
+    assert as_scorer(tiny_model_dir, load=lambda p: "loaded") == "loaded"
+
+
+@pytest.mark.parametrize(
+    "model, error, fragment",
+    [
+        (None, SpecError, "needs model=...: a model folder"),
+        (42, SpecError, "model of type int is not a Scorer"),
+        ({"5m": None}, SpecError, "the adapter ('5m') needs model="),
+        ("/no/such/folder", ModelCardError, "model folder '/no/such/folder' does not exist; export one"),
+    ],
+)
+def test_as_scorer_errors(model, error, fragment):
+    with pytest.raises(error, match=re.escape(fragment)):
+        as_scorer(model)
+
+
+def test_precomputed_scores_drive_the_same_policy(bars):
+    sm = SignalModel(_Rule())
+    probs = sm.predict_proba(bars)
+    pre = PrecomputedScores(probs)
+    assert is_scorer(pre) and as_scorer(pre) is pre
+    assert pre.class_names == ("sell", "hold", "buy") and pre.warmup == sm.warmup
+    pd.testing.assert_frame_equal(pre.predict_proba(bars), probs)
+    policy = Policy(0.4)
+    live = [policy.step(pre.update({"timestamp": ts, **row})) for ts, row in zip(bars.index, bars.to_dict("records"))]
+    np.testing.assert_array_equal(live, Policy(0.4).positions(probs).to_numpy())
+
+
+def test_precomputed_scores_need_a_time_index():
+    with pytest.raises(DataError, match="DatetimeIndex"):
+        PrecomputedScores(pd.DataFrame({"sell": [0.2], "hold": [0.5], "buy": [0.3]}))
