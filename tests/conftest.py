@@ -90,3 +90,24 @@ def one_torch_thread():
     yield
     torch.set_num_threads(n)
 
+
+
+@pytest.fixture
+def fake_bybit():
+    """Factory: ``fake_bybit(ohlcv, start_index=..., faults=Faults(...))`` starts a loopback fake Bybit
+    (REST + WebSocket on 127.0.0.1, ephemeral ports) that is stopped when the test ends."""
+    pytest.importorskip("websockets")
+    pytest.importorskip("pybit")
+    from effnet_trading.plugins.bybit.fake_exchange import FakeBybit
+
+    started = []
+
+    def make(ohlcv, **kw):
+        fake = FakeBybit(ohlcv, **kw)
+        fake.start()
+        started.append(fake)
+        return fake
+
+    yield make
+    for fake in started:
+        fake.stop()

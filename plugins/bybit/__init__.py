@@ -1,0 +1,12 @@
+"""Bybit v5 (pybit): kline history, live feeds, paper trading and a loopback fake exchange.
+
+Importing this package needs no extra; pybit and websockets load when a REST session or a feed
+starts (``pip install "effnet-trading[live]"``).
+"""
+from effnet_trading.plugins.bybit.bars import INTERVALS, Bar, interval_ms
+from effnet_trading.plugins.bybit.endpoints import Endpoints, resolve_endpoints
+from effnet_trading.plugins.bybit.history import FetchResult, fetch_klines
+from effnet_trading.plugins.bybit.rest import BybitREST, RetryPolicy, translate_error
+
+__all__ = ["INTERVALS", "Bar", "interval_ms", "Endpoints", "resolve_endpoints", "FetchResult", "fetch_klines",
+           "BybitREST", "RetryPolicy", "translate_error"]
