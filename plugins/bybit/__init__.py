@@ -5,8 +5,12 @@ starts (``pip install "effnet-trading[live]"``).
 """
 from effnet_trading.plugins.bybit.bars import INTERVALS, Bar, interval_ms
 from effnet_trading.plugins.bybit.endpoints import Endpoints, resolve_endpoints
+from effnet_trading.plugins.bybit.feed import DELAYED, DISCONNECTED, LIVE, FeedStats, KlineFeed
 from effnet_trading.plugins.bybit.history import FetchResult, fetch_klines
+from effnet_trading.plugins.bybit.live import LiveSession, build_live_session
+from effnet_trading.plugins.bybit.paper import LiveFill, LiveOrder, PaperBroker, order_link_id
 from effnet_trading.plugins.bybit.rest import BybitREST, RetryPolicy, translate_error
 
 __all__ = ["INTERVALS", "Bar", "interval_ms", "Endpoints", "resolve_endpoints", "FetchResult", "fetch_klines",
-           "BybitREST", "RetryPolicy", "translate_error"]
+           "BybitREST", "RetryPolicy", "translate_error", "KlineFeed", "FeedStats", "DELAYED", "LIVE", "DISCONNECTED",
+           "LiveSession", "build_live_session", "PaperBroker", "LiveFill", "LiveOrder", "order_link_id"]

@@ -37,6 +37,7 @@ class Faults:
     duplicate: set = field(default_factory=set)  # send bar k's confirm twice
     delay_s: dict = field(default_factory=dict)  # k -> seconds to hold bar k's confirm
     reorder: set = field(default_factory=set)  # send bar k's confirm after bar k+1's
+    malformed: set = field(default_factory=set)  # before bar k's confirm, send broken messages on its topic
     stall_s: dict = field(default_factory=dict)  # k -> after bar k's confirm, send no data for this long (pongs go on)
     rest: list = field(default_factory=list)  # [(path part, kind)], consumed in order; kind: ok (answer normally) http429 http403 ret<retCode> reset
 
@@ -205,6 +206,11 @@ class FakeBybit:
             with s.lock:
                 s.now_ms = int(s.starts[i]) + s.step  # bar i closed: REST now serves it as closed
             msg = self._kline_msg(i, True, s.now_ms)
+            if k in f.malformed:
+                topic = f"kline.{self.interval}.{self.symbol}"
+                await self._broadcast("{not json")
+                await self._broadcast(json.dumps({"topic": topic, "data": [{"start": "x", "confirm": True}]}))
+                await self._broadcast(json.dumps({"topic": topic, "data": None}))
             self.streamed.append(int(s.starts[i]))
             if k in f.reorder:
                 held.append((k, msg))
