@@ -4,6 +4,7 @@ Importing this package needs no extra; pybit and websockets load when a REST ses
 starts (``pip install "effnet-trading[live]"``).
 """
 from effnet_trading.plugins.bybit.bars import INTERVALS, Bar, interval_ms
+from effnet_trading.plugins.bybit.book import BookFeed, OrderBook, walk_book
 from effnet_trading.plugins.bybit.endpoints import Endpoints, resolve_endpoints
 from effnet_trading.plugins.bybit.feed import DELAYED, DISCONNECTED, LIVE, FeedStats, KlineFeed
 from effnet_trading.plugins.bybit.history import FetchResult, fetch_klines
@@ -13,4 +14,4 @@ from effnet_trading.plugins.bybit.rest import BybitREST, RetryPolicy, translate_
 
 __all__ = ["INTERVALS", "Bar", "interval_ms", "Endpoints", "resolve_endpoints", "FetchResult", "fetch_klines",
            "BybitREST", "RetryPolicy", "translate_error", "KlineFeed", "FeedStats", "DELAYED", "LIVE", "DISCONNECTED",
-           "LiveSession", "build_live_session", "PaperBroker", "LiveFill", "LiveOrder", "order_link_id"]
+           "OrderBook", "BookFeed", "walk_book", "LiveSession", "build_live_session", "PaperBroker", "LiveFill", "LiveOrder", "order_link_id"]

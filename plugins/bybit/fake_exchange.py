@@ -38,6 +38,11 @@ class Faults:
     delay_s: dict = field(default_factory=dict)  # k -> seconds to hold bar k's confirm
     reorder: set = field(default_factory=set)  # send bar k's confirm after bar k+1's
     malformed: set = field(default_factory=set)  # before bar k's confirm, send broken messages on its topic
+    book_gap: set = field(default_factory=set)  # bar k's book delta skips one ``u``
+    book_reset: set = field(default_factory=set)  # bar k's book update is a full book sent as a delta with u=1
+    book_delete_missing: set = field(default_factory=set)  # bar k's delta deletes a level the book does not hold
+    book_repeat: set = field(default_factory=set)  # after bar k's delta, the previous delta again (out of order)
+    book_malformed: set = field(default_factory=set)  # before bar k's delta, a delta without ``u``
     stall_s: dict = field(default_factory=dict)  # k -> after bar k's confirm, send no data for this long (pongs go on)
     rest: list = field(default_factory=list)  # [(path part, kind)], consumed in order; kind: ok (answer normally) http429 http403 ret<retCode> reset
 
@@ -76,6 +81,11 @@ class FakeBybit:
         self.connections = 0
         self.refused = 0
         self._clients: set = set()
+        self._book_clients: set = set()
+        self.book_depth = 50
+        self._book_u = 0
+        self._book: tuple[dict, dict] = ({}, {})
+        self._last_delta: str | None = None
         self._muted: dict = {}
         self._refuse_until = 0.0
         self._stream_task = None
@@ -151,7 +161,7 @@ class FakeBybit:
 
     async def _ws_handler(self, ws) -> None:
         self.connections += 1
-        topic = f"kline.{self.interval}.{self.symbol}"
+        kline, book = f"kline.{self.interval}.{self.symbol}", f"orderbook.{self.book_depth}.{self.symbol}"
         try:
             async for raw in ws:
                 msg = json.loads(raw)
@@ -159,17 +169,71 @@ class FakeBybit:
                 if op == "ping":
                     await ws.send(json.dumps({"success": True, "ret_msg": "pong", "op": "pong", "conn_id": "fake"}))
                 elif op == "subscribe":
-                    ok = all(a == topic for a in msg.get("args", []))
+                    args = msg.get("args", [])
+                    ok = all(a in (kline, book) for a in args)
                     await ws.send(json.dumps({"success": ok, "ret_msg": "" if ok else "unknown topic", "op": "subscribe",
                                               "req_id": msg.get("req_id"), "conn_id": "fake"}))
-                    if ok:
+                    if ok and kline in args:
                         self._clients.add(ws)
-                        if self._stream_task is None:
-                            self._stream_task = asyncio.create_task(self._stream())
+                    if ok and book in args:
+                        if not self._book[0]:
+                            self._set_book(self.state.start_index)
+                        await ws.send(self._book_msg("snapshot", self._book, self._book_u))
+                        self._book_clients.add(ws)
+                    if ok and self._stream_task is None:
+                        self._stream_task = asyncio.create_task(self._stream())
         except Exception:  # noqa: BLE001 - a client going away is normal here
             pass
         finally:
             self._clients.discard(ws)
+            self._book_clients.discard(ws)
+
+    # -- order book --------------------------------------------------------------------------
+    def _levels(self, i: int) -> tuple[dict, dict]:
+        """A deterministic 10-level book around bar i's open (tick 0.01)."""
+        mid = round(self.state.values[i][0], 2)
+        sizes = [1.0 + ((i * 7 + j * 3) % 5) * 0.5 for j in range(10)]
+        bids = {round(mid - 0.01 * (j + 1), 2): sizes[j] for j in range(10)}
+        asks = {round(mid + 0.01 * (j + 1), 2): sizes[::-1][j] for j in range(10)}
+        return bids, asks
+
+    def _set_book(self, i: int) -> None:
+        self._book = self._levels(i)
+        self._book_u = max(self._book_u, 1)
+
+    def _book_msg(self, kind: str, levels: tuple[dict, dict], u: int, extra_bid=None) -> str:
+        bids = [[repr(p), repr(q)] for p, q in levels[0].items()] + ([extra_bid] if extra_bid else [])
+        asks = [[repr(p), repr(q)] for p, q in levels[1].items()]
+        now = self.state.now_ms
+        return json.dumps({"topic": f"orderbook.{self.book_depth}.{self.symbol}", "type": kind, "ts": now,
+                           "data": {"s": self.symbol, "b": bids, "a": asks, "u": u, "seq": u * 10}, "cts": now})
+
+    async def _book_broadcast(self, text: str) -> None:
+        for ws in list(self._book_clients):
+            try:
+                await ws.send(text)
+            except Exception:  # noqa: BLE001
+                self._book_clients.discard(ws)
+
+    async def _book_step(self, k: int, i: int) -> None:
+        """Move the book to bar i's levels with one delta (deletions as size 0), with bar k's faults."""
+        f = self.faults
+        old, new = self._book, self._levels(i)
+        delta = tuple({**{p: 0.0 for p in o if p not in n}, **n} for o, n in zip(old, new))
+        self._book = new
+        if k in f.book_malformed:
+            await self._book_broadcast(json.dumps({"topic": f"orderbook.{self.book_depth}.{self.symbol}", "type": "delta",
+                                                   "data": {"s": self.symbol, "b": [["x", "1"]]}}))
+        if k in f.book_reset:
+            self._book_u = 1
+            msg = self._book_msg("delta", new, 1)
+        else:
+            self._book_u += 2 if k in f.book_gap else 1
+            msg = self._book_msg("delta", delta, self._book_u, extra_bid=["0.5", "0"] if k in f.book_delete_missing else None)
+        await self._book_broadcast(msg)
+        if k in f.book_repeat and self._last_delta is not None:
+            await self._book_broadcast(self._last_delta)
+        self._last_delta = msg
 
     def _kline_msg(self, i: int, confirm: bool, now: int) -> str:
         s = self.state
@@ -197,10 +261,13 @@ class FakeBybit:
             with s.lock:
                 s.now_ms = int(s.starts[i]) + s.step // 2
             await self._broadcast(self._kline_msg(i, False, s.now_ms))
+            if self._book_clients or self._book[0]:
+                await self._book_step(k, i)
             if k in f.drop_at:
-                for ws in list(self._clients):
+                for ws in list(self._clients | self._book_clients):
                     ws.transport.abort()
                     self._clients.discard(ws)
+                    self._book_clients.discard(ws)
                 self._refuse_until = time.monotonic() + f.refuse_s
             await asyncio.sleep(self.bar_seconds)
             with s.lock:

@@ -47,26 +47,17 @@ class FeedStats:
     gaps: list = field(default_factory=list)  # bar times REST could not supply (should stay empty)
 
 
-class KlineFeed:
-    """Closed bars of ``symbol`` after ``last_start`` (ms), via ``async for bar in feed.bars()``.
+class _TopicStream:
+    """One subscribed topic on a public stream: connect, subscribe (bounded), ping, staleness timer,
+    bounded reconnects with backoff, state log. Subclasses handle messages (``_handle``)."""
 
-    stale_after_s: no kline message (any, confirmed or not) for this long forces a reconnect;
-    default 2x the bar length. reconnect: backoff between attempts; ``max_reconnects`` failed
-    attempts in a row end the feed with ``TransientExchangeError``. on_state(state, reason) is
-    called on every transition; an exception in it is logged and counted, never propagated.
-    """
+    what = "stream"
 
-    def __init__(self, rest: BybitREST, endpoints: Endpoints, symbol: str, category: str, interval: str, *,
-                 last_start: int | None = None, stale_after_s: float | None = None, max_reconnects: int = 10,
-                 reconnect: RetryPolicy | None = None, ping_interval_s: float = 20.0, open_timeout_s: float = 10.0,
-                 on_state: Callable[[str, str], None] | None = None):
-        self.rest, self.endpoints = rest, endpoints
-        self.symbol, self.category, self.interval = symbol, category, str(interval)
-        self.step = interval_ms(interval)
-        self.topic = f"kline.{self.interval}.{symbol}"
+    def _init_stream(self, endpoints: Endpoints, category: str, topic: str, stale_after_s: float, max_reconnects: int,
+                     reconnect: RetryPolicy | None, ping_interval_s: float, open_timeout_s: float, on_state) -> None:
+        self.endpoints, self.category, self.topic = endpoints, category, topic
         self.url = endpoints.public_ws(category)
-        self.last_start = last_start
-        self.stale_after_s = float(stale_after_s) if stale_after_s else 2.0 * self.step / 1000.0
+        self.stale_after_s = float(stale_after_s)
         self.max_reconnects = int(max_reconnects)
         self.reconnect = reconnect or RetryPolicy(base_s=0.5, cap_s=30.0, total_s=float("inf"))
         self.ping_interval_s = float(ping_interval_s)
@@ -102,14 +93,15 @@ class KlineFeed:
                     self._ws = ws
                     await ws.send(json.dumps({"op": "subscribe", "args": [self.topic], "req_id": self.topic}))
                     await self._await_subscribed(ws)
+                    self._on_connect()
                     failures = 0
                     await self._queue.put(("connected", None))
                     await self._pump(ws)
                 reason = "server closed the stream"
             except asyncio.CancelledError:
                 raise
-            except _Stale as exc:
-                self.stats.stale += 1
+            except (_Stale, _Resync) as exc:
+                self.stats.stale += isinstance(exc, _Stale)
                 reason = str(exc)
             except Exception as exc:  # noqa: BLE001 - every socket failure means: reconnect
                 if self._closing:
@@ -121,7 +113,7 @@ class KlineFeed:
             self._set_state(DISCONNECTED, reason)
             if failures > self.max_reconnects:
                 await self._queue.put(("failed", TransientExchangeError(
-                    f"kline stream {self.url} ({self.topic}) failed {failures} times in a row (last: {reason}); "
+                    f"{self.what} {self.url} ({self.topic}) failed {failures} times in a row (last: {reason}); "
                     "check --ws-url and the network, then restart the session.")))
                 return
             self.stats.reconnects += 1
@@ -148,7 +140,7 @@ class KlineFeed:
             except (asyncio.TimeoutError, TimeoutError):
                 now = time.monotonic()
                 if now >= last_data + self.stale_after_s:
-                    raise _Stale(f"no kline message for {self.stale_after_s:g} s (stale feed)") from None
+                    raise _Stale(f"no {self.topic} message for {self.stale_after_s:g} s (stale feed)") from None
                 await ws.send(json.dumps({"op": "ping"}))
                 next_ping = now + self.ping_interval_s
                 continue
@@ -158,14 +150,47 @@ class KlineFeed:
                 if msg.get("topic") != self.topic:
                     continue  # pong, subscribe echo, other topics
                 last_data = time.monotonic()
-                for item in msg.get("data", []):
-                    bar = bar_from_ws(item, received)
-                    if bar.confirm:
-                        await self._queue.put(("bar", bar))
-                    else:
-                        self.stats.unconfirmed += 1
-            except (ValueError, TypeError, AttributeError, DataError):
+                await self._handle(msg, received)
+            except (ValueError, TypeError, AttributeError, KeyError, DataError):
                 self.stats.malformed += 1  # one bad message never ends the stream
+
+    def _on_connect(self) -> None:
+        """Called once subscribed, before the first message is handled."""
+
+    async def _handle(self, msg: dict, received: float) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class KlineFeed(_TopicStream):
+    """Closed bars of ``symbol`` after ``last_start`` (ms), via ``async for bar in feed.bars()``.
+
+    stale_after_s: no kline message (any, confirmed or not) for this long forces a reconnect;
+    default 2x the bar length. reconnect: backoff between attempts; ``max_reconnects`` failed
+    attempts in a row end the feed with ``TransientExchangeError``. on_state(state, reason) is
+    called on every transition; an exception in it is logged and counted, never propagated.
+    """
+
+    def __init__(self, rest: BybitREST, endpoints: Endpoints, symbol: str, category: str, interval: str, *,
+                 last_start: int | None = None, stale_after_s: float | None = None, max_reconnects: int = 10,
+                 reconnect: RetryPolicy | None = None, ping_interval_s: float = 20.0, open_timeout_s: float = 10.0,
+                 on_state: Callable[[str, str], None] | None = None):
+        self.rest = rest
+        self.symbol, self.interval = symbol, str(interval)
+        self.step = interval_ms(interval)
+        self.last_start = last_start
+        self._init_stream(endpoints, category, f"kline.{self.interval}.{symbol}",
+                          stale_after_s if stale_after_s else 2.0 * self.step / 1000.0, max_reconnects, reconnect,
+                          ping_interval_s, open_timeout_s, on_state)
+
+    what = "kline stream"
+
+    async def _handle(self, msg: dict, received: float) -> None:
+        for item in msg["data"]:
+            bar = bar_from_ws(item, received)
+            if bar.confirm:
+                await self._queue.put(("bar", bar))
+            else:
+                self.stats.unconfirmed += 1
 
     # -- consumer ------------------------------------------------------------------------
     async def _backfill(self, upto: int | None = None) -> list[Bar]:
@@ -229,3 +254,7 @@ class KlineFeed:
 
 class _Stale(Exception):
     pass
+
+
+class _Resync(Exception):
+    """The handler lost sync (e.g. a gap in the order book's ``u``): reconnect and re-subscribe."""
