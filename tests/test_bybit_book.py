@@ -100,3 +100,25 @@ def test_book_feed_survives_bad_deltas_gaps_and_resets(fake_bybit, planted):
     bids, asks = fake._book
     assert feed.book.levels("bid").tolist() == [[p, bids[p]] for p in sorted(bids, reverse=True)]
     assert feed.book.levels("ask").tolist() == [[p, asks[p]] for p in sorted(asks)]
+
+
+def test_paper_broker_fills_against_the_book_with_depth_slippage():
+    import pandas as pd
+
+    from effnet_trading.plugins.bybit import Bar, PaperBroker
+
+    book = _book()  # bids 99x1 98x2 97x3, asks 101x1 102x5 103x2; mid 100
+    broker = PaperBroker(1_000.0, fees=0.001, book=book, step_ms=300_000)
+    t = pd.Timestamp("2024-01-01", tz="UTC")
+    broker.submit(t, "X", 0.5, "a")  # 500 / mid 100 = 5 units: 1 @101 + 4 @102
+    (f,) = broker.fills
+    assert (f.side, f.size, f.via, f.time) == ("buy", 5.0, "book", t + pd.Timedelta(minutes=5))
+    assert f.price == pytest.approx((101 + 4 * 102) / 5) and f.fee == pytest.approx(0.001 * 5 * f.price)
+    assert broker.cash == pytest.approx(1_000 - 5 * f.price - f.fee) and broker.units == 5.0
+    broker.submit(t, "X", 0.0, "b")  # close: sell 5 into the bids 1 @99 + 2 @98 + 2 @97
+    assert broker.fills[-1].price == pytest.approx((99 + 2 * 98 + 2 * 97) / 5) and broker.units == 0.0
+    book.apply(_msg("delta", 20, b=[(99, 1)]))  # a gap: the book is not usable -> next open, counted
+    broker.submit(t, "X", 0.2, "c")
+    assert len(broker.fills) == 2 and broker.book_fallbacks == 1
+    (f,) = broker.on_bar(Bar(int(t.value // 1_000_000) + 300_000, 100.0, 101.0, 99.0, 100.5, 1.0))
+    assert f.via == "next_open" and f.price == 100.0

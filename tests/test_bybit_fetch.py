@@ -118,3 +118,14 @@ def test_endpoints_precedence():
     assert ep.rest == "https://api-demo.bybit.com" and ep.network == "demo" and ep.private_ws.endswith("/v5/private")
     with pytest.raises(Exception, match="must start with http"):
         resolve_endpoints("mainnet", rest_url="127.0.0.1:8080", env={})
+
+
+def test_package_imports_without_live_extras_or_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, logging; import effnet_trading.plugins.bybit; "
+            "bad = [m for m in ('pybit', 'websockets', 'backtrader', 'torch') if m in sys.modules]; "
+            "assert not bad, bad; assert not logging.getLogger().handlers; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

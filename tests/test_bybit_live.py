@@ -7,7 +7,6 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
 from effnet_trading.errors import TransientExchangeError
 from effnet_trading.plugins.bybit import (
@@ -22,7 +21,6 @@ from effnet_trading.plugins.bybit import (
 )
 from effnet_trading.plugins.bybit.bars import Bar
 from effnet_trading.plugins.bybit.fake_exchange import Faults
-from effnet_trading.plugins.cli import main
 from effnet_trading.strategies import simulate
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -27,11 +27,12 @@ def _segment(data: pd.DataFrame, dec: pd.DataFrame) -> pd.DataFrame:
     return seg
 
 
-@pytest.mark.parametrize("faults", [Faults(), Faults(drop_at={5}, refuse_s=0.1, duplicate={12}, reorder={18}, malformed={22},
+# one bar every 0.1 s: the CLI's feed waits 0.5 s before its first reconnect (5 bars)
+@pytest.mark.parametrize("faults", [Faults(), Faults(drop_at={3}, refuse_s=0.1, duplicate={14}, reorder={18}, malformed={22},
                                                      stall_s={28: 0.5})], ids=["clean", "faults"])
 def test_live_paper_cli_equals_backtest_bar_by_bar(fake_bybit, planted, trained_model_dir, tmp_path, faults):
     data = planted.iloc[12_000 - W:12_000 + N + 5]
-    fake = fake_bybit(data, start_index=W, bar_seconds=0.03, faults=faults)
+    fake = fake_bybit(data, start_index=W, bar_seconds=0.1, faults=faults)
     out = tmp_path / "live"
     r = CliRunner().invoke(main, ["live", "--symbol", "BTCUSDT", "--interval", "5", "--model", str(trained_model_dir), "--paper",
                                   "--out", str(out), "--max-bars", str(N), "--rest-url", fake.rest_url, "--ws-url", fake.ws_url,
@@ -72,7 +73,8 @@ def test_live_paper_cli_equals_backtest_bar_by_bar(fake_bybit, planted, trained_
     if faults.drop_at:
         states = [s for _, s, _ in status["feed"]["transitions"]]
         assert "LIVE" in states[states.index("DISCONNECTED"):], states  # DISCONNECTED -> DELAYED (backfill) -> LIVE
-        assert status["feed"]["duplicates"] >= 1 and status["feed"]["backfilled"] >= 1 and status["feed"]["malformed"] == 3
+        feed = status["feed"]
+        assert feed["duplicates"] >= 1 and feed["backfilled"] >= 1 and feed["malformed"] == 3 and feed["stale"] == 1, feed
 
 
 class _FailsOnce:
@@ -105,5 +107,5 @@ def test_model_fault_fails_over_without_missing_a_bar(fake_bybit, planted, train
     _segment(data, dec)
     live = dec[dec["phase"] == "live"].reset_index(drop=True)
     assert len(live) == 12 and live[["sell", "hold", "buy"]].notna().all().all()
-    assert live["predictor"].iloc[4].startswith("1:rule:momentum") and live["predictor"].iloc[3].startswith("0:")
+    assert live["predictor"].iloc[4] == "1:rule:momentum(15)" and live["predictor"].iloc[3].startswith("0:")
     assert chain.health[chain.names[0]]["total_failures"] == 1

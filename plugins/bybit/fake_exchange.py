@@ -69,7 +69,9 @@ class FakeBybit:
 
     def __init__(self, ohlcv: pd.DataFrame, *, symbol: str = "BTCUSDT", category: str = "linear", interval: str = "5",
                  start_index: int | None = None, bar_seconds: float = 0.05, faults: Faults | None = None,
-                 end_index: int | None = None, rest_port: int = 0, ws_port: int = 0):
+                 end_index: int | None = None, rest_port: int = 0, ws_port: int = 0,
+                 api_key: str = "fake-key", api_secret: str = "fake-secret", taker_fee: float = 0.00055,
+                 order_delay_s: float = 0.0):
         self.symbol, self.category, self.interval = symbol, category, str(interval)
         n = len(ohlcv)
         self.state = _State(ohlcv, self.interval, n - 1 if start_index is None else start_index)
@@ -91,6 +93,14 @@ class FakeBybit:
         self._stream_task = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.done = threading.Event()  # set when the last bar has been confirmed
+        # trading: one account, market orders fill at once at the open of the bar in progress
+        self._key, self._secret = api_key, api_secret
+        self.taker_fee = float(taker_fee)
+        self.order_delay_s = float(order_delay_s)  # answer order/create this late (after accepting it)
+        self.position = 0.0  # signed units
+        self.orders: dict[str, dict] = {}  # orderLinkId -> order
+        self.open_orders: list[dict] = []  # resting orders (tests put stale ones here)
+        self.order_requests = 0
 
     # -- lifecycle -----------------------------------------------------------------------
     def __enter__(self) -> "FakeBybit":
@@ -298,6 +308,71 @@ class FakeBybit:
             await self._broadcast(m)
         self.done.set()
 
+    # -- trading -----------------------------------------------------------------------------
+    def check_auth(self, headers, payload: str) -> dict | None:
+        """None when the request is signed with this account's key (Bybit's HMAC-SHA256 scheme), else an error body."""
+        import hashlib
+        import hmac
+
+        key, ts, win, sign = (headers.get(h) for h in ("X-BAPI-API-KEY", "X-BAPI-TIMESTAMP", "X-BAPI-RECV-WINDOW", "X-BAPI-SIGN"))
+        if key != self._key:
+            return {"retCode": 10003, "retMsg": "API key is invalid.", "result": {}}
+        want = hmac.new(self._secret.encode(), f"{ts}{key}{win}{payload}".encode(), hashlib.sha256).hexdigest()
+        if sign != want:
+            return {"retCode": 10004, "retMsg": "error sign!", "result": {}}
+        return None
+
+    def _current_index(self) -> int:
+        s = self.state
+        return int(min(len(s.starts) - 1, max(0, np.searchsorted(s.starts, s.now_ms, side="right") - 1)))
+
+    def place_order(self, body: dict) -> dict:
+        s = self.state
+        with s.lock:
+            self.order_requests += 1
+            link = body.get("orderLinkId") or f"auto-{self.order_requests}"
+            if link in self.orders:
+                return {"retCode": 110072, "retMsg": "OrderLinkedID is duplicate", "result": {}}
+            try:
+                qty = float(body["qty"])
+            except (KeyError, ValueError):
+                return {"retCode": 10001, "retMsg": "params error: qty", "result": {}}
+            steps = qty / 0.001
+            if qty < 0.001 or abs(steps - round(steps)) > 1e-6:
+                return {"retCode": 10001, "retMsg": f"Qty invalid: {body['qty']} (step 0.001, min 0.001)", "result": {}}
+            side = body.get("side")
+            if side not in ("Buy", "Sell") or body.get("orderType") != "Market":
+                return {"retCode": 10001, "retMsg": "params error: side/orderType", "result": {}}
+            price = s.values[self._current_index()][0]
+            signed = qty if side == "Buy" else -qty
+            self.position = round(self.position + signed, 9)
+            order = {"orderId": f"fake-{len(self.orders) + 1}", "orderLinkId": link, "symbol": self.symbol, "side": side,
+                     "orderType": "Market", "qty": body["qty"], "avgPrice": repr(price), "cumExecQty": body["qty"],
+                     "cumExecFee": repr(qty * price * self.taker_fee), "orderStatus": "Filled",
+                     "createdTime": str(s.now_ms)}
+            self.orders[link] = order
+        return _ok({"orderId": order["orderId"], "orderLinkId": link}, s.now_ms)
+
+    def trading_get(self, path: str, q: dict) -> dict:
+        now = self.state.now_ms
+        with self.state.lock:
+            if path == "/v5/position/list":
+                side = "Buy" if self.position > 0 else "Sell" if self.position < 0 else ""
+                return _ok({"category": self.category, "list": [{"symbol": self.symbol, "side": side,
+                                                                 "size": repr(abs(self.position)), "positionIdx": 0}]}, now)
+            if path == "/v5/order/realtime":
+                if q.get("orderLinkId"):
+                    found = self.orders.get(q["orderLinkId"])
+                    return _ok({"list": [found] if found else []}, now)
+                return _ok({"list": list(self.open_orders)}, now)
+        return {"retCode": 404, "retMsg": f"fake exchange: no route {path}"}
+
+    def cancel_all(self) -> dict:
+        with self.state.lock:
+            gone = [{"orderId": o["orderId"], "orderLinkId": o["orderLinkId"]} for o in self.open_orders]
+            self.open_orders.clear()
+        return _ok({"list": gone}, self.state.now_ms)
+
     # -- REST side -----------------------------------------------------------------------
     def _take_rest_fault(self, path: str) -> str | None:
         with self.state.lock:
@@ -347,6 +422,9 @@ class _RestHandler(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         q = {k: v[-1] for k, v in parse_qs(url.query).items()}
         kind = self.fake._take_rest_fault(url.path)
+        if url.path in ("/v5/position/list", "/v5/order/realtime"):
+            err = self.fake.check_auth(self.headers, url.query)
+            return self._send(200, err or self.fake.trading_get(url.path, q), {})
         if kind == "reset":
             self.close_connection = True
             self.connection.close()
@@ -358,6 +436,27 @@ class _RestHandler(BaseHTTPRequestHandler):
                                     "result": {}, "time": self.fake.state.now_ms}, {})
         self._send(*self.fake.rest_answer(url.path, q))
 
+    def do_POST(self) -> None:
+        url = urlparse(self.path)
+        raw = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0)).decode()
+        kind = self.fake._take_rest_fault(url.path)
+        if kind == "reset":
+            self.close_connection = True
+            self.connection.close()
+            return
+        err = self.fake.check_auth(self.headers, raw)
+        if err:
+            return self._send(200, err, {})
+        body = json.loads(raw or "{}")
+        if url.path == "/v5/order/create":
+            answer = self.fake.place_order(body)
+            if answer["retCode"] == 0 and (kind == "timeout" or self.fake.order_delay_s):
+                time.sleep(max(self.fake.order_delay_s, 1.0))  # accepted, but the answer comes too late
+            return self._send(200, answer, {})
+        if url.path == "/v5/order/cancel-all":
+            return self._send(200, self.fake.cancel_all(), {})
+        self._send(404, {"retCode": 404, "retMsg": f"fake exchange: no route {url.path}"}, {})
+
     def _send(self, status: int, body: dict, headers: dict) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
@@ -365,8 +464,11 @@ class _RestHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         for k, v in headers.items():
             self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting (a timeout test)
+            self.close_connection = True
 
 
 def main(argv=None) -> None:  # pragma: no cover - a manual tool

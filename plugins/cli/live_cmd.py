@@ -32,29 +32,49 @@ from effnet_trading.plugins.bybit.endpoints import CATEGORIES
 @click.option("--fees", default=0.001, show_default=True, type=click.FloatRange(0, 1, max_open=True), help="Paper fee per trade, fraction of notional.")
 @click.option("--slippage", default=0.0005, show_default=True, type=click.FloatRange(0, 1, max_open=True), help="Paper fill price moved against the trade, fraction.")
 @click.option("--cash", default=10_000.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Paper starting cash.")
+@click.option("--fill", default="next_open", show_default=True, type=click.Choice(["next_open", "book"]),
+              help="Paper fills at the next bar's open (as the backtests) or as a taker against the live order book.")
 @click.option("--fallback/--no-fallback", default=True, show_default=True, help="Fall back to a momentum rule if the model fails.")
 @click.option("--stale-after", default=None, type=click.FloatRange(min=0, min_open=True), help="Seconds without a kline message before reconnecting (default 2 bars).")
+@click.option("--key-file", default=None, type=click.Path(dir_okay=False),
+              help="File with the API key and secret (JSON or two lines); default: env BYBIT_API_KEY / BYBIT_API_SECRET.")
+@click.option("--confirm-live", default=None, metavar="SYMBOL",
+              help="With --live: the symbol again, to confirm real-money trading without the interactive prompt.")
+@click.option("--max-position", default=None, type=click.FloatRange(min=0, min_open=True), help="Kill switch: max |position value| / capital.")
+@click.option("--max-daily-loss", default=None, type=click.FloatRange(min=0, min_open=True), help="Kill switch: max loss in a UTC day, fraction of capital.")
+@click.option("--max-orders-per-hour", default=None, type=click.IntRange(min=1), help="Kill switch: max orders in a rolling hour of bar time.")
+@click.option("--max-stale", default=None, type=click.FloatRange(min=0, min_open=True), help="Kill switch: seconds without a bar before stopping.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1), help="onnxruntime intra-op threads.")
 def live(symbol, category, interval, model_dir, mode, out_dir, max_bars, duration, rest_url, ws_url, threshold, hysteresis,
-         long_only, max_exposure, fees, slippage, cash, fallback, stale_after, threads) -> None:
+         long_only, max_exposure, fees, slippage, cash, fill, fallback, stale_after, key_file, confirm_live, max_position,
+         max_daily_loss, max_orders_per_hour, max_stale, threads) -> None:
     """Decide on each confirmed candle (update -> Policy -> Risk -> order) and log it; Ctrl-C stops safely."""
     from effnet_trading.errors import EffnetTradingError
     from effnet_trading.plugins.bybit import build_live_session
+    from effnet_trading.plugins.bybit.killswitch import KillSwitch
 
-    if mode != "paper":
-        raise click.ClickException(f"--{mode}: exchange order routing (BybitBroker) is not built yet; run with --paper.")
+    if mode == "live" and confirm_live != symbol:
+        if confirm_live is not None:
+            raise click.ClickException(f"--confirm-live {confirm_live!r} does not match --symbol {symbol!r}; nothing was traded.")
+        typed = click.prompt(f"REAL MONEY on Bybit mainnet. Type the symbol ({symbol}) to confirm", default="", show_default=False)
+        if typed.strip() != symbol:
+            raise click.ClickException("not confirmed; nothing was traded. Try --paper, --testnet or --demo first.")
     try:
+        kill = None
+        if any(v is not None for v in (max_position, max_daily_loss, max_orders_per_hour, max_stale)):
+            kill = KillSwitch(max_position, max_daily_loss, max_orders_per_hour, max_stale)
         session = build_live_session(
-            model_dir, symbol=symbol, category=category, interval=interval, out_dir=out_dir, network="mainnet",
+            model_dir, symbol=symbol, category=category, interval=interval, out_dir=out_dir, mode=mode,
+            key_file=key_file, kill_switch=kill,
             rest_url=rest_url, ws_url=ws_url, threshold=threshold, hysteresis=hysteresis, long_only=long_only,
             max_exposure=max_exposure, fees=fees, slippage=slippage, cash=cash, fallback=fallback,
-            stale_after_s=stale_after, threads=threads)
-        click.echo(f"live (paper) {symbol} {interval} on {session.endpoints.rest} / {session.endpoints.ws}; "
+            stale_after_s=stale_after, threads=threads, fill=fill)
+        click.echo(f"live ({mode}) {symbol} {interval} on {session.endpoints.rest} / {session.endpoints.ws}; "
                    f"writing {Path(out_dir) / 'status.json'}")
         try:
             status = session.run_sync(max_bars=max_bars, duration_s=duration)
         except KeyboardInterrupt:
-            click.echo("stopped by Ctrl-C (no order is left pending in paper mode)")
+            click.echo("stopped by Ctrl-C; the position is left as it is (see status.json); flatten it on the exchange if needed")
             return
     except EffnetTradingError as exc:
         raise click.ClickException(str(exc)) from exc
