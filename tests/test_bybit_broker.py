@@ -131,3 +131,15 @@ def test_testnet_session_trades_reconciles_and_never_shows_the_keys(fake_bybit, 
     texts = [r.output, caplog.text] + [p.read_text() for p in out.iterdir()]
     for secret in (KEY, SECRET):
         assert not any(secret in t for t in texts), "an API key leaked into an output"
+
+
+def test_mainnet_needs_explicit_confirmation(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("BYBIT_API_KEY", KEY)
+    monkeypatch.setenv("BYBIT_API_SECRET", SECRET)
+    args = ["live", "--symbol", "BTCUSDT", "--interval", "5", "--model", str(tiny_model_dir), "--live", "--out", str(tmp_path),
+            "--rest-url", "http://127.0.0.1:9", "--ws-url", "ws://127.0.0.1:9"]
+    r = CliRunner().invoke(main, args, input="yes\n")
+    assert r.exit_code != 0 and "REAL MONEY" in r.output and "not confirmed; nothing was traded" in r.output
+    r = CliRunner().invoke(main, args + ["--confirm-live", "ETHUSDT"])
+    assert r.exit_code != 0 and "does not match --symbol" in r.output
+    assert not any(tmp_path.iterdir())  # nothing started, nothing written

@@ -80,4 +80,9 @@ def live(symbol, category, interval, model_dir, mode, out_dir, max_bars, duratio
         raise click.ClickException(str(exc)) from exc
     pos = status["position"]
     click.echo(f"{status['state']}: {status['live_bars']} live bars, last {status['last_bar']}, position {pos['target']:+.2f} "
-               f"({pos['units']:.6g} units), equity {pos['equity']:.2f}, latency p50 {status['latency_ms']['p50']} ms")
+               f"({pos['units']:.6g} units), equity {pos['equity']:.2f}, latency p50/p99 "
+               f"{_ms(status['latency_ms']['p50'])}/{_ms(status['latency_ms']['p99'])} ms")
+
+
+def _ms(v) -> str:
+    return "-" if v is None else f"{v:.2f}"
