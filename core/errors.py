@@ -8,6 +8,11 @@ __all__ = [
     "ModelCardError",
     "TrainingError",
     "ExchangeError",
+    "AuthError",
+    "RateLimitError",
+    "InsufficientBalanceError",
+    "InvalidOrderError",
+    "TransientExchangeError",
     "MissingDependencyError",
     "require",
 ]
@@ -40,6 +45,33 @@ class ExchangeError(EffnetTradingError):
         super().__init__(message)
         self.transient = transient
         self.code = code
+
+
+class AuthError(ExchangeError):
+    """API key missing, invalid, expired or without the permission the call needs (never transient)."""
+
+
+class RateLimitError(ExchangeError):
+    """The exchange asked us to slow down (Bybit retCode 10006, HTTP 403/429); transient."""
+
+    def __init__(self, message: str, *, code: int | None = None, retry_after_s: float | None = None):
+        super().__init__(message, transient=True, code=code)
+        self.retry_after_s = retry_after_s
+
+
+class InsufficientBalanceError(ExchangeError):
+    """The account cannot pay for the order (margin/balance); never retried."""
+
+
+class InvalidOrderError(ExchangeError):
+    """Quantity, price or another order parameter was refused (lot/tick size, limits); never retried."""
+
+
+class TransientExchangeError(ExchangeError):
+    """Network failure, timeout or a server-side error: a retry with backoff may help."""
+
+    def __init__(self, message: str, *, code: int | None = None):
+        super().__init__(message, transient=True, code=code)
 
 
 class MissingDependencyError(EffnetTradingError, ImportError):

@@ -87,3 +87,22 @@ def one_torch_thread():
 
     with torch_threads(1):
         yield
+
+
+@pytest.fixture
+def fake_bybit():
+    """Factory: ``fake_bybit(ohlcv, start_index=..., faults=Faults(...))`` starts a loopback fake Bybit
+    (REST + WebSocket on 127.0.0.1, ephemeral ports) that is stopped when the test ends."""
+    from effnet_trading.plugins.bybit.fake_exchange import FakeBybit
+
+    started = []
+
+    def make(ohlcv, **kw):
+        fake = FakeBybit(ohlcv, **kw)
+        fake.start()
+        started.append(fake)
+        return fake
+
+    yield make
+    for fake in started:
+        fake.stop()

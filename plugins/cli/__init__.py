@@ -17,6 +17,8 @@ _COMMANDS = {
     "backtest": "backtest_cmd:backtest",
     "demo": "demo_cmd:demo",
     "evaluate": "evaluate_cmd:evaluate",
+    "fetch": "fetch_cmd:fetch",
+    "live": "live_cmd:live",
 }
 
 

@@ -1,0 +1,141 @@
+"""BybitBroker: market orders on Bybit testnet, demo trading or mainnet, through pybit's HTTP session.
+
+* Every order carries a deterministic ``orderLinkId`` (strategy, symbol, bar time): a request
+  retried after a timeout either places the order once or is answered "duplicate" (retCode
+  110072), which the broker reads as "already placed" and looks the order up; never two orders.
+* Position and open orders are reconciled from the exchange at start and after every reconnect.
+* Quantities are floored to the instrument's lot step (instruments-info) and orders below the
+  minimum are skipped and reported; prices round to the tick size.
+* Sizing: a target of 1.0 is ``capital`` worth of the symbol at the last close.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+
+import pandas as pd
+
+from effnet_trading.errors import AuthError, ExchangeError, SpecError
+from effnet_trading.plugins.bybit.bars import Bar
+from effnet_trading.plugins.bybit.paper import LiveFill, LiveOrder
+from effnet_trading.plugins.bybit.rest import BybitREST
+
+__all__ = ["BybitBroker", "round_to_step"]
+
+log = logging.getLogger("effnet_trading.bybit.broker")
+_DUPLICATE_LINK_ID = 110072
+
+
+def round_to_step(value: float, step: str, rounding=ROUND_DOWN) -> str:
+    """``value`` on the grid of ``step`` (a decimal string such as "0.001"), as an exact decimal string."""
+    d, s = Decimal(repr(float(value))), Decimal(step)
+    return str((d / s).to_integral_value(rounding=rounding) * s)
+
+
+class BybitBroker:
+    """Same interface as ``PaperBroker`` (``submit``, ``on_bar``, ``snapshot``, ``orders``, ``fills``, ``target``)."""
+
+    def __init__(self, rest: BybitREST, symbol: str, category: str = "linear", *, capital: float, instrument: dict | None = None):
+        if not capital > 0:
+            raise SpecError(f"capital={capital} must be > 0 (the notional a target of 1.0 holds).")
+        self.rest, self.symbol, self.category, self.capital = rest, symbol, category, float(capital)
+        info = instrument or rest.instrument(symbol, category)
+        lot, price = info.get("lotSizeFilter", {}), info.get("priceFilter", {})
+        self.qty_step = str(lot.get("qtyStep") or lot.get("basePrecision") or "0.001")
+        self.min_qty = float(lot.get("minOrderQty", self.qty_step))
+        self.max_qty = float(lot.get("maxOrderQty", "inf"))
+        self.tick = str(price.get("tickSize", "0.01"))
+        self.units = 0.0
+        self.target = 0.0
+        self.cash_flow = 0.0  # -(signed qty x price) - fees, over this session's fills
+        self.last_price = float("nan")
+        self.orders: list[LiveOrder] = []
+        self.fills: list[LiveFill] = []
+        self.open_orders: list[dict] = []
+        self.reconciles = 0
+        self.reconcile()
+
+    # -- exchange state ------------------------------------------------------------------
+    def reconcile(self) -> dict:
+        """Read the position and open orders back from the exchange (start, and after each reconnect)."""
+        pos = self.rest.call("get_positions", "GET /v5/position/list", category=self.category, symbol=self.symbol)
+        units = 0.0
+        for p in pos.get("list", []):
+            size = float(p.get("size") or 0.0)
+            units += size if p.get("side") == "Buy" else -size if p.get("side") == "Sell" else 0.0
+        if not math.isclose(units, self.units, abs_tol=1e-12):
+            log.warning("reconcile %s: exchange position %s units, local %s; taking the exchange's", self.symbol, units, self.units)
+        self.units = units
+        self.open_orders = self.rest.call("get_open_orders", "GET /v5/order/realtime", category=self.category,
+                                          symbol=self.symbol).get("list", [])
+        self.reconciles += 1
+        return {"units": self.units, "open_orders": len(self.open_orders)}
+
+    def round_price(self, price: float) -> str:
+        return round_to_step(price, self.tick, ROUND_HALF_UP)
+
+    # -- broker interface ----------------------------------------------------------------
+    def on_bar(self, bar: Bar) -> list[LiveFill]:
+        self.last_price = bar.close
+        return []
+
+    def submit(self, time, symbol: str, target: float, link_id: str) -> LiveOrder:
+        """Move the position to ``target`` x capital with one market order (id ``link_id``)."""
+        if not math.isfinite(self.last_price):
+            raise SpecError("BybitBroker.submit before any bar: call on_bar(bar) first (the size needs a price).")
+        want = float(target) * self.capital / self.last_price
+        delta = want - self.units
+        qty = round_to_step(min(abs(delta), self.max_qty), self.qty_step)
+        order = LiveOrder(time, link_id, symbol, float(target), self.target)
+        if float(qty) < self.min_qty:
+            order = LiveOrder(time, link_id, symbol, float(target), self.target, f"skipped: {abs(delta):.6g} units < min {self.min_qty}")
+            self.orders.append(order)
+            self.target = float(target)
+            return order
+        side = "Buy" if delta > 0 else "Sell"
+        try:
+            self.rest.call("place_order", "POST /v5/order/create", category=self.category, symbol=symbol, side=side,
+                           orderType="Market", qty=qty, orderLinkId=link_id)
+        except AuthError:
+            raise
+        except ExchangeError as exc:
+            if exc.code != _DUPLICATE_LINK_ID:
+                order = LiveOrder(time, link_id, symbol, float(target), self.target, f"rejected: {exc}")
+                self.orders.append(order)
+                log.error("order %s rejected: %s", link_id, exc)
+                return order
+            log.warning("order %s was already placed (a retried request): not placing it again", link_id)
+        self.orders.append(order)
+        self.target = float(target)
+        self._record_fill(time, link_id, float(target))
+        return order
+
+    def _record_fill(self, time, link_id: str, target: float) -> None:
+        found = self.rest.call("get_open_orders", "GET /v5/order/realtime", category=self.category, symbol=self.symbol,
+                               orderLinkId=link_id).get("list", [])
+        if not found or float(found[0].get("cumExecQty") or 0.0) == 0.0:
+            return  # not filled yet; the next reconcile reads the position back
+        o = found[0]
+        qty, price, fee = float(o["cumExecQty"]), float(o["avgPrice"]), float(o.get("cumExecFee") or 0.0)
+        signed = qty if o["side"] == "Buy" else -qty
+        self.units += signed
+        self.cash_flow -= signed * price + fee
+        self.fills.append(LiveFill(pd.Timestamp(int(o.get("createdTime", 0)), unit="ms", tz="UTC"), o["side"].lower(), qty,
+                                   price, fee, target, link_id, self.units, self.capital + self.cash_flow, "exchange"))
+
+    def flatten(self, time, reason: str) -> LiveOrder:
+        """Kill switch: cancel resting orders and close the position."""
+        self.rest.call("cancel_all_orders", "POST /v5/order/cancel-all", category=self.category, symbol=self.symbol)
+        stamp = int(pd.Timestamp(time).value // 1_000_000)
+        return self.submit(time, self.symbol, 0.0, f"kill-{self.symbol}-{stamp}"[:36])
+
+    def snapshot(self, price: float) -> dict:
+        eq = self.capital + self.cash_flow + self.units * price
+        return {"broker": "bybit", "network": self.rest.endpoints.network, "target": self.target, "units": self.units,
+                "capital": self.capital, "equity": eq, "pnl": eq - self.capital, "orders": len(self.orders),
+                "fills": len(self.fills), "open_orders": len(self.open_orders), "reconciles": self.reconciles,
+                "qty_step": self.qty_step, "tick": self.tick}
+
+    def __repr__(self) -> str:
+        return f"BybitBroker({self.symbol!r}, {self.category!r}, network={self.rest.endpoints.network!r}, units={self.units:.6g})"

@@ -1,0 +1,145 @@
+"""BybitBroker, keys and the kill switch against the loopback fake Bybit (signed requests, no network)."""
+from __future__ import annotations
+
+import json
+import logging
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from effnet_trading.errors import AuthError
+from effnet_trading.plugins.bybit import Bar, BybitREST, RetryPolicy, resolve_endpoints
+from effnet_trading.plugins.bybit.broker import BybitBroker, round_to_step
+from effnet_trading.plugins.bybit.credentials import load_credentials
+from effnet_trading.plugins.bybit.fake_exchange import Faults
+from effnet_trading.plugins.bybit.killswitch import KillSwitch
+from effnet_trading.plugins.cli import main
+
+KEY, SECRET = "KEY-7f3a9c1e5d", "SECRET-b2d4f6a8c0e1"
+
+
+def _rest(fake, key=KEY, secret=SECRET, timeout_s=10.0):
+    ep = resolve_endpoints("testnet", fake.rest_url, fake.ws_url)
+    return BybitREST(ep, api_key=key, api_secret=secret, timeout_s=timeout_s,
+                     retry=RetryPolicy(base_s=0.01, cap_s=0.05, total_s=5.0))
+
+
+def _bar(fake, i):
+    row = fake.state.values[i]
+    return Bar(int(fake.state.starts[i]), *row)
+
+
+def test_round_to_step_is_exact():
+    assert round_to_step(1.23456, "0.001") == "1.234"
+    assert round_to_step(0.0999999, "0.01") == "0.09"
+    assert round_to_step(101.26, "0.5", rounding=__import__("decimal").ROUND_HALF_UP) == "101.5"
+
+
+def test_reconcile_reads_position_and_open_orders(fake_bybit, planted):
+    fake = fake_bybit(planted.iloc[:50], start_index=40, api_key=KEY, api_secret=SECRET)
+    fake.position = -0.25
+    fake.open_orders.append({"orderId": "old", "orderLinkId": "stale-1"})
+    broker = BybitBroker(_rest(fake), "BTCUSDT", capital=1_000.0)
+    assert broker.units == -0.25 and len(broker.open_orders) == 1 and broker.qty_step == "0.001"
+
+
+def test_order_timeout_after_accept_is_not_doubled(fake_bybit, planted):
+    fake = fake_bybit(planted.iloc[:50], start_index=40, api_key=KEY, api_secret=SECRET,
+                      faults=Faults(rest=[("order/create", "timeout")]))
+    broker = BybitBroker(_rest(fake, timeout_s=0.3), "BTCUSDT", capital=1_000.0)
+    broker.on_bar(_bar(fake, 39))
+    order = broker.submit(pd.Timestamp(int(fake.state.starts[39]), unit="ms", tz="UTC"), "BTCUSDT", 0.5, "effnet-BTCUSDT-1")
+    assert order.status == "submitted"
+    assert fake.order_requests == 2 and len(fake.orders) == 1  # the retry was answered "duplicate"
+    expect = float(round_to_step(0.5 * 1_000.0 / fake.state.values[39][3], "0.001"))
+    assert fake.position == pytest.approx(expect) and broker.units == pytest.approx(expect)
+    (fill,) = broker.fills
+    assert fill.via == "exchange" and fill.price == fake.state.values[40][0]  # filled at the open of the bar in progress
+    # the same decision sent again (a restarted process) is refused by id: still one order
+    broker.submit(order.time, "BTCUSDT", 0.5, "effnet-BTCUSDT-1")
+    assert len(fake.orders) == 1 and fake.position == pytest.approx(expect)
+
+
+def test_small_orders_are_skipped_and_bad_keys_fail_without_leaking(fake_bybit, planted):
+    fake = fake_bybit(planted.iloc[:50], start_index=40, api_key=KEY, api_secret=SECRET)
+    broker = BybitBroker(_rest(fake), "BTCUSDT", capital=0.05)
+    broker.on_bar(_bar(fake, 39))
+    assert broker.submit(pd.Timestamp(0, tz="UTC"), "BTCUSDT", 1.0, "x").status.startswith("skipped") and not fake.orders
+    with pytest.raises(AuthError, match="retCode 10004") as err:
+        BybitBroker(_rest(fake, secret="WRONG-" + SECRET), "BTCUSDT", capital=1.0)
+    assert SECRET not in str(err.value) and KEY not in str(err.value)
+
+
+def test_credentials_from_env_or_file_are_redacted(tmp_path):
+    c = load_credentials(env={"BYBIT_API_KEY": KEY, "BYBIT_API_SECRET": SECRET})
+    assert (c.api_key, c.api_secret) == (KEY, SECRET) and KEY not in repr(c) and SECRET not in str(c)
+    f = tmp_path / "keys.json"
+    f.write_text(json.dumps({"api_key": KEY, "api_secret": SECRET}))
+    assert load_credentials(f).api_secret == SECRET
+    (tmp_path / "two").write_text(f"{KEY}\n{SECRET}\n")
+    assert load_credentials(tmp_path / "two").api_key == KEY
+    with pytest.raises(AuthError, match="BYBIT_API_SECRET not set"):
+        load_credentials(env={"BYBIT_API_KEY": KEY})
+
+
+def test_kill_switch_rules():
+    k = KillSwitch(max_position=1.0, max_daily_loss=0.05, max_orders_per_hour=2)
+    t = pd.Timestamp("2024-01-01 00:00", tz="UTC")
+    assert k.check(t, equity=1000, capital=1000, position_value=900, ordered=True) is None
+    assert "max_position" in k.check(t, equity=1000, capital=1000, position_value=1100, ordered=False)
+    assert "daily loss" in k.check(t + pd.Timedelta("5min"), equity=940, capital=1000, position_value=0, ordered=False)
+    k2 = KillSwitch(max_orders_per_hour=2)
+    for m in range(3):
+        r = k2.check(t + pd.Timedelta(minutes=5 * m), equity=1, capital=1, position_value=0, ordered=True)
+    assert "3 orders within an hour" in r
+    assert k2.check(t + pd.Timedelta("2h"), equity=1, capital=1, position_value=0, ordered=True) is None
+    with pytest.raises(Exception, match="must be > 0"):
+        KillSwitch(max_daily_loss=0)
+
+
+def test_stale_feed_trips_the_kill_switch(fake_bybit, planted, tiny_model_dir, tmp_path):
+    fake = fake_bybit(planted.iloc[:120], start_index=100, bar_seconds=0.03, faults=Faults(stall_s={3: 30.0}))
+    r = CliRunner().invoke(main, ["live", "--symbol", "BTCUSDT", "--interval", "5", "--model", str(tiny_model_dir), "--paper",
+                                  "--out", str(tmp_path), "--max-bars", "50", "--rest-url", fake.rest_url, "--ws-url",
+                                  fake.ws_url, "--stale-after", "5", "--max-stale", "0.5"])
+    assert r.exit_code == 0, r.output
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["state"] == "KILLED" and status["killed"].startswith("stale data: no bar for 0.5 s")
+    assert status["live_bars"] == 4 and status["position"]["units"] == 0.0
+
+
+@pytest.mark.slow
+def test_testnet_session_trades_reconciles_and_never_shows_the_keys(fake_bybit, planted, trained_model_dir, tmp_path,
+                                                                   monkeypatch, caplog):
+    monkeypatch.setenv("BYBIT_API_KEY", KEY)
+    monkeypatch.setenv("BYBIT_API_SECRET", SECRET)
+    data = planted.iloc[12_000 - 150:12_000 + 45]
+    fake = fake_bybit(data, start_index=150, bar_seconds=0.03, api_key=KEY, api_secret=SECRET,
+                      faults=Faults(drop_at={20}, refuse_s=0.1))
+    out = tmp_path / "out"
+    with caplog.at_level(logging.DEBUG):
+        r = CliRunner().invoke(main, ["live", "--symbol", "BTCUSDT", "--interval", "5", "--model", str(trained_model_dir),
+                                      "--testnet", "--out", str(out), "--max-bars", "40", "--rest-url", fake.rest_url,
+                                      "--ws-url", fake.ws_url, "--stale-after", "0.5", "--cash", "1000"])
+    assert r.exit_code == 0, r.output
+    status = json.loads((out / "status.json").read_text())
+    assert status["position"]["broker"] == "bybit" and status["position"]["reconciles"] >= 2  # start + after the drop
+    assert status["position"]["units"] == pytest.approx(fake.position) and len(fake.orders) >= 1
+    orders = pd.read_csv(out / "orders.csv")
+    assert orders["order_link_id"].is_unique and set(orders["order_link_id"]) >= set(fake.orders)
+    texts = [r.output, caplog.text] + [p.read_text() for p in out.iterdir()]
+    for secret in (KEY, SECRET):
+        assert not any(secret in t for t in texts), "an API key leaked into an output"
+
+
+def test_mainnet_needs_explicit_confirmation(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("BYBIT_API_KEY", KEY)
+    monkeypatch.setenv("BYBIT_API_SECRET", SECRET)
+    args = ["live", "--symbol", "BTCUSDT", "--interval", "5", "--model", str(tiny_model_dir), "--live", "--out", str(tmp_path),
+            "--rest-url", "http://127.0.0.1:9", "--ws-url", "ws://127.0.0.1:9"]
+    r = CliRunner().invoke(main, args, input="yes\n")
+    assert r.exit_code != 0 and "REAL MONEY" in r.output and "not confirmed; nothing was traded" in r.output
+    r = CliRunner().invoke(main, args + ["--confirm-live", "ETHUSDT"])
+    assert r.exit_code != 0 and "does not match --symbol" in r.output
+    assert not any(tmp_path.iterdir())  # nothing started, nothing written
