@@ -8,6 +8,7 @@ __all__ = [
     "ModelCardError",
     "TrainingError",
     "ExchangeError",
+    "OutputError",
     "MissingDependencyError",
     "require",
 ]
@@ -40,6 +41,10 @@ class ExchangeError(EffnetTradingError):
         super().__init__(message)
         self.transient = transient
         self.code = code
+
+
+class OutputError(EffnetTradingError):
+    """A run folder cannot be written as asked (it holds other files, or a run with other settings)."""
 
 
 class MissingDependencyError(EffnetTradingError, ImportError):
