@@ -24,7 +24,7 @@ from effnet_trading.errors import SpecError, require
 from effnet_trading.imaging import OHLCV_COLUMNS
 from effnet_trading.strategies.execution import trades_from_orders
 from effnet_trading.strategies.policy import Policy, class_directions
-from effnet_trading.strategies.signal import SignalModel
+from effnet_trading.strategies.signal import SignalModel, require_history
 
 __all__ = [
     "EfficientNetSignal",
@@ -336,6 +336,8 @@ def run_backtrader(
     from effnet_trading.strategies.signal import _canonical
 
     frame = _canonical(ohlcv)
+    model = _as_scorer(model, chunk)  # loaded once: the strategy's indicator uses this object
+    require_history(model, frame)
     cerebro = bt.Cerebro(runonce=runonce, cheat_on_open=True, stdstats=False)
     cerebro.broker.set_coo(True)
     cerebro.broker.setcash(float(init_cash))

@@ -10,7 +10,7 @@ from effnet_trading.errors import SpecError
 from effnet_trading.strategies import Policy, SignalModel, TimeframeEnsemble
 
 bt = pytest.importorskip("backtrader")
-plugin = pytest.importorskip("effnet_trading.plugins.backtrader")
+from effnet_trading.plugins import backtrader as plugin  # noqa: E402  (after the backtrader skip)
 
 N_BARS = 600
 
@@ -182,3 +182,15 @@ def test_risk_sizing_and_stops_same_in_once_and_next(tiny_model_dir, bars):
         res = plugin.run_backtrader(bars, SignalModel(model), threshold=0.35, risk=Risk(**risk), fees=0.001, runonce=runonce)
         np.testing.assert_allclose(res.target.to_numpy(), expected.to_numpy(), rtol=1e-12, err_msg=f"runonce={runonce}")
         assert res.rejected == 0
+
+
+def test_too_short_for_the_window_is_refused(tiny_model_dir, planted):
+    from effnet_trading.errors import DataError
+    from effnet_trading.strategies.signal import bars_needed
+
+    sm = SignalModel(tiny_model_dir)
+    need = bars_needed(sm, planted.iloc[:100])
+    assert need == sm.warmup + 1
+    with pytest.raises(DataError, match=f"has {need - 1} bars but model .* needs at least {need}"):
+        plugin.run_backtrader(planted.iloc[: need - 1], sm)
+    assert len(plugin.run_backtrader(planted.iloc[:need], sm).equity) == need

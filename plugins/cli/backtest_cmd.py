@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import click
+
+from effnet_trading.plugins.cli._data_options import data_read_options
 import numpy as np
 import pandas as pd
 
@@ -119,6 +121,10 @@ def run_backtest(ohlcv: pd.DataFrame, scorer, *, engine: str = "vectorbt", thres
 
     if engine not in ENGINES:
         raise SpecError(f"engine {engine!r} is not one of {list(ENGINES)}.")
+    from effnet_trading.imaging import time_gaps
+    from effnet_trading.strategies.signal import require_history
+
+    require_history(scorer, ohlcv)  # a frame too short for one score would give a report of NaN
     members = _members(scorer)
     bar = None
     if progress:
@@ -153,7 +159,7 @@ def run_backtest(ohlcv: pd.DataFrame, scorer, *, engine: str = "vectorbt", thres
     bench = performance_summary(bench_eq, position=pd.Series(1.0, index=ohlcv.index), init_cash=init_cash, kind="equity")
     latency = np.concatenate([getattr(getattr(m.model, "latency", None), "samples", np.array([])) for m in members])
     summary = {"strategy": strat, "buy_and_hold": bench, "engine": engine,
-               "span": [str(ohlcv.index[0]), str(ohlcv.index[-1])], "bars": len(ohlcv),
+               "span": [str(ohlcv.index[0]), str(ohlcv.index[-1])], "bars": len(ohlcv), "gaps": time_gaps(ohlcv.index),
                "config": {"engine": engine, "threshold": threshold, "hysteresis": hysteresis, "long_only": long_only,
                           "fees": fees, "slippage": slippage, "init_cash": init_cash,
                           "execution": "decide at the close of bar t, fill at the open of bar t+1", **(config or {})}}
@@ -186,6 +192,7 @@ def _fmt_line(name: str, s: dict[str, Any]) -> str:
 
 
 @click.command("backtest")
+@data_read_options
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False), help="OHLCV CSV (timestamp, open, high, low, close, volume).")
 @click.option("--model", "models", multiple=True, type=click.Path(file_okay=False), help="Model folder (model.onnx + card.json); repeat with --timeframes for an ensemble.")
 @click.option("--engine", default="vectorbt", show_default=True, type=click.Choice(ENGINES))
@@ -198,7 +205,7 @@ def _fmt_line(name: str, s: dict[str, Any]) -> str:
 @click.option("--cash", default=10_000.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Starting cash.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for summary.json, trades.csv, signals.csv, report.html.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def backtest(data_path, models, engine, timeframes, threshold, hysteresis, long_only, fees, slippage, cash, out_dir, progress) -> None:
+def backtest(date_format, tz, data_path, models, engine, timeframes, threshold, hysteresis, long_only, fees, slippage, cash, out_dir, progress) -> None:
     """Backtest exported model(s) on a CSV: decide at each bar's close, fill at the next open."""
     from effnet_trading.errors import EffnetTradingError
     from effnet_trading.imaging import load_ohlcv
@@ -207,7 +214,7 @@ def backtest(data_path, models, engine, timeframes, threshold, hysteresis, long_
     try:
         if not Path(data_path).is_file():
             raise click.ClickException(f"--data {data_path}: no such file; pass an OHLCV CSV (timestamp, open, high, low, close, volume).")
-        ohlcv = load_ohlcv(data_path)
+        ohlcv = load_ohlcv(data_path, date_format=date_format, tz=tz)
         scorer = build_scorer(list(models), tfs)
         config = {"data": str(Path(data_path).resolve()), "models": [str(Path(m).resolve()) for m in models], "timeframes": tfs}
         out = run_backtest(ohlcv, scorer, engine=engine, threshold=threshold, hysteresis=hysteresis, long_only=long_only,
@@ -216,6 +223,10 @@ def backtest(data_path, models, engine, timeframes, threshold, hysteresis, long_
     except EffnetTradingError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{engine}: {len(ohlcv)} bars {ohlcv.index[0]} .. {ohlcv.index[-1]}, fees {fees}, slippage {slippage}")
+    gaps = out.summary["gaps"]
+    if gaps["count"]:
+        click.echo(f"gaps: {gaps['count']} longer than {gaps['threshold']} (largest {gaps['largest']}, ending {gaps['largest_at']}); "
+                   "not filled: returns across a gap are one bar's")
     click.echo(_fmt_line("strategy", out.summary["strategy"]))
     click.echo(_fmt_line("buy & hold", out.summary["buy_and_hold"]))
     click.echo(f"report: {report}")

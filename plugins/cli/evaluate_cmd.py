@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from effnet_trading.plugins.cli._data_options import data_read_options
+
 __all__ = ["evaluate", "make_spec"]
 
 
@@ -24,6 +26,7 @@ def _csv(text: str | None) -> tuple[str, ...]:
 
 
 @click.command("evaluate")
+@data_read_options
 @click.option("--data", "data_path", required=True, type=click.Path(exists=True, dir_okay=False), help="OHLCV CSV (.csv/.csv.gz).")
 @click.option("--timeframe", default=None, help="Resample to this bar size first (closed bars only), e.g. 1h.")
 @click.option("--last-bars", default=None, type=click.IntRange(min=100), help="Evaluate only the most recent N bars (after resampling).")
@@ -63,7 +66,7 @@ def _csv(text: str | None) -> tuple[str, ...]:
 @click.option("--resume", is_flag=True, help="Skip folds already finished in --out (folds/fold_k.json).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--leak-bars", default=0, hidden=True, type=click.IntRange(min=0), help="TEST ONLY: build a deliberately leaky pipeline.")
-def evaluate(data_path, timeframe, last_bars, models, baselines, kind, returns, size, window, horizon, label_k, folds, embargo,
+def evaluate(date_format, tz, data_path, timeframe, last_bars, models, baselines, kind, returns, size, window, horizon, label_k, folds, embargo,
              epochs, patience, batch_size, lr, max_train_bars, fees, slippage, threshold, long_only, null, null_kind, null_block,
              null_models, extra_trials, bootstrap, model_kwargs, seed, threads, out_dir, resume, progress, leak_bars) -> None:
     """Walk-forward out-of-sample evaluation of MODELS vs baselines, after fees and slippage.
@@ -84,7 +87,7 @@ def evaluate(data_path, timeframe, last_bars, models, baselines, kind, returns, 
         raise click.BadParameter(f"not valid JSON ({exc}); e.g. '{{\"small_cnn\": {{\"widths\": [16, 32, 64]}}}}'",
                                  param_hint="--model-kwargs") from exc
     try:
-        frame = load_ohlcv(data_path)
+        frame = load_ohlcv(data_path, date_format=date_format, tz=tz)
         if timeframe:
             frame = resample_ohlcv(frame, timeframe)
         if last_bars:

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import click
 
+from effnet_trading.plugins.cli._data_options import data_read_options
+
 __all__ = ["train"]
 
 
 @click.command("train")
+@data_read_options
 @click.option("--data", "data_path", required=True, type=click.Path(exists=True, dir_okay=False), help="OHLCV CSV (timestamp, open, high, low, close, volume).")
 @click.option("--model", default="small_cnn", show_default=True, help="Registered model name (effnet-trading zoo list).")
 @click.option("--kind", default="gadf", show_default=True, help="Image kind: candles, ohlc_bars, gasf, gadf, recurrence.")
@@ -27,7 +30,7 @@ __all__ = ["train"]
 @click.option("--resume", is_flag=True, help="Continue from the checkpoints in --out.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run folder: config, history, metrics, checkpoints, model/.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def train(data_path, model, kind, window, size, timeframe, fields, returns, horizon, label_k, epochs, batch_size, lr,
+def train(date_format, tz, data_path, model, kind, window, size, timeframe, fields, returns, horizon, label_k, epochs, batch_size, lr,
           folds, seed, device, max_train_samples, resume, out_dir, progress) -> None:
     """Train MODEL on images of the CSV, report out-of-sample metrics beside the majority rate, export ONNX + card."""
     from effnet_trading.errors import EffnetTradingError
@@ -40,7 +43,7 @@ def train(data_path, model, kind, window, size, timeframe, fields, returns, hori
         spec = ImageSpec(kind, window=window, size=(size, size), timeframe=timeframe, returns=returns, **extra)
         cfg = TrainConfig(model=model, spec=spec, horizon=horizon, label_k=label_k, epochs=epochs, batch_size=batch_size,
                           lr=lr, folds=folds, seed=seed, device=device, max_train_samples=max_train_samples, progress=progress)
-        res = train_and_export(load_ohlcv(data_path), cfg, out_dir, resume=resume)
+        res = train_and_export(load_ohlcv(data_path, date_format=date_format, tz=tz), cfg, out_dir, resume=resume)
     except EffnetTradingError as exc:
         raise click.ClickException(str(exc)) from exc
     m = res.metrics
