@@ -174,6 +174,7 @@ def portfolio_from_signals(
         if target.isna().all().all() if isinstance(target, pd.DataFrame) else target.isna().all():
             raise DataError("targets share no timestamps with the ohlcv index (is one tz-naive?); build them on the same index.")
     target = target.fillna(0.0)
+    target.index = frame.index  # equal stamps; vectorbt also wants the same index name
     if (target.abs() > 1.0 + 1e-12).to_numpy().any():
         raise DataError("targets must be fractions of equity in [-1, 1]; clip or rescale them (e.g. Risk(max_exposure=...)).")
     if not allow_short:

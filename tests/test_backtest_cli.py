@@ -73,6 +73,10 @@ def test_both_engines_write_the_same_results(csv_path, decisive_model_dir, tmp_p
         assert s[e]["config"]["engine"] == e and s[e]["config"]["fees"] == 0.001
         assert set(s[e]["strategy"]) >= {"total_return", "cagr", "sharpe", "sortino", "max_drawdown", "trades", "win_rate", "exposure"}
     assert s["vectorbt"]["strategy"]["trades"] > 20
+    for e in s:  # the calendar used is stated; a span of days has no CAGR (issue 11)
+        assert s[e]["periods_per_year"] == pytest.approx(365.25 * 288) and s[e]["periods_per_year_source"].startswith("observed")
+        assert s[e]["strategy"]["cagr"] is None and "under 90" in s[e]["strategy"]["cagr_note"]
+        assert s[e]["gaps"]["count"] == 0
     assert s["backtrader"]["strategy"]["total_return"] == pytest.approx(s["vectorbt"]["strategy"]["total_return"], abs=1e-9)
     trades = {e: pd.read_csv(o / "trades.csv") for e, o in outs.items()}
     a, b = trades["backtrader"], trades["vectorbt"]

@@ -160,6 +160,7 @@ def run_backtest(ohlcv: pd.DataFrame, scorer, *, engine: str = "vectorbt", thres
     latency = np.concatenate([getattr(getattr(m.model, "latency", None), "samples", np.array([])) for m in members])
     summary = {"strategy": strat, "buy_and_hold": bench, "engine": engine,
                "span": [str(ohlcv.index[0]), str(ohlcv.index[-1])], "bars": len(ohlcv), "gaps": time_gaps(ohlcv.index),
+               "periods_per_year": strat["periods_per_year"], "periods_per_year_source": strat["periods_per_year_source"],
                "config": {"engine": engine, "threshold": threshold, "hysteresis": hysteresis, "long_only": long_only,
                           "fees": fees, "slippage": slippage, "init_cash": init_cash,
                           "execution": "decide at the close of bar t, fill at the open of bar t+1", **(config or {})}}
@@ -187,7 +188,8 @@ def _fmt_line(name: str, s: dict[str, Any]) -> str:
         v = s.get(k)
         return "nan" if v is None else format(v, spec)
 
-    return (f"{name:<12} return {f('total_return', '+.2%')}  CAGR {f('cagr', '+.2%')}  Sharpe {f('sharpe', '.2f')}  "
+    cagr = f("cagr", "+.2%") if s.get("cagr") is not None else "n/a (span < 90 days)"
+    return (f"{name:<12} return {f('total_return', '+.2%')}  CAGR {cagr}  Sharpe {f('sharpe', '.2f')}  "
             f"maxDD {f('max_drawdown', '.2%')}  trades {s.get('trades', '-')}  exposure {f('exposure', '.0%')}")
 
 
@@ -223,6 +225,7 @@ def backtest(date_format, tz, data_path, models, engine, timeframes, threshold, 
     except EffnetTradingError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{engine}: {len(ohlcv)} bars {ohlcv.index[0]} .. {ohlcv.index[-1]}, fees {fees}, slippage {slippage}")
+    click.echo(f"annualised with {out.summary['periods_per_year']:.1f} bars a year ({out.summary['periods_per_year_source']})")
     gaps = out.summary["gaps"]
     if gaps["count"]:
         click.echo(f"gaps: {gaps['count']} longer than {gaps['threshold']} (largest {gaps['largest']}, ending {gaps['largest_at']}); "
