@@ -22,7 +22,7 @@ from effnet_trading.errors import TrainingError
 from effnet_trading.imaging.spec import AnySpec, ImageSpec, spec_from_dict
 from effnet_trading.model_zoo.dataset import ImageDataset
 from effnet_trading.model_zoo.metrics import classification_report
-from effnet_trading.model_zoo.registry import create_model
+from effnet_trading.model_zoo.registry import check_model_kwargs, create_model
 from effnet_trading.model_zoo.splits import Split, walk_forward_splits
 
 __all__ = ["TrainConfig", "TrainResult", "train_model", "train_and_export", "resolve_device"]
@@ -60,6 +60,23 @@ class TrainConfig:
     num_threads: int | None = None
     progress: bool = True
     model_kwargs: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Refuse settings that cannot train, one line each (the CLI maps them to messages)."""
+        import math
+        import re
+
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise TrainingError(f"lr={self.lr!r} must be a learning rate > 0, e.g. 3e-3.")
+        if self.max_train_samples is not None and int(self.max_train_samples) < 1:
+            raise TrainingError(f"max_train_samples={self.max_train_samples!r} must be >= 1 (or None for all samples).")
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", str(self.device)):
+            raise TrainingError(f"device={self.device!r} is not one of 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'.")
+        if int(self.epochs) < 1 or int(self.batch_size) < 1:
+            raise TrainingError(f"epochs={self.epochs} and batch_size={self.batch_size} must be >= 1.")
+        if not isinstance(self.model_kwargs, dict):
+            raise TrainingError(f"model_kwargs={self.model_kwargs!r} must be a dict of options, e.g. {{'drop_rate': 0.2}}.")
+        check_model_kwargs(self.model, self.model_kwargs)
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
