@@ -69,6 +69,8 @@ def _time_format(rest: str) -> str:
 def _numeric_date_format(values: pd.Index, what: str) -> str | None:
     """For dates written ``NN/NN/YYYY [time]``: the one strptime format that fits every row, or None when
     the strings are not in that form. Raises DataError when day-first and month-first both fit."""
+    if not len(values) or not _NUMERIC_DATE.match(str(values[0])):
+        return None  # ISO-8601 and other forms: pandas reads them unambiguously (and fast)
     text = values.astype(str)
     parts = text.str.extract(_NUMERIC_DATE)
     if not len(parts) or parts.isna().any(axis=None):
