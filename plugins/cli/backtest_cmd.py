@@ -114,8 +114,9 @@ def _clean(obj):
 
 def run_backtest(ohlcv: pd.DataFrame, scorer, *, engine: str = "vectorbt", threshold: float = 0.5, hysteresis: float = 0.0,
                  long_only: bool = False, fees: float = 0.001, slippage: float = 0.0, init_cash: float = 10_000.0,
-                 progress: bool = False, config: dict | None = None) -> BacktestOutput:
-    """Score ``ohlcv`` with ``scorer`` and backtest it in ``engine`` (decide at close t, fill at open t+1)."""
+                 progress: bool = False, config: dict | None = None, periods_per_year: float | None = None) -> BacktestOutput:
+    """Score ``ohlcv`` with ``scorer`` and backtest it in ``engine`` (decide at close t, fill at open t+1).
+    periods_per_year: annualisation (default: observed from the data's calendar)."""
     from effnet_trading.errors import SpecError
     from effnet_trading.strategies import Policy, buy_and_hold, performance_summary
 
@@ -154,9 +155,11 @@ def run_backtest(ohlcv: pd.DataFrame, scorer, *, engine: str = "vectorbt", thres
             for m in members:
                 m.model = m.model._inner
     held = target.shift(1, fill_value=0.0)  # the contract: a decision at close t is held from open t+1
-    strat = performance_summary(equity, trades=trades, position=held, init_cash=init_cash, kind="equity")
+    strat = performance_summary(equity, trades=trades, position=held, init_cash=init_cash, kind="equity",
+                                periods_per_year=periods_per_year)
     bench_eq = buy_and_hold(ohlcv, fees=fees, slippage=slippage, init_cash=init_cash)
-    bench = performance_summary(bench_eq, position=pd.Series(1.0, index=ohlcv.index), init_cash=init_cash, kind="equity")
+    bench = performance_summary(bench_eq, position=pd.Series(1.0, index=ohlcv.index), init_cash=init_cash, kind="equity",
+                                periods_per_year=periods_per_year)
     latency = np.concatenate([getattr(getattr(m.model, "latency", None), "samples", np.array([])) for m in members])
     summary = {"strategy": strat, "buy_and_hold": bench, "engine": engine,
                "span": [str(ohlcv.index[0]), str(ohlcv.index[-1])], "bars": len(ohlcv), "gaps": time_gaps(ohlcv.index),
@@ -167,8 +170,9 @@ def run_backtest(ohlcv: pd.DataFrame, scorer, *, engine: str = "vectorbt", thres
     return BacktestOutput(engine, probs, target, equity, bench_eq, trades, _clean(summary), latency)
 
 
-def write_backtest_outputs(out: BacktestOutput, ohlcv: pd.DataFrame, out_dir: str | Path) -> Path:
-    """summary.json, trades.csv, signals.csv, report.html in ``out_dir``; returns the report path."""
+def write_backtest_outputs(out: BacktestOutput, ohlcv: pd.DataFrame, out_dir: str | Path, **report: Any) -> Path:
+    """summary.json, trades.csv, signals.csv, report.html in ``out_dir``; returns the report path.
+    ``report``: extra ``write_backtest_report`` arguments (title, intro, confusion, example_images)."""
     from effnet_trading.strategies.report import write_backtest_report, write_text_atomic
 
     out_dir = Path(out_dir)
@@ -180,7 +184,7 @@ def write_backtest_outputs(out: BacktestOutput, ohlcv: pd.DataFrame, out_dir: st
     write_text_atomic(out_dir / "signals.csv", signals.to_csv(index_label="timestamp"))
     return write_backtest_report(out_dir, summary=out.summary, equity=out.equity, benchmark=out.benchmark,
                                  probs=out.probs, ohlcv=ohlcv, trades=out.trades, latency_ms=out.latency_ms,
-                                 title=f"effnet-trading backtest ({out.engine})")
+                                 **{"title": f"effnet-trading backtest ({out.engine})", **report})
 
 
 def _fmt_line(name: str, s: dict[str, Any]) -> str:
@@ -207,7 +211,10 @@ def _fmt_line(name: str, s: dict[str, Any]) -> str:
 @click.option("--cash", default=10_000.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Starting cash.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for summary.json, trades.csv, signals.csv, report.html.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def backtest(date_format, tz, data_path, models, engine, timeframes, threshold, hysteresis, long_only, fees, slippage, cash, out_dir, progress) -> None:
+@click.option("--periods-per-year", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="Annualisation, e.g. 252 for daily stock bars; default: observed from the data's calendar.")
+def backtest(date_format, tz, data_path, models, engine, timeframes, threshold, hysteresis, long_only, fees, slippage, cash, out_dir, progress,
+             periods_per_year) -> None:
     """Backtest exported model(s) on a CSV: decide at each bar's close, fill at the next open."""
     from effnet_trading.errors import EffnetTradingError
     from effnet_trading.imaging import load_ohlcv
@@ -220,7 +227,8 @@ def backtest(date_format, tz, data_path, models, engine, timeframes, threshold, 
         scorer = build_scorer(list(models), tfs)
         config = {"data": str(Path(data_path).resolve()), "models": [str(Path(m).resolve()) for m in models], "timeframes": tfs}
         out = run_backtest(ohlcv, scorer, engine=engine, threshold=threshold, hysteresis=hysteresis, long_only=long_only,
-                           fees=fees, slippage=slippage, init_cash=cash, progress=progress and len(ohlcv) > 20_000, config=config)
+                           fees=fees, slippage=slippage, init_cash=cash, progress=progress and len(ohlcv) > 20_000, config=config,
+                           periods_per_year=periods_per_year)
         report = write_backtest_outputs(out, ohlcv, out_dir)
     except EffnetTradingError as exc:
         raise click.ClickException(str(exc)) from exc
