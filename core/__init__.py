@@ -10,6 +10,7 @@ from effnet_trading.errors import (
     ExchangeError,
     MissingDependencyError,
     ModelCardError,
+    OutputError,
     SpecError,
     TrainingError,
 )
@@ -24,5 +25,6 @@ __all__ = [
     "ModelCardError",
     "TrainingError",
     "ExchangeError",
+    "OutputError",
     "MissingDependencyError",
 ]

@@ -13,6 +13,7 @@ __all__ = [
     "InsufficientBalanceError",
     "InvalidOrderError",
     "TransientExchangeError",
+    "OutputError",
     "MissingDependencyError",
     "require",
 ]
@@ -72,6 +73,8 @@ class TransientExchangeError(ExchangeError):
 
     def __init__(self, message: str, *, code: int | None = None):
         super().__init__(message, transient=True, code=code)
+class OutputError(EffnetTradingError):
+    """A run folder cannot be written as asked (it holds other files, or a run with other settings)."""
 
 
 class MissingDependencyError(EffnetTradingError, ImportError):

@@ -22,16 +22,22 @@ def _concat(entries: list[dict], key: str) -> np.ndarray:
     return np.concatenate([np.asarray(e[key], np.float64) for e in entries]) if entries else np.zeros(0)
 
 
+def _calendar_of(entries: list[dict], interval) -> float:
+    """The folds' observed periods per year (median), so pooled figures use the data's calendar too."""
+    seen = [e["perf"]["periods_per_year"] for e in entries if e.get("perf", {}).get("periods_per_year")]
+    return float(np.median(seen)) if seen else bars_per_year(interval)
+
+
 def _aggregate(records: list[dict], cfg, interval, level: float) -> dict:
     from effnet_trading.model_zoo.metrics import bootstrap_ci
 
-    bpy = bars_per_year(interval)
     names = list(dict.fromkeys(n for r in records for n in r["strategies"]))
     out = {}
     for name in names:
         entries = [r["strategies"][name] for r in records if name in r["strategies"]]
         rets, pos = _concat(entries, "returns"), _concat(entries, "position")
-        perf = performance_summary(rets, kind="returns", interval=interval, position=pos)
+        bpy = _calendar_of(entries, interval)
+        perf = performance_summary(rets, kind="returns", periods_per_year=bpy, position=pos)
         perf["trades"] = int(sum(e["perf"].get("trades", 0) for e in entries))
         row = {"kind": entries[0]["kind"], "perf": perf, "sharpe_per_bar": sharpe_ratio(rets),
                "sharpe_ci": sharpe_ci(rets, bpy, n=cfg.bootstrap, block=max(24, cfg.horizon), seed=cfg.seed, level=level),

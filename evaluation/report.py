@@ -28,20 +28,23 @@ _CSS = (
 )
 
 
-def _plt():
-    import matplotlib
+def _subplots(*args, figsize=None, **kw):
+    """A figure outside pyplot: it renders with Agg whatever backend pyplot holds (``cerebro.plot()``
+    forces TkAgg, which fails in a headless session), and nothing global is switched."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*args, **kw)
 
 
 def fig_to_data_uri(fig, dpi: int = 90) -> str:
     """A matplotlib figure -> ``data:image/png;base64,...`` (the figure is closed)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    _plt().close(fig)
+    if getattr(fig.canvas, "manager", None) is not None:  # a pyplot figure handed in: release it
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -89,8 +92,7 @@ def _img(uri: str) -> str:
 def _equity_figure(equity: pd.Series, benchmark: pd.Series | None) -> str:
     from effnet_trading.strategies.performance import drawdown
 
-    plt = _plt()
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(11, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    fig, (ax1, ax2) = _subplots(2, 1, figsize=(11, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     ax1.plot(equity.index, equity.to_numpy(), label="strategy", lw=1.1)
     if benchmark is not None:
         ax1.plot(benchmark.index, benchmark.to_numpy(), label="buy & hold", lw=1.0, alpha=0.8)
@@ -105,9 +107,8 @@ def _equity_figure(equity: pd.Series, benchmark: pd.Series | None) -> str:
 
 def _strip_figure(probs: pd.DataFrame, ohlcv: pd.DataFrame, trades: pd.DataFrame | None, max_bars: int = 3000) -> str:
     """Close price over the last ``max_bars`` bars with the buy/sell probabilities beneath and trade entries marked."""
-    plt = _plt()
     tail = ohlcv.index[-max_bars:]
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(11, 5), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+    fig, (ax1, ax2) = _subplots(2, 1, figsize=(11, 5), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
     ax1.plot(tail, ohlcv["close"].reindex(tail).to_numpy(), color="k", lw=0.8)
     if trades is not None and len(trades):
         t = trades[trades["entry_time"] >= tail[0]]
@@ -127,9 +128,8 @@ def _strip_figure(probs: pd.DataFrame, ohlcv: pd.DataFrame, trades: pd.DataFrame
 
 
 def _confusion_figure(confusion, class_names: Sequence[str]) -> str:
-    plt = _plt()
     m = np.asarray(confusion, dtype=np.float64)
-    fig, ax = plt.subplots(figsize=(4, 3.5))
+    fig, ax = _subplots(figsize=(4, 3.5))
     ax.imshow(m, cmap="Blues")
     for i in range(m.shape[0]):
         for j in range(m.shape[1]):
@@ -143,10 +143,9 @@ def _confusion_figure(confusion, class_names: Sequence[str]) -> str:
 
 def _examples_figure(example_images: Mapping[str, np.ndarray]) -> str:
     """``{class: (n, C, H, W) in [0, 1]}`` -> a grid, one row per class (first channel shown)."""
-    plt = _plt()
     rows = list(example_images)
     cols = max(1, max(len(v) for v in example_images.values()))
-    fig, axes = plt.subplots(len(rows), cols, figsize=(1.4 * cols, 1.5 * len(rows)), squeeze=False)
+    fig, axes = _subplots(len(rows), cols, figsize=(1.4 * cols, 1.5 * len(rows)), squeeze=False)
     for i, name in enumerate(rows):
         for j in range(cols):
             ax = axes[i, j]
@@ -158,9 +157,8 @@ def _examples_figure(example_images: Mapping[str, np.ndarray]) -> str:
 
 
 def _latency_figure(latency_ms) -> str:
-    plt = _plt()
     lat = np.asarray(latency_ms, dtype=np.float64)
-    fig, ax = plt.subplots(figsize=(6, 3))
+    fig, ax = _subplots(figsize=(6, 3))
     ax.hist(lat, bins=40, color="tab:blue")
     for q in (50, 95, 99):
         ax.axvline(np.percentile(lat, q), color="k", lw=0.7, ls="--")
@@ -190,11 +188,14 @@ def write_backtest_report(
     example_images: Mapping[str, np.ndarray] | None = None,
     latency_ms=None,
     title: str = "effnet-trading backtest",
+    intro: Sequence[str] | None = None,
 ) -> Path:
     """Write ``out_dir/report.html`` (atomic) and return its path. ``summary`` holds ``strategy`` and
-    ``buy_and_hold`` statistic dicts (shown side by side) plus any other keys (shown as config)."""
+    ``buy_and_hold`` statistic dicts (shown side by side) plus any other keys (shown as config).
+    intro: lines shown first (which data, what the figures mean)."""
     strat, bench, rest = _split_summary(summary)
-    sections = [("Summary", summary_table({"strategy": strat, "buy & hold": bench}) if strat else "<p>no statistics</p>")]
+    sections = [("About this run", "".join(f"<p>{html.escape(line)}</p>" for line in intro))] if intro else []
+    sections += [("Summary", summary_table({"strategy": strat, "buy & hold": bench}) if strat else "<p>no statistics</p>")]
     sections.append(("Equity and drawdown", _img(_equity_figure(equity, benchmark))))
     sections.append(("Probabilities over price", _img(_strip_figure(probs, ohlcv, trades))))
     if trades is not None and len(trades):

@@ -7,6 +7,7 @@ from effnet_trading.imaging.data import (
     ohlcv_array,
     parse_timeframe,
     resample_ohlcv,
+    time_gaps,
     validate_ohlcv,
 )
 from effnet_trading.imaging.lob import OrderBook, as_order_book, lob_valid_ends, read_binance_depth, render_lob
@@ -39,6 +40,7 @@ __all__ = [
     "parse_timeframe",
     "resample_ohlcv",
     "last_closed_index",
+    "time_gaps",
     "render",
     "iter_render",
     "valid_ends",

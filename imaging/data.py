@@ -8,7 +8,9 @@ float64 columns ``open high low close volume`` on a UTC ``DatetimeIndex`` named
 """
 from __future__ import annotations
 
+import logging
 import os
+import re
 import warnings
 from typing import Union
 
@@ -26,7 +28,10 @@ __all__ = [
     "parse_timeframe",
     "resample_ohlcv",
     "last_closed_index",
+    "time_gaps",
 ]
+
+_log = logging.getLogger(__name__)
 
 OHLCV_COLUMNS = ("open", "high", "low", "close", "volume")
 
@@ -48,39 +53,95 @@ def _rows(index: pd.Index, positions: np.ndarray, limit: int = 5) -> str:
     return shown + more
 
 
-def _to_utc_index(values, what: str) -> pd.DatetimeIndex:
-    """Timestamps (datetime-like, ISO strings, or epoch s/ms/us/ns numbers) -> UTC DatetimeIndex."""
+_NUMERIC_DATE = re.compile(r"^\s*(\d{1,2})([/.\-])(\d{1,2})[/.\-](\d{2,4})(.*)$")
+
+
+def _time_format(rest: str) -> str:
+    """strptime format of the time part after a numeric date ('' / ' 13:00' / ' 13:00:05' / 'T13:00')."""
+    body = str(rest).strip()
+    if not body:
+        return ""
+    lead = "T" if body.startswith("T") else " "
+    body = body.lstrip("T")
+    return lead + ("%H:%M:%S" if body.count(":") == 2 else "%H:%M" if body.count(":") == 1 else "%H")
+
+
+def _numeric_date_format(values: pd.Index, what: str) -> str | None:
+    """For dates written ``NN/NN/YYYY [time]``: the one strptime format that fits every row, or None when
+    the strings are not in that form. Raises DataError when day-first and month-first both fit."""
+    if not len(values) or not _NUMERIC_DATE.match(str(values[0])):
+        return None  # ISO-8601 and other forms: pandas reads them unambiguously (and fast)
+    text = values.astype(str)
+    parts = text.str.extract(_NUMERIC_DATE)
+    if not len(parts) or parts.isna().any(axis=None):
+        return None
+    first, sep, second, year = parts[0].astype(int), parts[1].iloc[0], parts[2].astype(int), parts[3].iloc[0]
+    yfmt = "%Y" if len(year) == 4 else "%y"
+    tfmt = _time_format(parts[4].iloc[0])
+    day_first = bool((first <= 31).all() and (second <= 12).all())
+    month_first = bool((first <= 12).all() and (second <= 31).all())
+    if day_first and month_first:
+        raise DataError(
+            f"{what} holds dates like {text[0]!r} that read both day-first and month-first (no day above 12 "
+            f"tells them apart); say which: date_format='%d{sep}%m{sep}{yfmt}{tfmt}' (day-first) or "
+            f"date_format='%m{sep}%d{sep}{yfmt}{tfmt}' (month-first) in load_ohlcv, or --date-format on the command line."
+        )
+    if not (day_first or month_first):
+        return None
+    return (f"%d{sep}%m{sep}{yfmt}" if day_first else f"%m{sep}%d{sep}{yfmt}") + tfmt
+
+
+def _to_utc_index(values, what: str, *, date_format: str | None = None, tz: str | None = None
+                  ) -> tuple[pd.DatetimeIndex, bool]:
+    """Timestamps (datetime-like, strings, or epoch s/ms/us/ns numbers) -> (UTC DatetimeIndex, assumed_utc).
+
+    Naive timestamps are read in ``tz`` (default UTC, then ``assumed_utc`` is True) and converted
+    to UTC. Numeric dates that read both day-first and month-first raise unless ``date_format``
+    says which."""
     values = pd.Index(values)
     if isinstance(values, pd.DatetimeIndex):
         idx = values
-    elif pd.api.types.is_numeric_dtype(values.dtype):
+    elif pd.api.types.is_numeric_dtype(values.dtype) and date_format is None:
         arr = np.asarray(values, dtype="float64")
         if not np.isfinite(arr).all():
             bad = np.flatnonzero(~np.isfinite(arr))
             raise DataError(f"{what} has non-finite epoch values at rows {bad[:5].tolist()}; fix or drop those rows.")
         magnitude = np.nanmedian(np.abs(arr)) if len(arr) else 0.0
         unit = "s" if magnitude < 1e11 else "ms" if magnitude < 1e14 else "us" if magnitude < 1e17 else "ns"
-        idx = pd.to_datetime(arr.astype("int64"), unit=unit, utc=True)
+        idx = pd.to_datetime(arr.astype("int64"), unit=unit, utc=True)  # epoch numbers are UTC by definition
     else:
+        fmt = date_format if date_format is not None else _numeric_date_format(values, what)
         try:
-            idx = pd.to_datetime(values, utc=True)
+            idx = pd.DatetimeIndex(pd.to_datetime(values.astype(str) if fmt else values, format=fmt))
         except (ValueError, TypeError) as exc:
-            raise DataError(
-                f"could not parse {what} as timestamps ({exc}); use ISO-8601 strings or epoch seconds/ms."
-            ) from exc
+            hint = (f"check date_format={date_format!r} against a value like {str(values[0])!r}" if date_format else
+                    "use ISO-8601 strings or epoch seconds/ms, or pass date_format= (CLI: --date-format), e.g. '%d/%m/%Y %H:%M'")
+            raise DataError(f"could not parse {what} as timestamps ({exc}); {hint}.") from exc
+    assumed = False
     if idx.tz is None:
-        idx = idx.tz_localize("UTC")
-    else:
-        idx = idx.tz_convert("UTC")
-    return pd.DatetimeIndex(idx, name="timestamp").as_unit("ns")
+        assumed = tz is None
+        try:
+            idx = idx.tz_localize(tz or "UTC", ambiguous="raise", nonexistent="raise")
+        except Exception as exc:  # unknown zone name, or a DST gap/overlap
+            raise DataError(f"could not read {what} in time zone {tz!r} ({exc}); use an IANA name like "
+                            "'Europe/Berlin', or data with UTC offsets.") from exc
+    elif tz is not None:
+        raise DataError(f"{what} already carries a UTC offset / time zone ({idx.tz}); drop tz={tz!r} (--tz).")
+    return pd.DatetimeIndex(idx.tz_convert("UTC"), name="timestamp").as_unit("ns"), assumed
 
 
 def _normalise_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    rename = {}
+    rename: dict = {}
     for col in frame.columns:
         key = str(col).strip().lower().replace(" ", "_")
         key = _ALIASES.get(key, key)
-        if key in OHLCV_COLUMNS and key not in rename.values():
+        if key in OHLCV_COLUMNS:
+            clash = [c for c, k in rename.items() if k == key]
+            if clash:
+                raise DataError(
+                    f"columns {clash[0]!r} and {col!r} both map to {key!r}; keep one, e.g. "
+                    f"df.drop(columns=[{col!r}]) or rename it."
+                )
             rename[col] = key
     out = frame.rename(columns=rename)
     missing = [c for c in OHLCV_COLUMNS if c not in out.columns]
@@ -93,24 +154,39 @@ def _normalise_columns(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _extract_index(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DatetimeIndex]:
+def _extract_index(frame: pd.DataFrame, *, date_format: str | None = None, tz: str | None = None
+                   ) -> tuple[pd.DataFrame, pd.DatetimeIndex, bool]:
     if isinstance(frame.index, pd.DatetimeIndex):
-        return frame, _to_utc_index(frame.index, "the index")
+        return (frame, *_to_utc_index(frame.index, "the index", date_format=date_format, tz=tz))
     lower = {str(c).strip().lower(): c for c in frame.columns}
+    if "date" in lower and "time" in lower and not ({"timestamp", "datetime"} & set(lower)):
+        # separate date and time-of-day columns: one timestamp is their concatenation
+        dcol, tcol = lower["date"], lower["time"]
+        text = frame[dcol].astype(str).str.strip() + " " + frame[tcol].astype(str).str.strip()
+        idx, assumed = _to_utc_index(text.to_numpy(), f"columns {dcol!r} + {tcol!r}", date_format=date_format, tz=tz)
+        return frame.drop(columns=[dcol, tcol]), idx, assumed
     for name in _TIME_COLUMNS:
         if name in lower:
             col = lower[name]
-            return frame.drop(columns=[col]), _to_utc_index(frame[col].to_numpy(), f"column {col!r}")
+            return (frame.drop(columns=[col]),
+                    *_to_utc_index(frame[col].to_numpy(), f"column {col!r}", date_format=date_format, tz=tz))
     raise DataError(
         "OHLCV input has no DatetimeIndex and no timestamp column "
-        f"(looked for {list(_TIME_COLUMNS)}); set the index with df.set_index(pd.to_datetime(df['time'], utc=True))."
+        f"(looked for {list(_TIME_COLUMNS)}; found {list(frame.columns)[:8]}); set the index with "
+        "df.set_index(pd.to_datetime(df['time'], utc=True))."
     )
 
 
 def validate_ohlcv(
-    frame: pd.DataFrame, *, min_bars: int = 1, repair: bool = False, name: str = "OHLCV input"
+    frame: pd.DataFrame, *, min_bars: int = 1, repair: bool = False, name: str = "OHLCV input",
+    date_format: str | None = None, tz: str | None = None,
 ) -> pd.DataFrame:
     """Check and canonicalise an OHLCV frame; raise DataError naming rows and the fix.
+
+    date_format: strptime format of string timestamps (needed when dates read both day-first
+    and month-first, e.g. '%d/%m/%Y %H:%M'). tz: the zone of naive timestamps (default UTC:
+    ``result.attrs["assumed_utc"]`` is then True). Separate ``date`` and ``time`` columns are
+    combined.
 
     ``repair=True`` sorts the index and drops duplicate timestamps (keeping the first),
     recording the changes in ``result.attrs["repairs"]`` and warning once. Every other
@@ -118,7 +194,7 @@ def validate_ohlcv(
     """
     if not isinstance(frame, pd.DataFrame):
         raise DataError(f"{name} must be a pandas DataFrame, got {type(frame).__name__}; load CSVs with load_ohlcv(path).")
-    frame, index = _extract_index(frame)
+    frame, index, assumed_utc = _extract_index(frame, date_format=date_format, tz=tz)
     frame = _normalise_columns(frame)
     try:
         values = frame.loc[:, list(OHLCV_COLUMNS)].to_numpy(dtype="float64", copy=True)
@@ -179,21 +255,74 @@ def validate_ohlcv(
     if repairs:
         warnings.warn(f"{name} repaired: " + "; ".join(repairs), stacklevel=2)
     out.attrs["repairs"] = repairs
+    out.attrs["assumed_utc"] = assumed_utc
     return out
 
 
-def load_ohlcv(source: OhlcvSource, *, min_bars: int = 1, repair: bool = False) -> pd.DataFrame:
-    """Load a DataFrame or CSV path (``.csv``/``.csv.gz``; timestamp column auto-detected) and validate it."""
-    if isinstance(source, pd.DataFrame):
-        return validate_ohlcv(source, min_bars=min_bars, repair=repair)
-    path = os.fspath(source)
-    if not os.path.exists(path):
-        raise DataError(f"OHLCV file {path!r} does not exist; check the path (sample data: effnet-trading sample-data).")
+def _sniff_csv(path: str, sep: str | None, decimal: str | None) -> tuple[str, str]:
+    """The field separator and decimal mark of a CSV, from its first lines; DataError when unclear."""
+    import gzip
+
+    opener = gzip.open if path.endswith(".gz") else open
     try:
-        raw = pd.read_csv(path)
-    except Exception as exc:  # pandas raises many types for unreadable files
-        raise DataError(f"could not read {path!r} as CSV ({exc}).") from exc
-    return validate_ohlcv(raw, min_bars=min_bars, repair=repair, name=f"OHLCV file {os.path.basename(path)!r}")
+        with opener(path, "rt", errors="replace") as fh:
+            lines = [fh.readline() for _ in range(6)]
+    except OSError as exc:
+        raise DataError(f"could not read {path!r} ({exc}).") from exc
+    lines = [ln.rstrip("\r\n") for ln in lines if ln.strip()]
+    if not lines:
+        raise DataError(f"{path!r} is empty; an OHLCV CSV needs a header row and one row per bar.")
+    header = lines[0]
+    if sep is None:
+        counts = {c: header.count(c) for c in (",", ";", "\t", "|")}
+        found = [c for c, n in counts.items() if n >= 4]  # five OHLCV fields at least: >= 4 separators
+        if len(found) == 1:
+            sep = found[0]
+        elif not found:
+            sep = ","  # let pandas report what it sees
+        else:
+            raise DataError(
+                f"cannot tell the field separator of {path!r}: its header has {', '.join(repr(c) for c in found)}; "
+                "pass sep=';' (or ',') to load_ohlcv."
+            )
+    if decimal is None:
+        decimal = "."
+        if sep != ",":
+            body = [f.strip().strip('"') for ln in lines[1:] for f in ln.split(sep)]
+            if any(re.fullmatch(r"-?\d+,\d+", f) for f in body):
+                decimal = ","
+    return sep, decimal
+
+
+def load_ohlcv(source: OhlcvSource, *, min_bars: int = 1, repair: bool = False, date_format: str | None = None,
+               tz: str | None = None, sep: str | None = None, decimal: str | None = None) -> pd.DataFrame:
+    """Load a DataFrame or CSV path (``.csv``/``.csv.gz``; timestamp column auto-detected) and validate it.
+
+    The field separator (',', ';', tab, '|') and a decimal comma are detected from the first lines
+    (or given with ``sep``/``decimal``). date_format and tz: see ``validate_ohlcv``. Naive
+    timestamps read as UTC are said once, in a log line (logger ``effnet_trading.imaging.data``).
+    """
+    if isinstance(source, pd.DataFrame):
+        out = validate_ohlcv(source, min_bars=min_bars, repair=repair, date_format=date_format, tz=tz)
+        what = "OHLCV frame"
+    else:
+        path = os.fspath(source)
+        if not os.path.exists(path):
+            raise DataError(f"OHLCV file {path!r} does not exist; check the path (sample data: effnet-trading sample-data).")
+        sep, decimal = _sniff_csv(path, sep, decimal)
+        try:
+            raw = pd.read_csv(path, sep=sep, decimal=decimal)
+        except Exception as exc:  # pandas raises many types for unreadable files
+            raise DataError(f"could not read {path!r} as CSV ({exc}).") from exc
+        what = f"OHLCV file {os.path.basename(path)!r}"
+        if raw.shape[1] == 1 and len(str(raw.columns[0])) > 20:
+            raise DataError(f"{what} reads as one column ({str(raw.columns[0])[:60]!r}); its field separator is not "
+                            f"{sep!r}: pass sep=';' (or the one it uses) to load_ohlcv.")
+        out = validate_ohlcv(raw, min_bars=min_bars, repair=repair, name=what, date_format=date_format, tz=tz)
+    if out.attrs.get("assumed_utc"):
+        _log.warning("%s has timestamps without a time zone: read as UTC (pass tz=..., CLI --tz, if they are local time).",
+                     what)
+    return out
 
 
 def ohlcv_array(frame: pd.DataFrame) -> np.ndarray:
@@ -208,6 +337,27 @@ def infer_interval(index: pd.DatetimeIndex) -> pd.Timedelta:
     diffs = np.diff(index.as_unit("ns").asi8)
     values, counts = np.unique(diffs, return_counts=True)
     return pd.Timedelta(int(values[np.argmax(counts)]), unit="ns")
+
+
+def time_gaps(index: pd.DatetimeIndex, *, max_bars: float = 3.0, interval=None) -> dict:
+    """Spacings longer than ``max_bars`` bar intervals (data missing, a market closed): reported, never bridged.
+
+    Returns ``{"interval", "threshold", "count", "largest", "largest_at", "missing_bars"}`` (JSON-able):
+    the bar size (most common spacing unless given), the gap threshold, how many gaps, the longest
+    one and the bar it ends at, and the bars those gaps would hold at the bar size.
+    """
+    step = infer_interval(index) if interval is None else parse_timeframe(interval)
+    out = {"interval": str(step), "threshold": str(step * max_bars), "count": 0, "largest": None, "largest_at": None,
+           "missing_bars": 0}
+    if len(index) < 2:
+        return out
+    diffs = np.diff(index.as_unit("ns").asi8)
+    big = np.flatnonzero(diffs > step.value * max_bars)
+    if len(big):
+        k = big[np.argmax(diffs[big])]
+        out.update(count=int(len(big)), largest=str(pd.Timedelta(int(diffs[k]), unit="ns")),
+                   largest_at=str(index[k + 1]), missing_bars=int(np.sum(diffs[big] // step.value - 1)))
+    return out
 
 
 def parse_timeframe(tf: str | pd.Timedelta) -> pd.Timedelta:

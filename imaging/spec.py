@@ -9,6 +9,8 @@ from effnet_trading.errors import SpecError
 
 __all__ = ["KINDS", "ImageSpec", "StackSpec", "AnySpec", "spec_from_dict", "spec_from_json", "spec_from_options"]
 
+MAX_SIZE = 4096  # pixels a side: beyond it one rendered image alone takes 64+ MiB per channel
+
 KINDS = ("candles", "ohlc_bars", "gasf", "gadf", "recurrence", "lob_heatmap")
 _PRICE_FIELDS = ("open", "high", "low", "close", "volume", "typical")
 
@@ -52,6 +54,9 @@ class ImageSpec:
         object.__setattr__(self, "fields", tuple(self.fields) if not isinstance(self.fields, str) else (self.fields,))
         if len(size) != 2 or min(size) < 4:
             raise SpecError(f"ImageSpec size {self.size!r} must be (H, W) with both >= 4 pixels, e.g. (64, 64).")
+        if max(size) > MAX_SIZE:
+            raise SpecError(f"ImageSpec size {size} is larger than {MAX_SIZE} pixels a side (one image would need "
+                            f"{size[0] * size[1] * 4 / 2**20:,.0f} MiB per channel); models read 16-256, e.g. (64, 64).")
         if int(self.window) < 2:
             raise SpecError(f"ImageSpec window {self.window!r} must be >= 2 bars.")
         object.__setattr__(self, "window", int(self.window))

@@ -87,6 +87,17 @@ class ModelCard:
     def from_dict(cls, d: dict[str, Any]) -> "ModelCard":
         if not isinstance(d, dict):
             raise ModelCardError(f"card.json holds a {type(d).__name__}, expected a JSON object; {_REEXPORT}.")
+        version = d.get("card_version", CARD_VERSION)
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise ModelCardError(f"card.json has card_version {version!r}; expected a whole number >= 1: {_REEXPORT}.")
+        if version > CARD_VERSION:
+            from effnet_trading import __version__
+
+            raise ModelCardError(
+                f"card.json has card_version {version}, newer than this effnet-trading {__version__} reads (up to "
+                f"{CARD_VERSION}): the model was exported by a newer release. Upgrade with "
+                "pip install -U effnet-trading, or re-export the model with this version."
+            )
         missing = [k for k in ("name", "architecture", "spec", "input_shape") if k not in d]
         if missing:
             raise ModelCardError(f"card.json is missing required field(s) {missing}; {_REEXPORT}.")

@@ -18,9 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from effnet_trading.errors import ModelCardError
+from effnet_trading.errors import ModelCardError, OutputError
+from effnet_trading.outputs import MANIFEST_FILE
 from effnet_trading.imaging.spec import AnySpec
-from effnet_trading.model_zoo.card import ONNX_FILE, ModelCard, sha256_file
+from effnet_trading.model_zoo.card import CARD_FILE, ONNX_FILE, VARIANT_FILES, ModelCard, sha256_file
 from effnet_trading.model_zoo.quantize import add_variant
 
 __all__ = ["ExportWrapper", "export_onnx", "verify_onnx"]
@@ -73,8 +74,28 @@ def _export(wrapper: nn.Module, dummy: torch.Tensor, onnx_path: Path, opset: int
     )
 
 
+# what a model folder may hold: an export replaces such a folder whole, and refuses any other
+_MODEL_FILES = {CARD_FILE, *VARIANT_FILES.values(), MANIFEST_FILE}
+
+
+def _check_replaceable(out_dir: Path) -> None:
+    """``out_dir`` is missing, empty or a model folder; anything else would be deleted by the swap."""
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise OutputError(f"model folder {out_dir} is a file; choose a folder path for the model.")
+    foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in _MODEL_FILES and not p.name.endswith(".tmp"))
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise OutputError(
+            f"refusing to export into {out_dir}: it holds files that are not part of a model folder ({shown}) and "
+            "an export replaces the whole folder. Choose a new or empty folder for the model."
+        )
+
+
 def _move_into_place(tmp_dir: Path, out_dir: Path) -> None:
     """Rename the finished folder over ``out_dir``; an old folder is kept aside until the rename succeeded."""
+    _check_replaceable(out_dir)
     old = None
     if out_dir.exists():
         old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
@@ -125,6 +146,7 @@ def export_onnx(
     std = [0.25] * c if std is None else list(std)
     wrapper = ExportWrapper(model, mean, std).eval().cpu()
     out_dir = Path(out_dir)
+    _check_replaceable(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     if int8 and (calib_images is None or not len(calib_images)):
         raise ModelCardError("int8=True needs calib_images: rendered training images to calibrate activation ranges on.")

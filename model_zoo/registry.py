@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from effnet_trading.errors import SpecError, require
 
-__all__ = ["ModelInfo", "register_model", "create_model", "list_models", "model_info"]
+__all__ = ["ModelInfo", "register_model", "create_model", "list_models", "model_info", "check_model_kwargs"]
 
 # Modules that define registered architectures (imported lazily; they need torch).
 _ARCH_MODULES = ("efficientnet", "small")
@@ -67,6 +67,39 @@ def model_info(name: str) -> ModelInfo:
     return _REGISTRY[name]
 
 
+def _options(builder) -> set[str] | None:
+    """Keyword options a builder accepts (its own, or the class it returns forwards ``**kw`` to); None if unknown."""
+    import inspect
+    import typing
+
+    params = inspect.signature(builder).parameters
+    names = {n for n, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return names
+    try:
+        cls = typing.get_type_hints(builder).get("return")
+    except Exception:
+        return None
+    if not isinstance(cls, type):
+        return None
+    inner = inspect.signature(cls.__init__).parameters
+    if any(p.kind == p.VAR_KEYWORD for p in inner.values()):
+        return None
+    return names | {n for n in inner if n != "self"}
+
+
+def check_model_kwargs(name: str, kwargs: dict) -> None:
+    """SpecError naming any option ``create_model(name, **kwargs)`` would not accept, and the ones it does."""
+    known = _options(model_info(name).builder)
+    if known is None:
+        return
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        opts = sorted(known - {"num_classes", "in_chans"})
+        raise SpecError(f"model {name!r} has no option(s) {unknown} (--model-kwargs / model_kwargs); it takes {opts}.")
+
+
 def create_model(name: str, num_classes: int = 3, in_chans: int = 3, **kwargs: Any):
     """Build a registered model: ``create_model('efficientnet_b0', num_classes=3, in_chans=3)``."""
+    check_model_kwargs(name, kwargs)
     return model_info(name).builder(num_classes=num_classes, in_chans=in_chans, **kwargs)

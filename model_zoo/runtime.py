@@ -117,7 +117,15 @@ class Predictor:
         # Idle worker threads spin and burn CPU between sparse (live) calls: turn spinning off.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         onnx_path = self.model_dir / self.card.variant_file(variant)
-        self.session = ort.InferenceSession(str(onnx_path), sess_options=opts, providers=self.providers)
+        try:
+            self.session = ort.InferenceSession(str(onnx_path), sess_options=opts, providers=self.providers)
+        except Exception as exc:  # onnxruntime raises its own (protobuf, graph) error types
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ModelCardError(
+                f"{onnx_path.name} in {str(self.model_dir)!r} cannot be loaded by onnxruntime ({first}); the file is "
+                "corrupt or not an ONNX model although its sha256 matches card.json (the card was rewritten after "
+                "the file changed). Restore the original file or re-export the model (`effnet-trading zoo export` / `train`)."
+            ) from exc
         self._check_graph()
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name

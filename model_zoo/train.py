@@ -22,7 +22,7 @@ from effnet_trading.errors import TrainingError
 from effnet_trading.imaging.spec import AnySpec, ImageSpec, spec_from_dict
 from effnet_trading.model_zoo.dataset import ImageDataset
 from effnet_trading.model_zoo.metrics import classification_report
-from effnet_trading.model_zoo.registry import create_model
+from effnet_trading.model_zoo.registry import check_model_kwargs, create_model
 from effnet_trading.model_zoo.splits import Split, walk_forward_splits
 from effnet_trading.model_zoo.threads import with_torch_threads
 
@@ -63,15 +63,26 @@ class TrainConfig:
     model_kwargs: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        """Refuse settings that cannot train, one line each (the CLI maps them to messages)."""
+        import math
+        import re
+
         for name, low in (("horizon", 1), ("epochs", 1), ("batch_size", 2), ("patience", 1), ("folds", 1)):
             if int(getattr(self, name)) < low:
                 raise TrainingError(f"TrainConfig {name}={getattr(self, name)} must be >= {low}.")
-        if not float(self.lr) > 0:
-            raise TrainingError(f"TrainConfig lr={self.lr} must be > 0 (e.g. 3e-3).")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise TrainingError(f"TrainConfig lr={self.lr!r} must be > 0 (a learning rate, e.g. 3e-3).")
         if not 0.0 <= float(self.label_smoothing) < 1.0:
             raise TrainingError(f"TrainConfig label_smoothing={self.label_smoothing} must be in [0, 1) (e.g. 0.1).")
         if self.class_weights not in (None, "balanced"):
             raise TrainingError(f"TrainConfig class_weights={self.class_weights!r} is unknown; use 'balanced' or None.")
+        if self.max_train_samples is not None and int(self.max_train_samples) < 1:
+            raise TrainingError(f"max_train_samples={self.max_train_samples!r} must be >= 1 (or None for all samples).")
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", str(self.device)):
+            raise TrainingError(f"device={self.device!r} is not one of 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'.")
+        if not isinstance(self.model_kwargs, dict):
+            raise TrainingError(f"model_kwargs={self.model_kwargs!r} must be a dict of options, e.g. {{'drop_rate': 0.2}}.")
+        check_model_kwargs(self.model, self.model_kwargs)
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}

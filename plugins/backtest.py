@@ -7,6 +7,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -113,15 +114,20 @@ def _clean(obj):
 
 def run_backtest(ohlcv: pd.DataFrame, scorer, *, engine: str = "vectorbt", policy=None, fees: float = 0.001,
                  slippage: float = 0.0, init_cash: float = 10_000.0, progress: bool = False,
-                 config: dict | None = None) -> BacktestOutput:
+                 config: dict | None = None, periods_per_year: float | None = None) -> BacktestOutput:
     """Score ``ohlcv`` with ``scorer`` (anything ``as_scorer`` takes) and trade ``policy`` (default
-    ``Policy()``) on it in ``engine`` (decide at close t, fill at open t+1)."""
+    ``Policy()``) on it in ``engine`` (decide at close t, fill at open t+1).
+    periods_per_year: annualisation (default: observed from the data's calendar)."""
     from effnet_trading.errors import SpecError
     from effnet_trading.strategies import Policy, as_scorer, buy_and_hold, performance_summary
 
     if engine not in ENGINES:
         raise SpecError(f"engine {engine!r} is not one of {list(ENGINES)}.")
+    from effnet_trading.imaging import time_gaps
+    from effnet_trading.strategies.signal import require_history
+
     scorer = as_scorer(scorer, what="run_backtest")
+    require_history(scorer, ohlcv)  # a frame too short for one score would give a report of NaN
     policy = policy if policy is not None else Policy()
     models = _models(scorer)
     bar = None
@@ -151,20 +157,24 @@ def run_backtest(ohlcv: pd.DataFrame, scorer, *, engine: str = "vectorbt", polic
             for m in models:
                 m.model = m.model._inner
     held = target.shift(1, fill_value=0.0)  # the contract: a decision at close t is held from open t+1
-    strat = performance_summary(equity, trades=trades, position=held, init_cash=init_cash, kind="equity")
+    strat = performance_summary(equity, trades=trades, position=held, init_cash=init_cash, kind="equity",
+                                periods_per_year=periods_per_year)
     bench_eq = buy_and_hold(ohlcv, fees=fees, slippage=slippage, init_cash=init_cash)
-    bench = performance_summary(bench_eq, position=pd.Series(1.0, index=ohlcv.index), init_cash=init_cash, kind="equity")
+    bench = performance_summary(bench_eq, position=pd.Series(1.0, index=ohlcv.index), init_cash=init_cash, kind="equity",
+                                periods_per_year=periods_per_year)
     latency = np.concatenate([getattr(getattr(m.model, "latency", None), "samples", np.array([])) for m in models] or [np.array([])])
     summary = {"strategy": strat, "buy_and_hold": bench, "engine": engine,
-               "span": [str(ohlcv.index[0]), str(ohlcv.index[-1])], "bars": len(ohlcv),
+               "span": [str(ohlcv.index[0]), str(ohlcv.index[-1])], "bars": len(ohlcv), "gaps": time_gaps(ohlcv.index),
+               "periods_per_year": strat["periods_per_year"], "periods_per_year_source": strat["periods_per_year_source"],
                "config": {"engine": engine, "policy": policy.to_dict(), "fees": fees, "slippage": slippage,
                           "init_cash": init_cash, "execution": "decide at the close of bar t, fill at the open of bar t+1",
                           **(config or {})}}
     return BacktestOutput(engine, probs, target, equity, bench_eq, trades, _clean(summary), latency)
 
 
-def write_backtest_outputs(out: BacktestOutput, ohlcv: pd.DataFrame, out_dir: str | Path) -> Path:
-    """summary.json, trades.csv, signals.csv, report.html in ``out_dir``; returns the report path."""
+def write_backtest_outputs(out: BacktestOutput, ohlcv: pd.DataFrame, out_dir: str | Path, **report: Any) -> Path:
+    """summary.json, trades.csv, signals.csv, report.html in ``out_dir``; returns the report path.
+    ``report``: extra ``write_backtest_report`` arguments (title, intro, confusion, example_images)."""
     from effnet_trading.evaluation.report import write_backtest_report, write_text_atomic
 
     out_dir = Path(out_dir)
@@ -176,6 +186,6 @@ def write_backtest_outputs(out: BacktestOutput, ohlcv: pd.DataFrame, out_dir: st
     write_text_atomic(out_dir / "signals.csv", signals.to_csv(index_label="timestamp"))
     return write_backtest_report(out_dir, summary=out.summary, equity=out.equity, benchmark=out.benchmark,
                                  probs=out.probs, ohlcv=ohlcv, trades=out.trades, latency_ms=out.latency_ms,
-                                 title=f"effnet-trading backtest ({out.engine})")
+                                 **{"title": f"effnet-trading backtest ({out.engine})", **report})
 
 

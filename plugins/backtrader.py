@@ -22,9 +22,10 @@ import pandas as pd
 
 from effnet_trading.errors import SpecError, require
 from effnet_trading.imaging import OHLCV_COLUMNS
-from effnet_trading.strategies.execution import Fill, trades_from_orders
+from effnet_trading.strategies.execution import Fill, check_costs, trades_from_orders
 from effnet_trading.strategies.policy import Policy, class_directions
 from effnet_trading.strategies.scorer import as_scorer
+from effnet_trading.strategies.signal import require_history
 
 __all__ = [
     "EfficientNetSignal",
@@ -100,6 +101,7 @@ class EfficientNetSignal(bt.Indicator):
             self.p.risk.reset()
         self._cache: np.ndarray | None = None  # (T, 4) once() results
         self._pos: list[int] | None = None  # positions of the sell/hold/buy columns in update()'s rows
+        self._last: tuple[float, tuple[float, ...]] | None = None  # (bar date, line values) of the last step
         self.addminperiod(_warmup_bars(self.scorer) + 1)
 
     # -- batched: whole preloaded history -------------------------------------------------
@@ -138,7 +140,14 @@ class EfficientNetSignal(bt.Indicator):
     # -- one bar at a time (runonce=False, live) ----------------------------------------
     def _step(self) -> None:
         d = self.data
-        ts = bt.num2date(d.datetime[0]).replace(tzinfo=_UTC)  # naive UTC -> aware (cheaper than pandas per bar)
+        when = float(d.datetime[0])
+        if self._last is not None and self._last[0] == when:
+            # backtrader calls next() again for a bar of ours when another feed (a resampled one, a
+            # symbol with other bars) advanced the clock: rewrite the values, advance no state
+            for line, v in zip(self.lines, self._last[1]):
+                line[0] = v
+            return
+        ts = bt.num2date(when).replace(tzinfo=_UTC)  # naive UTC -> aware (cheaper than pandas per bar)
         bar = {"timestamp": ts, "open": d.open[0], "high": d.high[0], "low": d.low[0], "close": d.close[0],
                "volume": d.volume[0]}
         probs = self.scorer.update(bar)
@@ -150,7 +159,8 @@ class EfficientNetSignal(bt.Indicator):
         else:
             row = probs.to_numpy()
             values = [float(row[j]) for j in self._col_pos(probs)]
-        for line, v in zip(self.lines, (*values, float(target))):
+        self._last = (when, (*values, float(target)))
+        for line, v in zip(self.lines, self._last[1]):
             line[0] = v
 
     def _col_pos(self, probs: pd.Series) -> list[int]:
@@ -179,22 +189,34 @@ class ProbabilityData(bt.feeds.PandasData):
 class EfficientNetStrategy(bt.Strategy):
     """Trades ``data0`` on an ``EfficientNetSignal``: target = signal x stake (fraction of equity).
 
-    With ``Cerebro(cheat_on_open=True)`` and ``broker.set_coo(True)`` (what ``run_backtrader``
-    sets) the order is sized at the fill price, the open of bar t+1: exactly the execution
-    contract. Otherwise ``order_target_percent`` sizes it at the close of bar t and it fills at
-    the next open (the held fraction then drifts by the close-to-open gap; keep ``stake`` below 1
-    so a gap up does not make a 100 % buy exceed the cash). Orders go out only when the target
-    changes.
+    exact=True (default, when the strategy scores itself): at ``start`` it turns on cheat-on-open (``cerebro.p.cheat_on_open``
+    and ``broker.set_coo(True)``, what ``run_backtrader`` sets), so each order is sized in fractional
+    units at the fill price, the open of bar t+1: exactly the execution contract and the same
+    trades as ``run_backtrader`` on a plain ``Cerebro``. exact=False: orders are sized in
+    fractional units from the close of bar t and fill at the next open (the held fraction then
+    drifts by the close-to-open gap; keep ``stake`` below 1 so a gap up does not exceed the cash).
+    Orders go out only when the target changes; an order the broker rejects (Margin/Rejected)
+    is logged and retried at the next bar.
 
     params: model, policy, risk, chunk (see EfficientNetSignal);
     stake (fraction of equity for |signal| = 1); signal (use an existing line, e.g. a
-    ``ProbabilityData`` feed's ``signal``, instead of scoring).
+    ``ProbabilityData`` feed's ``signal``, instead of scoring); exact (see above).
     """
 
     params = _SIGNAL_PARAMS + (
         ("stake", 1.0),
         ("signal", None),
+        ("exact", True),
     )
+
+    def start(self) -> None:
+        # a signal line from a data feed (ProbabilityData) already holds bar t+1 at the open of t+1:
+        # reading it there would look ahead, so such a line trades from the close (exact=False sizing)
+        if self.p.exact and self.p.signal is None and not self.cerebro.p.cheat_on_open:
+            # the contract sizes at the fill price (the next open): that is backtrader's cheat-on-open
+            self.cerebro.p.cheat_on_open = True
+            if hasattr(self.broker, "set_coo"):
+                self.broker.set_coo(True)
 
     def __init__(self):
         if self.p.signal is not None:
@@ -247,7 +269,9 @@ class EfficientNetStrategy(bt.Strategy):
             return
         target = self._decision(0)
         if target != self.held_target:
-            self.order_target_percent(data=self.data, target=target)
+            # fractional units (order_target_percent would round down to whole units: nothing at BTC prices)
+            units = target * self.broker.getvalue() / float(self.data.close[0])
+            self.order_target_size(data=self.data, target=units)
             self.held_target = target
 
     def prenext(self) -> None:
@@ -264,6 +288,7 @@ class EfficientNetStrategy(bt.Strategy):
                 self.broker.cancel(order)  # float dust left by backtrader's position arithmetic: the order is filled
         elif order.status in (order.Margin, order.Rejected):
             self.order_log.append((self.data.datetime[0], 0.0, math.nan, 0.0))
+            self.held_target = math.nan  # not reached: decide again (and retry) at the next bar
 
     def _log_fill(self, order) -> None:
         """Log what this notification adds to the order's cumulative execution."""
@@ -312,7 +337,10 @@ def run_backtrader(
     market orders at the next open, percentage fees, slippage on the open)."""
     from effnet_trading.strategies.signal import canonical_ohlcv
 
+    check_costs(fees, slippage, init_cash)
     frame = canonical_ohlcv(ohlcv)
+    model = as_scorer(model, chunk=chunk, what="run_backtrader")  # loaded once: the strategy's indicator uses this object
+    require_history(model, frame)
     cerebro = bt.Cerebro(runonce=runonce, cheat_on_open=True, stdstats=False)
     cerebro.broker.set_coo(True)
     cerebro.broker.setcash(float(init_cash))

@@ -70,7 +70,7 @@ def _custom_func(open_, high, low, close, volume, threshold, hysteresis, long_on
     for j in range(close.shape[1]):
         frame = pd.DataFrame({"open": open_.iloc[:, j], "high": high.iloc[:, j], "low": low.iloc[:, j],
                               "close": close.iloc[:, j], "volume": volume.iloc[:, j]})
-        probs.append(scorer.predict_proba(frame))
+        probs.append(_score_valid_span(scorer, frame, close.columns[j]))
     outs = {name: [] for name in _OUTPUTS}
     for th, hy, lo in zip(threshold, hysteresis, long_only):
         policy = base.replace(threshold=float(th), hysteresis=float(hy), long_only=bool(lo), class_names=names)
@@ -83,6 +83,24 @@ def _custom_func(open_, high, low, close, volume, threshold, hysteresis, long_on
             for name, ev in zip(_OUTPUTS[4:], signal_events(target)):
                 outs[name].append(ev)
     return tuple(np.column_stack(outs[name]) for name in _OUTPUTS)
+
+
+def _score_valid_span(scorer, frame: pd.DataFrame, column) -> pd.DataFrame:
+    """Probabilities of one column over its own valid span (symbols listed on different dates are
+    NaN-padded in a wide frame); NaN outside it. A NaN bar inside the span is refused, not bridged."""
+    ok = frame.notna().all(axis=1).to_numpy()
+    if ok.all() or not ok.any():
+        return scorer.predict_proba(frame)
+    first, last = np.flatnonzero(ok)[[0, -1]]
+    holes = np.flatnonzero(~ok[first:last + 1]) + first
+    if len(holes):
+        shown = ", ".join(str(frame.index[i]) for i in holes[:3]) + (f" and {len(holes) - 3} more" if len(holes) > 3 else "")
+        raise DataError(
+            f"column {column!r} has NaN bars inside its data ({shown}); only leading/trailing NaN (a symbol listed "
+            "later or delisted) is skipped. Fill or drop those bars explicitly before scoring."
+        )
+    part = scorer.predict_proba(frame.iloc[first:last + 1])
+    return part.reindex(frame.index)
 
 
 def _cached_signal_model(path, chunk: int):
@@ -148,6 +166,41 @@ def _frame(ohlcv):
     return canonical_ohlcv(ohlcv)
 
 
+def _symbol_level(target) -> pd.Index | None:
+    """The symbols of a multi-symbol target (its last column level, named by the input columns), or None."""
+    if not isinstance(target, pd.DataFrame):
+        return None
+    cols = target.columns
+    name = cols.names[-1]
+    values = cols.get_level_values(-1)
+    if (name is None and not isinstance(cols, pd.MultiIndex)) or str(name).startswith("effnet_") or values.nunique() < 2:
+        return None  # a plain frame of several targets for one symbol, or a parameter level
+    return values
+
+
+def _wide(ohlcv: dict, target) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DatetimeIndex]:
+    """{symbol: OHLCV} -> open, high, low, close frames with the target's columns (each column at its symbol's prices)."""
+    frames = {sym: _frame(f) for sym, f in ohlcv.items()}
+    if not isinstance(target, pd.DataFrame):
+        raise DataError(f"{len(frames)} symbols {sorted(frames)} but one target Series: pass a DataFrame with one column per symbol.")
+    symbols = target.columns.get_level_values(-1)
+    missing = sorted(set(map(str, symbols)) - set(map(str, frames)))
+    if missing:
+        raise DataError(f"targets for symbol(s) {missing} have no OHLCV frame (given: {sorted(frames)}); "
+                        "pass one frame per target column, keyed by the column's symbol.")
+    index = frames[next(iter(frames))].index
+    for f in frames.values():
+        index = index.union(f.index)
+    by_name = {str(k): v for k, v in frames.items()}
+    out = []
+    for field in ("open", "high", "low", "close"):
+        wide = pd.DataFrame({i: by_name[str(s)][field].reindex(index) for i, s in enumerate(symbols)})
+        wide.index = index
+        wide.columns = target.columns
+        out.append(wide)
+    return (*out, index)
+
+
 def contract_orders(target) -> pd.DataFrame | pd.Series:
     """Targets decided at bar closes -> target-percent order sizes on the fill bars: shifted one bar,
     NaN (no order) where the target did not change. Keeps Series/DataFrame shape and index."""
@@ -170,10 +223,35 @@ def portfolio_from_signals(
     freq=None,
 ):
     """A ``vbt.Portfolio`` trading targets (Series on the ohlcv index, a DataFrame of several
-    targets, or an ``EfficientNetIndicator`` result: its ``signal``) under the execution contract."""
+    targets, or an ``EfficientNetIndicator`` result: its ``signal``) under the execution contract.
+
+    ohlcv: one OHLCV frame, or ``{symbol: frame}`` for targets with one column per symbol (the last
+    column level, as ``EfficientNetIndicator.run`` on wide frames gives): each column then trades at
+    its own symbol's open/close. Targets for several symbols with one frame are refused."""
+    from effnet_trading.strategies.execution import check_costs
+
+    check_costs(fees, slippage, init_cash)
     vbt = _vbt()
-    frame = _frame(ohlcv)
     target = getattr(signal_or_target, "signal", signal_or_target)
+    if isinstance(ohlcv, dict):  # several symbols: each target column trades at its own symbol's prices
+        open_w, high_w, low_w, close_w, index = _wide(ohlcv, target)
+        target = target.reindex(index).fillna(0.0)
+        if (target.abs() > 1.0 + 1e-12).to_numpy().any():
+            raise DataError("targets must be fractions of equity in [-1, 1]; clip or rescale them (e.g. Risk(max_exposure=...)).")
+        if not allow_short:
+            target = target.clip(lower=0.0)
+        if sl_stop is not None or tp_stop is not None:
+            raise SpecError("sl_stop/tp_stop are for one OHLCV frame; with several symbols use Risk(stop_loss=...).")
+        return vbt.Portfolio.from_orders(close_w, size=contract_orders(target), size_type="targetpercent", price=open_w,
+                                         fees=fees, slippage=slippage, init_cash=init_cash,
+                                         freq=freq or infer_interval(index))
+    frame = _frame(ohlcv)
+    symbols = _symbol_level(target)
+    if symbols is not None:
+        raise DataError(
+            f"targets for {symbols.nunique()} symbols ({', '.join(map(str, symbols.unique()[:5]))}) but one OHLCV frame: "
+            "every symbol would trade at that frame's prices. Pass {symbol: ohlcv_frame} as ohlcv."
+        )
     if isinstance(target, np.ndarray):
         target = pd.Series(target, index=frame.index) if target.ndim == 1 else pd.DataFrame(target, index=frame.index)
     if not isinstance(target, (pd.Series, pd.DataFrame)):
@@ -183,6 +261,7 @@ def portfolio_from_signals(
         if target.isna().all().all() if isinstance(target, pd.DataFrame) else target.isna().all():
             raise DataError("targets share no timestamps with the ohlcv index (is one tz-naive?); build them on the same index.")
     target = target.fillna(0.0)
+    target.index = frame.index  # equal stamps; vectorbt also wants the same index name
     if (target.abs() > 1.0 + 1e-12).to_numpy().any():
         raise DataError("targets must be fractions of equity in [-1, 1]; clip or rescale them (e.g. Risk(max_exposure=...)).")
     if not allow_short:

@@ -5,7 +5,14 @@ Never imports backtrader, vectorbt or pybit.
 from effnet_trading.strategies.ensemble import TimeframeEnsemble, combine_probabilities
 from effnet_trading.strategies.execution import Fill, SimResult, align_target, simulate
 from effnet_trading.strategies.monitor import PSI_ALARM, Monitor, psi
-from effnet_trading.strategies.performance import YEAR, bars_per_year, buy_and_hold, drawdown, performance_summary
+from effnet_trading.strategies.performance import (
+    YEAR,
+    bars_per_year,
+    buy_and_hold,
+    drawdown,
+    performance_summary,
+    periods_per_year,
+)
 from effnet_trading.strategies.policy import Policy, class_directions
 from effnet_trading.strategies.risk import Risk
 from effnet_trading.strategies.scorer import PrecomputedScores, Scorer, as_scorer, is_scorer
@@ -26,6 +33,7 @@ __all__ = [
     "simulate",
     "align_target",
     "bars_per_year",
+    "periods_per_year",
     "drawdown",
     "performance_summary",
     "buy_and_hold",

@@ -26,16 +26,18 @@ size_type="targetpercent", price=open, fees=fees, slippage=slippage, init_cash=c
 """
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from effnet_trading.errors import DataError
+from effnet_trading.errors import DataError, SpecError
 from effnet_trading.strategies.signal import canonical_ohlcv
 
-__all__ = ["Fill", "SimResult", "simulate", "align_target", "trades_from_orders"]
+__all__ = ["Fill", "SimResult", "simulate", "align_target", "trades_from_orders", "check_costs", "HIGH_COST"]
 
 
 class Fill(NamedTuple):
@@ -120,14 +122,26 @@ def _orders(open_: np.ndarray, tgt: np.ndarray, fees: float, slippage: float, in
     return fills
 
 
+HIGH_COST = 0.05  # fees or slippage at or above 5 % per trade are almost always a units mistake (5 for 0.05 %?)
+
+
+def check_costs(fees: float, slippage: float, init_cash: float) -> None:
+    """Refuse impossible costs/cash (SpecError, one line each); warn loudly at fees or slippage >= 5 %."""
+    for name, v in (("fees", fees), ("slippage", slippage)):
+        if not (isinstance(v, (int, float, np.floating, np.integer)) and math.isfinite(v) and 0.0 <= v < 1.0):
+            raise SpecError(f"{name}={v!r} must be a fraction of the traded notional in [0, 1), e.g. 0.001 for 0.1 %.")
+        if v >= HIGH_COST:
+            warnings.warn(f"{name}={v:g} is {v:.1%} of every trade's notional: far above any real market "
+                          f"(0.001 = 0.1 % is typical). Did you mean {v / 100:g}?", UserWarning, stacklevel=3)
+    if not (isinstance(init_cash, (int, float, np.floating, np.integer)) and math.isfinite(init_cash) and init_cash > 0):
+        raise SpecError(f"cash={init_cash!r} must be a finite amount > 0, e.g. 10000.")
+
+
 def simulate(ohlcv, target, *, fees: float = 0.001, slippage: float = 0.0, init_cash: float = 10_000.0) -> SimResult:
     """Backtest targets under the execution contract (module docstring). ``target``: Series on the
     ohlcv index (or array, one per bar) of equity fractions in [-1, 1]; NaN -> 0."""
     frame = canonical_ohlcv(ohlcv)
-    if not (0.0 <= fees < 1.0) or not (0.0 <= slippage < 1.0):
-        raise DataError(f"fees={fees} and slippage={slippage} must be fractions in [0, 1), e.g. fees=0.001 for 0.1%.")
-    if init_cash <= 0:
-        raise DataError(f"init_cash={init_cash} must be > 0.")
+    check_costs(fees, slippage, init_cash)
     tgt = align_target(frame, target)
     open_ = frame["open"].to_numpy()
     close = frame["close"].to_numpy()

@@ -5,7 +5,8 @@ Per bar t (decision at the close of bar t, as in the execution contract):
 
 1. Volatility targeting (``vol_target``, annualised, e.g. 0.5 = 50 %): realised volatility is the
    standard deviation (ddof=1) of the last ``vol_window`` close-to-close log returns up to and
-   including bar t, annualised with ``bars_per_year(interval)``; the target is scaled by
+   including bar t, annualised with the data's own calendar (``performance.periods_per_year``, as
+   the summaries use), or ``periods_per_year`` when given; the target is scaled by
    ``vol_target / vol``. Until ``vol_window`` returns exist the target is 0 (flat).
 2. The sized target is clipped to ``[-max_exposure, max_exposure]``.
 3. Stop-loss / take-profit (fractions, e.g. 0.05) are checked on the **close** of each bar
@@ -24,9 +25,9 @@ import numpy as np
 import pandas as pd
 
 from effnet_trading.errors import DataError, SpecError
-from effnet_trading.imaging import infer_interval, parse_timeframe
+from effnet_trading.imaging import parse_timeframe
 from effnet_trading.strategies.execution import align_target
-from effnet_trading.strategies.performance import bars_per_year
+from effnet_trading.strategies.performance import bars_per_year, periods_per_year
 from effnet_trading.strategies.signal import canonical_ohlcv, parse_bar
 
 __all__ = ["Risk"]
@@ -44,7 +45,11 @@ class Risk:
         take_profit: float | None = None,
         cooldown_bars: int = 0,
         interval=None,
+        periods_per_year: float | None = None,
     ):
+        """interval: the bar size, a 24/7 calendar (``bars_per_year``); periods_per_year: an explicit
+        calendar (252 for daily stock bars); neither: observed from the data (live: from the bar
+        spacing, 24/7, so pass periods_per_year for markets that close)."""
         if vol_target is not None and vol_target <= 0:
             raise SpecError(f"Risk vol_target={vol_target} must be > 0 (annualised volatility, e.g. 0.5) or None.")
         if int(vol_window) < 2:
@@ -54,6 +59,8 @@ class Risk:
         for name, v in (("stop_loss", stop_loss), ("take_profit", take_profit)):
             if v is not None and not v > 0:
                 raise SpecError(f"Risk {name}={v} must be a positive fraction (e.g. 0.05 = 5 %) or None.")
+        if periods_per_year is not None and not (math.isfinite(periods_per_year) and periods_per_year > 0):
+            raise SpecError(f"Risk periods_per_year={periods_per_year} must be a positive number (e.g. 252) or None.")
         if int(cooldown_bars) < 0:
             raise SpecError(f"Risk cooldown_bars={cooldown_bars} must be >= 0.")
         self.vol_target = vol_target
@@ -63,6 +70,7 @@ class Risk:
         self.take_profit = take_profit
         self.cooldown_bars = int(cooldown_bars)
         self.interval = None if interval is None else parse_timeframe(interval)
+        self.periods_per_year = None if periods_per_year is None else float(periods_per_year)
         self.reset()
 
     # -- shared rules ------------------------------------------------------------------
@@ -113,11 +121,13 @@ class Risk:
     def _bpy(self, index: pd.DatetimeIndex | None) -> float:
         if self.vol_target is None:
             return float("nan")
+        if self.periods_per_year is not None:
+            return self.periods_per_year
         if self.interval is not None:
             return bars_per_year(self.interval)
         if index is None or len(index) < 2:
-            raise DataError("Risk(vol_target=...) needs the bar size: pass Risk(interval='1h') or at least 2 bars.")
-        return bars_per_year(infer_interval(index))
+            raise DataError("Risk(vol_target=...) needs the calendar: pass Risk(periods_per_year=...) or at least 2 bars.")
+        return periods_per_year(index)
 
     def apply(self, ohlcv, targets) -> pd.Series:
         """Sized, protected targets for a whole history (same index as ``ohlcv``). Starts flat."""
@@ -141,7 +151,9 @@ class Risk:
         """The sized, protected target for one new closed bar (its open, close and timestamp)."""
         ts, row = parse_bar(bar)
         if self._bpy_live is None and self.vol_target is not None:
-            if self.interval is not None:
+            if self.periods_per_year is not None:
+                self._bpy_live = self.periods_per_year
+            elif self.interval is not None:
                 self._bpy_live = bars_per_year(self.interval)
             elif self._last_ts is not None:
                 self._bpy_live = bars_per_year(ts - self._last_ts)
@@ -177,7 +189,7 @@ class Risk:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Risk":
-        known = {"vol_target", "vol_window", "max_exposure", "stop_loss", "take_profit", "cooldown_bars", "interval"}
+        known = {"vol_target", "vol_window", "max_exposure", "stop_loss", "take_profit", "cooldown_bars", "interval", "periods_per_year"}
         unknown = set(d) - known
         if unknown:
             raise SpecError(f"unknown Risk option(s) {sorted(unknown)}; known: {sorted(known)}.")
@@ -189,4 +201,5 @@ class Risk:
             "vol_target": self.vol_target, "vol_window": self.vol_window, "max_exposure": self.max_exposure,
             "stop_loss": self.stop_loss, "take_profit": self.take_profit, "cooldown_bars": self.cooldown_bars,
             "interval": None if self.interval is None else f"{int(self.interval.total_seconds())}s",
+            "periods_per_year": self.periods_per_year,
         }

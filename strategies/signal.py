@@ -23,7 +23,7 @@ from effnet_trading.imaging import (
     warmup,
 )
 
-__all__ = ["SignalModel", "parse_bar", "canonical_ohlcv"]
+__all__ = ["SignalModel", "parse_bar", "canonical_ohlcv", "bars_needed", "require_history"]
 
 
 def canonical_ohlcv(ohlcv) -> pd.DataFrame:
@@ -283,3 +283,33 @@ class SignalModel:
 
     def __repr__(self) -> str:
         return f"SignalModel({self.name!r}, spec={self.spec.kind}, classes={list(self.class_names)})"
+
+
+def bars_needed(scorer, ohlcv) -> int:
+    """Bars ``scorer`` (a SignalModel or TimeframeEnsemble) needs for its first score on ``ohlcv``'s bar size."""
+    frame = canonical_ohlcv(ohlcv)
+    if len(frame) >= 2:
+        from effnet_trading.imaging import infer_interval
+
+        step = infer_interval(frame.index)
+        if hasattr(scorer, "members") and getattr(scorer, "base", "") is None:
+            scorer.base = step  # what predict_proba infers too
+        elif getattr(scorer, "_base", "") is None and any(s.timeframe for s in scorer.spec.specs):
+            scorer._base = step
+    try:
+        return int(scorer.warmup) + 1
+    except (SpecError, AttributeError):
+        return 2  # the bar size is unknown before two bars: at least that many
+
+
+def require_history(scorer, ohlcv, *, what: str = "the data") -> None:
+    """Raise DataError when ``ohlcv`` is too short for a single score: a backtest of it would be all warm-up."""
+    n, need = len(ohlcv), bars_needed(scorer, ohlcv)
+    if n < need:
+        name = getattr(scorer, "name", None) or type(scorer).__name__
+        window = getattr(getattr(scorer, "spec", None), "window", None)
+        detail = f" (image window {window} bars plus look-back)" if window else ""
+        raise DataError(
+            f"{what} has {n} bars but model {name!r} needs at least {need}{detail} before its first score; "
+            f"load a longer history (at least {need} bars, more to have anything to trade)."
+        )

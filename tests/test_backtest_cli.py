@@ -71,6 +71,10 @@ def test_both_engines_write_the_same_results(csv_path, decisive_model_dir, tmp_p
         assert s[e]["config"]["engine"] == e and s[e]["config"]["fees"] == 0.001
         assert set(s[e]["strategy"]) >= {"total_return", "cagr", "sharpe", "sortino", "max_drawdown", "trades", "win_rate", "exposure"}
     assert s["vectorbt"]["strategy"]["trades"] > 20
+    for e in s:  # the calendar used is stated; a span of days has no CAGR (issue 11)
+        assert s[e]["periods_per_year"] == pytest.approx(365.25 * 288) and s[e]["periods_per_year_source"].startswith("observed")
+        assert s[e]["strategy"]["cagr"] is None and "under 90" in s[e]["strategy"]["cagr_note"]
+        assert s[e]["gaps"]["count"] == 0
     assert s["backtrader"]["strategy"]["total_return"] == pytest.approx(s["vectorbt"]["strategy"]["total_return"], abs=1e-9)
     trades = {e: pd.read_csv(o / "trades.csv") for e, o in outs.items()}
     a, b = trades["backtrader"], trades["vectorbt"]
@@ -100,15 +104,24 @@ def test_clear_errors(csv_path, tiny_model_dir, tmp_path):
     res = CliRunner().invoke(main, ["backtest", "--data", str(csv_path), "--model", str(tiny_model_dir), "--model", str(tiny_model_dir),
                                     "--out", str(tmp_path / "o")])
     assert res.exit_code != 0 and "--timeframes" in res.output
+    short = tmp_path / "short.csv"
+    pd.read_csv(csv_path).iloc[:20].to_csv(short, index=False)  # fewer bars than the model's window
+    res = CliRunner().invoke(main, ["backtest", "--data", str(short), "--model", str(tiny_model_dir), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 1 and "has 20 bars but model" in res.output and "needs at least" in res.output
+    res = CliRunner().invoke(main, ["backtest", "--data", str(csv_path), "--model", str(tiny_model_dir), "--cash", "inf",
+                                    "--out", str(tmp_path / "o")])
+    assert res.exit_code == 1 and "cash=inf must be a finite amount" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "o").exists()  # nothing half-written on errors
 
 
 def test_timeframe_ensemble_run(csv_path, tiny_model_dir, tmp_path):
     res = _invoke("--data", csv_path, "--model", tiny_model_dir, "--model", tiny_model_dir, "--timeframes", "5m,15m",
-                  "--engine", "vectorbt", "--out", tmp_path, "--no-progress")
+                  "--engine", "vectorbt", "--out", tmp_path, "--no-progress", "--periods-per-year", "252")
     assert res.exit_code == 0, res.output
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["config"]["timeframes"] == ["5m", "15m"]
+    assert summary["periods_per_year"] == 252 and summary["periods_per_year_source"] == "given"
+    assert "annualised with 252.0 bars a year (given)" in res.output
     signals = pd.read_csv(tmp_path / "signals.csv", index_col=0)
     assert signals["buy"].isna().sum() > 32  # the 15m member warms up over 32 closed 15m bars
 
@@ -142,3 +155,23 @@ def test_write_backtest_report_sections(planted, tmp_path):
         assert heading in page, heading
     assert page.count("data:image/png;base64,") == 5
     assert not list(tmp_path.glob("*.tmp"))  # atomic write leaves no temp file
+
+
+def test_report_draws_without_pyplot(planted, tmp_path, monkeypatch):
+    """Headless: after backtrader's cerebro.plot() forced TkAgg, pyplot cannot open figures. The report
+    never goes through pyplot, so it still draws (here pyplot is broken outright)."""
+    import matplotlib.pyplot as plt
+
+    def boom(*a, **k):
+        raise RuntimeError("no display: TkAgg cannot open a window")
+
+    monkeypatch.setattr(plt, "subplots", boom)
+    monkeypatch.setattr(plt, "figure", boom)
+    bars = planted.iloc[:300]
+    res = simulate(bars, np.r_[np.zeros(100), np.ones(200)], fees=0.001)
+    probs = pd.DataFrame(np.full((300, 3), 1 / 3), index=bars.index, columns=["sell", "hold", "buy"])
+    path = write_backtest_report(tmp_path, summary={"strategy": performance_summary(res)}, equity=res.equity,
+                                 benchmark=None, probs=probs, ohlcv=bars, trades=res.trades,
+                                 confusion=[[5, 1, 0], [2, 3, 1], [0, 1, 6]], intro=["Data: planted bars."])
+    page = path.read_text()
+    assert page.count("data:image/png;base64,") == 3 and page.index("About this run") < page.index("Summary")

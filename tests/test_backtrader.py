@@ -182,3 +182,119 @@ def test_risk_sizing_and_stops_same_in_once_and_next(tiny_model_dir, bars):
         res = plugin.run_backtrader(bars, SignalModel(model), policy=Policy(0.35), risk=Risk(**risk), fees=0.001, runonce=runonce)
         np.testing.assert_allclose(res.target.to_numpy(), expected.to_numpy(), rtol=1e-12, err_msg=f"runonce={runonce}")
         assert res.rejected == 0
+
+
+def test_too_short_for_the_window_is_refused(tiny_model_dir, planted):
+    from effnet_trading.errors import DataError
+    from effnet_trading.strategies.signal import bars_needed
+
+    sm = SignalModel(tiny_model_dir)
+    need = bars_needed(sm, planted.iloc[:100])
+    assert need == sm.warmup + 1
+    with pytest.raises(DataError, match=f"has {need - 1} bars but model .* needs at least {need}"):
+        plugin.run_backtrader(planted.iloc[: need - 1], sm)
+    assert len(plugin.run_backtrader(planted.iloc[:need], sm).equity) == need
+
+
+def _run_feeds(feeds, model, resample=None, **kw):
+    cerebro = bt.Cerebro(runonce=False, stdstats=False)
+    for f in feeds:
+        cerebro.adddata(f)
+    if resample is not None:
+        cerebro.resampledata(resample, timeframe=bt.TimeFrame.Minutes, compression=15)
+    cerebro.addstrategy(_Record, model=model, **kw)
+    return cerebro.run()[0]
+
+
+def test_next_twice_for_one_bar_two_symbols_with_missing_bars(tiny_model_dir, bars):
+    """A second symbol that has bars where ours has none makes backtrader call next() again for our
+    last bar: the values are rewritten, no state advances, and the lines equal the batch scores."""
+    mine = bars.drop(bars.index[200:203]).drop(bars.index[400:401])
+    other = bars.drop(bars.index[300:302]) * [1.5, 1.5, 1.5, 1.5, 1.0]
+    strat = _run_feeds([bt.feeds.PandasData(dataname=mine), bt.feeds.PandasData(dataname=other)], tiny_model_dir)
+    got = _lines(strat, len(mine))
+    expected = SignalModel(tiny_model_dir).predict_proba(mine)[["sell", "hold", "buy"]].to_numpy()
+    np.testing.assert_allclose(got[:, :3], expected, rtol=1e-6, equal_nan=True)
+    target = Policy(0.35).positions(SignalModel(tiny_model_dir).predict_proba(mine)).to_numpy()
+    np.testing.assert_allclose(np.nan_to_num(got[:, 3]), target, atol=1e-12)
+
+
+def test_next_twice_for_one_bar_with_a_resampled_second_feed(tiny_model_dir, bars):
+    strat = _run_feeds([bt.feeds.PandasData(dataname=bars)], tiny_model_dir, resample=bt.feeds.PandasData(dataname=bars))
+    got = _lines(strat, N_BARS)
+    expected = SignalModel(tiny_model_dir).predict_proba(bars)[["sell", "hold", "buy"]].to_numpy()
+    np.testing.assert_allclose(got[:, :3], expected, rtol=1e-6, equal_nan=True)
+
+
+class _Switching(_BuyBiased):
+    """Wins a class picked from each image's mean: sells, holds and buys change often (many orders)."""
+
+    def predict(self, images, closes=None):
+        k = (np.floor(images.mean(axis=(1, 2, 3)) * 200) % 3).astype(int)
+        out = np.full((len(images), 3), 0.1)
+        out[np.arange(len(images)), k] = 0.8
+        return out
+
+
+@pytest.mark.parametrize("scale", [1.0, 400.0])  # planted prices (~100) and BTC-like (~40,000)
+def test_readme_example_gives_the_trades_of_run_backtrader(tiny_model_dir, bars, scale):
+    """The README's plain-Cerebro example trades fractional units at the fill price: the same orders
+    as run_backtrader (at BTC-like prices order_target_percent's whole units bought nothing)."""
+    df = bars.copy()
+    df[["open", "high", "low", "close"]] *= scale
+    cerebro = bt.Cerebro()  # as in the README
+    cerebro.adddata(bt.feeds.PandasData(dataname=df))
+    cerebro.addstrategy(plugin.EfficientNetStrategy, model=SignalModel(_Switching(tiny_model_dir)), policy=Policy(0.5))
+    cerebro.broker.setcommission(commission=0.001)
+    strat = cerebro.run()[0]
+    ref = plugin.run_backtrader(df, SignalModel(_Switching(tiny_model_dir)), policy=Policy(0.5), fees=0.001)
+    fills = [r for r in strat.order_log if r[1] != 0.0]
+    assert len(ref.orders) >= 20 and len(fills) == len(ref.orders)
+    assert not [r for r in strat.order_log if r[1] == 0.0]  # nothing rejected
+    np.testing.assert_allclose([r[1] for r in fills], np.where(ref.orders["side"] == "buy", 1, -1) * ref.orders["size"], rtol=1e-9)
+    np.testing.assert_allclose([r[2] for r in fills], ref.orders["price"], rtol=1e-12)
+    assert list(plugin.num2timestamps([r[0] for r in fills])) == list(ref.orders["time"])
+    assert strat.broker.getvalue() == pytest.approx(ref.final_equity, rel=1e-9)
+
+
+def test_rejected_order_is_retried_next_bar(bars):
+    """A buy the broker refuses for margin resets the held target: the strategy tries again next bar."""
+    df = bars.copy()
+    df.iloc[101:, :4] *= 1.05  # the open after the decision bar gaps up 5 %: a 99 % buy sized at the close is refused
+    target = pd.Series(0.0, index=df.index)
+    target.iloc[100:200] = 1.0
+    data = plugin.ProbabilityData(dataname=df.join(target.rename("signal")))
+    cerebro = bt.Cerebro(stdstats=False)
+    cerebro.adddata(data)
+    cerebro.broker.setcommission(commission=0.0)
+    cerebro.addstrategy(plugin.EfficientNetStrategy, signal=data.signal, stake=0.99)
+    strat = cerebro.run()[0]
+    log = pd.DataFrame(strat.order_log, columns=["dt", "size", "price", "fee"])
+    times = list(plugin.num2timestamps(log["dt"]))
+    assert times[0] == df.index[101] and log["size"].iloc[0] == 0.0  # refused at the gap
+    assert times[1] == df.index[102] and log["size"].iloc[1] > 0  # retried and filled at the next open
+    assert log["price"].iloc[1] == pytest.approx(df["open"].iloc[102])
+
+
+def test_readme_headless_plot_workaround(tmp_path):
+    """The README's `cerebro.plot()` workaround works without a display (fresh interpreter, no DISPLAY)."""
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (block,) = re.findall(r"```py\n(.*?)```", readme, flags=re.S)
+    setup = (
+        "import numpy as np, pandas as pd, backtrader as bt\n"
+        "idx = pd.date_range('2024-01-01', periods=120, freq='1h')\n"
+        "c = 100 + np.cumsum(np.random.default_rng(0).normal(0, 1, 120))\n"
+        "df = pd.DataFrame({'open': c, 'high': c + 1, 'low': c - 1, 'close': c, 'volume': 1.0}, index=idx)\n"
+        "cerebro = bt.Cerebro(); cerebro.adddata(bt.feeds.PandasData(dataname=df)); cerebro.addstrategy(bt.Strategy)\n"
+        "cerebro.run()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "MPLBACKEND", "WAYLAND_DISPLAY")}
+    res = subprocess.run([sys.executable, "-c", setup + block], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert (tmp_path / "backtest.png").stat().st_size > 1000

@@ -154,3 +154,31 @@ def test_find_model_dirs(variant_dir, tiny_model_dir, tmp_path):
     assert find_model_dirs(root) == [root / "a", root / "nested" / "b"]
     assert find_model_dirs(tmp_path / "absent") == []
     assert np.all([load_card(p) is not None for p in find_model_dirs(root)])
+
+
+@pytest.mark.parametrize("version, message", [(2, "card_version 2, newer than this effnet-trading"),
+                                              ("1", "card_version '1'; expected a whole number")])
+def test_unknown_card_version_refused_by_load_and_verify(tiny_model_dir, tmp_path, version, message):
+    from click.testing import CliRunner
+
+    from effnet_trading.plugins.cli import main
+
+    d = _copy(tiny_model_dir, tmp_path)
+    _edit_card(d, card_version=version)
+    with pytest.raises(ModelCardError, match=message):
+        load_card(d)
+    res = CliRunner().invoke(main, ["zoo", "verify", str(d)])
+    assert res.exit_code == 1 and message in res.output and "Traceback" not in res.output
+
+
+def test_corrupt_onnx_with_recomputed_hash_is_a_clear_error(tiny_model_dir, tmp_path):
+    from effnet_trading.model_zoo.runtime import Predictor
+
+    d = _copy(tiny_model_dir, tmp_path)
+    data = bytearray((d / "model.onnx").read_bytes())
+    (d / "model.onnx").write_bytes(bytes(data[: len(data) // 3]) + b"\x00garbage" * 50)  # truncated + junk
+    _edit_card(d, onnx_sha256=sha256_file(d / "model.onnx"))  # someone "fixed" the hash
+    with pytest.raises(ModelCardError) as exc:
+        Predictor(d, "cpu")
+    assert "cannot be loaded by onnxruntime" in str(exc.value) and "re-export" in str(exc.value)
+    assert isinstance(exc.value.__cause__, Exception)

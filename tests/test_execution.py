@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from effnet_trading.errors import DataError
+from effnet_trading.errors import DataError, SpecError
 from effnet_trading.strategies import simulate
 
 
@@ -116,7 +116,7 @@ def test_target_validation_messages():
         simulate(df, [0, 1])
     with pytest.raises(DataError, match="shares no timestamps"):
         simulate(df, pd.Series([1.0, 1.0, 1.0], index=df.index.tz_localize(None)))
-    with pytest.raises(DataError, match="fees"):
+    with pytest.raises(SpecError, match="fees=-0.1 must be a fraction"):
         simulate(df, [0, 1, 0], fees=-0.1)
 
 

@@ -161,3 +161,45 @@ def test_reexport_to_the_same_folder_is_not_served_from_the_cache(tmp_path, bars
     fresh = SignalModel(folder).predict_proba(frame)["buy"].to_numpy()
     np.testing.assert_allclose(second, fresh, equal_nan=True)
     assert not np.allclose(first, second, equal_nan=True)
+
+
+def _two_symbols(bars, late=200):
+    """'a' = the bars; 'b' = another price path listed ``late`` bars later (NaN-padded in wide frames)."""
+    b = bars.copy()
+    b[["open", "high", "low", "close"]] = bars[["open", "high", "low", "close"]].to_numpy()[::-1] * 3.0
+    b["high"], b["low"] = b[["open", "high", "low", "close"]].max(axis=1), b[["open", "high", "low", "close"]].min(axis=1)
+    b = b.iloc[late:]
+    wide = {c: pd.concat([bars[c], b[c]], axis=1, keys=["a", "b"]) for c in ("open", "high", "low", "close", "volume")}
+    return {"a": bars, "b": b}, wide
+
+
+def test_nan_padded_symbols_scored_over_their_own_span(bars, counting):
+    frames, wide = _two_symbols(bars)
+    ind = plugin.EfficientNetIndicator.run(wide["open"], wide["high"], wide["low"], wide["close"], wide["volume"],
+                                           model=SignalModel(counting), threshold=0.5)
+    own = SignalModel(counting).predict_proba(frames["b"])
+    got = ind.buy[(0.5, "b")]
+    assert got.iloc[:200].isna().all()
+    np.testing.assert_allclose(got.iloc[200:].to_numpy(), own["buy"].to_numpy(), equal_nan=True)
+    assert got.notna().sum() == len(frames["b"]) - SignalModel(counting).warmup
+    # a hole inside a symbol's data is refused, not bridged
+    wide["close"].iloc[500, 1] = np.nan
+    with pytest.raises(DataError, match=r"column 'b' has NaN bars inside its data"):
+        plugin.EfficientNetIndicator.run(wide["open"], wide["high"], wide["low"], wide["close"], wide["volume"],
+                                         model=SignalModel(counting), threshold=0.5)
+
+
+def test_portfolio_trades_each_symbol_at_its_own_prices(bars, counting):
+    frames, wide = _two_symbols(bars)
+    ind = plugin.EfficientNetIndicator.run(wide["open"], wide["high"], wide["low"], wide["close"], wide["volume"],
+                                           model=SignalModel(counting), threshold=0.5)
+    with pytest.raises(DataError, match=r"targets for 2 symbols \(a, b\) but one OHLCV frame"):
+        plugin.portfolio_from_signals(bars, ind.signal)
+    pf = plugin.portfolio_from_signals(frames, ind.signal, fees=0.001)
+    for sym in ("a", "b"):
+        target = ind.signal[(0.5, sym)].reindex(frames[sym].index)
+        ref = simulate(frames[sym], target.fillna(0.0), fees=0.001)
+        assert ref.trades.shape[0] > 5
+        assert pf.total_return()[(0.5, sym)] == pytest.approx(ref.final_equity / 10_000.0 - 1, rel=1e-9)
+    with pytest.raises(DataError, match=r"symbol\(s\) \['b'\] have no OHLCV frame"):
+        plugin.portfolio_from_signals({"a": bars}, ind.signal)

@@ -155,3 +155,51 @@ for args in (['zoo', 'list', '--models-dir', r'{out.parent}'], ['zoo', 'verify',
     assert res.returncode == 0, res.stderr[-2000:]
     assert "torch is not installed" in res.stdout and 'pip install "effnet-trading[train]"' in res.stdout
     assert "all checks passed" in res.stdout and "architecture  small_cnn" in res.stdout
+
+
+@pytest.mark.parametrize("cwd", [False, True])
+def test_export_never_deletes_foreign_files(runner, tmp_path, monkeypatch, cwd):
+    """`zoo export --out DIR` used to empty DIR (with `--out .` the working folder): now it refuses,
+    and with --overwrite it adds the model beside the other files."""
+    target = tmp_path / "work"
+    target.mkdir()
+    (target / "notes.txt").write_text("precious")
+    out = str(target)
+    if cwd:
+        monkeypatch.chdir(target)
+        out = "."
+    args = ["zoo", "export", "--model", "small_cnn", "--kind", "gasf", "--window", "16", "--size", "16", "--out", out]
+    res = runner.invoke(main, args)
+    assert res.exit_code == 1 and "refusing to write into" in res.output and "notes.txt" in res.output
+    assert "Traceback" not in res.output
+    assert sorted(p.name for p in target.iterdir()) == ["notes.txt"] and (target / "notes.txt").read_text() == "precious"
+    res = runner.invoke(main, args + ["--overwrite"])
+    assert res.exit_code == 0, res.output
+    assert (target / "notes.txt").read_text() == "precious"
+    assert {"card.json", "model.onnx", "effnet-run.json", "notes.txt"} == {p.name for p in target.iterdir()}
+    from effnet_trading.model_zoo.card import load_card
+
+    load_card(target)
+    # a plain re-export into its own model folder needs no flag
+    res = runner.invoke(main, ["zoo", "export", "--model", "small_cnn", "--kind", "gasf", "--window", "16", "--size", "16",
+                               "--out", str(tmp_path / "m")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(main, ["zoo", "export", "--model", "small_cnn", "--kind", "gadf", "--window", "16", "--size", "16",
+                               "--out", str(tmp_path / "m")])
+    assert res.exit_code == 0, res.output
+    assert load_card(tmp_path / "m").spec.kind == "gadf"
+
+
+def test_library_export_refuses_a_folder_of_other_files(tmp_path):
+    import torch  # noqa: F401
+
+    from effnet_trading.errors import OutputError
+    from effnet_trading.imaging import ImageSpec
+    from effnet_trading.model_zoo import create_model
+    from effnet_trading.model_zoo.export import export_onnx
+
+    (tmp_path / "data.csv").write_text("keep me")
+    with pytest.raises(OutputError, match=r"holds files that are not part of a model folder \(data.csv\)"):
+        export_onnx(create_model("small_cnn", in_chans=1), tmp_path, spec=ImageSpec("gasf", window=16, size=(16, 16)),
+                    architecture="small_cnn")
+    assert (tmp_path / "data.csv").read_text() == "keep me"

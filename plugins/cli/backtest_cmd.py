@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from effnet_trading.plugins.backtest import ENGINES
+from effnet_trading.plugins.cli._data_options import data_read_options
 
 __all__ = ["backtest"]
 
@@ -17,11 +18,13 @@ def _fmt_line(name: str, s: dict[str, Any]) -> str:
         v = s.get(k)
         return "nan" if v is None else format(v, spec)
 
-    return (f"{name:<12} return {f('total_return', '+.2%')}  CAGR {f('cagr', '+.2%')}  Sharpe {f('sharpe', '.2f')}  "
+    cagr = f("cagr", "+.2%") if s.get("cagr") is not None else "n/a (span < 90 days)"
+    return (f"{name:<12} return {f('total_return', '+.2%')}  CAGR {cagr}  Sharpe {f('sharpe', '.2f')}  "
             f"maxDD {f('max_drawdown', '.2%')}  trades {s.get('trades', '-')}  exposure {f('exposure', '.0%')}")
 
 
 @click.command("backtest")
+@data_read_options
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False), help="OHLCV CSV (timestamp, open, high, low, close, volume).")
 @click.option("--model", "models", multiple=True, type=click.Path(file_okay=False), help="Model folder (model.onnx + card.json); repeat with --timeframes for an ensemble.")
 @click.option("--engine", default="vectorbt", show_default=True, type=click.Choice(ENGINES))
@@ -34,7 +37,10 @@ def _fmt_line(name: str, s: dict[str, Any]) -> str:
 @click.option("--cash", default=10_000.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Starting cash.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for summary.json, trades.csv, signals.csv, report.html.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def backtest(data_path, models, engine, timeframes, threshold, hysteresis, long_only, fees, slippage, cash, out_dir, progress) -> None:
+@click.option("--periods-per-year", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="Annualisation, e.g. 252 for daily stock bars; default: observed from the data's calendar.")
+def backtest(date_format, tz, data_path, models, engine, timeframes, threshold, hysteresis, long_only, fees, slippage, cash, out_dir, progress,
+             periods_per_year) -> None:
     """Backtest exported model(s) on a CSV: decide at each bar's close, fill at the next open."""
     from effnet_trading.errors import EffnetTradingError
     from effnet_trading.imaging import load_ohlcv
@@ -45,16 +51,21 @@ def backtest(data_path, models, engine, timeframes, threshold, hysteresis, long_
     try:
         if not Path(data_path).is_file():
             raise click.ClickException(f"--data {data_path}: no such file; pass an OHLCV CSV (timestamp, open, high, low, close, volume).")
-        ohlcv = load_ohlcv(data_path)
+        ohlcv = load_ohlcv(data_path, date_format=date_format, tz=tz)
         scorer = build_scorer(list(models), tfs)
         config = {"data": str(Path(data_path).resolve()), "models": [str(Path(m).resolve()) for m in models], "timeframes": tfs}
         policy = Policy(threshold, hysteresis, long_only)
         out = run_backtest(ohlcv, scorer, engine=engine, policy=policy, fees=fees, slippage=slippage, init_cash=cash,
-                           progress=progress and len(ohlcv) > 20_000, config=config)
+                           progress=progress and len(ohlcv) > 20_000, config=config, periods_per_year=periods_per_year)
         report = write_backtest_outputs(out, ohlcv, out_dir)
     except EffnetTradingError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{engine}: {len(ohlcv)} bars {ohlcv.index[0]} .. {ohlcv.index[-1]}, fees {fees}, slippage {slippage}")
+    click.echo(f"annualised with {out.summary['periods_per_year']:.1f} bars a year ({out.summary['periods_per_year_source']})")
+    gaps = out.summary["gaps"]
+    if gaps["count"]:
+        click.echo(f"gaps: {gaps['count']} longer than {gaps['threshold']} (largest {gaps['largest']}, ending {gaps['largest_at']}); "
+                   "not filled: returns across a gap are one bar's")
     click.echo(_fmt_line("strategy", out.summary["strategy"]))
     click.echo(_fmt_line("buy & hold", out.summary["buy_and_hold"]))
     click.echo(f"report: {report}")

@@ -6,6 +6,8 @@ import json
 
 import click
 
+from effnet_trading.plugins.cli._data_options import data_read_options
+
 __all__ = ["evaluate"]
 
 
@@ -14,6 +16,7 @@ def _csv(text: str | None) -> tuple[str, ...]:
 
 
 @click.command("evaluate")
+@data_read_options
 @click.option("--data", "data_path", required=True, type=click.Path(exists=True, dir_okay=False), help="OHLCV CSV (.csv/.csv.gz).")
 @click.option("--timeframe", default=None, help="Resample to this bar size first (closed bars only), e.g. 1h.")
 @click.option("--last-bars", default=None, type=click.IntRange(min=100), help="Evaluate only the most recent N bars (after resampling).")
@@ -54,7 +57,7 @@ def _csv(text: str | None) -> tuple[str, ...]:
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run folder.")
 @click.option("--resume", is_flag=True, help="Skip folds already finished in --out (folds/fold_k.json).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def evaluate(data_path, timeframe, last_bars, config_path, out_dir, resume, progress, **flags) -> None:
+def evaluate(date_format, tz, data_path, timeframe, last_bars, config_path, out_dir, resume, progress, **flags) -> None:
     """Walk-forward out-of-sample evaluation of MODELS vs baselines, after fees and slippage.
 
     Writes report.html, results.json, results.md, config.json and folds/ to --out; exits with
@@ -70,7 +73,7 @@ def evaluate(data_path, timeframe, last_bars, config_path, out_dir, resume, prog
     ctx = click.get_current_context()
     try:
         cfg = EvalConfig.from_dict(_config_dict(ctx, config_path, flags) | {"data": str(data_path), "timeframe": timeframe})
-        frame = load_ohlcv(data_path)
+        frame = load_ohlcv(data_path, date_format=date_format, tz=tz)
         if timeframe:
             frame = resample_ohlcv(frame, timeframe)
         if last_bars:

@@ -4,12 +4,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+
+from effnet_trading.plugins.cli._data_options import data_read_options
 import numpy as np
 
 __all__ = ["render"]
 
 
 @click.command("render")
+@data_read_options
 @click.option("--data", "data_path", required=True, type=click.Path(exists=True, dir_okay=False),
               help="OHLCV CSV (.csv or .csv.gz; timestamp column auto-detected).")
 @click.option("--kind", default="candles", show_default=True,
@@ -29,7 +32,7 @@ __all__ = ["render"]
               help="PNG of the model's tensor, or an mplfinance chart of the same window.")
 @click.option("--npy", "npy_path", default=None, type=click.Path(dir_okay=False),
               help="Write the (1, C, H, W) float32 tensor here.")
-def render(data_path, kind, window, size, end, ma, volume, color, fields, timeframe, spec_json, png_path, view, npy_path):
+def render(date_format, tz, data_path, kind, window, size, end, ma, volume, color, fields, timeframe, spec_json, png_path, view, npy_path):
     """Render the image a model would see at one bar, as PNG and/or .npy."""
     from effnet_trading.errors import EffnetTradingError
     from effnet_trading.imaging import load_ohlcv, spec_from_json, spec_from_options, to_png, warmup
@@ -41,7 +44,7 @@ def render(data_path, kind, window, size, end, ma, volume, color, fields, timefr
         else:
             spec = spec_from_options(kind, window=window, size=size, ma=ma, volume=volume, color=color, fields=fields,
                                      timeframe=timeframe)
-        frame = load_ohlcv(data_path)
+        frame = load_ohlcv(data_path, date_format=date_format, tz=tz)
         pos = end + len(frame) if end < 0 else end
         first = warmup(spec, frame)
         if not first <= pos < len(frame):

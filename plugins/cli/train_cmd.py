@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import click
 
+from effnet_trading.plugins.cli._data_options import data_read_options
+
 __all__ = ["train"]
 
 _SPEC_FLAGS = ("kind", "window", "size", "timeframe", "fields", "returns")
 
 
 @click.command("train")
+@data_read_options
 @click.option("--data", "data_path", required=True, type=click.Path(exists=True, dir_okay=False), help="OHLCV CSV (timestamp, open, high, low, close, volume).")
 @click.option("--model", default="small_cnn", show_default=True, help="Registered model name (effnet-trading zoo list).")
 @click.option("--kind", default="gadf", show_default=True, help="Image kind: candles, ohlc_bars, gasf, gadf, recurrence.")
@@ -31,7 +34,7 @@ _SPEC_FLAGS = ("kind", "window", "size", "timeframe", "fields", "returns")
               help="TOML file with the TrainConfig (config.json layout); command-line options override it.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run folder: config, history, metrics, checkpoints, model/.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def train(data_path, config_path, resume, out_dir, **flags) -> None:
+def train(date_format, tz, data_path, config_path, resume, out_dir, **flags) -> None:
     """Train MODEL on images of the CSV, report out-of-sample metrics beside the majority rate, export ONNX + card.
 
     --config FILE.toml holds the TrainConfig (the layout of the run's config.json, e.g. ``epochs = 10``
@@ -52,7 +55,7 @@ def train(data_path, config_path, resume, out_dir, **flags) -> None:
             d["spec"] = spec_from_options(flags["kind"], window=flags["window"], size=flags["size"], timeframe=flags["timeframe"],
                                           returns=flags["returns"], fields=flags["fields"]).to_dict()
         cfg = TrainConfig.from_dict(d)
-        res = train_and_export(load_ohlcv(data_path), cfg, out_dir, resume=resume)
+        res = train_and_export(load_ohlcv(data_path, date_format=date_format, tz=tz), cfg, out_dir, resume=resume)
     except EffnetTradingError as exc:
         raise click.ClickException(str(exc)) from exc
     horizon = cfg.horizon

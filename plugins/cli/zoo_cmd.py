@@ -108,7 +108,8 @@ def list_cmd(models_dir: str | None, pattern: str) -> None:
 @click.option("--calib-data", type=click.Path(exists=True, dir_okay=False), default=None, help="OHLCV CSV: INT8 calibration (first 75%) and checks (last 25%).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for untrained weights.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Model folder to write.")
-def export_cmd(model_name, kind, window, size, channels, spec_json, weights, fp16, int8, calib_data, seed, out_dir) -> None:
+@click.option("--overwrite", is_flag=True, help="Write into a folder that holds other files (only the model's own files are replaced).")
+def export_cmd(model_name, kind, window, size, channels, spec_json, weights, fp16, int8, calib_data, seed, out_dir, overwrite) -> None:
     """Export a registry model (untrained or with --weights) to a verified model folder. Training exports via `train`."""
     from effnet_trading.errors import EffnetTradingError
 
@@ -134,11 +135,18 @@ def export_cmd(model_name, kind, window, size, channels, spec_json, weights, fp1
         images = _render_tail(spec, frame, 512 if calib_data else 64)
         cut = int(len(images) * 0.75)
         calib, holdout = (images[:cut], images[cut:]) if int8 else (None, None)
-        card = export_onnx(
-            model, out_dir, spec=spec, architecture=model_name,
-            training={"weights": str(weights) if weights else "untrained (random init)", "seed": seed},
-            sample_images=images[-64:], fp16=fp16, int8=int8, calib_images=calib, holdout_images=holdout,
-        )
+        from effnet_trading.outputs import run_folder
+
+        config = {"model": model_name, "spec": spec.to_dict(), "weights": weights, "fp16": fp16, "int8": int8,
+                  "calib_data": calib_data, "seed": seed}
+        inputs = {k: v for k, v in (("weights", weights), ("calib_data", calib_data)) if v}
+        # the run folder refuses a folder of other files (unless --overwrite) and never deletes them
+        with run_folder(out_dir, command="zoo export", config=config, inputs=inputs, overwrite=overwrite) as work:
+            card = export_onnx(
+                model, work, name=Path(out_dir).resolve().name, spec=spec, architecture=model_name,
+                training={"weights": str(weights) if weights else "untrained (random init)", "seed": seed},
+                sample_images=images[-64:], fp16=fp16, int8=int8, calib_images=calib, holdout_images=holdout,
+            )
     except EffnetTradingError as exc:
         raise _fail(exc) from exc
     click.echo(f"exported {model_name} -> {out_dir} (input (N, {', '.join(map(str, card.input_shape))}), max |onnx - torch| {card.metrics['export_max_abs_err']:.1e})")
