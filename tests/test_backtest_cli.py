@@ -64,7 +64,7 @@ def test_both_engines_write_the_same_results(csv_path, decisive_model_dir, tmp_p
                       "--fees", "0.001", "--slippage", "0", "--out", out, "--no-progress")
         assert res.exit_code == 0, res.output
         assert "report:" in res.output and "buy & hold" in res.output
-        assert {p.name for p in out.iterdir()} == {"summary.json", "trades.csv", "signals.csv", "report.html"}
+        assert {p.name for p in out.iterdir()} == {"summary.json", "trades.csv", "signals.csv", "report.html", "effnet-run.json"}
         outs[engine] = out
     s = {e: json.loads((o / "summary.json").read_text()) for e, o in outs.items()}
     for e in s:

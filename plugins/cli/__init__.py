@@ -1,8 +1,14 @@
 """The ``effnet-trading`` command line. Commands load lazily so ``--help`` stays fast
-and inference-only installs never import torch."""
+and inference-only installs never import torch.
+
+Errors a user can cause end in one or two lines and exit status 1, never a traceback: the group
+maps the project's ``EffnetTradingError`` tree and ``OSError`` (permissions, missing folders, a full
+disk) to messages here, in one place; ``--debug`` (or ``EFFNET_DEBUG=1``) shows the traceback.
+"""
 from __future__ import annotations
 
 import importlib
+import os
 
 import click
 
@@ -22,7 +28,35 @@ _COMMANDS = {
 }
 
 
+def _message(exc: BaseException) -> str:
+    """One or two lines for a user: what went wrong and, where the error says it, how to fix it."""
+    from effnet_trading.errors import EffnetTradingError
+
+    if isinstance(exc, EffnetTradingError):
+        return str(exc)
+    if isinstance(exc, PermissionError):
+        return f"permission denied: {exc.filename or exc}. Choose a folder you can write to (--out) or fix its permissions."
+    if isinstance(exc, FileNotFoundError):
+        return f"no such file or folder: {exc.filename or exc}. Check the path."
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        return f"{exc.strerror or exc}{where}."
+    return (f"unexpected {type(exc).__name__}: {exc}\n"
+            "This is probably a bug: run again with `effnet-trading --debug ...` and report the traceback.")
+
+
 class _LazyGroup(click.Group):
+    def invoke(self, ctx):
+        debug = bool(ctx.params.get("debug")) or os.environ.get("EFFNET_DEBUG", "") not in ("", "0")
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if debug:
+                raise
+            raise click.ClickException(_message(exc)) from exc
+
     def list_commands(self, ctx):
         return sorted(set(_COMMANDS) | set(self.commands))
 
@@ -43,5 +77,6 @@ class _LazyGroup(click.Group):
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="effnet-trading")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show the Python traceback of an error instead of a one-line message.")
+def main(debug: bool) -> None:
     """EfficientNet trading signals from market images, for backtrader and vectorbt."""

@@ -39,27 +39,31 @@ def _fmt_line(name: str, s: dict[str, Any]) -> str:
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--periods-per-year", default=None, type=click.FloatRange(min=0, min_open=True),
               help="Annualisation, e.g. 252 for daily stock bars; default: observed from the data's calendar.")
+@click.option("--overwrite", is_flag=True, help="Write into a folder that holds other files (only this command's own files are replaced).")
 def backtest(date_format, tz, data_path, models, engine, timeframes, threshold, hysteresis, long_only, fees, slippage, cash, out_dir, progress,
-             periods_per_year) -> None:
+             periods_per_year, overwrite) -> None:
     """Backtest exported model(s) on a CSV: decide at each bar's close, fill at the next open."""
-    from effnet_trading.errors import EffnetTradingError
     from effnet_trading.imaging import load_ohlcv
+    from effnet_trading.outputs import run_folder
     from effnet_trading.plugins.backtest import build_scorer, run_backtest, write_backtest_outputs
     from effnet_trading.strategies import Policy
 
     tfs = [t.strip() for t in timeframes.split(",") if t.strip()] if timeframes else None
-    try:
-        if not Path(data_path).is_file():
-            raise click.ClickException(f"--data {data_path}: no such file; pass an OHLCV CSV (timestamp, open, high, low, close, volume).")
-        ohlcv = load_ohlcv(data_path, date_format=date_format, tz=tz)
-        scorer = build_scorer(list(models), tfs)
-        config = {"data": str(Path(data_path).resolve()), "models": [str(Path(m).resolve()) for m in models], "timeframes": tfs}
-        policy = Policy(threshold, hysteresis, long_only)
+    if not Path(data_path).is_file():
+        raise click.ClickException(f"--data {data_path}: no such file; pass an OHLCV CSV (timestamp, open, high, low, close, volume).")
+    ohlcv = load_ohlcv(data_path, date_format=date_format, tz=tz)
+    scorer = build_scorer(list(models), tfs)
+    config = {"data": str(Path(data_path).resolve()), "models": [str(Path(m).resolve()) for m in models], "timeframes": tfs}
+    policy = Policy(threshold, hysteresis, long_only)
+    run_config = {**config, "engine": engine, "policy": policy.to_dict(), "fees": fees, "slippage": slippage, "cash": cash,
+                  "periods_per_year": periods_per_year, "date_format": date_format, "tz": tz}
+    inputs = {"data": data_path, **{f"model_{i}": Path(m) / "model.onnx" for i, m in enumerate(models)}}
+    # the run is written to a temporary sibling and moved into place when complete (nothing half-written)
+    with run_folder(out_dir, command="backtest", config=run_config, inputs=inputs, overwrite=overwrite) as work:
         out = run_backtest(ohlcv, scorer, engine=engine, policy=policy, fees=fees, slippage=slippage, init_cash=cash,
                            progress=progress and len(ohlcv) > 20_000, config=config, periods_per_year=periods_per_year)
-        report = write_backtest_outputs(out, ohlcv, out_dir)
-    except EffnetTradingError as exc:
-        raise click.ClickException(str(exc)) from exc
+        write_backtest_outputs(out, ohlcv, work)
+    report = Path(out_dir) / "report.html"
     click.echo(f"{engine}: {len(ohlcv)} bars {ohlcv.index[0]} .. {ohlcv.index[-1]}, fees {fees}, slippage {slippage}")
     click.echo(f"annualised with {out.summary['periods_per_year']:.1f} bars a year ({out.summary['periods_per_year_source']})")
     gaps = out.summary["gaps"]

@@ -17,11 +17,7 @@ __all__ = ["demo"]
 @click.option("--overwrite", is_flag=True, help="Write into a folder that holds other files (only the demo's own files are replaced).")
 def demo(out_dir, bars, epochs, model, threshold, fees, planted_check, overwrite) -> None:
     """Train a compact model on real BTC/USDT hours and backtest it in backtrader and vectorbt on unseen bars."""
-    from effnet_trading.errors import EffnetTradingError
     from effnet_trading.plugins.demo import run_demo
 
-    try:
-        run_demo(out_dir, bars=bars, epochs=epochs, model=model, threshold=threshold, fees=fees,
-                 planted_check=planted_check, overwrite=overwrite, echo=click.echo)
-    except EffnetTradingError as exc:
-        raise click.ClickException(str(exc)) from exc
+    run_demo(out_dir, bars=bars, epochs=epochs, model=model, threshold=threshold, fees=fees,
+             planted_check=planted_check, overwrite=overwrite, echo=click.echo)

@@ -65,22 +65,18 @@ def evaluate(date_format, tz, data_path, timeframe, last_bars, config_path, out_
     EvalConfig (the layout of config.json, e.g. ``folds = 3``, ``[train]``, ``[train.spec]``,
     ``[policy]``); options given on the command line override it.
     """
-    from effnet_trading.errors import EffnetTradingError
     from effnet_trading.evaluation.evaluate import EvalConfig
     from effnet_trading.evaluation.evaluate import evaluate as run
     from effnet_trading.imaging import load_ohlcv, resample_ohlcv
 
     ctx = click.get_current_context()
-    try:
-        cfg = EvalConfig.from_dict(_config_dict(ctx, config_path, flags) | {"data": str(data_path), "timeframe": timeframe})
-        frame = load_ohlcv(data_path, date_format=date_format, tz=tz)
-        if timeframe:
-            frame = resample_ohlcv(frame, timeframe)
-        if last_bars:
-            frame = frame.iloc[-last_bars:]
-        res = run(frame, cfg, out_dir, resume=resume, progress=progress)
-    except EffnetTradingError as exc:
-        raise click.ClickException(str(exc)) from exc
+    cfg = EvalConfig.from_dict(_config_dict(ctx, config_path, flags) | {"data": str(data_path), "timeframe": timeframe})
+    frame = load_ohlcv(data_path, date_format=date_format, tz=tz)
+    if timeframe:
+        frame = resample_ohlcv(frame, timeframe)
+    if last_bars:
+        frame = frame.iloc[-last_bars:]
+    res = run(frame, cfg, out_dir, resume=resume, progress=progress)
     from pathlib import Path
 
     click.echo((Path(out_dir) / "results.md").read_text())

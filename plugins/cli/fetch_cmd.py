@@ -24,15 +24,11 @@ from effnet_trading.plugins.bybit.endpoints import CATEGORIES
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def fetch(symbol, category, interval, start, end, out_path, network, rest_url, ws_url, max_wait, progress) -> None:
     """Download closed klines [start, end) into CSV, judged closed by the exchange's clock."""
-    from effnet_trading.errors import EffnetTradingError
     from effnet_trading.plugins.bybit import BybitREST, RetryPolicy, fetch_klines, resolve_endpoints
 
-    try:
-        ep = resolve_endpoints(network or "mainnet", rest_url, ws_url)
-        rest = BybitREST(ep, retry=RetryPolicy(total_s=max_wait))
-        res = fetch_klines(rest, symbol, category, interval, start, end, out_path, progress=progress)
-    except EffnetTradingError as exc:
-        raise click.ClickException(str(exc)) from exc
+    ep = resolve_endpoints(network or "mainnet", rest_url, ws_url)
+    rest = BybitREST(ep, retry=RetryPolicy(total_s=max_wait))
+    res = fetch_klines(rest, symbol, category, interval, start, end, out_path, progress=progress)
     how = f"resumed after {res.resumed_from}, " if res.resumed_from is not None else ""
     click.echo(f"{res.path}: {res.bars} bars ({how}{res.new_bars} new, {res.pages} page(s), {rest.retries} retried request(s)"
                f"{', still-open candle left out' if res.dropped_open else ''}) from {ep.rest}")

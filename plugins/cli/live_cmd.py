@@ -49,7 +49,6 @@ def live(symbol, category, interval, model_dir, mode, out_dir, max_bars, duratio
          long_only, max_exposure, fees, slippage, cash, fill, fallback, stale_after, key_file, confirm_live, max_position,
          max_daily_loss, max_orders_per_hour, max_stale, threads) -> None:
     """Decide on each confirmed candle (update -> Policy -> Risk -> order) and log it; Ctrl-C stops safely."""
-    from effnet_trading.errors import EffnetTradingError
     from effnet_trading.plugins.bybit import build_live_session
     from effnet_trading.plugins.bybit.killswitch import KillSwitch
 
@@ -59,25 +58,22 @@ def live(symbol, category, interval, model_dir, mode, out_dir, max_bars, duratio
         typed = click.prompt(f"REAL MONEY on Bybit mainnet. Type the symbol ({symbol}) to confirm", default="", show_default=False)
         if typed.strip() != symbol:
             raise click.ClickException("not confirmed; nothing was traded. Try --paper, --testnet or --demo first.")
+    kill = None
+    if any(v is not None for v in (max_position, max_daily_loss, max_orders_per_hour, max_stale)):
+        kill = KillSwitch(max_position, max_daily_loss, max_orders_per_hour, max_stale)
+    session = build_live_session(
+        model_dir, symbol=symbol, category=category, interval=interval, out_dir=out_dir, mode=mode,
+        key_file=key_file, kill_switch=kill,
+        rest_url=rest_url, ws_url=ws_url, threshold=threshold, hysteresis=hysteresis, long_only=long_only,
+        max_exposure=max_exposure, fees=fees, slippage=slippage, cash=cash, fallback=fallback,
+        stale_after_s=stale_after, threads=threads, fill=fill)
+    click.echo(f"live ({mode}) {symbol} {interval} on {session.endpoints.rest} / {session.endpoints.ws}; "
+               f"writing {Path(out_dir) / 'status.json'}")
     try:
-        kill = None
-        if any(v is not None for v in (max_position, max_daily_loss, max_orders_per_hour, max_stale)):
-            kill = KillSwitch(max_position, max_daily_loss, max_orders_per_hour, max_stale)
-        session = build_live_session(
-            model_dir, symbol=symbol, category=category, interval=interval, out_dir=out_dir, mode=mode,
-            key_file=key_file, kill_switch=kill,
-            rest_url=rest_url, ws_url=ws_url, threshold=threshold, hysteresis=hysteresis, long_only=long_only,
-            max_exposure=max_exposure, fees=fees, slippage=slippage, cash=cash, fallback=fallback,
-            stale_after_s=stale_after, threads=threads, fill=fill)
-        click.echo(f"live ({mode}) {symbol} {interval} on {session.endpoints.rest} / {session.endpoints.ws}; "
-                   f"writing {Path(out_dir) / 'status.json'}")
-        try:
-            status = session.run_sync(max_bars=max_bars, duration_s=duration)
-        except KeyboardInterrupt:
-            click.echo("stopped by Ctrl-C; the position is left as it is (see status.json); flatten it on the exchange if needed")
-            return
-    except EffnetTradingError as exc:
-        raise click.ClickException(str(exc)) from exc
+        status = session.run_sync(max_bars=max_bars, duration_s=duration)
+    except KeyboardInterrupt:
+        click.echo("stopped by Ctrl-C; the position is left as it is (see status.json); flatten it on the exchange if needed")
+        return
     pos = status["position"]
     click.echo(f"{status['state']}: {status['live_bars']} live bars, last {status['last_bar']}, position {pos['target']:+.2f} "
                f"({pos['units']:.6g} units), equity {pos['equity']:.2f}, latency p50/p99 "

@@ -41,23 +41,19 @@ def train(date_format, tz, data_path, config_path, resume, out_dir, **flags) -> 
     and a ``[spec]`` table); options given on the command line override it.
     """
     from effnet_trading.config import read_toml
-    from effnet_trading.errors import EffnetTradingError
     from effnet_trading.imaging import load_ohlcv, spec_from_options
     from effnet_trading.model_zoo.metrics import format_report
     from effnet_trading.model_zoo.train import TrainConfig, train_and_export
 
     ctx = click.get_current_context()
-    try:
-        d = read_toml(config_path) if config_path else {}
-        given = {k for k in flags if not config_path or ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
-        d |= {k: flags[k] for k in given if k not in _SPEC_FLAGS}
-        if given & set(_SPEC_FLAGS):  # the spec options replace the file's spec as a whole
-            d["spec"] = spec_from_options(flags["kind"], window=flags["window"], size=flags["size"], timeframe=flags["timeframe"],
-                                          returns=flags["returns"], fields=flags["fields"]).to_dict()
-        cfg = TrainConfig.from_dict(d)
-        res = train_and_export(load_ohlcv(data_path, date_format=date_format, tz=tz), cfg, out_dir, resume=resume)
-    except EffnetTradingError as exc:
-        raise click.ClickException(str(exc)) from exc
+    d = read_toml(config_path) if config_path else {}
+    given = {k for k in flags if not config_path or ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
+    d |= {k: flags[k] for k in given if k not in _SPEC_FLAGS}
+    if given & set(_SPEC_FLAGS):  # the spec options replace the file's spec as a whole
+        d["spec"] = spec_from_options(flags["kind"], window=flags["window"], size=flags["size"], timeframe=flags["timeframe"],
+                                      returns=flags["returns"], fields=flags["fields"]).to_dict()
+    cfg = TrainConfig.from_dict(d)
+    res = train_and_export(load_ohlcv(data_path, date_format=date_format, tz=tz), cfg, out_dir, resume=resume)
     horizon = cfg.horizon
     m = res.metrics
     if len(res.folds) > 1:
