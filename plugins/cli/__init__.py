@@ -38,21 +38,18 @@ def _message(exc: BaseException) -> str:
         return f"permission denied: {exc.filename or exc}. Choose a folder you can write to (--out) or fix its permissions."
     if isinstance(exc, FileNotFoundError):
         return f"no such file or folder: {exc.filename or exc}. Check the path."
-    if isinstance(exc, OSError):
-        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-        return f"{exc.strerror or exc}{where}."
-    return (f"unexpected {type(exc).__name__}: {exc}\n"
-            "This is probably a bug: run again with `effnet-trading --debug ...` and report the traceback.")
+    where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+    return f"{getattr(exc, 'strerror', None) or exc}{where}."
 
 
 class _LazyGroup(click.Group):
     def invoke(self, ctx):
+        from effnet_trading.errors import EffnetTradingError
+
         debug = bool(ctx.params.get("debug")) or os.environ.get("EFFNET_DEBUG", "") not in ("", "0")
         try:
             return super().invoke(ctx)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt):
-            raise
-        except Exception as exc:
+        except (EffnetTradingError, OSError) as exc:  # what a user can cause; anything else is a bug: its traceback shows
             if debug:
                 raise
             raise click.ClickException(_message(exc)) from exc
