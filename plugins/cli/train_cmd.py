@@ -32,6 +32,7 @@ def train(data_path, model, kind, window, size, timeframe, fields, returns, hori
     """Train MODEL on images of the CSV, report out-of-sample metrics beside the majority rate, export ONNX + card."""
     from effnet_trading.errors import EffnetTradingError
     from effnet_trading.imaging import ImageSpec, load_ohlcv
+    from effnet_trading.model_zoo.curves import format_curves
     from effnet_trading.model_zoo.metrics import format_report
     from effnet_trading.model_zoo.train import TrainConfig, train_and_export
 
@@ -53,6 +54,8 @@ def train(data_path, model, kind, window, size, timeframe, fields, returns, hori
         s = m["summary"]
         click.echo(f"mean over {s['folds']} folds: accuracy {s['accuracy']:.4f}, macro-F1 {s['macro_f1']:.4f}, "
                    f"log-loss {s['log_loss']:.4f}, majority {s['majority_rate']:.4f}")
+    click.echo(format_curves(res.history, res.folds))
+    click.echo(f"architecture: {m['architecture']}")
     click.echo(f"test span {m['split']['test'][0]} .. {m['split']['test'][1]} (purged, horizon {horizon} bars)")
     for w in m["test"]["warnings"]:
         click.echo(f"warning: {w}", err=True)
