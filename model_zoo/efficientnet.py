@@ -37,13 +37,14 @@ B5-B7, whose reference weights were ported from TensorFlow. Padding is symmetric
 (``k // 2``), not TF "same", so the graph exports cleanly.
 
 Small inputs (``input_size``): the paper's schedule halves the resolution five times (stem +
-four stages: total stride 32), so a 32 px chart reaches the head as 1x1 and a 64 px one as
-2x2. Given the image size, ``stride_schedule`` keeps the published schedule when the last
-feature map is at least ``MIN_FEATURE_PX`` (4) pixels and otherwise turns the *earliest*
-stride-2 layers into stride 1 (stem first, then stage 2, ...), as CIFAR-style ResNets and
-EfficientNets do: 32 px -> total stride 8 (4x4 before the head), 64 px -> 16, >= 128 px ->
-the paper's 32. Strides have no parameters, so the parameter count is unchanged; the
-schedule is recorded on the model (``model.strides``) and by ``describe_strides``.
+four stages: total stride 32), so a 32 px chart reaches B0's last six stages as 1x1 maps.
+Given the image size, ``stride_schedule`` keeps the published schedule when the last feature
+map is at least ``MIN_FEATURE_PX`` (2) pixels and otherwise turns the *earliest* stride-2
+layers into stride 1 (stem first, then stage 2, ...), as CIFAR-style variants do: B0 at 32 px
+-> total stride 16 (2x2 before the head, the layout of ``compact`` at 32 px, which was
+measured to learn; docs/training.md), at >= 64 px the published 32; compact at 16 px -> 8.
+Strides have no parameters, so the parameter count is unchanged; the schedule is recorded on
+the model (``model.strides``) and stated by ``describe_strides`` / the registry.
 Residual branches start as identities (zero-initialised gamma of each residual block's last
 BatchNorm, Goyal et al. 2017), which ``docs/training.md`` measured to matter for the deep
 variants at small data.
@@ -92,7 +93,7 @@ class Variant:
 STEM_CH = 32
 HEAD_RATIO = 4  # head conv width = 4 x last stage channels (1280 for B0)
 DROP_PATH_RATE = 0.2
-MIN_FEATURE_PX = 4  # smallest last feature map (pixels) the size-aware stride schedule allows
+MIN_FEATURE_PX = 2  # smallest last feature map (pixels) the size-aware stride schedule allows
 
 STAGES: tuple[StageSpec, ...] = (
     StageSpec(1, 3, 1, 1, 16),

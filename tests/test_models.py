@@ -198,10 +198,10 @@ def test_size_aware_schedule_keeps_the_parameter_count(name, size):
 @pytest.mark.parametrize("size, strides, last", [
     (None, (2, 1, 2, 2, 2, 1, 2, 1), 7),   # published: 224 px -> 7x7
     (224, (2, 1, 2, 2, 2, 1, 2, 1), 7),
-    (128, (2, 1, 2, 2, 2, 1, 2, 1), 4),
-    (64, (1, 1, 2, 2, 2, 1, 2, 1), 4),     # stem stride dropped
-    (32, (1, 1, 1, 2, 2, 1, 2, 1), 4),     # stem and stage-2 strides dropped (CIFAR-style)
-    (16, (1, 1, 1, 1, 2, 1, 2, 1), 4),
+    (64, (2, 1, 2, 2, 2, 1, 2, 1), 2),
+    (32, (1, 1, 2, 2, 2, 1, 2, 1), 2),     # stem stride dropped: 2x2 instead of 1x1
+    (16, (1, 1, 1, 2, 2, 1, 2, 1), 2),     # stem and stage-2 strides dropped (CIFAR-style)
+    (8, (1, 1, 1, 1, 2, 1, 2, 1), 2),
 ])
 def test_stride_schedule_drops_the_earliest_strides_for_small_images(size, strides, last):
     from effnet_trading.model_zoo.efficientnet import MIN_FEATURE_PX
@@ -218,9 +218,10 @@ def test_stride_schedule_drops_the_earliest_strides_for_small_images(size, strid
 
 def test_registry_states_the_schedule_per_image_size():
     note = model_info("efficientnet_b0").input_note(32)
-    assert "stem 1" in note and "total 8" in note and "4x4" in note and "dropped" in note
+    assert "stem 1" in note and "total 16" in note and "2x2" in note and "dropped" in note
     assert "published" in model_info("efficientnet_b0").input_note(224)
-    assert "published" in model_info("compact").input_note(64)  # compact was designed for 32-64 px
+    assert "published" in model_info("compact").input_note(32)  # compact was designed for 32-64 px
+    assert "total 8" in model_info("compact").input_note(16)
     assert model_info("efficientnet_b0").size_aware and not model_info("small_cnn").size_aware
     assert "same layout" in model_info("small_cnn").input_note(32)
     assert isinstance(create_model("small_cnn", input_size=32), torch.nn.Module)  # size-agnostic models ignore it
