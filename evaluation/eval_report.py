@@ -12,7 +12,7 @@ import numpy as np
 from effnet_trading.strategies.performance import bars_per_year, performance_summary
 from effnet_trading.evaluation.stats import deflated_sharpe, sharpe_ci, sharpe_ratio
 
-__all__ = ["summarise", "write_outputs", "markdown_table"]
+__all__ = ["summarise", "write_outputs", "markdown_table", "learning_curves_markdown"]
 
 LITERATURE = ("Published claims for chart-image CNNs / EfficientNet B0-B5: 54-57 % direction accuracy and "
               "Sharpe 1.4-1.7 vs 0.73 for buy & hold. Hypotheses to test, not numbers to reproduce.")
@@ -156,6 +156,64 @@ def markdown_table(res: dict) -> str:
     return "\n".join(rows)
 
 
+def _arrow(values, spec=".3f") -> str:
+    return " → ".join(_fmt(v, spec) for v in values)
+
+
+def learning_curves_markdown(real: list[dict]) -> str:
+    """Per model and fold: train/validation loss and accuracy per epoch beside the test accuracy and
+    majority rate, and the diagnosis line where the probabilities stayed near-uniform."""
+    rows = ["Learning curves (per epoch; validation = last 15 % of each training span; * = epoch kept by early stopping):", "",
+            "| model | fold | train loss | valid loss | train acc | valid acc | test acc / majority | diagnosis |",
+            "|---|---|---|---|---|---|---|---|"]
+    notes = []
+    for r in real:
+        for name, e in r["strategies"].items():
+            if e.get("kind") != "model" or "curve" not in e:
+                continue
+            c, best = e["curve"], e.get("best_epoch")
+            val = [f"{_fmt(x['val_loss'])}{'*' if x['epoch'] == best else ''}" for x in c]
+            cls, d = e["classification"], e["diagnosis"]
+            rows.append(f"| {name} | {r['fold']} | {_arrow(x['loss'] for x in c)} | {' → '.join(val)} | "
+                        f"{_arrow(x['acc'] for x in c)} | {_arrow(x['val_acc'] for x in c)} | "
+                        f"{_fmt(cls['accuracy'])} / {_fmt(cls['majority_rate'])} | {d['state']} |")
+            if d.get("near_uniform"):
+                notes.append(f"- {name}, fold {r['fold']}: {d['line']}.")
+    if len(rows) == 4:
+        return ""
+    return "\n".join(rows + ([""] + notes if notes else []))
+
+
+def _curve_figure(real: list[dict]) -> list[tuple[str, str]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from effnet_trading.evaluation.report import fig_to_data_uri
+
+    models = list(dict.fromkeys(n for r in real for n, e in r["strategies"].items() if e.get("kind") == "model" and "curve" in e))
+    if not models:
+        return []
+    fig, axes = plt.subplots(2, len(models), figsize=(3.2 * len(models), 5), squeeze=False)
+    for j, name in enumerate(models):
+        for r in real:
+            e = r["strategies"].get(name)
+            if not e or "curve" not in e:
+                continue
+            ep = [x["epoch"] for x in e["curve"]]
+            for i, (tr, va) in enumerate((("loss", "val_loss"), ("acc", "val_acc"))):
+                line, = axes[i][j].plot(ep, [x[tr] for x in e["curve"]], lw=1, label=f"fold {r['fold']} train")
+                axes[i][j].plot(ep, [np.nan if x[va] is None else x[va] for x in e["curve"]], lw=1, ls="--",
+                                color=line.get_color(), label=f"fold {r['fold']} valid")
+            axes[1][j].axhline(e["classification"]["majority_rate"], color=line.get_color(), lw=0.6, ls=":")
+        axes[0][j].set(title=name, ylabel="loss")
+        axes[1][j].set(xlabel="epoch", ylabel="accuracy (dotted: test majority rate)")
+        axes[0][j].legend(fontsize=6)
+    fig.tight_layout()
+    return [("Learning curves (solid train, dashed validation)", fig_to_data_uri(fig))]
+
+
 def _figures(res: dict, real: list[dict]) -> list[tuple[str, str]]:
     import matplotlib
 
@@ -227,10 +285,13 @@ def write_outputs(res: dict, real: list[dict], out: Path) -> None:
     from effnet_trading.evaluation.report import html_page
 
     md = markdown_table(res)
+    curves = learning_curves_markdown(real)
+    if curves:
+        md += "\n\n" + curves
     verdict = "OK" if res["verdict"]["ok"] else "PIPELINE LEAKS: " + "; ".join(res["verdict"]["reasons"])
     (out / "results.md").write_text(f"# Evaluation results\n\nVerdict: {verdict}\n\n{md}\n\n{res['literature']}\n")
     (out / "results.json").write_text(json.dumps(_strip(res), indent=1, default=str))
     sections = [("Verdict", f"<p><b>{html.escape(verdict)}</b></p><p>{html.escape(res['literature'])}</p>"),
                 ("Results", _markdown_to_html(md))]
-    sections += [(title, f'<img src="{uri}" style="max-width:100%">') for title, uri in _figures(res, real)]
+    sections += [(title, f'<img src="{uri}" style="max-width:100%">') for title, uri in _figures(res, real) + _curve_figure(real)]
     (out / "report.html").write_text(html_page("effnet-trading evaluate", sections))

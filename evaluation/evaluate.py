@@ -234,8 +234,10 @@ class _Fold:
             self.b0 = (res.model, res.mean, res.std)
         probs = _score(res.model_dir, self.frame, self.lo, self.hi)
         p = probs.to_numpy()
+        curve = [{k: r.get(k) for k in ("epoch", "loss", "acc", "val_loss", "val_acc")} for r in res.history]
         return {"kind": "model", "model_dir": str(res.model_dir), "best_epoch": res.metrics.get("best_epoch"),
                 "epochs_run": len(res.history), "runtime_vs_torch_max_abs": float(np.max(np.abs(p - res.test_proba))),
+                "curve": curve, "diagnosis": res.metrics["diagnosis"], "architecture": res.metrics["architecture"],
                 "classification": _classify(self.y, p), **_trade(self.span, probs, None, cfg, self.interval)}
 
     def _buy_and_hold(self) -> dict:

@@ -35,6 +35,19 @@ name (``weights.load_pretrained``). BatchNorm follows torchvision too: eps 1e-5 
 momentum 0.1 for B0-B4 and the small variants, eps 1e-3 / momentum 0.01 (TF-like) for
 B5-B7, whose reference weights were ported from TensorFlow. Padding is symmetric
 (``k // 2``), not TF "same", so the graph exports cleanly.
+
+Small inputs (``input_size``): the paper's schedule halves the resolution five times (stem +
+four stages: total stride 32), so a 32 px chart reaches B0's last six stages as 1x1 maps.
+Given the image size, ``stride_schedule`` keeps the published schedule when the last feature
+map is at least ``MIN_FEATURE_PX`` (2) pixels and otherwise turns the *earliest* stride-2
+layers into stride 1 (stem first, then stage 2, ...), as CIFAR-style variants do: B0 at 32 px
+-> total stride 16 (2x2 before the head, the layout of ``compact`` at 32 px, which was
+measured to learn; docs/training.md), at >= 64 px the published 32; compact at 16 px -> 8.
+Strides have no parameters, so the parameter count is unchanged; the schedule is recorded on
+the model (``model.strides``) and stated by ``describe_strides`` / the registry.
+Residual branches start as identities (zero-initialised gamma of each residual block's last
+BatchNorm, Goyal et al. 2017), which ``docs/training.md`` measured to matter for the deep
+variants at small data.
 """
 from __future__ import annotations
 
@@ -47,7 +60,8 @@ from torch import nn
 from effnet_trading.model_zoo._blocks import ConvBNAct, MBConv, make_divisible
 from effnet_trading.model_zoo.registry import register_model
 
-__all__ = ["StageSpec", "Variant", "STAGES", "VARIANTS", "EfficientNet", "build_efficientnet", "round_filters", "round_repeats"]
+__all__ = ["StageSpec", "Variant", "STAGES", "VARIANTS", "MIN_FEATURE_PX", "EfficientNet", "build_efficientnet", "round_filters",
+           "round_repeats", "stride_schedule", "describe_strides"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +93,7 @@ class Variant:
 STEM_CH = 32
 HEAD_RATIO = 4  # head conv width = 4 x last stage channels (1280 for B0)
 DROP_PATH_RATE = 0.2
+MIN_FEATURE_PX = 2  # smallest last feature map (pixels) the size-aware stride schedule allows
 
 STAGES: tuple[StageSpec, ...] = (
     StageSpec(1, 3, 1, 1, 16),
@@ -116,23 +131,64 @@ def round_repeats(repeats: int, depth: float) -> int:
     return int(math.ceil(repeats * depth))
 
 
+def _size(input_size) -> int | None:
+    if input_size is None:
+        return None
+    return int(min(input_size)) if isinstance(input_size, (tuple, list)) else int(input_size)
+
+
+def stride_schedule(variant: Variant, input_size: int | tuple[int, int] | None = None,
+                    stages: tuple[StageSpec, ...] = STAGES) -> tuple[int, tuple[int, ...]]:
+    """``(stem_stride, per-stage first-block strides)`` for images of ``input_size`` pixels.
+
+    None: the published schedule. Otherwise the earliest stride-2 layers become stride 1 until
+    the last feature map is at least ``MIN_FEATURE_PX`` pixels (or no stride is left)."""
+    strides = [variant.stem_stride] + [s.stride for s in stages]
+    size = _size(input_size)
+    if size is None:
+        return strides[0], tuple(strides[1:])
+    total = math.prod(strides)
+    for i, st in enumerate(strides):
+        if size // total >= MIN_FEATURE_PX:
+            break
+        if st > 1:
+            strides[i], total = 1, total // st
+    return strides[0], tuple(strides[1:])
+
+
+def describe_strides(name: str, input_size: int | tuple[int, int] | None) -> str:
+    """One line saying which stride schedule ``create_model(name, input_size=...)`` uses."""
+    v = VARIANTS[name]
+    stem, st = stride_schedule(v, input_size)
+    total = stem * math.prod(st)
+    paper = stride_schedule(v, None)
+    size = _size(input_size)
+    where = "published schedule" if (stem, st) == paper else "early strides dropped for small images"
+    last = f", last feature map {size // total}x{size // total}" if size else ""
+    return f"strides stem {stem}, stages {list(st)} (total {total}; {where}{last})"
+
+
 class EfficientNet(nn.Module):
     """``features`` (stem, stages, head conv) -> ``avgpool`` -> ``classifier`` (dropout, linear)."""
 
     def __init__(self, variant: Variant, stages: tuple[StageSpec, ...] = STAGES, num_classes: int = 3, in_chans: int = 3,
-                 drop_rate: float | None = None, drop_path_rate: float = DROP_PATH_RATE):
+                 drop_rate: float | None = None, drop_path_rate: float = DROP_PATH_RATE,
+                 input_size: int | tuple[int, int] | None = None, zero_init_last_bn: bool = True):
         super().__init__()
         bn = {"bn_eps": variant.bn_eps, "bn_momentum": variant.bn_momentum}
+        stem_stride, stage_strides = stride_schedule(variant, input_size, stages)
+        self.strides = (stem_stride, *stage_strides)
+        self.input_size = _size(input_size)
         cin = round_filters(STEM_CH, variant.width)
-        layers: list[nn.Module] = [ConvBNAct(in_chans, cin, 3, variant.stem_stride, **bn)]
+        layers: list[nn.Module] = [ConvBNAct(in_chans, cin, 3, stem_stride, **bn)]
         depths = [round_repeats(s.repeats, variant.depth) for s in stages]
         total, block_id = sum(depths), 0
-        for spec, n in zip(stages, depths):
+        for spec, stride, n in zip(stages, stage_strides, depths):
             cout = round_filters(spec.out_ch, variant.width)
             blocks = []
             for i in range(n):
                 dp = drop_path_rate * block_id / total
-                blocks.append(MBConv(cin, cout, spec.expand, spec.kernel, spec.stride if i == 0 else 1, spec.se_ratio, dp, **bn))
+                blocks.append(MBConv(cin, cout, spec.expand, spec.kernel, stride if i == 0 else 1, spec.se_ratio, dp, **bn))
                 cin, block_id = cout, block_id + 1
             layers.append(nn.Sequential(*blocks))
         self.num_features = HEAD_RATIO * cin
@@ -144,9 +200,9 @@ class EfficientNet(nn.Module):
             nn.Linear(self.num_features, num_classes),
         )
         self.in_chans, self.num_classes = in_chans, num_classes
-        self._init_weights()
+        self._init_weights(zero_init_last_bn)
 
-    def _init_weights(self) -> None:
+    def _init_weights(self, zero_init_last_bn: bool = True) -> None:
         """torchvision's initialisation (kaiming fan-out convs, unit BN, uniform linear), except the
         linear range: torchvision's 1/sqrt(out_features) assumes 1000 classes; with 3 classes it
         gives initial logits of std ~8 (loss ~5 instead of ln 3), so use 1/sqrt(max(in, out))."""
@@ -162,6 +218,10 @@ class EfficientNet(nn.Module):
                 r = 1.0 / math.sqrt(max(m.in_features, m.out_features))
                 nn.init.uniform_(m.weight, -r, r)
                 nn.init.zeros_(m.bias)
+        if zero_init_last_bn:  # each residual block starts as the identity (Goyal et al. 2017)
+            for m in self.modules():
+                if isinstance(m, MBConv) and m.use_res:
+                    nn.init.zeros_(m.block[-1][1].weight)
 
     @property
     def stages(self) -> list[nn.Sequential]:
@@ -178,17 +238,19 @@ class EfficientNet(nn.Module):
 
 
 def build_efficientnet(name: str, num_classes: int = 3, in_chans: int = 3, **kw) -> EfficientNet:
-    """Build the ``VARIANTS[name]`` row; ``kw``: ``drop_rate``, ``drop_path_rate``."""
+    """Build the ``VARIANTS[name]`` row; ``kw``: ``drop_rate``, ``drop_path_rate``, ``input_size`` (pixels: picks the
+    stride schedule, see ``stride_schedule``), ``zero_init_last_bn``."""
     return EfficientNet(VARIANTS[name], STAGES, num_classes=num_classes, in_chans=in_chans, **kw)
 
 
 def _register(name: str, v: Variant) -> None:
-    def builder(num_classes: int = 3, in_chans: int = 3, **kw) -> EfficientNet:
-        return build_efficientnet(name, num_classes=num_classes, in_chans=in_chans, **kw)
+    def builder(num_classes: int = 3, in_chans: int = 3, input_size: int | tuple[int, int] | None = None, **kw) -> EfficientNet:
+        return build_efficientnet(name, num_classes=num_classes, in_chans=in_chans, input_size=input_size, **kw)
 
     builder.__name__ = name
     desc = v.description or f"EfficientNet-{name.rsplit('_', 1)[-1].upper()} (width {v.width}, depth {v.depth}, {v.resolution} px)"
-    register_model(name, family="efficientnet", default_size=v.resolution, description=desc)(builder)
+    register_model(name, family="efficientnet", default_size=v.resolution, description=desc,
+                   describe_input=lambda size: describe_strides(name, size))(builder)
 
 
 for _name, _variant in VARIANTS.items():

@@ -2,11 +2,16 @@
 
 Architecture modules register builders with ``@register_model``; the registry imports
 them on first use, so importing this module does not import torch.
+
+``create_model(name, input_size=...)`` lets a model adapt to the image size it will see
+(EfficientNets drop early strides for small images); ``model_info(name).input_note(size)``
+says what it picks. Without ``input_size`` every model is built as published.
 """
 from __future__ import annotations
 
 import fnmatch
 import importlib
+import inspect
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -25,19 +30,34 @@ class ModelInfo:
     default_size: int  # native input resolution (pixels)
     description: str
     builder: Callable[..., Any]
+    describe_input: Callable[[int | tuple[int, int] | None], str] | None = None
+
+    @property
+    def size_aware(self) -> bool:
+        """True when the builder takes ``input_size`` (its layout depends on the image size)."""
+        return "input_size" in inspect.signature(self.builder).parameters
+
+    def input_note(self, input_size: int | tuple[int, int] | None) -> str:
+        """What ``create_model(name, input_size=input_size)`` builds for that size, in one line."""
+        if self.describe_input is not None:
+            return self.describe_input(input_size)
+        return "same layout at every input size"
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
 _loaded = False
 
 
-def register_model(name: str, *, family: str, default_size: int, description: str = ""):
-    """Decorator: register ``fn(num_classes=3, in_chans=3, **kw) -> nn.Module`` under ``name``."""
+def register_model(name: str, *, family: str, default_size: int, description: str = "",
+                   describe_input: Callable[[Any], str] | None = None):
+    """Decorator: register ``fn(num_classes=3, in_chans=3, **kw) -> nn.Module`` under ``name``.
+
+    describe_input: ``size -> str`` for builders that take ``input_size`` and adapt to it."""
 
     def deco(fn):
         if name in _REGISTRY and _REGISTRY[name].builder is not fn:
             raise SpecError(f"model name {name!r} is registered twice.")
-        _REGISTRY[name] = ModelInfo(name, family, default_size, description or (fn.__doc__ or "").strip(), fn)
+        _REGISTRY[name] = ModelInfo(name, family, default_size, description or (fn.__doc__ or "").strip(), fn, describe_input)
         return fn
 
     return deco
@@ -99,7 +119,14 @@ def check_model_kwargs(name: str, kwargs: dict) -> None:
         raise SpecError(f"model {name!r} has no option(s) {unknown} (--model-kwargs / model_kwargs); it takes {opts}.")
 
 
-def create_model(name: str, num_classes: int = 3, in_chans: int = 3, **kwargs: Any):
-    """Build a registered model: ``create_model('efficientnet_b0', num_classes=3, in_chans=3)``."""
+def create_model(name: str, num_classes: int = 3, in_chans: int = 3, input_size: int | tuple[int, int] | None = None,
+                 **kwargs: Any):
+    """Build a registered model: ``create_model('efficientnet_b0', num_classes=3, in_chans=3)``.
+
+    input_size: the image size (pixels) the model will see; size-aware models (EfficientNets)
+    pick their stride schedule from it (``model_info(name).input_note(size)``), others ignore it."""
     check_model_kwargs(name, kwargs)
-    return model_info(name).builder(num_classes=num_classes, in_chans=in_chans, **kwargs)
+    info = model_info(name)
+    if input_size is not None and info.size_aware:
+        kwargs["input_size"] = input_size
+    return info.builder(num_classes=num_classes, in_chans=in_chans, **kwargs)

@@ -6,6 +6,7 @@ validation fold, out-of-sample reports beside the majority-class rate, resumable
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -20,9 +21,10 @@ from torch import nn
 
 from effnet_trading.errors import TrainingError
 from effnet_trading.imaging.spec import AnySpec, ImageSpec, spec_from_dict
+from effnet_trading.model_zoo.curves import curves_by_fold, diagnose
 from effnet_trading.model_zoo.dataset import ImageDataset
 from effnet_trading.model_zoo.metrics import classification_report
-from effnet_trading.model_zoo.registry import check_model_kwargs, create_model
+from effnet_trading.model_zoo.registry import check_model_kwargs, create_model, model_info
 from effnet_trading.model_zoo.splits import Split, walk_forward_splits
 from effnet_trading.model_zoo.threads import with_torch_threads
 
@@ -44,6 +46,8 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 3e-3
     weight_decay: float = 0.05
+    decay_norm_and_bias: bool = False  # AdamW decay on BatchNorm weights and biases too (standard recipes exclude them)
+    ema_decay: float | None = None  # exponential moving average of the weights, used for validation/test/export
     label_smoothing: float = 0.0
     class_weights: str | None = "balanced"
     patience: int = 3
@@ -120,6 +124,7 @@ class TrainResult:
     test_proba: np.ndarray  # (n_test, K) of the last fold
     folds: list[dict] = field(default_factory=list)
     model_dir: Path | None = None
+    fold_test: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # per fold: (test sample idx, proba (n, K))
 
     @property
     def test_ends(self) -> np.ndarray:
@@ -162,6 +167,18 @@ def _lr_lambda(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
     return f
 
 
+def _param_groups(net: nn.Module, weight_decay: float, decay_all: bool) -> list[dict]:
+    """AdamW groups: weight decay on conv/linear weights only, unless ``decay_all`` (norm weights and
+    biases are scale/offset parameters; decaying them fights BatchNorm, as in timm/torchvision recipes)."""
+    if decay_all:
+        return [{"params": [p for p in net.parameters() if p.requires_grad], "weight_decay": weight_decay}]
+    decay, no_decay = [], []
+    for p in net.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
 class _Normalised(nn.Module):
     """``model((x - mean) / std)`` as the exported graph does it."""
 
@@ -202,13 +219,19 @@ class _Fold:
         self.train = train
         self.mean, self.std = ds.channel_stats(train)
         torch.manual_seed(cfg.seed + 1000 * split.fold)
-        base = create_model(cfg.model, num_classes=len(ds.class_names), in_chans=ds.images.shape[1], **cfg.model_kwargs)
+        kw = {"input_size": tuple(ds.images.shape[2:])} | dict(cfg.model_kwargs)  # size-aware models adapt their strides
+        base = create_model(cfg.model, num_classes=len(ds.class_names), in_chans=ds.images.shape[1], **kw)
+        self.architecture = f"{cfg.model} at {ds.images.shape[2]}x{ds.images.shape[3]} px: {model_info(cfg.model).input_note(kw['input_size'])}"
         self.net = _Normalised(base, self.mean, self.std).to(self.dev)
         if cfg.channels_last and self.dev.type == "cuda":
             self.net = self.net.to(memory_format=torch.channels_last)
+        self.ema = copy.deepcopy(self.net).eval() if cfg.ema_decay else None
+        if self.ema is not None:
+            for p in self.ema.parameters():
+                p.requires_grad_(False)
         w = _class_weights(ds.labels[train], cfg.class_weights, len(ds.class_names))
         self.loss_fn = nn.CrossEntropyLoss(weight=None if w is None else w.to(self.dev), label_smoothing=cfg.label_smoothing)
-        self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.opt = torch.optim.AdamW(_param_groups(self.net, cfg.weight_decay, cfg.decay_norm_and_bias), lr=cfg.lr)
         steps = max(1, -(-len(train) // cfg.batch_size))
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, _lr_lambda(steps * cfg.epochs, max(1, int(cfg.warmup_epochs * steps)))
@@ -223,6 +246,7 @@ class _Fold:
         return {
             "net": self.net.state_dict(), "opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
             "scaler": self.scaler.state_dict(), "history": self.history, "best": self.best,
+            "ema": None if self.ema is None else self.ema.state_dict(),
             "bad_epochs": self.bad_epochs, "epoch": self.epoch, "done": self.done,
             "torch_rng": torch.get_rng_state(), "config": self.cfg.to_dict(),
         }
@@ -253,12 +277,27 @@ class _Fold:
         self.opt.load_state_dict(st["opt"])
         self.sched.load_state_dict(st["sched"])
         self.scaler.load_state_dict(st["scaler"])
+        if self.ema is not None and st.get("ema") is not None:
+            self.ema.load_state_dict(st["ema"])
         self.history, self.best, self.bad_epochs = st["history"], st["best"], st["bad_epochs"]
         self.epoch, self.done = st["epoch"], st["done"]
         torch.set_rng_state(st["torch_rng"])
         return True
 
     # -- loop ----------------------------------------------------------------------------
+    @property
+    def scored(self) -> nn.Module:
+        """The weights that are validated, tested and exported: the EMA copy when ``ema_decay`` is set."""
+        return self.ema if self.ema is not None else self.net
+
+    def _update_ema(self) -> None:
+        with torch.no_grad():
+            ema_p = [p for p in self.ema.parameters()]
+            net_p = [p.detach() for p in self.net.parameters()]
+            torch._foreach_lerp_(ema_p, net_p, 1.0 - float(self.cfg.ema_decay))
+            for b_ema, b in zip(self.ema.buffers(), self.net.buffers()):
+                b_ema.copy_(b)
+
     def _epoch(self) -> dict:
         from tqdm.auto import tqdm
 
@@ -283,6 +322,8 @@ class _Fold:
             self.scaler.step(self.opt)
             self.scaler.update()
             self.sched.step()
+            if self.ema is not None:
+                self._update_ema()
             tot_loss += float(loss.detach()) * len(y)
             tot_ok += int((logits.argmax(1) == y).sum())
             tot_n += len(y)
@@ -291,7 +332,7 @@ class _Fold:
         row = {"fold": self.split.fold, "epoch": self.epoch + 1, "loss": tot_loss / max(tot_n, 1), "acc": tot_ok / max(tot_n, 1),
                "lr": self.opt.param_groups[0]["lr"]}
         if self.split.valid is not None:
-            proba = _predict(self.net, self.ds, self.split.valid, self.dev, cfg.batch_size, self.amp)
+            proba = _predict(self.scored, self.ds, self.split.valid, self.dev, cfg.batch_size, self.amp)
             yv = self.ds.labels[self.split.valid]
             row["val_loss"] = float(-np.mean(np.log(np.clip(proba[np.arange(len(yv)), yv], 1e-15, 1))))
             row["val_acc"] = float(np.mean(proba.argmax(1) == yv))
@@ -310,7 +351,7 @@ class _Fold:
                 tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
             score = row.get("val_loss", row["loss"])
             if score < self.best[0]:
-                state = {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()}
+                state = {k: v.detach().cpu().clone() for k, v in self.scored.state_dict().items()}
                 self.best, self.bad_epochs = (score, state, self.epoch), 0
             else:
                 self.bad_epochs += 1
@@ -320,8 +361,9 @@ class _Fold:
                 self.done = True
                 self.save()
         if self.best[1] is not None:
-            self.net.load_state_dict(self.best[1])
+            self.net.load_state_dict(self.best[1])  # the best scored weights (EMA ones when ema_decay is set)
         self.net.eval()
+        self.ema = None  # from here on self.net holds the weights that are scored
 
     def report(self) -> dict:
         ds, sp, cfg = self.ds, self.split, self.cfg
@@ -333,6 +375,9 @@ class _Fold:
             out["valid"] = classification_report(ds.labels[sp.valid], _predict(self.net, ds, sp.valid, self.dev, cfg.batch_size, self.amp), ds.class_names)
         self.test_proba = _predict(self.net, ds, sp.test, self.dev, cfg.batch_size, self.amp)
         out["test"] = classification_report(ds.labels[sp.test], self.test_proba, ds.class_names)
+        prior = list(ds.class_balance(self.train).values())
+        out["diagnosis"] = diagnose(self.history, self.test_proba, prior)
+        out["architecture"] = self.architecture
         return out
 
 
@@ -375,7 +420,7 @@ def train_model(
     h = -(-cfg.horizon // step)  # horizon in samples
     splits = walk_forward_splits(len(ds), cfg.folds, horizon=h, embargo=h if cfg.embargo is None else -(-cfg.embargo // step),
                                  min_train=cfg.min_train, test_size=cfg.test_size, valid=cfg.valid)
-    history, fold_reports, fold = [], [], None
+    history, fold_reports, fold_test, fold = [], [], [], None
     for sp in splits:
         ckpt = out / "checkpoints" / f"fold_{sp.fold}" if out is not None else None
         if ckpt is not None and not resume and ckpt.exists():
@@ -387,17 +432,20 @@ def train_model(
         fold.fit()
         history += fold.history
         fold_reports.append(fold.report())
+        fold_test.append((sp.test, fold.test_proba))
         if out is not None:
             _write_json(out / "history.json", history)
     last = fold_reports[-1]
     metrics = {"valid": last.get("valid"), "test": last["test"], "split": last["split"], "best_epoch": last["best_epoch"],
-               "folds": [{k: v for k, v in f.items() if k != "valid"} for f in fold_reports], "summary": _summary(fold_reports)}
+               "folds": [{k: v for k, v in f.items() if k != "valid"} for f in fold_reports], "summary": _summary(fold_reports),
+               "diagnosis": last["diagnosis"], "architecture": last["architecture"], "curves": curves_by_fold(history)}
     info = ds.info()
     if out is not None:
         _write_json(out / "metrics.json", metrics)
         _write_json(out / "dataset.json", info)
     model = fold.net.model.cpu().eval()
-    return TrainResult(model, history, metrics, info, fold.mean, fold.std, cfg, splits[-1], ds, fold.test_proba, fold_reports)
+    return TrainResult(model, history, metrics, info, fold.mean, fold.std, cfg, splits[-1], ds, fold.test_proba, fold_reports,
+                       fold_test=fold_test)
 
 
 def train_and_export(
@@ -419,6 +467,7 @@ def train_and_export(
         res.metrics.update(extra_metrics(res))
         metrics.update(extra_metrics(res))
     training = {"span": res.metrics["split"]["train"], "n_train": res.metrics["split"]["n_train"],
+                "architecture": res.metrics["architecture"], "diagnosis": res.metrics["diagnosis"]["line"],
                 "dataset": {k: v for k, v in res.dataset_info.items() if k != "spec"}, "config": cfg.to_dict(),
                 "epochs_run": len([r for r in res.history if r["fold"] == sp.fold]), "best_epoch": res.metrics["best_epoch"]}
     sample = ds.float_images(sp.train[-64:])

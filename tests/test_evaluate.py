@@ -58,6 +58,8 @@ def test_outputs_and_resume(planted_run):
         assert (out / name).exists(), name
     md = (out / "results.md").read_text()
     assert "| small_cnn |" in md and "majority" in md and "Null check: PASS" in md
+    assert "Learning curves" in md and "| small_cnn | 0 |" in md and "| small_cnn | 1 |" in md  # every fold's curve
+    assert "Learning curves (solid train" in (out / "report.html").read_text()
     assert "<img src=\"data:image/png;base64," in (out / "report.html").read_text()
     saved = json.loads((out / "results.json").read_text())
     assert saved["strategies"]["small_cnn"]["sharpe_ci"]["low"] <= saved["strategies"]["small_cnn"]["sharpe_ci"]["high"]

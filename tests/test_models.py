@@ -195,3 +195,57 @@ def test_initial_loss_is_near_chance_for_three_classes():
     x = torch.randn(32, 3, 32, 32)
     loss = torch.nn.functional.cross_entropy(m(x), torch.randint(0, 3, (32,)))
     assert loss.item() < 1.5 * np.log(3), loss.item()
+
+
+# -- input-size-aware stride schedule and residual initialisation --------------------------------------
+@pytest.mark.parametrize("name", sorted(TORCHVISION_PARAMS))
+@pytest.mark.parametrize("size", [16, 32, 64])
+def test_size_aware_schedule_keeps_the_parameter_count(name, size):
+    """Strides have no parameters: the schedule picked for small images changes no published count."""
+    assert _n_params(_meta(name, num_classes=1000, in_chans=3, input_size=size)) == TORCHVISION_PARAMS[name]
+
+
+@pytest.mark.parametrize("size, strides, last", [
+    (None, (2, 1, 2, 2, 2, 1, 2, 1), 7),   # published: 224 px -> 7x7
+    (224, (2, 1, 2, 2, 2, 1, 2, 1), 7),
+    (64, (2, 1, 2, 2, 2, 1, 2, 1), 2),
+    (32, (1, 1, 2, 2, 2, 1, 2, 1), 2),     # stem stride dropped: 2x2 instead of 1x1
+    (16, (1, 1, 1, 2, 2, 1, 2, 1), 2),     # stem and stage-2 strides dropped (CIFAR-style)
+    (8, (1, 1, 1, 1, 2, 1, 2, 1), 2),
+])
+def test_stride_schedule_drops_the_earliest_strides_for_small_images(size, strides, last):
+    from effnet_trading.model_zoo.efficientnet import MIN_FEATURE_PX
+
+    m = create_model("efficientnet_b0", num_classes=3, in_chans=1, input_size=size)
+    assert m.strides == strides
+    s = size or 224
+    dw = [blk.block[-3][0].stride[0] for blk in (stage[0] for stage in m.stages)]
+    assert (m.features[0][0].stride[0], *dw) == strides  # the modules carry the schedule they report
+    with torch.no_grad():
+        assert m.features(torch.rand(1, 1, s, s)).shape[-1] == last
+    assert last >= MIN_FEATURE_PX or size is None
+
+
+def test_registry_states_the_schedule_per_image_size():
+    note = model_info("efficientnet_b0").input_note(32)
+    assert "stem 1" in note and "total 16" in note and "2x2" in note and "dropped" in note
+    assert "published" in model_info("efficientnet_b0").input_note(224)
+    assert "published" in model_info("compact").input_note(32)  # compact was designed for 32-64 px
+    assert "total 8" in model_info("compact").input_note(16)
+    assert model_info("efficientnet_b0").size_aware and not model_info("small_cnn").size_aware
+    assert "same layout" in model_info("small_cnn").input_note(32)
+    assert isinstance(create_model("small_cnn", input_size=32), torch.nn.Module)  # size-agnostic models ignore it
+
+
+def test_residual_blocks_start_as_identity():
+    """Zero-initialised gamma of each residual block's last BN: the branch adds nothing at init."""
+    m = create_model("efficientnet_nano", num_classes=3, in_chans=3).eval()
+    blocks = [b for stage in m.stages for b in stage]
+    res = [b for b in blocks if b.use_res]
+    assert res and all(float(b.block[-1][1].weight.detach().abs().max()) == 0.0 for b in res)
+    assert all(float(b.block[-1][1].weight.detach().min()) == 1.0 for b in blocks if not b.use_res)
+    x = torch.randn(2, res[0].out_channels, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(res[0](x), x)
+    plain = create_model("efficientnet_nano", num_classes=3, in_chans=3, zero_init_last_bn=False)
+    assert all(float(b.block[-1][1].weight.detach().min()) == 1.0 for stage in plain.stages for b in stage)

@@ -208,6 +208,48 @@ def test_cli_train(planted, tmp_path):
                                   "--out", str(out), "--no-progress"])
     assert r.exit_code == 0, r.output
     assert "accuracy" in r.output and "majority" in r.output and "log-loss" in r.output
+    assert "learning curves" in r.output and "fold 0: 1:" in r.output and "vs majority" in r.output  # curve beside majority
+    assert "architecture: small_cnn at 16x16 px" in r.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["diagnosis"]["state"] in ("learned", "under-trained", "converged to base rate")
+    assert len(metrics["curves"]["0"]["val_loss"]) == 1
     assert f"model: {out / 'model'}" in r.output and (out / "model/card.json").exists()
     bad = CliRunner().invoke(main, ["train", "--data", str(csv), "--model", "nope", "--out", str(tmp_path / "x")])
     assert bad.exit_code != 0 and "unknown model 'nope'" in bad.output
+
+
+def test_no_weight_decay_on_norm_weights_and_biases():
+    from effnet_trading.model_zoo import create_model
+    from effnet_trading.model_zoo.train import _param_groups
+
+    net = create_model("compact", num_classes=3, in_chans=1)
+    decay, no_decay = _param_groups(net, 0.05, False)
+    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+    assert all(p.ndim > 1 for p in decay["params"]) and all(p.ndim <= 1 for p in no_decay["params"])
+    bn = net.features[0][1]
+    assert any(p is bn.weight for p in no_decay["params"]) and any(p is bn.bias for p in no_decay["params"])
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(net.parameters()))
+    (everything,) = _param_groups(net, 0.05, True)
+    assert everything["weight_decay"] == 0.05 and len(everything["params"]) == len(list(net.parameters()))
+
+
+def test_ema_weights_are_the_ones_scored(planted):
+    """With ema_decay the validated/exported weights are the average, not the last step's."""
+    import torch
+
+    from effnet_trading.imaging import ImageSpec
+    from effnet_trading.model_zoo.train import TrainConfig, train_model
+
+    spec = ImageSpec("gadf", window=16, size=(16, 16), returns=True)
+    base = dict(model="small_cnn", spec=spec, epochs=1, folds=1, seed=0, progress=False, max_train_samples=400,
+                model_kwargs={"widths": (8, 16, 32)})
+    plain = train_model(planted.iloc[:1500], TrainConfig(**base))
+    ema = train_model(planted.iloc[:1500], TrainConfig(**base, ema_decay=0.5))
+    frozen = train_model(planted.iloc[:1500], TrainConfig(**base, ema_decay=1.0 - 1e-12))  # EMA never moves: the init
+    w = lambda r: r.model.classifier.weight.detach()  # noqa: E731
+    assert not torch.allclose(w(plain), w(ema))
+    torch.manual_seed(0)  # same seed and fold as the trainer's model init
+    from effnet_trading.model_zoo import create_model
+
+    init = create_model("small_cnn", num_classes=3, in_chans=1, widths=(8, 16, 32))
+    assert torch.allclose(w(frozen), init.classifier.weight.detach(), atol=1e-6)

@@ -42,6 +42,7 @@ def train(date_format, tz, data_path, config_path, resume, out_dir, **flags) -> 
     """
     from effnet_trading.config import read_toml
     from effnet_trading.imaging import load_ohlcv, spec_from_options
+    from effnet_trading.model_zoo.curves import format_curves
     from effnet_trading.model_zoo.metrics import format_report
     from effnet_trading.model_zoo.train import TrainConfig, train_and_export
 
@@ -65,6 +66,8 @@ def train(date_format, tz, data_path, config_path, resume, out_dir, **flags) -> 
         s = m["summary"]
         click.echo(f"mean over {s['folds']} folds: accuracy {s['accuracy']:.4f}, macro-F1 {s['macro_f1']:.4f}, "
                    f"log-loss {s['log_loss']:.4f}, majority {s['majority_rate']:.4f}")
+    click.echo(format_curves(res.history, res.folds))
+    click.echo(f"architecture: {m['architecture']}")
     click.echo(f"test span {m['split']['test'][0]} .. {m['split']['test'][1]} (purged, horizon {horizon} bars)")
     for w in m["test"]["warnings"]:
         click.echo(f"warning: {w}", err=True)

@@ -1,0 +1,170 @@
+"""Do the models learn a planted edge? Out-of-sample accuracy vs the majority-class rate.
+
+For every (data set, encoding, size, model): ``train_model`` over ``--folds`` purged
+walk-forward folds with the same budget for all (``--train`` most recent samples x
+``--epochs``), the test predictions of all folds pooled, accuracy with a block-bootstrap
+95 % interval beside the majority rate of the same test bars, the number of folds in which
+the model collapsed (one class > 90 % of predictions) and the learning-curve diagnosis.
+
+Data: ``shipped`` = ``sample_data/planted_5m.csv``; ``seedN`` = a planted set generated
+with seed N (same generator and settings, other draws). A model "finds the edge" when
+the lower end of its interval is above the majority rate.
+
+    python benchmarks/bench_learning.py --jobs 2 --out benchmarks/RESULTS_learning.md
+    python benchmarks/bench_learning.py --models compact --sizes 32 --kinds candles --data shipped \\
+        --recipe '{"lr": 1e-3}' --model-kwargs '{"zero_init_last_bn": false}'      # one experiment
+    python benchmarks/bench_learning.py --grid experiments.json --json out.json      # many (docs/training.md)
+
+``--grid``: a JSON list of ``{"tag": ..., "recipe": {TrainConfig overrides}, "model_kwargs": {...},
+"models": [...]}`` entries, each run on the selected data/encodings/sizes (models default to ``--models``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ("small_cnn", "compact", "efficientnet_nano", "efficientnet_b0")
+
+
+def _frame(data: str):
+    from effnet_trading.imaging import load_ohlcv
+
+    if data == "shipped":
+        return load_ohlcv(ROOT / "sample_data" / "planted_5m.csv")
+    if data.startswith("seed"):
+        from effnet_trading.imaging.synthetic import SampleConfig, make_planted
+
+        return make_planted(SampleConfig(seed=int(data[4:])))[0]
+    return load_ohlcv(data)
+
+
+def _spec(kind: str, size: int, window: int):
+    from effnet_trading.imaging import ImageSpec
+
+    return ImageSpec(kind, window=window, size=(size, size))
+
+
+def run_one(job: dict) -> dict:
+    """One (data, kind, size, model, recipe) cell; returns a JSON-ready record."""
+    import torch
+
+    torch.set_num_threads(job.get("threads", 1))
+    from effnet_trading.model_zoo.dataset import ImageDataset
+    from effnet_trading.model_zoo.metrics import bootstrap_ci
+    from effnet_trading.model_zoo.train import TrainConfig, train_model
+
+    spec = _spec(job["kind"], job["size"], job["window"])
+    frame = _frame(job["data"])
+    ds = ImageDataset.build(frame, spec, job["horizon"], cache_dir=job.get("cache_dir"))
+    if job.get("float_inputs"):  # experiment: skip the uint8 quantisation (images kept as float32 x 255)
+        from effnet_trading.imaging import iter_render
+
+        imgs = np.concatenate([im for _, im in iter_render(spec, frame, ds.ends, dtype=np.float32)])
+        ds.images = imgs * np.float32(255.0)
+    recipe = {"epochs": job["epochs"], "folds": job["folds"], "max_train_samples": job["train"], "seed": job["seed"]} | job["recipe"]
+    cfg = TrainConfig(model=job["model"], spec=spec, horizon=job["horizon"], progress=False, **recipe,
+                      model_kwargs=dict(job["model_kwargs"]))
+    t0 = time.perf_counter()
+    res = train_model(frame, cfg, dataset=ds)
+    seconds = time.perf_counter() - t0
+    folds = res.folds
+    ys = np.concatenate([ds.labels[t] for t, _ in res.fold_test]).astype(int)
+    preds = np.concatenate([p.argmax(1) for _, p in res.fold_test]).astype(int)
+    acc = bootstrap_ci(ys, preds, "accuracy", n=1000, block=job["horizon"], seed=0)
+    counts = np.bincount(ys, minlength=3)
+    return {"tag": job["tag"], "data": job["data"], "kind": job["kind"], "size": job["size"], "model": job["model"],
+            "recipe": job["recipe"], "model_kwargs": job["model_kwargs"], "float_inputs": bool(job.get("float_inputs")),
+            "n_test": int(len(ys)), "accuracy": acc, "majority_rate": float(counts.max() / counts.sum()),
+            "per_fold": [{"fold": f["fold"], "accuracy": f["test"]["accuracy"], "majority_rate": f["test"]["majority_rate"],
+                          "collapsed": f["test"]["collapsed"], "best_epoch": f["best_epoch"], "epochs_run": f["epochs_run"],
+                          "diagnosis": f["diagnosis"]["state"]} for f in folds],
+            "collapsed_folds": int(sum(f["test"]["collapsed"] for f in folds)),
+            "architecture": res.metrics["architecture"], "seconds": seconds,
+            "curves": {str(k): v for k, v in res.metrics["curves"].items()}}
+
+
+def _jobs(args) -> list[dict]:
+    entries = json.loads(Path(args.grid).read_text()) if args.grid else [
+        {"tag": args.tag, "recipe": json.loads(args.recipe), "model_kwargs": json.loads(args.model_kwargs)}]
+    jobs = []
+    for e in entries:
+        for data in args.data.split(","):
+            for kind in args.kinds.split(","):
+                for size in (int(s) for s in args.sizes.split(",")):
+                    for model in e.get("models", args.models.split(",")):
+                        jobs.append({"tag": e.get("tag", ""), "recipe": e.get("recipe", {}), "model_kwargs": e.get("model_kwargs", {}),
+                                     "float_inputs": e.get("float_inputs", False), "data": data, "kind": kind, "size": size,
+                                     "window": args.window, "model": model, "horizon": args.horizon, "epochs": args.epochs,
+                                     "folds": args.folds, "train": args.train, "seed": e.get("seed", args.seed),
+                                     "cache_dir": args.cache_dir, "threads": args.threads})
+    return jobs
+
+
+def _row(r: dict) -> str:
+    a = r["accuracy"]
+    found = "yes" if a["low"] > r["majority_rate"] else "no"
+    states = ",".join(sorted({f["diagnosis"] for f in r["per_fold"]}))
+    return (f"| {r['data']} | {r['kind']} {r['size']} | {r['model']} | {a['estimate']:.3f} [{a['low']:.3f}, {a['high']:.3f}] | "
+            f"{r['majority_rate']:.3f} | {found} | {r['collapsed_folds']}/{len(r['per_fold'])} | {states} | {r['seconds']:.0f} |")
+
+
+def markdown(records: list[dict]) -> str:
+    head = ["| data | image | model | accuracy [95% CI] | majority | edge found | collapsed folds | diagnosis | train s |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    return "\n".join(head + [_row(r) for r in records])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--models", default=",".join(MODELS))
+    p.add_argument("--sizes", default="32,64")
+    p.add_argument("--kinds", default="candles,gasf")
+    p.add_argument("--data", default="shipped,seed11", help="shipped, seedN, or a CSV path; comma-separated")
+    p.add_argument("--window", type=int, default=32)
+    p.add_argument("--horizon", type=int, default=6)
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--train", type=int, default=6000, help="most recent training samples per fold")
+    p.add_argument("--folds", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--recipe", default="{}", help="JSON TrainConfig overrides (default: the TrainConfig defaults)")
+    p.add_argument("--model-kwargs", default="{}", help="JSON builder kwargs")
+    p.add_argument("--tag", default="defaults")
+    p.add_argument("--grid", help="JSON file: list of experiments (see the module docstring)")
+    p.add_argument("--jobs", type=int, default=1, help="parallel processes (one torch thread each)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--cache-dir", default=None, help="rendered-image cache shared by the jobs")
+    p.add_argument("--json", help="write all records here (JSON lines)")
+    p.add_argument("--out", help="write the markdown table here")
+    args = p.parse_args()
+    jobs = _jobs(args)
+    t0 = time.perf_counter()
+    records = []
+    sink = open(args.json, "a") if args.json else None
+    run = map if args.jobs <= 1 else ProcessPoolExecutor(args.jobs).map
+    for r in run(run_one, jobs):
+        records.append(r)
+        print(_row(r) + f" {r['tag']}", flush=True)
+        if sink:
+            sink.write(json.dumps(r) + "\n")
+            sink.flush()
+    import torch
+
+    device = "cuda " + torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)"
+    text = (f"Budget: {args.train} most recent training samples x {args.epochs} epochs per fold, {args.folds} folds, window "
+            f"{args.window}, horizon {args.horizon}, seed {args.seed}; {device}, torch {torch.__version__}, {platform.python_version()}; "
+            f"{time.perf_counter() - t0:.0f} s wall.\n\n" + markdown(records) + "\n")
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+
+
+if __name__ == "__main__":
+    main()
