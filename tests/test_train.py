@@ -253,3 +253,47 @@ def test_ema_weights_are_the_ones_scored(planted):
 
     init = create_model("small_cnn", num_classes=3, in_chans=1, widths=(8, 16, 32))
     assert torch.allclose(w(frozen), init.classifier.weight.detach(), atol=1e-6)
+
+
+class _Captured(Exception):
+    pass
+
+
+def test_train_config_file_and_flags_build_the_same_config(tmp_path, planted, monkeypatch):
+    """`train --config FILE.toml` holds the TrainConfig; options on the command line override it."""
+    from click.testing import CliRunner
+
+    from effnet_trading.model_zoo import train as train_module
+    from effnet_trading.plugins.cli import main
+
+    def capture(frame, cfg, out_dir, **kw):
+        raise _Captured(cfg)
+
+    monkeypatch.setattr(train_module, "train_and_export", capture)
+    csv = tmp_path / "bars.csv"
+    planted.iloc[:300].to_csv(csv, index_label="timestamp")
+    toml = tmp_path / "train.toml"
+    toml.write_text('model = "compact"\nepochs = 3\nhorizon = 4\n[spec]\nkind = "gadf"\nwindow = 16\nsize = [16, 16]\n')
+
+    def config(args):
+        res = CliRunner().invoke(main, ["train", "--data", str(csv), "--out", str(tmp_path / "o"), *args])
+        assert isinstance(res.exception, _Captured), res.output
+        return res.exception.args[0]
+
+    flags = [
+        "--model",
+        "compact",
+        "--epochs",
+        "3",
+        "--horizon",
+        "4",
+        "--kind",
+        "gadf",
+        "--window",
+        "16",
+        "--size",
+        "16",
+    ]
+    assert config(["--config", str(toml)]).to_dict() == config(flags).to_dict()
+    over = config(["--config", str(toml), "--epochs", "5"])
+    assert over.epochs == 5 and over.horizon == 4 and over.spec == ImageSpec("gadf", window=16, size=(16, 16))
