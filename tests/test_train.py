@@ -21,7 +21,7 @@ from effnet_trading.model_zoo.train import TrainConfig, train_and_export, train_
 
 from conftest import TRAINED_SPEC  # noqa: E402
 
-TINY = dict(spec=ImageSpec("gadf", window=16, size=(16, 16), returns=True), progress=False, num_threads=2,
+TINY = dict(spec=ImageSpec("gadf", window=16, size=(16, 16), returns=True), progress=False, num_threads=1,
             model_kwargs={"widths": (8, 16, 32)}, batch_size=64)
 
 
@@ -110,7 +110,7 @@ def test_compact_finds_planted_edge(planted, planted_events):
     """The compact EfficientNet finds the planted edge on CPU (about a minute on 2 cores): event-bar
     accuracy far above chance, overall accuracy at least the majority rate."""
     assert "compact" in list_models()
-    cfg = TrainConfig(model="compact", spec=TRAINED_SPEC, epochs=6, progress=False, num_threads=2)
+    cfg = TrainConfig(model="compact", spec=TRAINED_SPEC, epochs=6, progress=False, num_threads=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CollapseWarning)
         res = train_model(planted.iloc[:12_000], cfg)
@@ -121,7 +121,7 @@ def test_compact_finds_planted_edge(planted, planted_events):
 
 @pytest.mark.slow
 def test_nothing_found_in_random_walk(random_walk):
-    cfg = TrainConfig(model="small_cnn", spec=TRAINED_SPEC, epochs=5, progress=False, num_threads=2,
+    cfg = TrainConfig(model="small_cnn", spec=TRAINED_SPEC, epochs=5, progress=False, num_threads=1,
                       model_kwargs={"widths": (16, 32, 64)})  # the trained_model_dir pipeline
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CollapseWarning)  # a no-skill model may well collapse
