@@ -10,12 +10,13 @@
 3. Peak memory scoring 5m history with chunked scoring (compact): Python-heap peak (tracemalloc)
    and the process's peak RSS, in a fresh child process per measurement.
 """
+
 from __future__ import annotations
 
 import argparse
+import gc
 import multiprocessing as mp
 import platform
-import gc
 import tempfile
 import time
 import tracemalloc
@@ -63,7 +64,9 @@ def _throughput(model_dir: Path, frame) -> dict:
     images = None  # free the rendered batch before the engines run
 
     def vbt_run(f):
-        ind = EfficientNetIndicator.run(f.open, f.high, f.low, f.close, f.volume, model=SignalModel(pred), threshold=0.4)
+        ind = EfficientNetIndicator.run(
+            f.open, f.high, f.low, f.close, f.volume, model=SignalModel(pred), threshold=0.4
+        )
         return portfolio_from_signals(f, ind, fees=0.001).value()
 
     run_backtrader(frame.iloc[:300], SignalModel(pred), policy=Policy(0.4))  # warm-up: imports, numba compilation
@@ -141,8 +144,17 @@ def _memory_child(model_dir: str, bars: int, chunk: int, queue) -> None:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     rss1 = _rss_mb("VmHWM")
-    queue.put({"bars": len(frame), "chunk": chunk, "heap_peak_mb": peak / 2**20, "rss_before_mb": rss0,
-               "rss_peak_mb": rss1, "secs": secs, "scored": int(probs["buy"].notna().sum())})
+    queue.put(
+        {
+            "bars": len(frame),
+            "chunk": chunk,
+            "heap_peak_mb": peak / 2**20,
+            "rss_before_mb": rss0,
+            "rss_peak_mb": rss1,
+            "secs": secs,
+            "scored": int(probs["buy"].notna().sum()),
+        }
+    )
 
 
 def _memory(model_dir: Path, bars: int, chunk: int) -> dict:
@@ -173,13 +185,19 @@ def main() -> None:
     b0 = _export("efficientnet_b0", ImageSpec("gasf", window=64, size=(64, 64)), hourly, tmp / "b0")
 
     rows = []
-    for name, model_dir, n in (("compact @32 GASF", compact, args.bars), ("efficientnet_b0 @64 GASF", b0, args.b0_bars)):
+    for name, model_dir, n in (
+        ("compact @32 GASF", compact, args.bars),
+        ("efficientnet_b0 @64 GASF", b0, args.b0_bars),
+    ):
         r = _throughput(model_dir, hourly.iloc[-n:])
         rows.append((name, n, r))
         print(name, r, flush=True)
-    ovn = _once_vs_next(compact, hourly.iloc[-args.next_bars:])
+    ovn = _once_vs_next(compact, hourly.iloc[-args.next_bars :])
     print("once vs next", ovn, flush=True)
-    ind = {name: _indicator_only(d, hourly.iloc[-args.next_bars:]) for name, d in (("compact @32", compact), ("efficientnet_b0 @64", b0))}
+    ind = {
+        name: _indicator_only(d, hourly.iloc[-args.next_bars :])
+        for name, d in (("compact @32", compact), ("efficientnet_b0 @64", b0))
+    }
     print("indicator only", ind, flush=True)
     mem_bars = args.mem_bars or 10**9
     mem = [_memory(compact, mem_bars, chunk) for chunk in (2048, 8192)]
@@ -199,8 +217,10 @@ def main() -> None:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, n, r in rows:
-        lines.append(f"| {name} | {n:,} | {r['predictor']:,.0f} | {r['backtrader']:,.0f} | {r['backtrader'] / r['predictor']:.2f} | "
-                     f"{r['vectorbt']:,.0f} | {r['vectorbt'] / r['predictor']:.2f} |")
+        lines.append(
+            f"| {name} | {n:,} | {r['predictor']:,.0f} | {r['backtrader']:,.0f} | {r['backtrader'] / r['predictor']:.2f} | "
+            f"{r['vectorbt']:,.0f} | {r['vectorbt'] / r['predictor']:.2f} |"
+        )
     lines += [
         "",
         "End to end = render + inference + policy + fills (+ backtrader's own loop / vectorbt's portfolio), divided by the",
@@ -222,8 +242,10 @@ def main() -> None:
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for m in mem:
-        lines.append(f"| {m['bars']:,} | {m['chunk']} | {m['heap_peak_mb']:.0f} | {m['rss_peak_mb']:.0f} | {m['rss_before_mb']:.0f} | "
-                     f"{m['secs']:.0f} | {m['scored'] / m['secs']:,.0f} |")
+        lines.append(
+            f"| {m['bars']:,} | {m['chunk']} | {m['heap_peak_mb']:.0f} | {m['rss_peak_mb']:.0f} | {m['rss_before_mb']:.0f} | "
+            f"{m['secs']:.0f} | {m['scored'] / m['secs']:,.0f} |"
+        )
     full = mem[0]["scored"] * 1 * 32 * 32 * 4 / 2**20
     lines += ["", f"For scale: all {mem[0]['scored']:,} images at once would take {full:,.0f} MB as float32.", ""]
     text = "\n".join(lines)

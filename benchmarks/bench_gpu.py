@@ -8,6 +8,7 @@ numerical reference for the GPU one.
 
     python benchmarks/bench_gpu.py --out gpu.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,15 +64,17 @@ def inference(name: str, reps: int) -> dict:
             fp16_cl = _cuda_ms(lambda: cl(xcl), reps)
             x64 = torch.rand(64, 3, size, size, device="cuda").contiguous(memory_format=torch.channels_last)
             b64 = _cuda_ms(lambda: cl(x64), max(5, reps // 5))
-    row.update({
-        "b1_fp32_ms_p50": float(np.median(fp32)), "b1_fp32_ms_p99": float(np.percentile(fp32, 99)),
-        "b1_fp16_ms_p50": float(np.median(fp16)), "b1_fp16_cl_ms_p50": float(np.median(fp16_cl)),
-        "b64_fp16_cl_ms_per_image": float(np.median(b64) / 64),
-        "fp16_speedup_vs_fp32_b1": float(np.median(fp32) / np.median(fp16_cl)),
-        "claim_ms": CLAIMS_MS.get(name),
-    })
-    del net, cl
-    torch.cuda.empty_cache()
+    row.update(
+        {
+            "b1_fp32_ms_p50": float(np.median(fp32)),
+            "b1_fp32_ms_p99": float(np.percentile(fp32, 99)),
+            "b1_fp16_ms_p50": float(np.median(fp16)),
+            "b1_fp16_cl_ms_p50": float(np.median(fp16_cl)),
+            "b64_fp16_cl_ms_per_image": float(np.median(b64) / 64),
+            "fp16_speedup_vs_fp32_b1": float(np.median(fp32) / np.median(fp16_cl)),
+            "claim_ms": CLAIMS_MS.get(name),
+        }
+    )
     return row
 
 
@@ -86,17 +89,31 @@ def training(data: Path, model: str, size: int, epochs: int) -> dict:
     from effnet_trading.model_zoo.train import TrainConfig, train_and_export
 
     ohlcv = load_ohlcv(data)
-    cfg = TrainConfig(model=model, spec=ImageSpec("candles", window=32, size=(size, size)), epochs=epochs,
-                      device="cuda", amp=True, channels_last=True, progress=False)
+    cfg = TrainConfig(
+        model=model,
+        spec=ImageSpec("candles", window=32, size=(size, size)),
+        epochs=epochs,
+        device="cuda",
+        amp=True,
+        channels_last=True,
+        progress=False,
+    )
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         res = train_and_export(ohlcv, cfg, tmp)
         load_card(Path(tmp) / "model")  # raises unless the ONNX file's sha256 and the spec check out
     wall = time.perf_counter() - t0
     test = res.metrics["test"]
-    return {"model": model, "size": size, "epochs": epochs, "wall_s": round(wall, 1),
-            "test_accuracy": test["accuracy"], "majority_rate": test["majority_rate"],
-            "n_test": res.metrics["split"].get("n_test"), "card_loads": True}
+    return {
+        "model": model,
+        "size": size,
+        "epochs": epochs,
+        "wall_s": round(wall, 1),
+        "test_accuracy": test["accuracy"],
+        "majority_rate": test["majority_rate"],
+        "n_test": res.metrics["split"].get("n_test"),
+        "card_loads": True,
+    }
 
 
 def main() -> None:
@@ -113,9 +130,14 @@ def main() -> None:
     torch.backends.cudnn.benchmark = True
     import onnxruntime as ort
 
-    env = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "cuda": torch.version.cuda,
-           "onnxruntime": ort.__version__, "ort_providers": ort.get_available_providers(),
-           "python": platform.python_version()}
+    env = {
+        "gpu": torch.cuda.get_device_name(0),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "onnxruntime": ort.__version__,
+        "ort_providers": ort.get_available_providers(),
+        "python": platform.python_version(),
+    }
     print(json.dumps(env), flush=True)
     rows = []
     for name in a.models.split(","):

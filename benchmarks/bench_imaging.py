@@ -12,6 +12,7 @@
   call vs ``iter_render`` in chunks.
 Ratios are taken inside this process, so machine load affects both sides alike.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,8 +63,14 @@ def _mplfinance_rate(frame, ends: np.ndarray, size: int, n: int) -> float:
 
     def draw(e: int) -> None:
         buf = io.BytesIO()
-        mpf.plot(bars.iloc[e - 31 : e + 1], type="candle", volume=True, mav=(20,),
-                 figsize=(size / dpi, size / dpi), savefig=dict(fname=buf, dpi=dpi, format="png"))
+        mpf.plot(
+            bars.iloc[e - 31 : e + 1],
+            type="candle",
+            volume=True,
+            mav=(20,),
+            figsize=(size / dpi, size / dpi),
+            savefig=dict(fname=buf, dpi=dpi, format="png"),
+        )
         plt.close("all")
 
     for e in ends[:2]:  # warm-up: imports, font cache
@@ -105,13 +112,18 @@ def main() -> None:
 
     frame = load_ohlcv(args.data)
     arr = ohlcv_array(frame)
-    lines = [f"machine: {platform.processor() or platform.machine()}, 2-core CPU, no GPU; numpy {np.__version__}",
-             f"data: {Path(args.data).name} ({len(arr):,} bars), batch {args.batch} consecutive windows, "
-             f"median of {args.repeat} runs", "",
-             "| kind | size | window | images/s | reference | ref images/s | ratio |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"machine: {platform.processor() or platform.machine()}, 2-core CPU, no GPU; numpy {np.__version__}",
+        f"data: {Path(args.data).name} ({len(arr):,} bars), batch {args.batch} consecutive windows, "
+        f"median of {args.repeat} runs",
+        "",
+        "| kind | size | window | images/s | reference | ref images/s | ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for size in (64, 224):
-        mpf_rate = _mplfinance_rate(frame, valid_ends(_specs(size)["candles"], arr)[-args.mpf_images :], size,
-                                    args.mpf_images)
+        mpf_rate = _mplfinance_rate(
+            frame, valid_ends(_specs(size)["candles"], arr)[-args.mpf_images :], size, args.mpf_images
+        )
         pyts_rate = _pyts_rate(arr, np.arange(len(arr) - args.batch, len(arr)), size, args.repeat)
         for kind, spec in _specs(size).items():
             ends = valid_ends(spec, arr)[-args.batch :]
@@ -120,10 +132,14 @@ def main() -> None:
             shape = "x".join(map(str, spec.size))
             if kind in ("candles", "ohlc_bars"):
                 ref = f"mplfinance candle+volume+MA, savefig to BytesIO ({args.mpf_images} images timed, extrapolated)"
-                lines.append(f"| {kind} | {shape} | {spec.window} | {rate:,.0f} | {ref} | {mpf_rate:,.1f} | {rate / mpf_rate:,.0f}x |")
+                lines.append(
+                    f"| {kind} | {shape} | {spec.window} | {rate:,.0f} | {ref} | {mpf_rate:,.1f} | {rate / mpf_rate:,.0f}x |"
+                )
             elif kind == "gasf":
                 ref = "pyts GramianAngularField, same windows"
-                lines.append(f"| {kind} | {shape} | {spec.window} | {rate:,.0f} | {ref} | {pyts_rate:,.0f} | {rate / pyts_rate:.1f}x |")
+                lines.append(
+                    f"| {kind} | {shape} | {spec.window} | {rate:,.0f} | {ref} | {pyts_rate:,.0f} | {rate / pyts_rate:.1f}x |"
+                )
             else:
                 lines.append(f"| {kind} | {shape} | {spec.window} | {rate:,.0f} | - | - | - |")
         print("\n".join(lines[-5:]), flush=True)
@@ -138,9 +154,15 @@ def main() -> None:
     one = _peak_mb(lambda: render(mspec, mem_frame).sum())
     chunks = _peak_mb(chunked)
     out_mb = (len(mem_frame) - mspec.window + 1) * 32 * 32 * 4 / 2**20
-    lines += ["", f"peak traced memory, {len(mem_frame):,} bars of {DATA_5M.name} as gasf 32x32 (output {out_mb:,.0f} MB float32):",
-              "", "| method | peak MB |", "|---|---|",
-              f"| one render() call | {one:,.0f} |", f"| iter_render(chunk=2048) | {chunks:,.0f} |"]
+    lines += [
+        "",
+        f"peak traced memory, {len(mem_frame):,} bars of {DATA_5M.name} as gasf 32x32 (output {out_mb:,.0f} MB float32):",
+        "",
+        "| method | peak MB |",
+        "|---|---|",
+        f"| one render() call | {one:,.0f} |",
+        f"| iter_render(chunk=2048) | {chunks:,.0f} |",
+    ]
     text = "\n".join(lines)
     print(text)
     if args.out:

@@ -18,6 +18,7 @@ the lower end of its interval is above the majority rate.
 ``--grid``: a JSON list of ``{"tag": ..., "recipe": {TrainConfig overrides}, "model_kwargs": {...},
 "models": [...]}`` entries, each run on the selected data/encodings/sizes (models default to ``--models``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,9 +70,20 @@ def run_one(job: dict) -> dict:
 
         imgs = np.concatenate([im for _, im in iter_render(spec, frame, ds.ends, dtype=np.float32)])
         ds.images = imgs * np.float32(255.0)
-    recipe = {"epochs": job["epochs"], "folds": job["folds"], "max_train_samples": job["train"], "seed": job["seed"]} | job["recipe"]
-    cfg = TrainConfig(model=job["model"], spec=spec, horizon=job["horizon"], progress=False, **recipe,
-                      model_kwargs=dict(job["model_kwargs"]))
+    recipe = {
+        "epochs": job["epochs"],
+        "folds": job["folds"],
+        "max_train_samples": job["train"],
+        "seed": job["seed"],
+    } | job["recipe"]
+    cfg = TrainConfig(
+        model=job["model"],
+        spec=spec,
+        horizon=job["horizon"],
+        progress=False,
+        **recipe,
+        model_kwargs=dict(job["model_kwargs"]),
+    )
     t0 = time.perf_counter()
     res = train_model(frame, cfg, dataset=ds)
     seconds = time.perf_counter() - t0
@@ -80,31 +92,69 @@ def run_one(job: dict) -> dict:
     preds = np.concatenate([p.argmax(1) for _, p in res.fold_test]).astype(int)
     acc = bootstrap_ci(ys, preds, "accuracy", n=1000, block=job["horizon"], seed=0)
     counts = np.bincount(ys, minlength=3)
-    return {"tag": job["tag"], "data": job["data"], "kind": job["kind"], "size": job["size"], "model": job["model"],
-            "recipe": job["recipe"], "model_kwargs": job["model_kwargs"], "float_inputs": bool(job.get("float_inputs")),
-            "n_test": int(len(ys)), "accuracy": acc, "majority_rate": float(counts.max() / counts.sum()),
-            "per_fold": [{"fold": f["fold"], "accuracy": f["test"]["accuracy"], "majority_rate": f["test"]["majority_rate"],
-                          "collapsed": f["test"]["collapsed"], "best_epoch": f["best_epoch"], "epochs_run": f["epochs_run"],
-                          "diagnosis": f["diagnosis"]["state"]} for f in folds],
-            "collapsed_folds": int(sum(f["test"]["collapsed"] for f in folds)),
-            "architecture": res.metrics["architecture"], "seconds": seconds,
-            "curves": {str(k): v for k, v in res.metrics["curves"].items()}}
+    return {
+        "tag": job["tag"],
+        "data": job["data"],
+        "kind": job["kind"],
+        "size": job["size"],
+        "model": job["model"],
+        "recipe": job["recipe"],
+        "model_kwargs": job["model_kwargs"],
+        "float_inputs": bool(job.get("float_inputs")),
+        "n_test": int(len(ys)),
+        "accuracy": acc,
+        "majority_rate": float(counts.max() / counts.sum()),
+        "per_fold": [
+            {
+                "fold": f["fold"],
+                "accuracy": f["test"]["accuracy"],
+                "majority_rate": f["test"]["majority_rate"],
+                "collapsed": f["test"]["collapsed"],
+                "best_epoch": f["best_epoch"],
+                "epochs_run": f["epochs_run"],
+                "diagnosis": f["diagnosis"]["state"],
+            }
+            for f in folds
+        ],
+        "collapsed_folds": int(sum(f["test"]["collapsed"] for f in folds)),
+        "architecture": res.metrics["architecture"],
+        "seconds": seconds,
+        "curves": {str(k): v for k, v in res.metrics["curves"].items()},
+    }
 
 
 def _jobs(args) -> list[dict]:
-    entries = json.loads(Path(args.grid).read_text()) if args.grid else [
-        {"tag": args.tag, "recipe": json.loads(args.recipe), "model_kwargs": json.loads(args.model_kwargs)}]
+    entries = (
+        json.loads(Path(args.grid).read_text())
+        if args.grid
+        else [{"tag": args.tag, "recipe": json.loads(args.recipe), "model_kwargs": json.loads(args.model_kwargs)}]
+    )
     jobs = []
     for e in entries:
         for data in args.data.split(","):
             for kind in args.kinds.split(","):
                 for size in (int(s) for s in args.sizes.split(",")):
                     for model in e.get("models", args.models.split(",")):
-                        jobs.append({"tag": e.get("tag", ""), "recipe": e.get("recipe", {}), "model_kwargs": e.get("model_kwargs", {}),
-                                     "float_inputs": e.get("float_inputs", False), "data": data, "kind": kind, "size": size,
-                                     "window": args.window, "model": model, "horizon": args.horizon, "epochs": args.epochs,
-                                     "folds": args.folds, "train": args.train, "seed": e.get("seed", args.seed),
-                                     "cache_dir": args.cache_dir, "threads": args.threads})
+                        jobs.append(
+                            {
+                                "tag": e.get("tag", ""),
+                                "recipe": e.get("recipe", {}),
+                                "model_kwargs": e.get("model_kwargs", {}),
+                                "float_inputs": e.get("float_inputs", False),
+                                "data": data,
+                                "kind": kind,
+                                "size": size,
+                                "window": args.window,
+                                "model": model,
+                                "horizon": args.horizon,
+                                "epochs": args.epochs,
+                                "folds": args.folds,
+                                "train": args.train,
+                                "seed": e.get("seed", args.seed),
+                                "cache_dir": args.cache_dir,
+                                "threads": args.threads,
+                            }
+                        )
     return jobs
 
 
@@ -112,13 +162,17 @@ def _row(r: dict) -> str:
     a = r["accuracy"]
     found = "yes" if a["low"] > r["majority_rate"] else "no"
     states = ",".join(sorted({f["diagnosis"] for f in r["per_fold"]}))
-    return (f"| {r['data']} | {r['kind']} {r['size']} | {r['model']} | {a['estimate']:.3f} [{a['low']:.3f}, {a['high']:.3f}] | "
-            f"{r['majority_rate']:.3f} | {found} | {r['collapsed_folds']}/{len(r['per_fold'])} | {states} | {r['seconds']:.0f} |")
+    return (
+        f"| {r['data']} | {r['kind']} {r['size']} | {r['model']} | {a['estimate']:.3f} [{a['low']:.3f}, {a['high']:.3f}] | "
+        f"{r['majority_rate']:.3f} | {found} | {r['collapsed_folds']}/{len(r['per_fold'])} | {states} | {r['seconds']:.0f} |"
+    )
 
 
 def markdown(records: list[dict]) -> str:
-    head = ["| data | image | model | accuracy [95% CI] | majority | edge found | collapsed folds | diagnosis | train s |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    head = [
+        "| data | image | model | accuracy [95% CI] | majority | edge found | collapsed folds | diagnosis | train s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     return "\n".join(head + [_row(r) for r in records])
 
 
@@ -158,9 +212,11 @@ def main() -> None:
     import torch
 
     device = "cuda " + torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)"
-    text = (f"Budget: {args.train} most recent training samples x {args.epochs} epochs per fold, {args.folds} folds, window "
-            f"{args.window}, horizon {args.horizon}, seed {args.seed}; {device}, torch {torch.__version__}, {platform.python_version()}; "
-            f"{time.perf_counter() - t0:.0f} s wall.\n\n" + markdown(records) + "\n")
+    text = (
+        f"Budget: {args.train} most recent training samples x {args.epochs} epochs per fold, {args.folds} folds, window "
+        f"{args.window}, horizon {args.horizon}, seed {args.seed}; {device}, torch {torch.__version__}, {platform.python_version()}; "
+        f"{time.perf_counter() - t0:.0f} s wall.\n\n" + markdown(records) + "\n"
+    )
     print(text)
     if args.out:
         Path(args.out).write_text(text)

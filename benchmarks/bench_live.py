@@ -12,6 +12,7 @@
 
     OMP_NUM_THREADS=1 python benchmarks/bench_live.py [--bars 300] [--out benchmarks/RESULTS_live.md]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,14 +49,29 @@ def _latency(model_dir: Path, frame: pd.DataFrame, bars: int, bar_s: float, out:
 
     start = len(frame) - bars - 2
     with FakeBybit(frame, start_index=start, bar_seconds=bar_s) as fake:
-        session = build_live_session(model_dir, symbol="BTCUSDT", interval="5", out_dir=out, rest_url=fake.rest_url,
-                                     ws_url=fake.ws_url, threads=1, threshold=0.34)
+        session = build_live_session(
+            model_dir,
+            symbol="BTCUSDT",
+            interval="5",
+            out_dir=out,
+            rest_url=fake.rest_url,
+            ws_url=fake.ws_url,
+            threads=1,
+            threshold=0.34,
+        )
         session.run_sync(max_bars=bars)
     dec = pd.read_csv(out / "decisions.csv")
     live = dec[(dec["phase"] == "live") & (dec["source"] == "ws")]
     lat = live["latency_ms"].to_numpy()
     q = np.percentile(lat, [50, 95, 99])
-    return {"n": len(lat), "p50": q[0], "p95": q[1], "p99": q[2], "max": lat.max(), "orders": len(pd.read_csv(out / "orders.csv"))}
+    return {
+        "n": len(lat),
+        "p50": q[0],
+        "p95": q[1],
+        "p99": q[2],
+        "max": lat.max(),
+        "orders": len(pd.read_csv(out / "orders.csv")),
+    }
 
 
 def _proc_cpu_s(pid: int) -> float:
@@ -69,11 +85,32 @@ def _idle_cpu(model_dir: Path, frame: pd.DataFrame, window_s: float, bar_s: floa
     from effnet_trading.plugins.bybit.fake_exchange import FakeBybit
 
     with FakeBybit(frame, start_index=len(frame) - 200, bar_seconds=bar_s) as fake:
-        cmd = [str(Path(sys.executable).with_name("effnet-trading")), "live", "--symbol", "BTCUSDT", "--interval", "5",
-               "--model", str(model_dir), "--paper", "--out", str(out), "--duration", str(window_s + 60),
-               "--rest-url", fake.rest_url, "--ws-url", fake.ws_url, "--threads", "1", "--stale-after", str(3 * bar_s)]
-        child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                 env={**os.environ, "OMP_NUM_THREADS": "1"})
+        cmd = [
+            str(Path(sys.executable).with_name("effnet-trading")),
+            "live",
+            "--symbol",
+            "BTCUSDT",
+            "--interval",
+            "5",
+            "--model",
+            str(model_dir),
+            "--paper",
+            "--out",
+            str(out),
+            "--duration",
+            str(window_s + 60),
+            "--rest-url",
+            fake.rest_url,
+            "--ws-url",
+            fake.ws_url,
+            "--threads",
+            "1",
+            "--stale-after",
+            str(3 * bar_s),
+        ]
+        child = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"}
+        )
         try:
             status = out / "status.json"
             while not (status.exists() and '"live_bars": 1' in status.read_text()):  # warm-up done, first live bar seen
@@ -92,15 +129,21 @@ def main() -> None:
     ap.add_argument("--bars", type=int, default=300, help="live bars streamed per model")
     ap.add_argument("--bar-s", type=float, default=0.05, help="seconds between streamed bars (latency run)")
     ap.add_argument("--idle-bar-s", type=float, default=5.0, help="seconds between bars (idle-CPU run)")
-    ap.add_argument("--idle-s", type=float, default=30.0, help="seconds the idle CPU is measured over, once the session is live")
+    ap.add_argument(
+        "--idle-s", type=float, default=30.0, help="seconds the idle CPU is measured over, once the session is live"
+    )
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     from effnet_trading.imaging import ImageSpec, load_ohlcv
 
-    frame = load_ohlcv(DATA_5M).iloc[-(args.bars + 1000):]
+    frame = load_ohlcv(DATA_5M).iloc[-(args.bars + 1000) :]
     tmp = Path(tempfile.mkdtemp(prefix="bench_live_"))
-    models = {"efficientnet_b0 @64 GASF": _export("efficientnet_b0", ImageSpec("gasf", window=64, size=(64, 64)), frame, tmp / "b0"),
-              "compact @32 GASF": _export("compact", ImageSpec("gasf", window=32, size=(32, 32)), frame, tmp / "compact")}
+    models = {
+        "efficientnet_b0 @64 GASF": _export(
+            "efficientnet_b0", ImageSpec("gasf", window=64, size=(64, 64)), frame, tmp / "b0"
+        ),
+        "compact @32 GASF": _export("compact", ImageSpec("gasf", window=32, size=(32, 32)), frame, tmp / "compact"),
+    }
     rows = []
     for name, d in models.items():
         r = _latency(d, frame, args.bars, args.bar_s, tmp / f"live_{d.name}")
@@ -113,22 +156,30 @@ def main() -> None:
         print(f"idle CPU {name}: {cpu:.2f} s CPU in {wall:.1f} s -> {cpu / wall:.2%} of one core", flush=True)
 
     lines = [
-        "# Live decision latency and idle CPU (fake exchange, loopback)", "",
+        "# Live decision latency and idle CPU (fake exchange, loopback)",
+        "",
         f"`OMP_NUM_THREADS=1 python benchmarks/bench_live.py {' '.join(sys.argv[1:])}` on {platform.machine()} "
         f"({os.cpu_count()} cores, shared: load average {os.getloadavg()[0]:.1f} at the end), {pd.Timestamp.now(tz='UTC'):%Y-%m-%d}. onnxruntime CPU, 1 intra-op thread, "
         "spinning off; untrained weights; Binance BTCUSDT 5m bars replayed by `FakeBybit`, one bar every "
-        f"{args.bar_s} s.", "",
+        f"{args.bar_s} s.",
+        "",
         "Latency: confirmed-candle WebSocket message (arrival, before parsing) -> order request "
         "(`update` -> `Policy` -> `Risk` -> `PaperBroker.submit`; to the end of the decision on bars without an order). "
         "Stream bars only. With untrained weights the target never changed, so no order was sent in these runs and "
-        "the time ends with the decision (`PaperBroker.submit` itself is a few microseconds).", "",
-        "| model | bars | p50 ms | p95 ms | p99 ms | max ms |", "|---|---|---|---|---|---|",
-        *[f"| {n} | {r['n']} | {r['p50']:.2f} | {r['p95']:.2f} | {r['p99']:.2f} | {r['max']:.2f} |" for n, r in rows], "",
+        "the time ends with the decision (`PaperBroker.submit` itself is a few microseconds).",
+        "",
+        "| model | bars | p50 ms | p95 ms | p99 ms | max ms |",
+        "|---|---|---|---|---|---|",
+        *[f"| {n} | {r['n']} | {r['p50']:.2f} | {r['p95']:.2f} | {r['p99']:.2f} | {r['max']:.2f} |" for n, r in rows],
+        "",
         f"Idle CPU of a running `effnet-trading live --paper` process (one bar every {args.idle_bar_s:g} s; user + system "
         "time of the process and all its threads from /proc, measured after the first live bar, so start-up is excluded; "
-        "onnxruntime spinning off):", "",
-        "| model | CPU s | wall s | share of one core |", "|---|---|---|---|",
-        *[f"| {n} | {c:.2f} | {w:.1f} | {c / w:.2%} |" for n, (c, w) in idle.items()], "",
+        "onnxruntime spinning off):",
+        "",
+        "| model | CPU s | wall s | share of one core |",
+        "|---|---|---|---|",
+        *[f"| {n} | {c:.2f} | {w:.1f} | {c / w:.2%} |" for n, (c, w) in idle.items()],
+        "",
     ]
     text = "\n".join(lines)
     if args.out:

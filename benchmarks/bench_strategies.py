@@ -8,6 +8,7 @@
 3. simulate() (walks target changes, vectorised marking) vs a plain per-bar loop.
 4. Policy.positions (batch) vs Policy.step per bar.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,14 @@ def _export_tiny(spec, frame, out_dir):
 
     torch.manual_seed(0)
     model = create_model("small_cnn", num_classes=3, in_chans=spec.channels).eval()
-    export_onnx(model, out_dir, spec=spec, architecture="small_cnn", label={"rule": "forward_return", "horizon": 6},
-                sample_images=render(spec, frame.iloc[:64]))
+    export_onnx(
+        model,
+        out_dir,
+        spec=spec,
+        architecture="small_cnn",
+        label={"rule": "forward_return", "horizon": 6},
+        sample_images=render(spec, frame.iloc[:64]),
+    )
     return out_dir
 
 
@@ -60,12 +67,14 @@ def main() -> None:
         sm.reset()
         rows, t_live = _timed(lambda: [sm.update(bar) for _, bar in live.iterrows()])
         got = np.array([r.to_numpy() for r in rows if r is not None])
-        ref = probs.to_numpy()[-len(got):]
+        ref = probs.to_numpy()[-len(got) :]
         per_bar_batch = t_batch / len(frame) * 1e3
         per_bar_live = t_live / len(live) * 1e3
         print(f"| SignalModel.predict_proba, {len(frame)} bars | {t_batch:.2f} s | {per_bar_batch:.3f} ms/bar |")
         print(f"| SignalModel.update, {len(live)} bars | {t_live:.2f} s | {per_bar_live:.3f} ms/bar |")
-        print(f"| batch speed-up per bar | {per_bar_live / per_bar_batch:.1f}x | max abs diff live vs batch {np.abs(got - ref).max():.2e} |")
+        print(
+            f"| batch speed-up per bar | {per_bar_live / per_bar_batch:.1f}x | max abs diff live vs batch {np.abs(got - ref).max():.2e} |"
+        )
 
         for chunk in (2048, len(frame)):
             sm.chunk = chunk
@@ -76,7 +85,9 @@ def main() -> None:
             print(f"| predict_proba peak heap, chunk={chunk} | {peak:.0f} MiB |")
 
     rng = np.random.default_rng(0)
-    target = pd.Series(rng.choice([-1.0, 0.0, 1.0, np.nan], len(frame), p=[.02, .02, .02, .94]), index=frame.index).ffill()
+    target = pd.Series(
+        rng.choice([-1.0, 0.0, 1.0, np.nan], len(frame), p=[0.02, 0.02, 0.02, 0.94]), index=frame.index
+    ).ffill()
     res, t_sim = _timed(lambda: simulate(frame, target, fees=0.001, slippage=0.0002))
 
     def slow():
@@ -97,14 +108,18 @@ def main() -> None:
 
     eq, t_slow = _timed(slow)
     assert np.allclose(eq, res.equity.to_numpy(), rtol=1e-12)
-    print(f"| simulate, {len(frame)} bars, {len(res.orders)} orders | {t_sim * 1e3:.1f} ms | per-bar loop {t_slow * 1e3:.1f} ms ({t_slow / t_sim:.1f}x) |")
+    print(
+        f"| simulate, {len(frame)} bars, {len(res.orders)} orders | {t_sim * 1e3:.1f} ms | per-bar loop {t_slow * 1e3:.1f} ms ({t_slow / t_sim:.1f}x) |"
+    )
 
     pf = pd.DataFrame(rng.dirichlet([1, 1, 1], len(frame)), index=frame.index, columns=["sell", "hold", "buy"])
     pol = Policy(threshold=0.5, hysteresis=0.05)
     _, t_pos = _timed(lambda: pol.positions(pf))
     pol.reset()
     _, t_step = _timed(lambda: [pol.step(r) for r in pf.to_numpy()])
-    print(f"| Policy.positions, {len(frame)} rows | {t_pos * 1e3:.1f} ms | step loop {t_step * 1e3:.1f} ms ({t_step / t_pos:.1f}x) |")
+    print(
+        f"| Policy.positions, {len(frame)} rows | {t_pos * 1e3:.1f} ms | step loop {t_step * 1e3:.1f} ms ({t_step / t_pos:.1f}x) |"
+    )
 
 
 if __name__ == "__main__":

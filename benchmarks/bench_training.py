@@ -5,6 +5,7 @@ Ratios are against small_cnn at 32 px measured in the same process; the data pat
 
     OMP_NUM_THREADS=2 python benchmarks/bench_training.py --models small_cnn,compact,efficientnet_b0 --sizes 32,64
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,7 +59,9 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     known = set(list_models())
-    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, threads {a.threads}, batch {a.batch}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, threads {a.threads}, batch {a.batch}"
+    )
     ref = train_rate("small_cnn", 32, a.batch, a.steps)
     print("| model | size | train img/s | vs small_cnn@32 | data path img/s |")
     print("|---|---|---|---|---|")

@@ -10,6 +10,7 @@ are first estimated on the calibration images so the untrained outputs are not c
 
     python benchmarks/bench_zoo.py [--threads 1] [--sizes 64,128,224] [--out benchmarks/RESULTS_zoo.md] [--append]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,7 +34,9 @@ def _models() -> tuple[list[str], str]:
     names = [n for n in WANTED if n in have]
     if len(names) == len(WANTED):
         return names, ""
-    return names + ["small_cnn"], f"not registered yet: {[n for n in WANTED if n not in have]}; small_cnn measured instead"
+    return names + [
+        "small_cnn"
+    ], f"not registered yet: {[n for n in WANTED if n not in have]}; small_cnn measured instead"
 
 
 def _images(size: int, n: int) -> np.ndarray:
@@ -78,8 +81,8 @@ def run(sizes, threads: int, max_s: float) -> tuple[list[dict], str]:
     import torch
 
     from effnet_trading.model_zoo import create_model
-    from effnet_trading.model_zoo.export import export_onnx
     from effnet_trading.model_zoo.card import sha256_file
+    from effnet_trading.model_zoo.export import export_onnx
     from effnet_trading.model_zoo.quantize import compare_models, quantize_int8
     from effnet_trading.model_zoo.runtime import Predictor
 
@@ -128,9 +131,11 @@ def run(sizes, threads: int, max_s: float) -> tuple[list[dict], str]:
 
 def _row(r: dict) -> str:
     t, f, q = r["torch"], r["ort_fp32"], r["ort_int8"]
-    return (f"| {r['model']} | {r['size']} | {t['b1_p50']:.2f} / {t['b1_p99']:.2f} | {f['b1_p50']:.2f} / {f['b1_p99']:.2f} | "
-            f"{q['b1_p50']:.2f} / {q['b1_p99']:.2f} | {t['b64_img_s']:.0f} | {f['b64_img_s']:.0f} | {q['b64_img_s']:.0f} | "
-            f"{f['b64_img_s'] / t['b64_img_s']:.2f}x | {q['b64_img_s'] / t['b64_img_s']:.2f}x | {r['int8_agreement']:.2f} / {r['int8_mean_abs_dp']:.3f} | {r['logit_absmax']:.0f} |")
+    return (
+        f"| {r['model']} | {r['size']} | {t['b1_p50']:.2f} / {t['b1_p99']:.2f} | {f['b1_p50']:.2f} / {f['b1_p99']:.2f} | "
+        f"{q['b1_p50']:.2f} / {q['b1_p99']:.2f} | {t['b64_img_s']:.0f} | {f['b64_img_s']:.0f} | {q['b64_img_s']:.0f} | "
+        f"{f['b64_img_s'] / t['b64_img_s']:.2f}x | {q['b64_img_s'] / t['b64_img_s']:.2f}x | {r['int8_agreement']:.2f} / {r['int8_mean_abs_dp']:.3f} | {r['logit_absmax']:.0f} |"
+    )
 
 
 def _report(rows, note, args, wall_s) -> str:
@@ -164,8 +169,10 @@ def _report(rows, note, args, wall_s) -> str:
     for r in target:
         ratio = r["ort_fp32"]["b64_img_s"] / r["torch"]["b64_img_s"]
         verdict = "met" if ratio >= 3 else "NOT met"
-        lines.append(f"- Target ORT >= 3x torch eager at batch 64, 64 px: {r['model']} {ratio:.2f}x (fp32), "
-                     f"{r['ort_int8']['b64_img_s'] / r['torch']['b64_img_s']:.2f}x (int8): {verdict}.")
+        lines.append(
+            f"- Target ORT >= 3x torch eager at batch 64, 64 px: {r['model']} {ratio:.2f}x (fp32), "
+            f"{r['ort_int8']['b64_img_s'] / r['torch']['b64_img_s']:.2f}x (int8): {verdict}."
+        )
     lines += [
         "- INT8 agreement here is on *untrained* weights whose logits reach the size in the last column (saturated "
         "softmax), so small quantisation errors flip the argmax; it says nothing about a trained model. "
@@ -180,9 +187,13 @@ def _report(rows, note, args, wall_s) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=1, help="threads per engine (1: fair on a shared machine, see RESULTS_zoo.md)")
+    ap.add_argument(
+        "--threads", type=int, default=1, help="threads per engine (1: fair on a shared machine, see RESULTS_zoo.md)"
+    )
     ap.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[64, 128, 224])
-    ap.add_argument("--max-seconds", type=float, default=4.0, help="time cap per engine and batch size (over all rounds)")
+    ap.add_argument(
+        "--max-seconds", type=float, default=4.0, help="time cap per engine and batch size (over all rounds)"
+    )
     ap.add_argument("--out", default=str(Path(__file__).with_name("RESULTS_zoo.md")))
     ap.add_argument("--append", action="store_true", help="append the section to --out instead of replacing it")
     args = ap.parse_args(argv)

@@ -4,6 +4,7 @@ Subpackages (imports only point down):
 ``imaging`` -> ``model_zoo`` -> ``strategies`` -> ``evaluation`` -> ``plugins``.
 Importing this package has no side effects.
 """
+
 from effnet_trading.errors import (
     DataError,
     EffnetTradingError,

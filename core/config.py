@@ -1,4 +1,5 @@
 """Run configuration files: ``read_toml(path)`` -> dict (stdlib ``tomllib``; ``tomli`` on Python 3.10)."""
+
 from __future__ import annotations
 
 import os
@@ -20,6 +21,10 @@ def read_toml(path: str | os.PathLike) -> dict[str, Any]:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
     except OSError as exc:
-        raise SpecError(f"config file {str(path)!r} cannot be read ({exc.strerror}); pass an existing .toml file.") from exc
+        raise SpecError(
+            f"config file {str(path)!r} cannot be read ({exc.strerror}); pass an existing .toml file."
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"config file {str(path)!r} is not valid TOML ({exc}); see https://toml.io for the syntax.") from exc
+        raise SpecError(
+            f"config file {str(path)!r} is not valid TOML ({exc}); see https://toml.io for the syntax."
+        ) from exc

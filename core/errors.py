@@ -1,4 +1,5 @@
 """The project's exception tree. Messages name the value, what was expected, and the fix."""
+
 from __future__ import annotations
 
 __all__ = [
@@ -73,6 +74,8 @@ class TransientExchangeError(ExchangeError):
 
     def __init__(self, message: str, *, code: int | None = None):
         super().__init__(message, transient=True, code=code)
+
+
 class OutputError(EffnetTradingError):
     """A run folder cannot be written as asked (it holds other files, or a run with other settings)."""
 

@@ -12,6 +12,7 @@ Rules (no command ever deletes or overwrites a file it did not create):
 - ``resume=True`` continues a stored run only when its config equals the new one (else the
   error names the settings that differ); the new run starts from a copy of the stored files.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -192,8 +193,15 @@ def run_folder(
         from effnet_trading import __version__
 
         record = {
-            "manifest_version": _MANIFEST_VERSION, "command": command, "config": config, "inputs": inputs_sha,
-            "package_version": __version__, "started": started, "finished": _now(), "files": files, "complete": True,
+            "manifest_version": _MANIFEST_VERSION,
+            "command": command,
+            "config": config,
+            "inputs": inputs_sha,
+            "package_version": __version__,
+            "started": started,
+            "finished": _now(),
+            "files": files,
+            "complete": True,
         }
         (work / MANIFEST_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         if target.is_dir() and (foreign or _holds_cwd(target)):

@@ -6,6 +6,7 @@
   log returns and log volume changes, predicting the same 3-class label as the image models.
 * ``fit_gbm``: LightGBM on any feature matrix (e.g. frozen CNN features).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -63,24 +64,39 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, *, c: float = 1.0, seed: int = 0)
     from sklearn.preprocessing import StandardScaler
 
     _check_xy(x, y)
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=c, class_weight="balanced", max_iter=2000, random_state=seed))
+    model = make_pipeline(
+        StandardScaler(), LogisticRegression(C=c, class_weight="balanced", max_iter=2000, random_state=seed)
+    )
     return model.fit(x, y)
 
 
-def fit_gbm(x: np.ndarray, y: np.ndarray, *, n_estimators: int = 200, learning_rate: float = 0.05, seed: int = 0, n_jobs: int = 1):
+def fit_gbm(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    n_estimators: int = 200,
+    learning_rate: float = 0.05,
+    seed: int = 0,
+    n_jobs: int = 1,
+):
     """LightGBM multiclass classifier (balanced class weights, shallow trees) with ``predict_proba``."""
     from effnet_trading.model_zoo.features import make_gbm_classifier  # torch-using module: import lazily
 
     _check_xy(x, y)
-    model = make_gbm_classifier("lightgbm", seed, n_estimators=n_estimators, learning_rate=learning_rate,
-                                min_child_samples=50, n_jobs=n_jobs)
+    model = make_gbm_classifier(
+        "lightgbm", seed, n_estimators=n_estimators, learning_rate=learning_rate, min_child_samples=50, n_jobs=n_jobs
+    )
     return model.fit(x, y)
 
 
 def _check_xy(x: np.ndarray, y: np.ndarray) -> None:
     if len(x) != len(y) or len(x) == 0:
-        raise DataError(f"features and labels must be non-empty and equally long; got {len(x)} rows and {len(y)} labels.")
+        raise DataError(
+            f"features and labels must be non-empty and equally long; got {len(x)} rows and {len(y)} labels."
+        )
     if not np.isfinite(x).all():
-        raise DataError("features contain NaN/inf (warm-up rows?); drop rows with np.isfinite(x).all(1) == False first.")
+        raise DataError(
+            "features contain NaN/inf (warm-up rows?); drop rows with np.isfinite(x).all(1) == False first."
+        )
     if len(np.unique(y)) < 2:
         raise DataError(f"labels hold a single class {np.unique(y).tolist()}; a classifier needs at least two.")

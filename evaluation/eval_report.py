@@ -1,5 +1,6 @@
 """Aggregation and reporting for ``evaluate``: out-of-sample figures over all test windows with
 bootstrap intervals, deflated Sharpe ratios, the null verdict, and results.json / .md / report.html."""
+
 from __future__ import annotations
 
 import html
@@ -9,13 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from effnet_trading.strategies.performance import bars_per_year, performance_summary
 from effnet_trading.evaluation.stats import deflated_sharpe, sharpe_ci, sharpe_ratio
+from effnet_trading.strategies.performance import bars_per_year, performance_summary
 
 __all__ = ["summarise", "write_outputs", "markdown_table", "learning_curves_markdown"]
 
-LITERATURE = ("Published claims for chart-image CNNs / EfficientNet B0-B5: 54-57 % direction accuracy and "
-              "Sharpe 1.4-1.7 vs 0.73 for buy & hold. Hypotheses to test, not numbers to reproduce.")
+LITERATURE = (
+    "Published claims for chart-image CNNs / EfficientNet B0-B5: 54-57 % direction accuracy and "
+    "Sharpe 1.4-1.7 vs 0.73 for buy & hold. Hypotheses to test, not numbers to reproduce."
+)
 
 
 def _concat(entries: list[dict], key: str) -> np.ndarray:
@@ -39,15 +42,30 @@ def _aggregate(records: list[dict], cfg, interval, level: float) -> dict:
         bpy = _calendar_of(entries, interval)
         perf = performance_summary(rets, kind="returns", periods_per_year=bpy, position=pos)
         perf["trades"] = int(sum(e["perf"].get("trades", 0) for e in entries))
-        row = {"kind": entries[0]["kind"], "perf": perf, "sharpe_per_bar": sharpe_ratio(rets),
-               "sharpe_ci": sharpe_ci(rets, bpy, n=cfg.bootstrap, block=max(24, cfg.horizon), seed=cfg.seed, level=level),
-               "per_fold": [{"fold": r["fold"], "sharpe": r["strategies"][name]["perf"]["sharpe"],
-                             "total_return": r["strategies"][name]["perf"]["total_return"],
-                             **({"accuracy": r["strategies"][name]["classification"]["accuracy"],
-                                 "majority_rate": r["strategies"][name]["classification"]["majority_rate"]}
-                                if "classification" in r["strategies"][name] else {})}
-                            for r in records if name in r["strategies"]],
-               "_returns": rets}
+        row = {
+            "kind": entries[0]["kind"],
+            "perf": perf,
+            "sharpe_per_bar": sharpe_ratio(rets),
+            "sharpe_ci": sharpe_ci(rets, bpy, n=cfg.bootstrap, block=max(24, cfg.horizon), seed=cfg.seed, level=level),
+            "per_fold": [
+                {
+                    "fold": r["fold"],
+                    "sharpe": r["strategies"][name]["perf"]["sharpe"],
+                    "total_return": r["strategies"][name]["perf"]["total_return"],
+                    **(
+                        {
+                            "accuracy": r["strategies"][name]["classification"]["accuracy"],
+                            "majority_rate": r["strategies"][name]["classification"]["majority_rate"],
+                        }
+                        if "classification" in r["strategies"][name]
+                        else {}
+                    ),
+                }
+                for r in records
+                if name in r["strategies"]
+            ],
+            "_returns": rets,
+        }
         for key in ("features", "runtime_vs_torch_max_abs"):
             if key in entries[0]:
                 row[key] = max(e[key] for e in entries) if key.startswith("runtime") else entries[0][key]
@@ -58,9 +76,14 @@ def _aggregate(records: list[dict], cfg, interval, level: float) -> dict:
             n = np.array([c["n"] for c in cls], float)
             counts = np.bincount(y, minlength=3)
             row["classification"] = {
-                "n": int(len(y)), "majority_rate": float(counts.max() / len(y)),
-                "accuracy_ci": bootstrap_ci(y, pred, "accuracy", n=cfg.bootstrap, block=cfg.horizon, seed=cfg.seed, level=level),
-                "macro_f1_ci": bootstrap_ci(y, pred, "macro_f1", n=cfg.bootstrap, block=cfg.horizon, seed=cfg.seed, level=level),
+                "n": int(len(y)),
+                "majority_rate": float(counts.max() / len(y)),
+                "accuracy_ci": bootstrap_ci(
+                    y, pred, "accuracy", n=cfg.bootstrap, block=cfg.horizon, seed=cfg.seed, level=level
+                ),
+                "macro_f1_ci": bootstrap_ci(
+                    y, pred, "macro_f1", n=cfg.bootstrap, block=cfg.horizon, seed=cfg.seed, level=level
+                ),
                 "log_loss": float(np.sum(n * [c["log_loss"] for c in cls]) / n.sum()),
                 "confusion": np.sum([c["confusion"] for c in cls], axis=0).tolist(),
                 "pred_shares": (np.bincount(pred, minlength=3) / len(pred)).tolist(),
@@ -87,10 +110,14 @@ def _null_verdict(agg: dict, level: float) -> tuple[bool, list[str]]:
     for name, v in agg.items():
         c = v.get("classification")
         if c and c["accuracy_ci"]["low"] > c["majority_rate"]:
-            leaks.append(f"{name}: null accuracy {c['accuracy_ci']['estimate']:.3f} (CI low {c['accuracy_ci']['low']:.3f}) "
-                         f"above the majority rate {c['majority_rate']:.3f}")
+            leaks.append(
+                f"{name}: null accuracy {c['accuracy_ci']['estimate']:.3f} (CI low {c['accuracy_ci']['low']:.3f}) "
+                f"above the majority rate {c['majority_rate']:.3f}"
+            )
         if v["sharpe_ci"]["low"] > 0:
-            leaks.append(f"{name}: null Sharpe {v['sharpe_ci']['estimate']:.2f} with CI low {v['sharpe_ci']['low']:.2f} > 0")
+            leaks.append(
+                f"{name}: null Sharpe {v['sharpe_ci']['estimate']:.2f} with CI low {v['sharpe_ci']['low']:.2f} > 0"
+            )
     return not leaks, leaks
 
 
@@ -98,25 +125,44 @@ def summarise(real: list[dict], null: list[dict] | None, looks: dict, cfg, inter
     """results.json content: aggregated strategies, per-fold table, null and look-ahead verdicts."""
     agg = _aggregate(real, cfg, interval, 0.95)
     n_trials = _deflate(agg, cfg.extra_trials)
-    res = {"config": cfg.to_dict(), "interval": str(interval), "bars_per_year": bars_per_year(interval),
-           "strategies": agg, "n_trials": n_trials, "folds": [{k: r[k] for k in ("fold", "test_span", "train_span", "n_test", "seconds")} for r in real],
-           "literature": LITERATURE}
+    res = {
+        "config": cfg.to_dict(),
+        "interval": str(interval),
+        "bars_per_year": bars_per_year(interval),
+        "strategies": agg,
+        "n_trials": n_trials,
+        "folds": [{k: r[k] for k in ("fold", "test_span", "train_span", "n_test", "seconds")} for r in real],
+        "literature": LITERATURE,
+    }
     reasons = []
     if null is not None:
         checks = 2 * max(1, len({n for r in null for n in r["strategies"]}))
         level = 1 - 0.05 / checks  # Bonferroni over the null checks: a clean pipeline fails with ~5 % chance in all
         nagg = _aggregate(null, cfg, interval, level)
         ok, leaks = _null_verdict(nagg, level)
-        res["null"] = {"ran": True, "kind": cfg.null_kind, "block": cfg.null_block, "level": level, "ok": ok, "leaks": leaks,
-                       "strategies": nagg}
+        res["null"] = {
+            "ran": True,
+            "kind": cfg.null_kind,
+            "block": cfg.null_block,
+            "level": level,
+            "ok": ok,
+            "leaks": leaks,
+            "strategies": nagg,
+        }
         reasons += leaks
     else:
-        res["null"] = {"ran": False, "ok": None, "note": "null check skipped (--no-null): leakage was NOT checked on a surrogate"}
+        res["null"] = {
+            "ran": False,
+            "ok": None,
+            "note": "null check skipped (--no-null): leakage was NOT checked on a surrogate",
+        }
     res["lookahead"] = looks
     for name, lk in looks.items():
         if not lk["ok"]:
-            reasons.append(f"{name}: look-ahead check failed: probabilities at t changed when bars after t were "
-                           f"perturbed (bars {lk['changed'][:5]}, max change {lk['max_abs_change']:.3g})")
+            reasons.append(
+                f"{name}: look-ahead check failed: probabilities at t changed when bars after t were "
+                f"perturbed (bars {lk['changed'][:5]}, max change {lk['max_abs_change']:.3g})"
+            )
     res["verdict"] = {"ok": not reasons, "reasons": reasons}
     return res
 
@@ -127,32 +173,61 @@ def _fmt(x, spec=".3f") -> str:
 
 def markdown_table(res: dict) -> str:
     """Main results table plus the per-fold Sharpe table, as markdown."""
-    head = ("| strategy | accuracy [95% CI] | majority | macro-F1 [95% CI] | log-loss | Sharpe [95% CI] | Sortino | "
-            "max DD | turnover/yr | total return | DSR |")
+    head = (
+        "| strategy | accuracy [95% CI] | majority | macro-F1 [95% CI] | log-loss | Sharpe [95% CI] | Sortino | "
+        "max DD | turnover/yr | total return | DSR |"
+    )
     rows = [head, "|" + "---|" * 11]
     for name, v in res["strategies"].items():
         p, c, s = v["perf"], v.get("classification"), v["sharpe_ci"]
-        acc = f"{_fmt(c['accuracy_ci']['estimate'])} [{_fmt(c['accuracy_ci']['low'])}, {_fmt(c['accuracy_ci']['high'])}]" if c else "–"
-        f1 = f"{_fmt(c['macro_f1_ci']['estimate'])} [{_fmt(c['macro_f1_ci']['low'])}, {_fmt(c['macro_f1_ci']['high'])}]" if c else "–"
+        acc = (
+            f"{_fmt(c['accuracy_ci']['estimate'])} [{_fmt(c['accuracy_ci']['low'])}, {_fmt(c['accuracy_ci']['high'])}]"
+            if c
+            else "–"
+        )
+        f1 = (
+            f"{_fmt(c['macro_f1_ci']['estimate'])} [{_fmt(c['macro_f1_ci']['low'])}, {_fmt(c['macro_f1_ci']['high'])}]"
+            if c
+            else "–"
+        )
         flag = " ⚠collapsed" if c and c["collapsed_folds"] else ""
-        rows.append(f"| {name}{flag} | {acc} | {_fmt(c['majority_rate']) if c else '–'} | {f1} | {_fmt(c['log_loss']) if c else '–'} | "
-                    f"{_fmt(s['estimate'], '.2f')} [{_fmt(s['low'], '.2f')}, {_fmt(s['high'], '.2f')}] | {_fmt(p['sortino'], '.2f')} | "
-                    f"{_fmt(p['max_drawdown'], '.1%')} | {_fmt(p.get('turnover_per_year'), '.0f')} | {_fmt(p['total_return'], '.1%')} | "
-                    f"{_fmt(v['deflated_sharpe']['dsr'], '.2f')} |")
+        rows.append(
+            f"| {name}{flag} | {acc} | {_fmt(c['majority_rate']) if c else '–'} | {f1} | {_fmt(c['log_loss']) if c else '–'} | "
+            f"{_fmt(s['estimate'], '.2f')} [{_fmt(s['low'], '.2f')}, {_fmt(s['high'], '.2f')}] | {_fmt(p['sortino'], '.2f')} | "
+            f"{_fmt(p['max_drawdown'], '.1%')} | {_fmt(p.get('turnover_per_year'), '.0f')} | {_fmt(p['total_return'], '.1%')} | "
+            f"{_fmt(v['deflated_sharpe']['dsr'], '.2f')} |"
+        )
     folds = [f["fold"] for f in res["folds"]]
-    rows += ["", "Per-fold Sharpe (accuracy / majority where a classifier):", "",
-             "| strategy | " + " | ".join(f"fold {k} ({res['folds'][i]['test_span'][0][:10]}…)" for i, k in enumerate(folds)) + " |",
-             "|---|" + "---|" * len(folds)]
+    rows += [
+        "",
+        "Per-fold Sharpe (accuracy / majority where a classifier):",
+        "",
+        "| strategy | "
+        + " | ".join(f"fold {k} ({res['folds'][i]['test_span'][0][:10]}…)" for i, k in enumerate(folds))
+        + " |",
+        "|---|" + "---|" * len(folds),
+    ]
     for name, v in res["strategies"].items():
-        cells = [f"{_fmt(f['sharpe'], '.2f')}" + (f" ({_fmt(f['accuracy'])}/{_fmt(f['majority_rate'])})" if "accuracy" in f else "")
-                 for f in v["per_fold"]]
+        cells = [
+            f"{_fmt(f['sharpe'], '.2f')}"
+            + (f" ({_fmt(f['accuracy'])}/{_fmt(f['majority_rate'])})" if "accuracy" in f else "")
+            for f in v["per_fold"]
+        ]
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
     null = res["null"]
-    rows += ["", f"Deflated Sharpe: {res['n_trials']} strategy variants counted as trials (Bailey & López de Prado 2014).",
-             "Null check: " + ("skipped (--no-null)" if not null["ran"] else
-                               f"{'PASS' if null['ok'] else 'FAIL'} on a zero-drift {null['kind']} surrogate (block {null['block']}, "
-                               f"CI level {null['level']:.4f})" + "".join(f"\n  - {x}" for x in null["leaks"])),
-             "Look-ahead check: " + ", ".join(f"{k} {'PASS' if v['ok'] else 'FAIL'} ({v['n']} bars)" for k, v in res["lookahead"].items())]
+    rows += [
+        "",
+        f"Deflated Sharpe: {res['n_trials']} strategy variants counted as trials (Bailey & López de Prado 2014).",
+        "Null check: "
+        + (
+            "skipped (--no-null)"
+            if not null["ran"]
+            else f"{'PASS' if null['ok'] else 'FAIL'} on a zero-drift {null['kind']} surrogate (block {null['block']}, "
+            f"CI level {null['level']:.4f})" + "".join(f"\n  - {x}" for x in null["leaks"])
+        ),
+        "Look-ahead check: "
+        + ", ".join(f"{k} {'PASS' if v['ok'] else 'FAIL'} ({v['n']} bars)" for k, v in res["lookahead"].items()),
+    ]
     return "\n".join(rows)
 
 
@@ -163,9 +238,12 @@ def _arrow(values, spec=".3f") -> str:
 def learning_curves_markdown(real: list[dict]) -> str:
     """Per model and fold: train/validation loss and accuracy per epoch beside the test accuracy and
     majority rate, and the diagnosis line where the probabilities stayed near-uniform."""
-    rows = ["Learning curves (per epoch; validation = last 15 % of each training span; * = epoch kept by early stopping):", "",
-            "| model | fold | train loss | valid loss | train acc | valid acc | test acc / majority | diagnosis |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "Learning curves (per epoch; validation = last 15 % of each training span; * = epoch kept by early stopping):",
+        "",
+        "| model | fold | train loss | valid loss | train acc | valid acc | test acc / majority | diagnosis |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     notes = []
     for r in real:
         for name, e in r["strategies"].items():
@@ -174,9 +252,11 @@ def learning_curves_markdown(real: list[dict]) -> str:
             c, best = e["curve"], e.get("best_epoch")
             val = [f"{_fmt(x['val_loss'])}{'*' if x['epoch'] == best else ''}" for x in c]
             cls, d = e["classification"], e["diagnosis"]
-            rows.append(f"| {name} | {r['fold']} | {_arrow(x['loss'] for x in c)} | {' → '.join(val)} | "
-                        f"{_arrow(x['acc'] for x in c)} | {_arrow(x['val_acc'] for x in c)} | "
-                        f"{_fmt(cls['accuracy'])} / {_fmt(cls['majority_rate'])} | {d['state']} |")
+            rows.append(
+                f"| {name} | {r['fold']} | {_arrow(x['loss'] for x in c)} | {' → '.join(val)} | "
+                f"{_arrow(x['acc'] for x in c)} | {_arrow(x['val_acc'] for x in c)} | "
+                f"{_fmt(cls['accuracy'])} / {_fmt(cls['majority_rate'])} | {d['state']} |"
+            )
             if d.get("near_uniform"):
                 notes.append(f"- {name}, fold {r['fold']}: {d['line']}.")
     if len(rows) == 4:
@@ -192,7 +272,9 @@ def _curve_figure(real: list[dict]) -> list[tuple[str, str]]:
 
     from effnet_trading.evaluation.report import fig_to_data_uri
 
-    models = list(dict.fromkeys(n for r in real for n, e in r["strategies"].items() if e.get("kind") == "model" and "curve" in e))
+    models = list(
+        dict.fromkeys(n for r in real for n, e in r["strategies"].items() if e.get("kind") == "model" and "curve" in e)
+    )
     if not models:
         return []
     fig, axes = plt.subplots(2, len(models), figsize=(3.2 * len(models), 5), squeeze=False)
@@ -203,9 +285,15 @@ def _curve_figure(real: list[dict]) -> list[tuple[str, str]]:
                 continue
             ep = [x["epoch"] for x in e["curve"]]
             for i, (tr, va) in enumerate((("loss", "val_loss"), ("acc", "val_acc"))):
-                line, = axes[i][j].plot(ep, [x[tr] for x in e["curve"]], lw=1, label=f"fold {r['fold']} train")
-                axes[i][j].plot(ep, [np.nan if x[va] is None else x[va] for x in e["curve"]], lw=1, ls="--",
-                                color=line.get_color(), label=f"fold {r['fold']} valid")
+                (line,) = axes[i][j].plot(ep, [x[tr] for x in e["curve"]], lw=1, label=f"fold {r['fold']} train")
+                axes[i][j].plot(
+                    ep,
+                    [np.nan if x[va] is None else x[va] for x in e["curve"]],
+                    lw=1,
+                    ls="--",
+                    color=line.get_color(),
+                    label=f"fold {r['fold']} valid",
+                )
             axes[1][j].axhline(e["classification"]["majority_rate"], color=line.get_color(), lw=0.6, ls=":")
         axes[0][j].set(title=name, ylabel="loss")
         axes[1][j].set(xlabel="epoch", ylabel="accuracy (dotted: test majority rate)")
@@ -225,15 +313,26 @@ def _figures(res: dict, real: list[dict]) -> list[tuple[str, str]]:
     figs = []
     fig, ax = plt.subplots(figsize=(10, 4.5))
     for name, v in res["strategies"].items():
-        ax.plot(np.cumprod(1 + v["_returns"]), label=name, lw=2.2 if name == "buy_and_hold" else 1.1,
-                color="black" if name == "buy_and_hold" else None)
-    ax.set(title="Out-of-sample equity over all test windows (fees + slippage)", xlabel="test bar", ylabel="equity (x initial)")
+        ax.plot(
+            np.cumprod(1 + v["_returns"]),
+            label=name,
+            lw=2.2 if name == "buy_and_hold" else 1.1,
+            color="black" if name == "buy_and_hold" else None,
+        )
+    ax.set(
+        title="Out-of-sample equity over all test windows (fees + slippage)",
+        xlabel="test bar",
+        ylabel="equity (x initial)",
+    )
     ax.legend(fontsize=7, ncol=3)
     figs.append(("Equity curves", fig_to_data_uri(fig)))
     fig, ax = plt.subplots(figsize=(10, 3.5))
     names, k = list(res["strategies"]), len(res["folds"])
     for i, f in enumerate(range(k)):
-        vals = [res["strategies"][n]["per_fold"][f]["sharpe"] if f < len(res["strategies"][n]["per_fold"]) else np.nan for n in names]
+        vals = [
+            res["strategies"][n]["per_fold"][f]["sharpe"] if f < len(res["strategies"][n]["per_fold"]) else np.nan
+            for n in names
+        ]
         ax.bar(np.arange(len(names)) + i / (k + 1), np.nan_to_num(vals), width=1 / (k + 1), label=f"fold {f}")
     ax.set_xticks(np.arange(len(names)) + 0.5 - 1 / (k + 1), names, rotation=30, fontsize=7)
     ax.set(title="Sharpe per fold", ylabel="Sharpe")
@@ -248,7 +347,13 @@ def _figures(res: dict, real: list[dict]) -> list[tuple[str, str]]:
             ax.imshow(np.asarray(cm), cmap="Blues")
             for (i, j), c in np.ndenumerate(np.asarray(cm)):
                 ax.text(j, i, str(c), ha="center", va="center", fontsize=7)
-            ax.set(title=name, xticks=range(3), yticks=range(3), xticklabels=["sell", "hold", "buy"], yticklabels=["sell", "hold", "buy"])
+            ax.set(
+                title=name,
+                xticks=range(3),
+                yticks=range(3),
+                xticklabels=["sell", "hold", "buy"],
+                yticklabels=["sell", "hold", "buy"],
+            )
             ax.title.set_fontsize(8)
         fig.tight_layout()
         figs.append(("Confusion matrices (rows true, columns predicted)", fig_to_data_uri(fig)))
@@ -264,8 +369,13 @@ def _markdown_to_html(md: str) -> str:
             continue
         if table:
             head, *body = table
-            out.append("<table><tr>" + "".join(f"<th>{c}</th>" for c in head) + "</tr>"
-                       + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in body) + "</table>")
+            out.append(
+                "<table><tr>"
+                + "".join(f"<th>{c}</th>" for c in head)
+                + "</tr>"
+                + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in body)
+                + "</table>"
+            )
             table = []
         if line.strip():
             out.append(f"<p>{html.escape(line)}</p>")
@@ -291,7 +401,11 @@ def write_outputs(res: dict, real: list[dict], out: Path) -> None:
     verdict = "OK" if res["verdict"]["ok"] else "PIPELINE LEAKS: " + "; ".join(res["verdict"]["reasons"])
     (out / "results.md").write_text(f"# Evaluation results\n\nVerdict: {verdict}\n\n{md}\n\n{res['literature']}\n")
     (out / "results.json").write_text(json.dumps(_strip(res), indent=1, default=str))
-    sections = [("Verdict", f"<p><b>{html.escape(verdict)}</b></p><p>{html.escape(res['literature'])}</p>"),
-                ("Results", _markdown_to_html(md))]
-    sections += [(title, f'<img src="{uri}" style="max-width:100%">') for title, uri in _figures(res, real) + _curve_figure(real)]
+    sections = [
+        ("Verdict", f"<p><b>{html.escape(verdict)}</b></p><p>{html.escape(res['literature'])}</p>"),
+        ("Results", _markdown_to_html(md)),
+    ]
+    sections += [
+        (title, f'<img src="{uri}" style="max-width:100%">') for title, uri in _figures(res, real) + _curve_figure(real)
+    ]
     (out / "report.html").write_text(html_page("effnet-trading evaluate", sections))

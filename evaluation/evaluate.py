@@ -6,6 +6,7 @@ with fees and slippage), baselines on the same folds, a surrogate null run and a
 (resumable), ``results.json``, ``results.md`` and ``report.html``; ``results["verdict"]["ok"]``
 is False when the null or look-ahead check finds a leak.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,15 +21,15 @@ import numpy as np
 import pandas as pd
 
 from effnet_trading.errors import SpecError, TrainingError
+from effnet_trading.evaluation.baselines import fit_gbm, fit_logistic, lagged_features, ma_crossover_target
+from effnet_trading.evaluation.surrogates import make_surrogate
 from effnet_trading.imaging import ImageSpec, infer_interval, validate_ohlcv
 from effnet_trading.model_zoo.threads import with_torch_threads
 from effnet_trading.model_zoo.train import TrainConfig
-from effnet_trading.evaluation.baselines import fit_gbm, fit_logistic, lagged_features, ma_crossover_target
 from effnet_trading.strategies.execution import simulate
 from effnet_trading.strategies.performance import performance_summary
 from effnet_trading.strategies.policy import Policy
 from effnet_trading.strategies.signal import SignalModel
-from effnet_trading.evaluation.surrogates import make_surrogate
 
 __all__ = ["EvalConfig", "evaluate", "lookahead_check", "BASELINES"]
 
@@ -77,8 +78,10 @@ class EvalConfig:
         if self.null_models is not None:
             self.null_models = tuple(self.null_models)
         if not isinstance(self.train, TrainConfig) or not isinstance(self.policy, Policy):
-            raise SpecError(f"EvalConfig train must be a TrainConfig and policy a Policy; got {type(self.train).__name__} "
-                            f"and {type(self.policy).__name__} (EvalConfig.from_dict reads them from dicts).")
+            raise SpecError(
+                f"EvalConfig train must be a TrainConfig and policy a Policy; got {type(self.train).__name__} "
+                f"and {type(self.policy).__name__} (EvalConfig.from_dict reads them from dicts)."
+            )
         unknown = sorted(set(self.baselines) - set(BASELINES))
         if unknown:
             raise SpecError(f"unknown baseline(s) {unknown}; choose from {list(BASELINES)}.")
@@ -98,7 +101,7 @@ class EvalConfig:
         return json.loads(json.dumps(d))
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "EvalConfig":
+    def from_dict(cls, d: dict[str, Any]) -> EvalConfig:
         known = {f.name for f in fields(cls)}
         if set(d) - known:
             raise SpecError(f"unknown EvalConfig keys {sorted(set(d) - known)}; known: {sorted(known)}.")
@@ -133,8 +136,8 @@ def _score(model_dir: Path, frame: pd.DataFrame, lo: int, hi: int) -> pd.DataFra
 
 
 def _dataset(frame: pd.DataFrame, cfg: EvalConfig):
-    from effnet_trading.model_zoo.dataset import ImageDataset
     from effnet_trading.imaging.labels import forward_return_labels
+    from effnet_trading.model_zoo.dataset import ImageDataset
 
     view = _image_view(frame)
     ds = ImageDataset.build(view, cfg.spec, cfg.horizon, label_k=cfg.label_k)
@@ -151,10 +154,14 @@ def _dataset(frame: pd.DataFrame, cfg: EvalConfig):
 def _subset(ds, idx: np.ndarray):
     from dataclasses import replace
 
-    return replace(ds, images=ds.images[idx], labels=ds.labels[idx], ends=ds.ends[idx], index=ds.index[idx], fwd=ds.fwd[idx])
+    return replace(
+        ds, images=ds.images[idx], labels=ds.labels[idx], ends=ds.ends[idx], index=ds.index[idx], fwd=ds.fwd[idx]
+    )
 
 
-def _trade(span: pd.DataFrame, probs: pd.DataFrame | None, target: np.ndarray | None, cfg: EvalConfig, interval) -> dict:
+def _trade(
+    span: pd.DataFrame, probs: pd.DataFrame | None, target: np.ndarray | None, cfg: EvalConfig, interval
+) -> dict:
     """Policy (if probabilities) -> simulate -> per-bar returns/positions and a performance summary."""
     if probs is not None:
         target = cfg.policy.replace(class_names=tuple(probs.columns)).positions(probs).to_numpy()
@@ -167,7 +174,18 @@ def _classify(y: np.ndarray, p: np.ndarray) -> dict:
     from effnet_trading.model_zoo.metrics import classification_report
 
     rep = classification_report(y, p, warn=False)
-    keep = ("n", "accuracy", "macro_f1", "log_loss", "majority_rate", "majority_class", "edge", "confusion", "collapsed", "pred_shares")
+    keep = (
+        "n",
+        "accuracy",
+        "macro_f1",
+        "log_loss",
+        "majority_rate",
+        "majority_class",
+        "edge",
+        "confusion",
+        "collapsed",
+        "pred_shares",
+    )
     return {k: rep[k] for k in keep} | {"y": y.tolist(), "pred": p.argmax(1).tolist()}
 
 
@@ -198,7 +216,9 @@ class _Fold:
         cap = cfg.max_train_bars
         self.start = 0 if cap is None else max(0, self.stop - cfg.horizon - int(cap / (1 - _VALID)) - cfg.horizon)
         if self.stop - self.start <= 2 * cfg.horizon + 10:
-            raise TrainingError(f"fold {k}: only {self.stop - self.start} samples before the test window; use fewer folds or more data.")
+            raise TrainingError(
+                f"fold {k}: only {self.stop - self.start} samples before the test window; use fewer folds or more data."
+            )
         self.lo, self.hi = int(ds.ends[self.t0]), int(ds.ends[self.t1 - 1])
         self.span = frame.iloc[self.lo : self.hi + 1]
         self.y = ds.labels[self.t0 : self.t1]
@@ -206,9 +226,15 @@ class _Fold:
 
     def record(self, models: tuple[str, ...], baselines: tuple[str, ...]) -> dict:
         ds = self.ds
-        rec = {"fold": self.k, "test_span": [str(ds.index[self.t0]), str(ds.index[self.t1 - 1])],
-               "train_span": [str(ds.index[self.start]), str(ds.index[self.stop - 1 - self.cfg.horizon])],
-               "n_train_span": self.stop - self.start, "n_test": self.t1 - self.t0, "strategies": {}, "seconds": {}}
+        rec = {
+            "fold": self.k,
+            "test_span": [str(ds.index[self.t0]), str(ds.index[self.t1 - 1])],
+            "train_span": [str(ds.index[self.start]), str(ds.index[self.stop - 1 - self.cfg.horizon])],
+            "n_train_span": self.stop - self.start,
+            "n_test": self.t1 - self.t0,
+            "strategies": {},
+            "seconds": {},
+        }
         for m in models:
             t = time.perf_counter()
             rec["strategies"][m] = self._model(m)
@@ -224,9 +250,17 @@ class _Fold:
 
         cfg = self.cfg
         sub = _subset(self.ds, np.r_[self.start : self.stop, self.t0 : self.t1])
-        tcfg = replace(cfg.train, model=name, folds=1, embargo=0, test_size=self.t1 - self.t0, valid=_VALID,
-                       progress=self.progress, max_train_samples=cfg.max_train_bars,
-                       model_kwargs=dict(cfg.model_kwargs.get(name, {})))
+        tcfg = replace(
+            cfg.train,
+            model=name,
+            folds=1,
+            embargo=0,
+            test_size=self.t1 - self.t0,
+            valid=_VALID,
+            progress=self.progress,
+            max_train_samples=cfg.max_train_bars,
+            model_kwargs=dict(cfg.model_kwargs.get(name, {})),
+        )
         run_dir = self.model_root / f"fold_{self.k}" / name
         res = train_and_export(self.frame, tcfg, run_dir, dataset=sub)
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # resume works per fold; checkpoints only cost disk
@@ -235,17 +269,27 @@ class _Fold:
         probs = _score(res.model_dir, self.frame, self.lo, self.hi)
         p = probs.to_numpy()
         curve = [{k: r.get(k) for k in ("epoch", "loss", "acc", "val_loss", "val_acc")} for r in res.history]
-        return {"kind": "model", "model_dir": str(res.model_dir), "best_epoch": res.metrics.get("best_epoch"),
-                "epochs_run": len(res.history), "runtime_vs_torch_max_abs": float(np.max(np.abs(p - res.test_proba))),
-                "curve": curve, "diagnosis": res.metrics["diagnosis"], "architecture": res.metrics["architecture"],
-                "classification": _classify(self.y, p), **_trade(self.span, probs, None, cfg, self.interval)}
+        return {
+            "kind": "model",
+            "model_dir": str(res.model_dir),
+            "best_epoch": res.metrics.get("best_epoch"),
+            "epochs_run": len(res.history),
+            "runtime_vs_torch_max_abs": float(np.max(np.abs(p - res.test_proba))),
+            "curve": curve,
+            "diagnosis": res.metrics["diagnosis"],
+            "architecture": res.metrics["architecture"],
+            "classification": _classify(self.y, p),
+            **_trade(self.span, probs, None, cfg, self.interval),
+        }
 
     def _buy_and_hold(self) -> dict:
         return {"kind": "benchmark", **_trade(self.span, None, np.ones(len(self.span)), self.cfg, self.interval)}
 
     def _ma_crossover(self) -> dict:
         cfg = self.cfg
-        target = ma_crossover_target(self.frame["close"].to_numpy(), cfg.ma_fast, cfg.ma_slow, long_only=cfg.policy.long_only)
+        target = ma_crossover_target(
+            self.frame["close"].to_numpy(), cfg.ma_fast, cfg.ma_slow, long_only=cfg.policy.long_only
+        )
         return {"kind": "rule", **_trade(self.span, None, target[self.lo : self.hi + 1], cfg, self.interval)}
 
     def _classifier(self, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, fit) -> dict:
@@ -253,7 +297,11 @@ class _Fold:
         model = fit(x_train[ok], y_train[ok], seed=self.cfg.seed)
         p = _proba3(model, np.nan_to_num(x_test))
         probs = pd.DataFrame(p, index=self.span.index, columns=list(self.ds.class_names))
-        return {"kind": "classifier", "classification": _classify(self.y, p), **_trade(self.span, probs, None, self.cfg, self.interval)}
+        return {
+            "kind": "classifier",
+            "classification": _classify(self.y, p),
+            **_trade(self.span, probs, None, self.cfg, self.interval),
+        }
 
     def _train_samples(self, cap: int | None) -> np.ndarray:
         idx = np.arange(self.start, self.stop - self.cfg.horizon)  # purged: labels end before the embargo gap
@@ -276,7 +324,10 @@ class _Fold:
             torch.manual_seed(self.cfg.seed)
             net = create_model("efficientnet_b0", num_classes=3, in_chans=self.ds.images.shape[1])
             mean, std = self.ds.channel_stats(tr)
-            self.b0, source = (net, mean, std), "untrained efficientnet_b0 (random weights; no ImageNet weights offline)"
+            self.b0, source = (
+                (net, mean, std),
+                "untrained efficientnet_b0 (random weights; no ImageNet weights offline)",
+            )
         net, mean, std = self.b0
         f_tr = _features(net, self.ds.images[tr], mean, std)
         f_te = _features(net, self.ds.images[self.t0 : self.t1], mean, std)
@@ -284,7 +335,9 @@ class _Fold:
         return out | {"features": source}
 
 
-def _run_set(frame, cfg: EvalConfig, out: Path, tag: str, models, baselines, *, resume: bool, progress: bool) -> list[dict]:
+def _run_set(
+    frame, cfg: EvalConfig, out: Path, tag: str, models, baselines, *, resume: bool, progress: bool
+) -> list[dict]:
     """All folds of one data set (real or null); each finished fold is saved and skipped on resume."""
     from tqdm.auto import tqdm
 
@@ -305,8 +358,9 @@ def _run_set(frame, cfg: EvalConfig, out: Path, tag: str, models, baselines, *, 
     return records
 
 
-def lookahead_check(model_dir: str | os.PathLike, ohlcv: pd.DataFrame, positions, *, seed: int = 0,
-                    tail: int = 64, atol: float = 1e-6) -> dict:
+def lookahead_check(
+    model_dir: str | os.PathLike, ohlcv: pd.DataFrame, positions, *, seed: int = 0, tail: int = 64, atol: float = 1e-6
+) -> dict:
     """Perturb every bar after t (prices x random factors, volumes x random) for each t in ``positions``
     and check that the runtime probabilities at bars t-2..t are unchanged. {ok, n, max_abs_change, changed}."""
     frame = validate_ohlcv(ohlcv)
@@ -347,12 +401,16 @@ def _check_config(out: Path, cfg: EvalConfig, resume: bool) -> None:
         ignore = {"lookahead_samples", "bootstrap", "extra_trials", "train.num_threads", "train.progress"}
         diff = sorted(k for k in saved.keys() | now.keys() if k not in ignore and saved.get(k) != now.get(k))
         if diff:
-            raise TrainingError(f"cannot resume in {out}: config.json differs in {diff}; use the same options or a new --out.")
+            raise TrainingError(
+                f"cannot resume in {out}: config.json differs in {diff}; use the same options or a new --out."
+            )
     _write_json(path, cfg.to_dict())
 
 
 @with_torch_threads(lambda ohlcv, cfg, *a, **k: cfg.num_threads)  # restored on return
-def evaluate(ohlcv, cfg: EvalConfig, out_dir: str | os.PathLike, *, resume: bool = False, progress: bool = True) -> dict:
+def evaluate(
+    ohlcv, cfg: EvalConfig, out_dir: str | os.PathLike, *, resume: bool = False, progress: bool = True
+) -> dict:
     """Run the whole evaluation (see module docstring) and write its outputs; returns results.json's content."""
     from effnet_trading.evaluation.eval_report import summarise, write_outputs
 
@@ -370,8 +428,11 @@ def evaluate(ohlcv, cfg: EvalConfig, out_dir: str | os.PathLike, *, resume: bool
         null = _run_set(surrogate, cfg, out, "null", models, tuple(b for b in cfg.baselines if b == "logreg"), **kw)
     looks = {}
     last = real[-1]
-    ends = np.linspace(pd.Index(frame.index).get_loc(pd.Timestamp(last["test_span"][0])),
-                       pd.Index(frame.index).get_loc(pd.Timestamp(last["test_span"][1])), cfg.lookahead_samples).astype(int)
+    ends = np.linspace(
+        pd.Index(frame.index).get_loc(pd.Timestamp(last["test_span"][0])),
+        pd.Index(frame.index).get_loc(pd.Timestamp(last["test_span"][1])),
+        cfg.lookahead_samples,
+    ).astype(int)
     for name, entry in last["strategies"].items():
         if entry.get("kind") == "model":
             looks[name] = lookahead_check(entry["model_dir"], frame, ends, seed=cfg.seed)

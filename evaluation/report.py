@@ -5,6 +5,7 @@
 probability strip over price, confusion matrix, example images per class, latency histogram.
 matplotlib (Agg backend) is imported only when a figure is drawn.
 """
+
 from __future__ import annotations
 
 import base64
@@ -51,8 +52,10 @@ def fig_to_data_uri(fig, dpi: int = 90) -> str:
 def html_page(title: str, sections: Sequence[tuple[str, str]]) -> str:
     """A standalone HTML page: ``sections`` are (heading, HTML body) pairs; headings are escaped."""
     body = "\n".join(f"<h2>{html.escape(h)}</h2>\n{b}" for h, b in sections)
-    return (f"<!doctype html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{_CSS}</style></head>\n<body><h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n")
+    return (
+        f"<!doctype html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_CSS}</style></head>\n<body><h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n"
+    )
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
@@ -80,8 +83,14 @@ def summary_table(columns: Mapping[str, Mapping[str, object]]) -> str:
     names = list(columns)
     keys = list(dict.fromkeys(k for c in columns.values() for k in c))
     head = "<tr><th>statistic</th>" + "".join(f"<th>{html.escape(n)}</th>" for n in names) + "</tr>"
-    rows = "".join("<tr><td>" + html.escape(k) + "</td>" + "".join(f"<td>{_fmt(columns[n].get(k, ''))}</td>" for n in names)
-                   + "</tr>" for k in keys)
+    rows = "".join(
+        "<tr><td>"
+        + html.escape(k)
+        + "</td>"
+        + "".join(f"<td>{_fmt(columns[n].get(k, ''))}</td>" for n in names)
+        + "</tr>"
+        for k in keys
+    )
     return f"<table>{head}{rows}</table>"
 
 
@@ -114,7 +123,9 @@ def _strip_figure(probs: pd.DataFrame, ohlcv: pd.DataFrame, trades: pd.DataFrame
         t = trades[trades["entry_time"] >= tail[0]]
         for direction, marker, color in (("long", "^", "tab:green"), ("short", "v", "tab:red")):
             sel = t[t["direction"] == direction]
-            ax1.scatter(sel["entry_time"], sel["entry_price"], marker=marker, color=color, s=18, label=f"{direction} entry")
+            ax1.scatter(
+                sel["entry_time"], sel["entry_price"], marker=marker, color=color, s=18, label=f"{direction} entry"
+            )
         ax1.legend(loc="upper left", fontsize=8)
     ax1.set_ylabel("close")
     p = probs.reindex(tail)
@@ -195,12 +206,19 @@ def write_backtest_report(
     intro: lines shown first (which data, what the figures mean)."""
     strat, bench, rest = _split_summary(summary)
     sections = [("About this run", "".join(f"<p>{html.escape(line)}</p>" for line in intro))] if intro else []
-    sections += [("Summary", summary_table({"strategy": strat, "buy & hold": bench}) if strat else "<p>no statistics</p>")]
+    sections += [
+        ("Summary", summary_table({"strategy": strat, "buy & hold": bench}) if strat else "<p>no statistics</p>")
+    ]
     sections.append(("Equity and drawdown", _img(_equity_figure(equity, benchmark))))
     sections.append(("Probabilities over price", _img(_strip_figure(probs, ohlcv, trades))))
     if trades is not None and len(trades):
         shown = trades.tail(50)
-        sections.append((f"Trades (last {len(shown)} of {len(trades)})", shown.to_html(index=False, float_format=lambda x: f"{x:.6g}")))
+        sections.append(
+            (
+                f"Trades (last {len(shown)} of {len(trades)})",
+                shown.to_html(index=False, float_format=lambda x: f"{x:.6g}"),
+            )
+        )
     if confusion is not None:
         names = [c for c in probs.columns if c != "agreement"]
         sections.append(("Confusion matrix", _img(_confusion_figure(confusion, names))))

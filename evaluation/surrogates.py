@@ -6,6 +6,7 @@ every surrogate bar is a real bar shape (valid high/low, fat tails kept) while t
 blocks is random. ``demean=True`` removes the drift, so no strategy (long-biased ones included)
 has a true edge on the surrogate: it is the null set of ``evaluate``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,7 +41,9 @@ def _chain(first: np.ndarray, ratios: np.ndarray, index: pd.DatetimeIndex) -> pd
     return validate_ohlcv(frame)
 
 
-def block_bootstrap(ohlcv: pd.DataFrame, *, block: int = 1, seed: int = 0, replace: bool = True, demean: bool = True) -> pd.DataFrame:
+def block_bootstrap(
+    ohlcv: pd.DataFrame, *, block: int = 1, seed: int = 0, replace: bool = True, demean: bool = True
+) -> pd.DataFrame:
     """Bars resampled in circular blocks of ``block`` bars (``replace=False``: the blocks are
     permuted, so the multiset of bars is exactly the original). Same index as the input."""
     frame = validate_ohlcv(ohlcv)
@@ -76,7 +79,9 @@ def random_walk_like(ohlcv: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
     return _chain(frame.to_numpy(np.float64)[0], new, frame.index)
 
 
-def make_surrogate(ohlcv: pd.DataFrame, kind: str = "block_bootstrap", *, block: int = 1, seed: int = 0) -> pd.DataFrame:
+def make_surrogate(
+    ohlcv: pd.DataFrame, kind: str = "block_bootstrap", *, block: int = 1, seed: int = 0
+) -> pd.DataFrame:
     """Dispatch by ``kind`` in ``SURROGATE_KINDS``; all are zero-drift."""
     if kind == "block_bootstrap":
         return block_bootstrap(ohlcv, block=block, seed=seed, replace=True)

@@ -1,4 +1,5 @@
 """Drop-in backtrader use: python examples/backtrader_example.py MODEL_DIR [OHLCV_CSV]"""
+
 import sys
 
 import backtrader as bt

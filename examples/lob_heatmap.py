@@ -6,6 +6,7 @@ Rebuilds the book (REST snapshot + depth diffs), samples it once a second with 2
 per side, and renders the last 64 seconds as a 64x64 heatmap: rows are 0.05 bp price
 buckets around the mid at the last snapshot, channel 0 bids, channel 1 asks (drawn side by side).
 """
+
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,5 @@
 """Imaging: OHLCV (and order-book) windows -> image tensors, vectorised numpy, causal."""
+
 from effnet_trading.imaging.data import (
     OHLCV_COLUMNS,
     infer_interval,

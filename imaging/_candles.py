@@ -26,6 +26,7 @@ white on black, 3 columns per bar from the left (20 bars -> 60 columns): open ti
 left column, high-low bar in the middle column, close tick in the right column; MA line
 through the middle columns; volume bars in the middle columns. Extra columns stay black.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache

@@ -20,6 +20,7 @@ One channel per entry of ``spec.fields`` (e.g. ``("open", "high", "low", "close"
 gives five channels); ``spec.returns`` encodes log returns ``log(p_t / p_{t-1})`` (volume:
 ``log1p`` differences) instead of levels.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -11,6 +11,7 @@ Levels outside the ``H`` buckets are not drawn. Intensity is ``log1p(summed size
 pixel, divided by the image's largest value (bids and asks together) so it lies in [0, 1].
 Channel 0 holds bids, channel 1 asks.
 """
+
 from __future__ import annotations
 
 import numpy as np

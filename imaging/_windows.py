@@ -1,4 +1,5 @@
 """Shared window helpers for kernels (trusted inputs)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -6,6 +6,7 @@ float64 columns ``open high low close volume`` on a UTC ``DatetimeIndex`` named
 ``repair=True`` sorts and de-duplicates and records what it changed in
 ``frame.attrs["repairs"]``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,11 +37,23 @@ _log = logging.getLogger(__name__)
 OHLCV_COLUMNS = ("open", "high", "low", "close", "volume")
 
 _ALIASES = {
-    "o": "open", "op": "open", "open_price": "open",
-    "h": "high", "hi": "high", "high_price": "high",
-    "l": "low", "lo": "low", "low_price": "low",
-    "c": "close", "cl": "close", "last": "close", "close_price": "close",
-    "v": "volume", "vol": "volume", "volume_base": "volume", "base_volume": "volume",
+    "o": "open",
+    "op": "open",
+    "open_price": "open",
+    "h": "high",
+    "hi": "high",
+    "high_price": "high",
+    "l": "low",
+    "lo": "low",
+    "low_price": "low",
+    "c": "close",
+    "cl": "close",
+    "last": "close",
+    "close_price": "close",
+    "v": "volume",
+    "vol": "volume",
+    "volume_base": "volume",
+    "base_volume": "volume",
 }
 _TIME_COLUMNS = ("timestamp", "time", "date", "datetime", "open_time", "ts", "start", "starttime")
 
@@ -91,8 +104,9 @@ def _numeric_date_format(values: pd.Index, what: str) -> str | None:
     return (f"%d{sep}%m{sep}{yfmt}" if day_first else f"%m{sep}%d{sep}{yfmt}") + tfmt
 
 
-def _to_utc_index(values, what: str, *, date_format: str | None = None, tz: str | None = None
-                  ) -> tuple[pd.DatetimeIndex, bool]:
+def _to_utc_index(
+    values, what: str, *, date_format: str | None = None, tz: str | None = None
+) -> tuple[pd.DatetimeIndex, bool]:
     """Timestamps (datetime-like, strings, or epoch s/ms/us/ns numbers) -> (UTC DatetimeIndex, assumed_utc).
 
     Naive timestamps are read in ``tz`` (default UTC, then ``assumed_utc`` is True) and converted
@@ -114,8 +128,11 @@ def _to_utc_index(values, what: str, *, date_format: str | None = None, tz: str 
         try:
             idx = pd.DatetimeIndex(pd.to_datetime(values.astype(str) if fmt else values, format=fmt))
         except (ValueError, TypeError) as exc:
-            hint = (f"check date_format={date_format!r} against a value like {str(values[0])!r}" if date_format else
-                    "use ISO-8601 strings or epoch seconds/ms, or pass date_format= (CLI: --date-format), e.g. '%d/%m/%Y %H:%M'")
+            hint = (
+                f"check date_format={date_format!r} against a value like {str(values[0])!r}"
+                if date_format
+                else "use ISO-8601 strings or epoch seconds/ms, or pass date_format= (CLI: --date-format), e.g. '%d/%m/%Y %H:%M'"
+            )
             raise DataError(f"could not parse {what} as timestamps ({exc}); {hint}.") from exc
     assumed = False
     if idx.tz is None:
@@ -123,8 +140,10 @@ def _to_utc_index(values, what: str, *, date_format: str | None = None, tz: str 
         try:
             idx = idx.tz_localize(tz or "UTC", ambiguous="raise", nonexistent="raise")
         except Exception as exc:  # unknown zone name, or a DST gap/overlap
-            raise DataError(f"could not read {what} in time zone {tz!r} ({exc}); use an IANA name like "
-                            "'Europe/Berlin', or data with UTC offsets.") from exc
+            raise DataError(
+                f"could not read {what} in time zone {tz!r} ({exc}); use an IANA name like "
+                "'Europe/Berlin', or data with UTC offsets."
+            ) from exc
     elif tz is not None:
         raise DataError(f"{what} already carries a UTC offset / time zone ({idx.tz}); drop tz={tz!r} (--tz).")
     return pd.DatetimeIndex(idx.tz_convert("UTC"), name="timestamp").as_unit("ns"), assumed
@@ -154,8 +173,9 @@ def _normalise_columns(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _extract_index(frame: pd.DataFrame, *, date_format: str | None = None, tz: str | None = None
-                   ) -> tuple[pd.DataFrame, pd.DatetimeIndex, bool]:
+def _extract_index(
+    frame: pd.DataFrame, *, date_format: str | None = None, tz: str | None = None
+) -> tuple[pd.DataFrame, pd.DatetimeIndex, bool]:
     if isinstance(frame.index, pd.DatetimeIndex):
         return (frame, *_to_utc_index(frame.index, "the index", date_format=date_format, tz=tz))
     lower = {str(c).strip().lower(): c for c in frame.columns}
@@ -168,8 +188,10 @@ def _extract_index(frame: pd.DataFrame, *, date_format: str | None = None, tz: s
     for name in _TIME_COLUMNS:
         if name in lower:
             col = lower[name]
-            return (frame.drop(columns=[col]),
-                    *_to_utc_index(frame[col].to_numpy(), f"column {col!r}", date_format=date_format, tz=tz))
+            return (
+                frame.drop(columns=[col]),
+                *_to_utc_index(frame[col].to_numpy(), f"column {col!r}", date_format=date_format, tz=tz),
+            )
     raise DataError(
         "OHLCV input has no DatetimeIndex and no timestamp column "
         f"(looked for {list(_TIME_COLUMNS)}; found {list(frame.columns)[:8]}); set the index with "
@@ -178,8 +200,13 @@ def _extract_index(frame: pd.DataFrame, *, date_format: str | None = None, tz: s
 
 
 def validate_ohlcv(
-    frame: pd.DataFrame, *, min_bars: int = 1, repair: bool = False, name: str = "OHLCV input",
-    date_format: str | None = None, tz: str | None = None,
+    frame: pd.DataFrame,
+    *,
+    min_bars: int = 1,
+    repair: bool = False,
+    name: str = "OHLCV input",
+    date_format: str | None = None,
+    tz: str | None = None,
 ) -> pd.DataFrame:
     """Check and canonicalise an OHLCV frame; raise DataError naming rows and the fix.
 
@@ -193,7 +220,9 @@ def validate_ohlcv(
     defect (NaN/inf, high/low inconsistency, negative volume) always raises.
     """
     if not isinstance(frame, pd.DataFrame):
-        raise DataError(f"{name} must be a pandas DataFrame, got {type(frame).__name__}; load CSVs with load_ohlcv(path).")
+        raise DataError(
+            f"{name} must be a pandas DataFrame, got {type(frame).__name__}; load CSVs with load_ohlcv(path)."
+        )
     frame, index, assumed_utc = _extract_index(frame, date_format=date_format, tz=tz)
     frame = _normalise_columns(frame)
     try:
@@ -294,8 +323,16 @@ def _sniff_csv(path: str, sep: str | None, decimal: str | None) -> tuple[str, st
     return sep, decimal
 
 
-def load_ohlcv(source: OhlcvSource, *, min_bars: int = 1, repair: bool = False, date_format: str | None = None,
-               tz: str | None = None, sep: str | None = None, decimal: str | None = None) -> pd.DataFrame:
+def load_ohlcv(
+    source: OhlcvSource,
+    *,
+    min_bars: int = 1,
+    repair: bool = False,
+    date_format: str | None = None,
+    tz: str | None = None,
+    sep: str | None = None,
+    decimal: str | None = None,
+) -> pd.DataFrame:
     """Load a DataFrame or CSV path (``.csv``/``.csv.gz``; timestamp column auto-detected) and validate it.
 
     The field separator (',', ';', tab, '|') and a decimal comma are detected from the first lines
@@ -308,7 +345,9 @@ def load_ohlcv(source: OhlcvSource, *, min_bars: int = 1, repair: bool = False, 
     else:
         path = os.fspath(source)
         if not os.path.exists(path):
-            raise DataError(f"OHLCV file {path!r} does not exist; check the path (sample data: effnet-trading sample-data).")
+            raise DataError(
+                f"OHLCV file {path!r} does not exist; check the path (sample data: effnet-trading sample-data)."
+            )
         sep, decimal = _sniff_csv(path, sep, decimal)
         try:
             raw = pd.read_csv(path, sep=sep, decimal=decimal)
@@ -316,12 +355,15 @@ def load_ohlcv(source: OhlcvSource, *, min_bars: int = 1, repair: bool = False, 
             raise DataError(f"could not read {path!r} as CSV ({exc}).") from exc
         what = f"OHLCV file {os.path.basename(path)!r}"
         if raw.shape[1] == 1 and len(str(raw.columns[0])) > 20:
-            raise DataError(f"{what} reads as one column ({str(raw.columns[0])[:60]!r}); its field separator is not "
-                            f"{sep!r}: pass sep=';' (or the one it uses) to load_ohlcv.")
+            raise DataError(
+                f"{what} reads as one column ({str(raw.columns[0])[:60]!r}); its field separator is not "
+                f"{sep!r}: pass sep=';' (or the one it uses) to load_ohlcv."
+            )
         out = validate_ohlcv(raw, min_bars=min_bars, repair=repair, name=what, date_format=date_format, tz=tz)
     if out.attrs.get("assumed_utc"):
-        _log.warning("%s has timestamps without a time zone: read as UTC (pass tz=..., CLI --tz, if they are local time).",
-                     what)
+        _log.warning(
+            "%s has timestamps without a time zone: read as UTC (pass tz=..., CLI --tz, if they are local time).", what
+        )
     return out
 
 
@@ -347,16 +389,26 @@ def time_gaps(index: pd.DatetimeIndex, *, max_bars: float = 3.0, interval=None) 
     one and the bar it ends at, and the bars those gaps would hold at the bar size.
     """
     step = infer_interval(index) if interval is None else parse_timeframe(interval)
-    out = {"interval": str(step), "threshold": str(step * max_bars), "count": 0, "largest": None, "largest_at": None,
-           "missing_bars": 0}
+    out = {
+        "interval": str(step),
+        "threshold": str(step * max_bars),
+        "count": 0,
+        "largest": None,
+        "largest_at": None,
+        "missing_bars": 0,
+    }
     if len(index) < 2:
         return out
     diffs = np.diff(index.as_unit("ns").asi8)
     big = np.flatnonzero(diffs > step.value * max_bars)
     if len(big):
         k = big[np.argmax(diffs[big])]
-        out.update(count=int(len(big)), largest=str(pd.Timedelta(int(diffs[k]), unit="ns")),
-                   largest_at=str(index[k + 1]), missing_bars=int(np.sum(diffs[big] // step.value - 1)))
+        out.update(
+            count=int(len(big)),
+            largest=str(pd.Timedelta(int(diffs[k]), unit="ns")),
+            largest_at=str(index[k + 1]),
+            missing_bars=int(np.sum(diffs[big] // step.value - 1)),
+        )
     return out
 
 
@@ -367,7 +419,7 @@ def parse_timeframe(tf: str | pd.Timedelta) -> pd.Timedelta:
     text = str(tf).strip().lower()
     units = {"s": "s", "m": "min", "min": "min", "h": "h", "d": "D", "w": "W"}
     num = text.rstrip("abcdefghijklmnopqrstuvwxyz")
-    unit = text[len(num):]
+    unit = text[len(num) :]
     if not num.isdigit() or unit not in units:
         raise DataError(f"timeframe {tf!r} not understood; use forms like '5m', '15m', '1h', '4h', '1d'.")
     return pd.Timedelta(int(num), unit=units[unit])
@@ -393,9 +445,7 @@ def resample_ohlcv(frame: pd.DataFrame, timeframe: str | pd.Timedelta, *, base_i
     return out
 
 
-def last_closed_index(
-    higher_index: pd.DatetimeIndex, higher_step, decision_times: pd.DatetimeIndex
-) -> np.ndarray:
+def last_closed_index(higher_index: pd.DatetimeIndex, higher_step, decision_times: pd.DatetimeIndex) -> np.ndarray:
     """For each decision time (the *end* of a base bar), the position in ``higher_index`` of the
     last higher-timeframe bar that has closed by then (-1 if none). This is the no-look-ahead rule."""
     step = parse_timeframe(higher_step)

@@ -4,6 +4,7 @@ The label at bar t looks at ``close[t+horizon] / close[t]``: it is the *target*,
 input. The last ``horizon`` bars have no label (-1). The volatility threshold uses only
 returns up to t.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -8,6 +8,7 @@ bid_px_1, ...`` or a bare ``(T, L, 4)`` array are accepted too.
 ``render_lob(spec, book, ends)`` is causal like ``render``: image ``i`` uses snapshots
 ``ends[i]-window+1 .. ends[i]`` only (see ``_lob`` for the pixel layout).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -80,13 +81,17 @@ def as_order_book(book) -> OrderBook:
     sizes = levels[:, :, [1, 3]]
     if not np.isfinite(sizes).all() or (sizes < 0).any():
         bad = np.flatnonzero((~np.isfinite(sizes) | (sizes < 0)).any(axis=(1, 2)))
-        raise DataError(f"order book has NaN/inf or negative sizes at snapshots {bad[:5].tolist()}; sizes must be >= 0.")
+        raise DataError(
+            f"order book has NaN/inf or negative sizes at snapshots {bad[:5].tolist()}; sizes must be >= 0."
+        )
     prices = levels[:, :, [0, 2]]
     with np.errstate(invalid="ignore"):
         bad_px = (sizes > 0) & ~(np.isfinite(prices) & (prices > 0))
     if bad_px.any():
         bad = np.flatnonzero(bad_px.any(axis=(1, 2)))
-        raise DataError(f"order book has levels with size > 0 but a missing or non-positive price at snapshots {bad[:5].tolist()}.")
+        raise DataError(
+            f"order book has levels with size > 0 but a missing or non-positive price at snapshots {bad[:5].tolist()}."
+        )
     empty = (levels[:, 0, 1] <= 0) | (levels[:, 0, 3] <= 0)
     crossed = ~empty & (levels[:, 0, 0] >= levels[:, 0, 2])
     if empty.any() or crossed.any():
@@ -100,7 +105,9 @@ def as_order_book(book) -> OrderBook:
         raise DataError(f"order book has {len(stamps)} timestamps for {len(levels)} snapshots; they must match.")
     if len(stamps) > 1 and (np.diff(stamps.astype("int64")) <= 0).any():
         bad = np.flatnonzero(np.diff(stamps.astype("int64")) <= 0) + 1
-        raise DataError(f"order book timestamps are not strictly increasing at snapshots {bad[:5].tolist()}; sort them.")
+        raise DataError(
+            f"order book timestamps are not strictly increasing at snapshots {bad[:5].tolist()}; sort them."
+        )
     return OrderBook(stamps, levels)
 
 
@@ -108,7 +115,9 @@ def _lob_specs(spec: AnySpec):
     specs = spec.specs
     bad = [s.kind for s in specs if s.kind != "lob_heatmap"]
     if bad:
-        raise SpecError(f"render_lob renders kind 'lob_heatmap' only, got {bad}; use render(spec, ohlcv) for OHLCV kinds.")
+        raise SpecError(
+            f"render_lob renders kind 'lob_heatmap' only, got {bad}; use render(spec, ohlcv) for OHLCV kinds."
+        )
     return specs
 
 
@@ -177,7 +186,9 @@ def read_binance_depth(path: str | os.PathLike, levels: int = 20, every_ms: int 
                 msg = json.loads(payload)
                 diffs.append((int(ts), msg.get("data", msg)))
     if snapshot is None:
-        raise DataError(f"{path!r} has no REST depth snapshot line (a JSON object with 'lastUpdateId'); cannot rebuild the book.")
+        raise DataError(
+            f"{path!r} has no REST depth snapshot line (a JSON object with 'lastUpdateId'); cannot rebuild the book."
+        )
     t_snap, snap = snapshot
     bids = {float(p): float(q) for p, q in snap["bids"] if float(q) > 0}
     asks = {float(p): float(q) for p, q in snap["asks"] if float(q) > 0}
@@ -205,5 +216,7 @@ def read_binance_depth(path: str | os.PathLike, levels: int = 20, every_ms: int 
         rows.append(row)
         grid_t += step
     if gaps:
-        warnings.warn(f"{os.path.basename(path)}: {gaps} depth diff(s) out of sequence; the rebuilt book may drift.", stacklevel=2)
+        warnings.warn(
+            f"{os.path.basename(path)}: {gaps} depth diff(s) out of sequence; the rebuilt book may drift.", stacklevel=2
+        )
     return OrderBook(np.array(stamps, dtype="datetime64[ns]"), np.array(rows))

@@ -7,6 +7,7 @@ fields, order-book bids|asks), each pixel enlarged ``scale`` times by nearest ne
 ``to_png(spec, path, data=ohlcv, end=-1)`` renders the image ending at bar ``end`` first;
 ``view="mplfinance"`` draws the same candlestick window with mplfinance instead (extra ``plot``).
 """
+
 from __future__ import annotations
 
 import os
@@ -78,8 +79,15 @@ def _mplfinance_png(spec: ImageSpec, frame, end: int, path: Path, dpi: int) -> N
         extra["addplot"] = [mpf.make_addplot(ma, color="tab:blue", width=1.0)]
     h, w = spec.size
     fig_w, fig_h = max(w, 64) * 4 / dpi, max(h, 64) * 4 / dpi
-    mpf.plot(bars, type="candle", volume=spec.volume, style="charles", figsize=(fig_w, fig_h),
-             savefig=dict(fname=str(path), dpi=dpi), **extra)
+    mpf.plot(
+        bars,
+        type="candle",
+        volume=spec.volume,
+        style="charles",
+        figsize=(fig_w, fig_h),
+        savefig=dict(fname=str(path), dpi=dpi),
+        **extra,
+    )
 
 
 def to_png(
@@ -108,7 +116,9 @@ def to_png(
         end = end + n if end < 0 else end
         if view == "mplfinance":
             if not (isinstance(source, ImageSpec) and source.kind in _CHART_KINDS):
-                raise SpecError(f"view='mplfinance' draws candles/ohlc_bars specs, not {source.kind!r}; use view='model'.")
+                raise SpecError(
+                    f"view='mplfinance' draws candles/ohlc_bars specs, not {source.kind!r}; use view='model'."
+                )
             _mplfinance_png(source, data, end, path, dpi)
             return path
         if all(s.kind == "lob_heatmap" for s in source.specs):
@@ -127,4 +137,3 @@ def to_png(
         raise SpecError("view='mplfinance' needs a spec and data, not an image array.")
     _save_array(np.asarray(source), path, cmap, scale, grey=False, as_rgb=True)
     return path
-

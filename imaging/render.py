@@ -5,9 +5,10 @@ image ``i`` uses bars ``ends[i]-history+1 .. ends[i]`` only (causal; ``spec.hist
 window plus any moving-average/return look-back). Timeframe specs use
 only higher-timeframe bars that have closed by the end of base bar ``ends[i]``.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -90,14 +91,16 @@ class _Prepared:
         base = infer_interval(frame.index)
         hi = resample_ohlcv(frame, spec.timeframe, base_interval=base)
         self.bars = ohlcv_array(hi)
-        decision = (frame.index + base)
+        decision = frame.index + base
         self._pos = last_closed_index(hi.index, spec.timeframe, decision)
         self.map_end = lambda ends: self._pos[ends]
 
 
 def _prepare(spec: AnySpec, ohlcv) -> tuple[list[_Prepared], int]:
     if spec.kind == "lob_heatmap" or (isinstance(spec, StackSpec) and any(s.kind == "lob_heatmap" for s in spec.specs)):
-        raise SpecError("lob_heatmap renders order books, not OHLCV: use effnet_trading.imaging.render_lob(spec, book).")
+        raise SpecError(
+            "lob_heatmap renders order books, not OHLCV: use effnet_trading.imaging.render_lob(spec, book)."
+        )
     frame = _as_frame(ohlcv)
     arr = ohlcv_array(frame) if frame is not None else _as_array(ohlcv)
     members = [_Prepared(s, frame, arr) for s in spec.specs]

@@ -1,4 +1,5 @@
 """ImageSpec / StackSpec: what an image is, as frozen, JSON round-trippable data."""
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,10 @@ class ImageSpec:
         if len(size) != 2 or min(size) < 4:
             raise SpecError(f"ImageSpec size {self.size!r} must be (H, W) with both >= 4 pixels, e.g. (64, 64).")
         if max(size) > MAX_SIZE:
-            raise SpecError(f"ImageSpec size {size} is larger than {MAX_SIZE} pixels a side (one image would need "
-                            f"{size[0] * size[1] * 4 / 2**20:,.0f} MiB per channel); models read 16-256, e.g. (64, 64).")
+            raise SpecError(
+                f"ImageSpec size {size} is larger than {MAX_SIZE} pixels a side (one image would need "
+                f"{size[0] * size[1] * 4 / 2**20:,.0f} MiB per channel); models read 16-256, e.g. (64, 64)."
+            )
         if int(self.window) < 2:
             raise SpecError(f"ImageSpec window {self.window!r} must be >= 2 bars.")
         object.__setattr__(self, "window", int(self.window))
@@ -64,7 +67,9 @@ class ImageSpec:
             raise SpecError(f"ImageSpec color {self.color!r} must be 'rgb' or 'grey'.")
         bad = [f for f in self.fields if f not in _PRICE_FIELDS]
         if bad or not self.fields:
-            raise SpecError(f"ImageSpec fields {list(self.fields)} must be a non-empty subset of {list(_PRICE_FIELDS)}.")
+            raise SpecError(
+                f"ImageSpec fields {list(self.fields)} must be a non-empty subset of {list(_PRICE_FIELDS)}."
+            )
         if self.ma < 0:
             raise SpecError(f"ImageSpec ma={self.ma} must be >= 0 (0 draws no moving average).")
         if self.kind == "ohlc_bars" and size[1] < 3 * self.window:
@@ -113,10 +118,10 @@ class ImageSpec:
         return self.window + extra
 
     @property
-    def specs(self) -> tuple["ImageSpec", ...]:
+    def specs(self) -> tuple[ImageSpec, ...]:
         return (self,)
 
-    def replace(self, **changes: Any) -> "ImageSpec":
+    def replace(self, **changes: Any) -> ImageSpec:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -142,10 +147,14 @@ class StackSpec:
         if not specs:
             raise SpecError("StackSpec needs at least one ImageSpec.")
         if not all(isinstance(s, ImageSpec) for s in specs):
-            raise SpecError("StackSpec members must be ImageSpec (nested stacks are flattened by passing their .specs).")
+            raise SpecError(
+                "StackSpec members must be ImageSpec (nested stacks are flattened by passing their .specs)."
+            )
         sizes = {s.size for s in specs}
         if len(sizes) != 1:
-            raise SpecError(f"StackSpec members must share one (H, W) size, got {sorted(sizes)}; set the same size on each.")
+            raise SpecError(
+                f"StackSpec members must share one (H, W) size, got {sorted(sizes)}; set the same size on each."
+            )
 
     kind = "stack"
 
@@ -197,8 +206,18 @@ def spec_from_json(text: str) -> AnySpec:
 _FIELD_KINDS = ("gasf", "gadf", "recurrence")
 
 
-def spec_from_options(kind: str, *, window: int, size, returns: bool = False, fields=None, color: str | None = None,
-                      ma: int | None = None, volume: bool | None = None, timeframe: str | None = None) -> AnySpec:
+def spec_from_options(
+    kind: str,
+    *,
+    window: int,
+    size,
+    returns: bool = False,
+    fields=None,
+    color: str | None = None,
+    ma: int | None = None,
+    volume: bool | None = None,
+    timeframe: str | None = None,
+) -> AnySpec:
     """The spec that command-line options describe (the one builder every command uses).
 
     kind: an ImageSpec kind, or ``"stack"`` = grey candles + GASF + GADF (3 channels). size: N,
@@ -214,11 +233,21 @@ def spec_from_options(kind: str, *, window: int, size, returns: bool = False, fi
     elif isinstance(size, int):
         size = (size, size)
     if kind == "stack":
-        return StackSpec((ImageSpec("candles", window=window, size=size, color="grey", timeframe=timeframe),
-                          ImageSpec("gasf", window=window, size=size, returns=returns, timeframe=timeframe),
-                          ImageSpec("gadf", window=window, size=size, returns=returns, timeframe=timeframe)))
+        return StackSpec(
+            (
+                ImageSpec("candles", window=window, size=size, color="grey", timeframe=timeframe),
+                ImageSpec("gasf", window=window, size=size, returns=returns, timeframe=timeframe),
+                ImageSpec("gadf", window=window, size=size, returns=returns, timeframe=timeframe),
+            )
+        )
     if isinstance(fields, str):
         fields = tuple(f.strip() for f in fields.split(",") if f.strip())
-    options = {"fields": fields or None, "color": color, "ma": ma, "volume": volume, "timeframe": timeframe,
-               "returns": returns if kind in _FIELD_KINDS else None}
+    options = {
+        "fields": fields or None,
+        "color": color,
+        "ma": ma,
+        "volume": volume,
+        "timeframe": timeframe,
+        "returns": returns if kind in _FIELD_KINDS else None,
+    }
     return ImageSpec(kind, window=window, size=size, **{k: v for k, v in options.items() if v is not None})

@@ -8,6 +8,7 @@ rise ("buy"), the mirror top by a fall ("sell"). Each pattern's last bar is an *
 known. ``make_random_walk``: Gaussian log-returns with constant volatility: no structure,
 every model must come out at chance.
 """
+
 from __future__ import annotations
 
 import json
@@ -63,7 +64,9 @@ def _regime_returns(rng: np.random.Generator, sigma: np.ndarray) -> np.ndarray:
     return r
 
 
-def _ohlcv_from_returns(rng: np.random.Generator, r: np.ndarray, sigma: np.ndarray, cfg: SampleConfig, volume_boost=None) -> pd.DataFrame:
+def _ohlcv_from_returns(
+    rng: np.random.Generator, r: np.ndarray, sigma: np.ndarray, cfg: SampleConfig, volume_boost=None
+) -> pd.DataFrame:
     n = len(r)
     close = 100.0 * np.exp(np.cumsum(r))
     open_ = np.concatenate([[100.0], close[:-1]])

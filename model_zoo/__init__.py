@@ -4,6 +4,7 @@ Only torch-free modules are imported here (registry, cards, runtime, failover): 
 inference-only install needs onnxruntime + numpy. Training/export/architecture modules
 import torch and are imported by their full names (``effnet_trading.model_zoo.train``).
 """
+
 from effnet_trading.model_zoo.card import ModelCard, load_card
 from effnet_trading.model_zoo.failover import FailoverPredictor, RuleBasedPredictor
 from effnet_trading.model_zoo.registry import create_model, list_models, model_info, register_model

@@ -6,6 +6,7 @@ keeps the ``block`` Sequential, so ``features.3.1.block.2.fc1.weight`` means the
 here and there. Activations are plain ``nn.SiLU`` / ``nn.Sigmoid``: they export to ONNX as
 ordinary ops (the "memory-efficient Swish" custom autograd function does not).
 """
+
 from __future__ import annotations
 
 import torch
@@ -23,8 +24,17 @@ def make_divisible(value: float, divisor: int = 8) -> int:
 class ConvBNAct(nn.Sequential):
     """Conv (no bias, symmetric ``k // 2`` padding) -> BatchNorm -> optional SiLU."""
 
-    def __init__(self, cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1,
-                 act: bool = True, bn_eps: float = 1e-5, bn_momentum: float = 0.1):
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel: int = 1,
+        stride: int = 1,
+        groups: int = 1,
+        act: bool = True,
+        bn_eps: float = 1e-5,
+        bn_momentum: float = 0.1,
+    ):
         layers: list[nn.Module] = [
             nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
             nn.BatchNorm2d(cout, eps=bn_eps, momentum=bn_momentum),
@@ -74,8 +84,18 @@ class MBConv(nn.Module):
     SE squeezes to ``max(1, cin * se_ratio)`` channels of the *block input* (torchvision/paper).
     """
 
-    def __init__(self, cin: int, cout: int, expand: int, kernel: int, stride: int, se_ratio: float,
-                 drop_path: float, bn_eps: float = 1e-5, bn_momentum: float = 0.1):
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        expand: int,
+        kernel: int,
+        stride: int,
+        se_ratio: float,
+        drop_path: float,
+        bn_eps: float = 1e-5,
+        bn_momentum: float = 0.1,
+    ):
         super().__init__()
         bn = {"bn_eps": bn_eps, "bn_momentum": bn_momentum}
         mid = make_divisible(cin * expand)
@@ -120,4 +140,3 @@ def recalibrate_batchnorm(model: nn.Module, inputs, *, stochastic: bool = False)
     for b, mom in zip(bns, saved):
         b.momentum = mom
     model.eval()
-

@@ -3,11 +3,13 @@
 Used by ``effnet-trading zoo bench`` and ``benchmarks/bench_zoo.py``. Every point runs
 until ``n_iter`` calls or ``max_seconds``, whichever comes first, after warm-up calls.
 """
+
 from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -18,7 +20,9 @@ __all__ = ["DEFAULT_BATCHES", "time_calls", "provider_chains", "bench_model_dir"
 DEFAULT_BATCHES = (1, 8, 32, 64, 256)
 
 
-def time_calls(fn: Callable[[], Any], *, n_iter: int = 50, max_seconds: float = 2.0, warmup: int = 2) -> LatencyRecorder:
+def time_calls(
+    fn: Callable[[], Any], *, n_iter: int = 50, max_seconds: float = 2.0, warmup: int = 2
+) -> LatencyRecorder:
     """Call ``fn`` ``warmup`` times untimed, then up to ``n_iter`` times (stopping after ``max_seconds``); ms per call."""
     for _ in range(warmup):
         fn()
@@ -61,8 +65,14 @@ def bench_model_dir(
             images = rng.random((b, *pred.input_shape), dtype=np.float32)
             rec = time_calls(lambda: pred.predict(images), n_iter=n_iter, max_seconds=max_seconds)
             pct = rec.percentiles()
-            rows.append({"batch": b, **{k: round(v, 3) for k, v in pct.items()}, "calls": len(rec),
-                         "img_per_s": round(b / (pct["p50"] / 1e3), 1)})
+            rows.append(
+                {
+                    "batch": b,
+                    **{k: round(v, 3) for k, v in pct.items()},
+                    "calls": len(rec),
+                    "img_per_s": round(b / (pct["p50"] / 1e3), 1),
+                }
+            )
             out.setdefault("input_shape", list(pred.input_shape))
             pred.close()
         by_batch = {r["batch"]: r for r in rows}
@@ -77,7 +87,9 @@ def bench_model_dir(
 
 def format_bench(result: dict[str, Any]) -> str:
     """Plain-text table of ``bench_model_dir`` output."""
-    lines = [f"model {result['model_dir']} ({result['variant']}), input (N, {', '.join(map(str, result.get('input_shape', [])))})"]
+    lines = [
+        f"model {result['model_dir']} ({result['variant']}), input (N, {', '.join(map(str, result.get('input_shape', [])))})"
+    ]
     for prov, r in result["providers"].items():
         b1 = r["batch1_ms"]
         lines.append(f"\n{prov}  (chain {' -> '.join(r['chain'])})")
@@ -85,5 +97,7 @@ def format_bench(result: dict[str, Any]) -> str:
         lines.append(f"  batch 64 throughput  {r['batch64_img_per_s']:.1f} img/s")
         lines.append("  batch   p50 ms   p99 ms    img/s  calls")
         for row in r["curve"]:
-            lines.append(f"  {row['batch']:>5} {row['p50']:>8.3f} {row['p99']:>8.3f} {row['img_per_s']:>8.1f} {row['calls']:>6}")
+            lines.append(
+                f"  {row['batch']:>5} {row['p50']:>8.3f} {row['p99']:>8.3f} {row['img_per_s']:>8.1f} {row['calls']:>6}"
+            )
     return "\n".join(lines)

@@ -6,6 +6,7 @@ inside the graph) and returns class probabilities ``(N, K)``. Optional variants
 sha256. Loading checks every hash and the spec, so a mismatch is an error, never a silent
 wrong prediction.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -84,7 +85,7 @@ class ModelCard:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ModelCard":
+    def from_dict(cls, d: dict[str, Any]) -> ModelCard:
         if not isinstance(d, dict):
             raise ModelCardError(f"card.json holds a {type(d).__name__}, expected a JSON object; {_REEXPORT}.")
         version = d.get("card_version", CARD_VERSION)
@@ -162,7 +163,9 @@ class ModelCard:
         ]
         for name, info in sorted(self.variants.items()):
             extra = {k: v for k, v in info.items() if k not in ("file", "sha256")}
-            lines.append(f"{name:<13} {info.get('file')}  sha256 {str(info.get('sha256'))[:16]}…  {json.dumps(extra, sort_keys=True, default=str)}")
+            lines.append(
+                f"{name:<13} {info.get('file')}  sha256 {str(info.get('sha256'))[:16]}…  {json.dumps(extra, sort_keys=True, default=str)}"
+            )
         lines.append(f"versions      {', '.join(f'{k} {v}' for k, v in sorted(self.versions.items()))}")
         return "\n".join(lines)
 
@@ -170,7 +173,9 @@ class ModelCard:
 def _check_file(model_dir: Path, file: str, want_sha: str, what: str, verify_hash: bool) -> None:
     path = model_dir / file
     if not path.exists():
-        raise ModelCardError(f"{str(path)!r} is missing but card.json lists it as the {what} model; restore the file or {_REEXPORT}.")
+        raise ModelCardError(
+            f"{str(path)!r} is missing but card.json lists it as the {what} model; restore the file or {_REEXPORT}."
+        )
     if verify_hash:
         got = sha256_file(path)
         if got != want_sha:
@@ -189,9 +194,13 @@ def load_card(model_dir: str | os.PathLike, *, verify_hash: bool = True, variant
     model_dir = Path(model_dir)
     card_path = model_dir / CARD_FILE
     if not model_dir.is_dir():
-        raise ModelCardError(f"model folder {str(model_dir)!r} does not exist; export one with `effnet-trading zoo export` or train with `effnet-trading train`.")
+        raise ModelCardError(
+            f"model folder {str(model_dir)!r} does not exist; export one with `effnet-trading zoo export` or train with `effnet-trading train`."
+        )
     if not card_path.exists():
-        raise ModelCardError(f"{str(card_path)!r} is missing: a model folder holds model.onnx + card.json; {_REEXPORT}.")
+        raise ModelCardError(
+            f"{str(card_path)!r} is missing: a model folder holds model.onnx + card.json; {_REEXPORT}."
+        )
     try:
         raw = json.loads(card_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -1,10 +1,11 @@
 """Learning curves and what they say: per-epoch train/validation loss and accuracy of a run,
 and a diagnosis when a model's probabilities stay near-uniform (under-trained, or converged
 to the base rate)."""
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -24,7 +25,9 @@ def curves_by_fold(history: Sequence[dict]) -> dict[int, dict[str, list[float]]]
     return out
 
 
-def diagnose(history: Sequence[dict], proba: np.ndarray, train_prior: Sequence[float], *, tol: float = NEAR_UNIFORM) -> dict:
+def diagnose(
+    history: Sequence[dict], proba: np.ndarray, train_prior: Sequence[float], *, tol: float = NEAR_UNIFORM
+) -> dict:
     """Read one fold's learning curve beside its test probabilities ``(n, K)``.
 
     ``near_uniform``: the mean top probability is within ``tol`` of the best constant guess
@@ -48,14 +51,26 @@ def diagnose(history: Sequence[dict], proba: np.ndarray, train_prior: Sequence[f
         line = f"confident predictions (mean top probability {top:.3f} vs base rate {base:.3f})"
     elif falling or (not val and len(trn) >= 2 and trn[-1] < trn[0] - 1e-3):
         state = "under-trained"
-        line = (f"near-uniform probabilities (mean top {top:.3f} vs base rate {base:.3f}) and the validation loss was still "
-                f"falling at epoch {epochs}: under-trained; give it more epochs or a higher learning rate")
+        line = (
+            f"near-uniform probabilities (mean top {top:.3f} vs base rate {base:.3f}) and the validation loss was still "
+            f"falling at epoch {epochs}: under-trained; give it more epochs or a higher learning rate"
+        )
     else:
         state = "converged to base rate"
-        line = (f"near-uniform probabilities (mean top {top:.3f} vs base rate {base:.3f}) after the validation loss stopped "
-                f"falling: converged to the base rate; the model found nothing beyond the class shares")
-    return {"state": state, "near_uniform": near, "mean_top_proba": top, "base_rate": base, "mean_abs_dev_from_prior": spread,
-            "val_loss_falling_at_end": bool(falling), "epochs": epochs, "line": line}
+        line = (
+            f"near-uniform probabilities (mean top {top:.3f} vs base rate {base:.3f}) after the validation loss stopped "
+            f"falling: converged to the base rate; the model found nothing beyond the class shares"
+        )
+    return {
+        "state": state,
+        "near_uniform": near,
+        "mean_top_proba": top,
+        "base_rate": base,
+        "mean_abs_dev_from_prior": spread,
+        "val_loss_falling_at_end": bool(falling),
+        "epochs": epochs,
+        "line": line,
+    }
 
 
 def format_curves(history: Sequence[dict], folds: Sequence[dict]) -> str:
@@ -67,10 +82,16 @@ def format_curves(history: Sequence[dict], folds: Sequence[dict]) -> str:
         c = curves.get(int(f["fold"]))
         if c is None:
             continue
-        cells = [f"{int(e)}: {lo:.3f}/{ac:.3f}, {vl:.3f}/{va:.3f}{'*' if int(e) == f.get('best_epoch') else ''}"
-                 for e, lo, ac, vl, va in zip(c["epoch"], c["loss"], c["acc"], c["val_loss"], c["val_acc"])]
+        cells = [
+            f"{int(e)}: {lo:.3f}/{ac:.3f}, {vl:.3f}/{va:.3f}{'*' if int(e) == f.get('best_epoch') else ''}"
+            for e, lo, ac, vl, va in zip(c["epoch"], c["loss"], c["acc"], c["val_loss"], c["val_acc"])
+        ]
         t = f["test"]
-        lines.append(f"  fold {f['fold']}: " + " | ".join(cells) + f"  -> test acc {t['accuracy']:.3f} vs majority {t['majority_rate']:.3f}")
+        lines.append(
+            f"  fold {f['fold']}: "
+            + " | ".join(cells)
+            + f"  -> test acc {t['accuracy']:.3f} vs majority {t['majority_rate']:.3f}"
+        )
         d = f.get("diagnosis")
         if d and d.get("near_uniform"):
             lines.append(f"    diagnosis: {d['line']}")

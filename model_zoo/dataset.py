@@ -5,23 +5,24 @@ float32); with ``cache_dir`` (or automatically for large sets) they live in a me
 ``.npy`` file. Only bars without a label (the last ``horizon`` bars, volatility warm-up) or
 without enough history for the window are dropped, and the counts are reported.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
 from effnet_trading.errors import DataError, TrainingError
 from effnet_trading.imaging import MODEL_INPUT_DTYPE, iter_render, ohlcv_array, validate_ohlcv, warmup
-from effnet_trading.imaging.spec import AnySpec
 from effnet_trading.imaging.labels import CLASS_NAMES, forward_return_labels
+from effnet_trading.imaging.spec import AnySpec
 
 __all__ = ["ImageDataset", "AUTO_MEMMAP_BYTES"]
 
@@ -71,7 +72,7 @@ class ImageDataset:
         cache_dir: str | os.PathLike | None = None,
         chunk: int = 2048,
         vol_window: int = 100,
-    ) -> "ImageDataset":
+    ) -> ImageDataset:
         """Render every labelled, renderable bar (or the given ``ends``) and label it by forward return."""
         frame = validate_ohlcv(ohlcv)
         close = frame["close"].to_numpy(np.float64)
@@ -97,14 +98,21 @@ class ImageDataset:
         else:
             images = np.empty(shape, np.uint8)
             _render_into(spec, frame, keep, images, chunk)
-        label = {"rule": "forward_return", "horizon": int(horizon), "k": float(label_k),
-                 "threshold": None if threshold is None else float(threshold), "vol_window": int(vol_window),
-                 "classes": list(CLASS_NAMES)}
+        label = {
+            "rule": "forward_return",
+            "horizon": int(horizon),
+            "k": float(label_k),
+            "threshold": None if threshold is None else float(threshold),
+            "vol_window": int(vol_window),
+            "classes": list(CLASS_NAMES),
+        }
         dropped = {"warmup": int(warm.sum()), "unlabelled": int(unlabelled.sum()), "kept": int(len(keep))}
         return cls(images, labels[keep], keep, frame.index[keep], fwd[keep], spec, int(horizon), label, dropped)
 
     @staticmethod
-    def _cached(spec: AnySpec, frame: pd.DataFrame, ends: np.ndarray, shape: tuple, cache_dir: Path, chunk: int) -> np.ndarray:
+    def _cached(
+        spec: AnySpec, frame: pd.DataFrame, ends: np.ndarray, shape: tuple, cache_dir: Path, chunk: int
+    ) -> np.ndarray:
         """Render once into ``cache_dir/images-<key>.npy`` and open it memory-mapped (read-only)."""
         cache_dir.mkdir(parents=True, exist_ok=True)
         path = cache_dir / f"images-{_cache_key(spec, frame, ends)}.npy"
@@ -117,7 +125,9 @@ class ImageDataset:
             tmp.replace(path)
         images = np.load(path, mmap_mode="r")
         if images.shape != shape:
-            raise DataError(f"image cache {path} has shape {images.shape}, expected {shape}; delete the file to re-render.")
+            raise DataError(
+                f"image cache {path} has shape {images.shape}, expected {shape}; delete the file to re-render."
+            )
         return images
 
     def __len__(self) -> int:
@@ -160,8 +170,8 @@ class ImageDataset:
 
     def torch_dataset(self, idx: np.ndarray | None = None):
         """A ``torch.utils.data.Dataset`` over ``idx`` returning ``(float32 (C,H,W) in [0,1], label)``."""
-        from torch.utils.data import Dataset
         import torch
+        from torch.utils.data import Dataset
 
         data, sel = self, np.arange(len(self)) if idx is None else np.asarray(idx)
 

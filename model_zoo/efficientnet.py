@@ -49,6 +49,7 @@ Residual branches start as identities (zero-initialised gamma of each residual b
 BatchNorm, Goyal et al. 2017), which ``docs/training.md`` measured to matter for the deep
 variants at small data.
 """
+
 from __future__ import annotations
 
 import math
@@ -60,8 +61,19 @@ from torch import nn
 from effnet_trading.model_zoo._blocks import ConvBNAct, MBConv, make_divisible
 from effnet_trading.model_zoo.registry import register_model
 
-__all__ = ["StageSpec", "Variant", "STAGES", "VARIANTS", "MIN_FEATURE_PX", "EfficientNet", "build_efficientnet", "round_filters",
-           "round_repeats", "stride_schedule", "describe_strides"]
+__all__ = [
+    "StageSpec",
+    "Variant",
+    "STAGES",
+    "VARIANTS",
+    "MIN_FEATURE_PX",
+    "EfficientNet",
+    "build_efficientnet",
+    "round_filters",
+    "round_repeats",
+    "stride_schedule",
+    "describe_strides",
+]
 
 
 @dataclass(frozen=True)
@@ -115,9 +127,17 @@ VARIANTS: dict[str, Variant] = {
     "efficientnet_b5": Variant(1.6, 2.2, 456, 0.4, **_TF_BN),
     "efficientnet_b6": Variant(1.8, 2.6, 528, 0.5, **_TF_BN),
     "efficientnet_b7": Variant(2.0, 3.1, 600, 0.5, **_TF_BN),
-    "efficientnet_nano": Variant(0.5, 0.5, 64, 0.2, description="EfficientNet at half width/depth for small images on CPU"),
-    "compact": Variant(0.35, 0.35, 32, 0.1, stem_stride=1,
-                       description="tiny EfficientNet (stem stride 1) for 32-64 px images; trains in seconds on CPU"),
+    "efficientnet_nano": Variant(
+        0.5, 0.5, 64, 0.2, description="EfficientNet at half width/depth for small images on CPU"
+    ),
+    "compact": Variant(
+        0.35,
+        0.35,
+        32,
+        0.1,
+        stem_stride=1,
+        description="tiny EfficientNet (stem stride 1) for 32-64 px images; trains in seconds on CPU",
+    ),
 }
 
 
@@ -137,8 +157,9 @@ def _size(input_size) -> int | None:
     return int(min(input_size)) if isinstance(input_size, (tuple, list)) else int(input_size)
 
 
-def stride_schedule(variant: Variant, input_size: int | tuple[int, int] | None = None,
-                    stages: tuple[StageSpec, ...] = STAGES) -> tuple[int, tuple[int, ...]]:
+def stride_schedule(
+    variant: Variant, input_size: int | tuple[int, int] | None = None, stages: tuple[StageSpec, ...] = STAGES
+) -> tuple[int, tuple[int, ...]]:
     """``(stem_stride, per-stage first-block strides)`` for images of ``input_size`` pixels.
 
     None: the published schedule. Otherwise the earliest stride-2 layers become stride 1 until
@@ -171,9 +192,17 @@ def describe_strides(name: str, input_size: int | tuple[int, int] | None) -> str
 class EfficientNet(nn.Module):
     """``features`` (stem, stages, head conv) -> ``avgpool`` -> ``classifier`` (dropout, linear)."""
 
-    def __init__(self, variant: Variant, stages: tuple[StageSpec, ...] = STAGES, num_classes: int = 3, in_chans: int = 3,
-                 drop_rate: float | None = None, drop_path_rate: float = DROP_PATH_RATE,
-                 input_size: int | tuple[int, int] | None = None, zero_init_last_bn: bool = True):
+    def __init__(
+        self,
+        variant: Variant,
+        stages: tuple[StageSpec, ...] = STAGES,
+        num_classes: int = 3,
+        in_chans: int = 3,
+        drop_rate: float | None = None,
+        drop_path_rate: float = DROP_PATH_RATE,
+        input_size: int | tuple[int, int] | None = None,
+        zero_init_last_bn: bool = True,
+    ):
         super().__init__()
         bn = {"bn_eps": variant.bn_eps, "bn_momentum": variant.bn_momentum}
         stem_stride, stage_strides = stride_schedule(variant, input_size, stages)
@@ -188,7 +217,9 @@ class EfficientNet(nn.Module):
             blocks = []
             for i in range(n):
                 dp = drop_path_rate * block_id / total
-                blocks.append(MBConv(cin, cout, spec.expand, spec.kernel, stride if i == 0 else 1, spec.se_ratio, dp, **bn))
+                blocks.append(
+                    MBConv(cin, cout, spec.expand, spec.kernel, stride if i == 0 else 1, spec.se_ratio, dp, **bn)
+                )
                 cin, block_id = cout, block_id + 1
             layers.append(nn.Sequential(*blocks))
         self.num_features = HEAD_RATIO * cin
@@ -244,13 +275,23 @@ def build_efficientnet(name: str, num_classes: int = 3, in_chans: int = 3, **kw)
 
 
 def _register(name: str, v: Variant) -> None:
-    def builder(num_classes: int = 3, in_chans: int = 3, input_size: int | tuple[int, int] | None = None, **kw) -> EfficientNet:
+    def builder(
+        num_classes: int = 3, in_chans: int = 3, input_size: int | tuple[int, int] | None = None, **kw
+    ) -> EfficientNet:
         return build_efficientnet(name, num_classes=num_classes, in_chans=in_chans, input_size=input_size, **kw)
 
     builder.__name__ = name
-    desc = v.description or f"EfficientNet-{name.rsplit('_', 1)[-1].upper()} (width {v.width}, depth {v.depth}, {v.resolution} px)"
-    register_model(name, family="efficientnet", default_size=v.resolution, description=desc,
-                   describe_input=lambda size: describe_strides(name, size))(builder)
+    desc = (
+        v.description
+        or f"EfficientNet-{name.rsplit('_', 1)[-1].upper()} (width {v.width}, depth {v.depth}, {v.resolution} px)"
+    )
+    register_model(
+        name,
+        family="efficientnet",
+        default_size=v.resolution,
+        description=desc,
+        describe_input=lambda size: describe_strides(name, size),
+    )(builder)
 
 
 for _name, _variant in VARIANTS.items():

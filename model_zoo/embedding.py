@@ -4,9 +4,10 @@
 (e.g. the same forward-return class) lie close, embed history once, then
 ``PatternIndex.query`` returns the nearest past windows by cosine similarity.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,8 +21,16 @@ from effnet_trading.model_zoo.features import _as_float_images, _batched
 from effnet_trading.model_zoo.registry import create_model
 from effnet_trading.model_zoo.threads import with_torch_threads
 
-__all__ = ["EmbeddingModel", "triplet_loss", "contrastive_loss", "batch_hard_triplet_loss", "batch_all_triplet_loss", "train_embedding",
-           "embed", "PatternIndex"]
+__all__ = [
+    "EmbeddingModel",
+    "triplet_loss",
+    "contrastive_loss",
+    "batch_hard_triplet_loss",
+    "batch_all_triplet_loss",
+    "train_embedding",
+    "embed",
+    "PatternIndex",
+]
 
 
 class EmbeddingModel(nn.Module):
@@ -45,7 +54,9 @@ def _dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return 1.0 - (a * b).sum(-1)
 
 
-def triplet_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, margin: float = 0.2) -> torch.Tensor:
+def triplet_loss(
+    anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, margin: float = 0.2
+) -> torch.Tensor:
     """``mean(relu(d(a, p) - d(a, n) + margin))`` with cosine distance on unit embeddings ``(N, D)``."""
     return F.relu(_dist(anchor, positive) - _dist(anchor, negative) + margin).mean()
 
@@ -90,9 +101,21 @@ def _balanced_batches(labels: np.ndarray, batch_size: int, rng: np.random.Genera
 
 
 @with_torch_threads(lambda *a, num_threads=None, **k: num_threads)  # restored on return
-def train_embedding(model: nn.Module, images: np.ndarray, labels: np.ndarray, epochs: int = 5, *, batch_size: int = 64,
-                    lr: float = 1e-3, margin: float = 0.2, mining: str = "batch_all", seed: int = 0, num_threads: int | None = None,
-                    mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> list[float]:
+def train_embedding(
+    model: nn.Module,
+    images: np.ndarray,
+    labels: np.ndarray,
+    epochs: int = 5,
+    *,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    margin: float = 0.2,
+    mining: str = "batch_all",
+    seed: int = 0,
+    num_threads: int | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> list[float]:
     """Train in place on triplets mined by label in each batch (same label = positive); returns mean loss per epoch.
 
     ``mining``: ``"batch_all"`` (every valid triplet; robust from a random start) or ``"batch_hard"``.
@@ -131,13 +154,23 @@ def train_embedding(model: nn.Module, images: np.ndarray, labels: np.ndarray, ep
             losses.append(float(loss.detach()))
         history.append(float(np.mean(losses)))
     # a short run leaves BN running stats lagging the weights: eval-mode embeddings drift otherwise
-    recalibrate_batchnorm(model, ((torch.from_numpy(_as_float_images(images[i : i + 128])) - m) / s
-                                  for i in range(0, min(1024, len(images)), 128)))
+    recalibrate_batchnorm(
+        model,
+        (
+            (torch.from_numpy(_as_float_images(images[i : i + 128])) - m) / s
+            for i in range(0, min(1024, len(images)), 128)
+        ),
+    )
     return history
 
 
-def embed(model: nn.Module, images: np.ndarray, batch_size: int = 256,
-          mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> np.ndarray:
+def embed(
+    model: nn.Module,
+    images: np.ndarray,
+    batch_size: int = 256,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> np.ndarray:
     """Embeddings ``(N, dim)`` float32 of ``(N, C, H, W)`` images (model in eval mode, no gradients)."""
     was = model.training
     model.eval()
@@ -170,7 +203,9 @@ class PatternIndex:
         """
         q = np.atleast_2d(np.asarray(emb, dtype=np.float32))
         if q.shape[1] != self.embeddings.shape[1]:
-            raise DataError(f"query has dimension {q.shape[1]}, the index {self.embeddings.shape[1]}; embed with the same model.")
+            raise DataError(
+                f"query has dimension {q.shape[1]}, the index {self.embeddings.shape[1]}; embed with the same model."
+            )
         k = int(min(k, len(self)))
         if k < 1:
             raise SpecError(f"k={k} must be >= 1.")

@@ -5,24 +5,26 @@ The exported graph is ``softmax(model((x - mean) / std))``: it takes rendered im
 Optional fp16 / INT8 variants are built beside it (``quantize.py``) before the folder is
 renamed into place.
 """
+
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from effnet_trading.errors import ModelCardError, OutputError
-from effnet_trading.outputs import MANIFEST_FILE
 from effnet_trading.imaging.spec import AnySpec
 from effnet_trading.model_zoo.card import CARD_FILE, ONNX_FILE, VARIANT_FILES, ModelCard, sha256_file
 from effnet_trading.model_zoo.quantize import add_variant
+from effnet_trading.outputs import MANIFEST_FILE
 
 __all__ = ["ExportWrapper", "export_onnx", "verify_onnx"]
 
@@ -56,7 +58,9 @@ def verify_onnx(wrapper: nn.Module, onnx_path: Path, images: np.ndarray, atol: f
     got = _onnx_probs(onnx_path, images)
     err = float(np.max(np.abs(ref - got))) if ref.size else 0.0
     if err > atol:
-        raise ModelCardError(f"ONNX output differs from torch by {err:.2e} (> {atol:.0e}) on {len(images)} images; export is not faithful.")
+        raise ModelCardError(
+            f"ONNX output differs from torch by {err:.2e} (> {atol:.0e}) on {len(images)} images; export is not faithful."
+        )
     return err
 
 
@@ -149,7 +153,9 @@ def export_onnx(
     _check_replaceable(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     if int8 and (calib_images is None or not len(calib_images)):
-        raise ModelCardError("int8=True needs calib_images: rendered training images to calibrate activation ranges on.")
+        raise ModelCardError(
+            "int8=True needs calib_images: rendered training images to calibrate activation ranges on."
+        )
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     os.chmod(tmp_dir, 0o755)  # mkdtemp makes 0700; a model folder is meant to be shared/read by services
     try:
@@ -183,9 +189,22 @@ def export_onnx(
         card.metrics.setdefault("export_checked_on", "random + sample images" if has_real else "random images only")
         card.save(tmp_dir)
         if fp16:
-            add_variant(tmp_dir, "fp16", real[:64], card=card, source="sample images" if has_real else "random images (no sample_images given)")
+            add_variant(
+                tmp_dir,
+                "fp16",
+                real[:64],
+                card=card,
+                source="sample images" if has_real else "random images (no sample_images given)",
+            )
         if int8:
-            add_variant(tmp_dir, "int8", np.asarray(calib_images, np.float32)[:256], holdout=holdout_images, labels=holdout_labels, card=card)
+            add_variant(
+                tmp_dir,
+                "int8",
+                np.asarray(calib_images, np.float32)[:256],
+                holdout=holdout_images,
+                labels=holdout_labels,
+                card=card,
+            )
         _move_into_place(tmp_dir, out_dir)
         return card
     except BaseException:

@@ -6,12 +6,14 @@ probabilities or exceeds the latency budget is counted as failing; after ``max_f
 row it is marked unhealthy and skipped until ``cooldown_s`` has passed, then tried again
 (and restored if it answers well). Every switch of the serving member is logged and counted.
 """
+
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -37,8 +39,13 @@ class RuleBasedPredictor:
     input_shape = None
     card = None
 
-    def __init__(self, kind: str = "momentum", lookback: int = 20, threshold: float = 0.0,
-                 class_names: Sequence[str] = ("sell", "hold", "buy")):
+    def __init__(
+        self,
+        kind: str = "momentum",
+        lookback: int = 20,
+        threshold: float = 0.0,
+        class_names: Sequence[str] = ("sell", "hold", "buy"),
+    ):
         if kind not in RULE_KINDS:
             raise SpecError(f"unknown rule kind {kind!r}; expected one of {list(RULE_KINDS)}.")
         if int(lookback) < 1:
@@ -63,12 +70,14 @@ class RuleBasedPredictor:
         c = np.asarray(closes, dtype=np.float64)
         c = c[None, :] if c.ndim == 1 else c
         if c.ndim != 2 or c.shape[1] < self.lookback + 1:
-            raise DataError(f"{self.name} needs closes of shape (N, L) with L >= {self.lookback + 1}; got {np.shape(closes)}.")
+            raise DataError(
+                f"{self.name} needs closes of shape (N, L) with L >= {self.lookback + 1}; got {np.shape(closes)}."
+            )
         if images is not None and len(images) != len(c):
             raise DataError(f"{self.name}: {len(images)} images but {len(c)} close windows; pass one window per image.")
         if not np.all(np.isfinite(c)) or np.any(c <= 0):
             raise DataError(f"{self.name}: closes must be finite and > 0 (found NaN/inf or non-positive prices).")
-        logc = np.log(c[:, -(self.lookback + 1):])
+        logc = np.log(c[:, -(self.lookback + 1) :])
         ret = logc[:, -1] - logc[:, 0]
         sigma = np.std(np.diff(logc, axis=1), axis=1) * np.sqrt(self.lookback)
         conf = np.tanh(np.abs(ret) / np.maximum(sigma, 1e-12))
@@ -124,7 +133,9 @@ class FailoverPredictor:
     ):
         self.members = list(members)
         if not self.members:
-            raise SpecError("FailoverPredictor needs at least one member (e.g. [Predictor(dir), RuleBasedPredictor()]).")
+            raise SpecError(
+                "FailoverPredictor needs at least one member (e.g. [Predictor(dir), RuleBasedPredictor()])."
+            )
         if max_failures < 1:
             raise SpecError(f"max_failures must be >= 1, got {max_failures}.")
         first = self.members[0]
@@ -173,7 +184,9 @@ class FailoverPredictor:
         """Healthy members (and unhealthy ones whose cool-down is over) in chain order; the rest as a last resort."""
         ready, resting = [], []
         for i, h in enumerate(self._health):
-            cooled = h.state == "healthy" or (h.unhealthy_since is not None and now - h.unhealthy_since >= self.cooldown_s)
+            cooled = h.state == "healthy" or (
+                h.unhealthy_since is not None and now - h.unhealthy_since >= self.cooldown_s
+            )
             (ready if cooled else resting).append(i)
         return ready + resting
 
@@ -199,14 +212,22 @@ class FailoverPredictor:
             self._health[self.active].switches += 1
             level = logging.WARNING if i > self.active else logging.INFO
             why = self._health[self.active].last_error if i > self.active else "better member recovered"
-            log.log(level, "failover switch %d: %s -> %s (%s)", self.switches, self.names[self.active], self.names[i], why)
+            log.log(
+                level, "failover switch %d: %s -> %s (%s)", self.switches, self.names[self.active], self.names[i], why
+            )
         self.active = i
 
     def predict(self, images: np.ndarray | None, closes: np.ndarray | None = None) -> np.ndarray:
         """Same contract as ``Predictor.predict``; ``closes`` (N, L) is needed if a rule member may answer."""
         shape = self.input_shape
-        if images is not None and shape is not None and (np.ndim(images) != 4 or tuple(np.shape(images)[1:]) != tuple(shape)):
-            raise SpecError(f"images of shape {np.shape(images)} do not fit this chain, which expects (N, {', '.join(map(str, shape))}).")
+        if (
+            images is not None
+            and shape is not None
+            and (np.ndim(images) != 4 or tuple(np.shape(images)[1:]) != tuple(shape))
+        ):
+            raise SpecError(
+                f"images of shape {np.shape(images)} do not fit this chain, which expects (N, {', '.join(map(str, shape))})."
+            )
         errors = []
         t_call = time.perf_counter()
         for i in self._order(self.clock()):
@@ -238,4 +259,6 @@ class FailoverPredictor:
                 m.close()
 
     def __repr__(self) -> str:
-        return f"FailoverPredictor({self.names}, latency_budget_ms={self.latency_budget_ms}, cooldown_s={self.cooldown_s})"
+        return (
+            f"FailoverPredictor({self.names}, latency_budget_ms={self.latency_budget_ms}, cooldown_s={self.cooldown_s})"
+        )

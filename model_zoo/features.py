@@ -5,9 +5,11 @@ batches; ``fit_gbm_on_features`` fits LightGBM (extra ``[train]``) or sklearn's
 HistGradientBoostingClassifier on them and reports validation metrics beside the
 majority-class rate, so a collapsed or no-skill fit is visible at once.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,14 +25,21 @@ def _as_float_images(images: np.ndarray) -> np.ndarray:
     """``(N, C, H, W)`` uint8 (0..255) or float in [0, 1] -> float32 in [0, 1]."""
     images = np.asarray(images)
     if images.ndim != 4:
-        raise DataError(f"images must be (N, C, H, W); got shape {images.shape}. Render them with effnet_trading.imaging.render.")
+        raise DataError(
+            f"images must be (N, C, H, W); got shape {images.shape}. Render them with effnet_trading.imaging.render."
+        )
     if images.dtype == np.uint8:
         return images.astype(np.float32) / np.float32(255.0)
     return images.astype(np.float32, copy=False)
 
 
-def _batched(fn: Callable[[torch.Tensor], torch.Tensor], images: np.ndarray, batch_size: int,
-             mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> np.ndarray:
+def _batched(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    images: np.ndarray,
+    batch_size: int,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> np.ndarray:
     """Run ``fn`` on ``(x - mean) / std`` in batches without gradients; returns ``(N, ...)`` float32 numpy."""
     c = np.asarray(images).shape[1] if np.asarray(images).ndim == 4 else 0
     m = torch.tensor(mean if mean is not None else [0.0] * c, dtype=torch.float32).view(1, -1, 1, 1)
@@ -43,8 +52,14 @@ def _batched(fn: Callable[[torch.Tensor], torch.Tensor], images: np.ndarray, bat
     return np.concatenate(out) if out else np.zeros((0,), np.float32)
 
 
-def extract_features(model: nn.Module, images: np.ndarray, batch_size: int = 256, index: Sequence | pd.Index | None = None,
-                     mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> pd.DataFrame:
+def extract_features(
+    model: nn.Module,
+    images: np.ndarray,
+    batch_size: int = 256,
+    index: Sequence | pd.Index | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> pd.DataFrame:
     """Pooled ``model.forward_features`` of ``(N, C, H, W)`` images -> DataFrame ``(N, F)``, columns ``f0..f{F-1}``.
 
     Images are uint8 (0..255) or float in [0, 1]; pass the training ``mean``/``std`` to normalise
@@ -62,8 +77,9 @@ def extract_features(model: nn.Module, images: np.ndarray, batch_size: int = 256
         feats = _batched(lambda x: model.forward_features(x).flatten(1), images, batch_size, mean, std)
     finally:
         model.train(was_training)
-    return pd.DataFrame(feats, index=pd.Index(index) if index is not None else None,
-                        columns=[f"f{i}" for i in range(feats.shape[1])])
+    return pd.DataFrame(
+        feats, index=pd.Index(index) if index is not None else None, columns=[f"f{i}" for i in range(feats.shape[1])]
+    )
 
 
 def make_gbm_classifier(kind: str = "lightgbm", seed: int = 0, **params: Any):
@@ -71,16 +87,32 @@ def make_gbm_classifier(kind: str = "lightgbm", seed: int = 0, **params: Any):
     ``params`` override the defaults. kind: "lightgbm" or "sklearn" (HistGradientBoosting)."""
     if kind == "lightgbm":
         lgb = require("lightgbm", "train")
-        base = {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 15, "min_child_samples": 20,
-                "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8, "class_weight": "balanced",
-                "random_state": seed, "n_jobs": 2, "verbose": -1}
+        base = {
+            "n_estimators": 300,
+            "learning_rate": 0.05,
+            "num_leaves": 15,
+            "min_child_samples": 20,
+            "subsample": 0.8,
+            "subsample_freq": 1,
+            "colsample_bytree": 0.8,
+            "class_weight": "balanced",
+            "random_state": seed,
+            "n_jobs": 2,
+            "verbose": -1,
+        }
         return lgb.LGBMClassifier(**(base | params))
     if kind == "sklearn":
         require("sklearn", "train")
         from sklearn.ensemble import HistGradientBoostingClassifier
 
-        base = {"max_iter": 300, "learning_rate": 0.05, "max_leaf_nodes": 15, "class_weight": "balanced",
-                "early_stopping": False, "random_state": seed}
+        base = {
+            "max_iter": 300,
+            "learning_rate": 0.05,
+            "max_leaf_nodes": 15,
+            "class_weight": "balanced",
+            "early_stopping": False,
+            "random_state": seed,
+        }
         return HistGradientBoostingClassifier(**(base | params))
     raise SpecError(f"kind={kind!r} is unknown; use 'lightgbm' (pip install \"effnet-trading[train]\") or 'sklearn'.")
 
@@ -95,8 +127,9 @@ def _xy(x, y, what: str) -> tuple[np.ndarray, np.ndarray]:
     return x, y.astype(np.int64)
 
 
-def fit_gbm_on_features(train_X, train_y, valid_X, valid_y, kind: str = "lightgbm", seed: int = 0,
-                        **params) -> tuple[Any, dict[str, float]]:
+def fit_gbm_on_features(
+    train_X, train_y, valid_X, valid_y, kind: str = "lightgbm", seed: int = 0, **params
+) -> tuple[Any, dict[str, float]]:
     """Fit gradient-boosted trees on frozen features; returns ``(fitted, metrics)``.
 
     metrics: ``accuracy``, ``balanced_accuracy``, ``log_loss`` and ``majority_rate`` (share of the

@@ -1,9 +1,10 @@
 """Classification metrics that keep a model honest (numpy only): accuracy beside the
 majority-class rate, macro-F1, log-loss, confusion matrix, collapse warning, block bootstrap."""
+
 from __future__ import annotations
 
 import warnings
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -86,11 +87,15 @@ def classification_report(
     proba = np.asarray(proba, np.float64)
     k = len(class_names)
     if proba.ndim != 2 or proba.shape != (len(y_true), k):
-        raise TrainingError(f"proba must be (N, {k}) = ({len(y_true)}, {k}) for {len(y_true)} labels; got {proba.shape}.")
+        raise TrainingError(
+            f"proba must be (N, {k}) = ({len(y_true)}, {k}) for {len(y_true)} labels; got {proba.shape}."
+        )
     if len(y_true) == 0:
         raise TrainingError("classification_report needs at least one sample; the evaluated span is empty.")
     if y_true.min() < 0 or y_true.max() >= k:
-        raise TrainingError(f"labels must lie in 0..{k - 1} (unlabelled bars, -1, must be dropped first); got {y_true.min()}..{y_true.max()}.")
+        raise TrainingError(
+            f"labels must lie in 0..{k - 1} (unlabelled bars, -1, must be dropped first); got {y_true.min()}..{y_true.max()}."
+        )
     y_pred = proba.argmax(1)
     cm = confusion_matrix(y_true, y_pred, k)
     precision, recall, f1 = _prf(cm)
@@ -119,7 +124,12 @@ def classification_report(
         "edge": float(acc - support[top] / len(y_true)),
         "confusion": cm.tolist(),
         "per_class": {
-            name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
+            name: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
             for i, name in enumerate(class_names)
         },
         "pred_shares": {name: float(shares[i]) for i, name in enumerate(class_names)},
@@ -179,4 +189,11 @@ def bootstrap_ci(
         stats[i] = fn(y_true[idx], y_pred[idx])
     alpha = (1 - level) / 2
     lo, hi = np.quantile(stats, [alpha, 1 - alpha])
-    return {"estimate": float(fn(y_true, y_pred)), "low": float(lo), "high": float(hi), "std": float(stats.std(ddof=1)), "n": int(n), "block": b}
+    return {
+        "estimate": float(fn(y_true, y_pred)),
+        "low": float(lo),
+        "high": float(hi),
+        "std": float(stats.std(ddof=1)),
+        "n": int(n),
+        "block": b,
+    }

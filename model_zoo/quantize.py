@@ -5,12 +5,14 @@ in float32. ``model_int8.onnx``: static QDQ quantisation, per-channel weights, c
 training images. Each variant is listed in ``card.variants`` with its sha256 and how far it
 is from the float32 model on real images.
 """
+
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -42,7 +44,9 @@ def convert_fp16(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
     model = onnx.load(str(src))
-    half = convert_float_to_float16(model, keep_io_types=True, op_block_list=list(DEFAULT_OP_BLOCK_LIST) + _KEEP_FP32_OPS)
+    half = convert_float_to_float16(
+        model, keep_io_types=True, op_block_list=list(DEFAULT_OP_BLOCK_LIST) + _KEEP_FP32_OPS
+    )
     onnx.save(half, str(dst))
 
 
@@ -59,10 +63,18 @@ class _ImageReader:
         return next(self._batches, None)
 
 
-def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, calib_images: np.ndarray, *, per_channel: bool = True) -> None:
+def quantize_int8(
+    src: str | os.PathLike, dst: str | os.PathLike, calib_images: np.ndarray, *, per_channel: bool = True
+) -> None:
     """Static INT8 (QDQ, per-channel weights, uint8 activations, MinMax) calibrated on ``calib_images``."""
     onnx = require("onnx", "train")
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     calib_images = np.asarray(calib_images, dtype=np.float32)
@@ -116,7 +128,9 @@ def compare_models(ref_path, other_path, images: np.ndarray, labels: np.ndarray 
     return out
 
 
-def _build_variant(model_dir: Path, variant: str, images: np.ndarray, holdout, labels, source: str | None) -> dict[str, Any]:
+def _build_variant(
+    model_dir: Path, variant: str, images: np.ndarray, holdout, labels, source: str | None
+) -> dict[str, Any]:
     """Write ``variant`` next to model.onnx (atomically) and return its card entry."""
     src = model_dir / ONNX_FILE
     dst = model_dir / VARIANT_FILES[variant]
@@ -128,9 +142,15 @@ def _build_variant(model_dir: Path, variant: str, images: np.ndarray, holdout, l
             quantize_int8(src, tmp, images)
         check = images if holdout is None else holdout
         stats = compare_models(src, tmp, check, None if holdout is None else labels)
-        stats["checked_on"] = "held-out images" if holdout is not None else (source or ("calibration images" if variant == "int8" else "sample images"))
+        stats["checked_on"] = (
+            "held-out images"
+            if holdout is not None
+            else (source or ("calibration images" if variant == "int8" else "sample images"))
+        )
         if variant == "fp16" and stats["max_abs_err_vs_fp32"] > FP16_ATOL:
-            raise ModelCardError(f"fp16 variant differs from fp32 by {stats['max_abs_err_vs_fp32']:.2e} (> {FP16_ATOL:.0e}); keep the fp32 model for this network.")
+            raise ModelCardError(
+                f"fp16 variant differs from fp32 by {stats['max_abs_err_vs_fp32']:.2e} (> {FP16_ATOL:.0e}); keep the fp32 model for this network."
+            )
         if variant == "int8" and stats["mean_abs_err_vs_fp32"] > INT8_MEAN_ATOL:
             raise ModelCardError(
                 f"INT8 variant's probabilities differ from fp32 by {stats['mean_abs_err_vs_fp32']:.3f} on average (> {INT8_MEAN_ATOL}); "
@@ -143,7 +163,9 @@ def _build_variant(model_dir: Path, variant: str, images: np.ndarray, holdout, l
         raise
     entry: dict[str, Any] = {"file": dst.name, "sha256": sha256_file(dst)}
     if variant == "int8":
-        entry.update(format="QDQ", per_channel=True, activations="uint8", weights="int8", calibration_images=int(len(images)))
+        entry.update(
+            format="QDQ", per_channel=True, activations="uint8", weights="int8", calibration_images=int(len(images))
+        )
     entry.update(stats)
     return entry
 
@@ -170,7 +192,9 @@ def add_variant(
     card = load_card(model_dir, variant="fp32") if card is None else card
     images = np.asarray(images, dtype=np.float32)
     if images.ndim != 4 or tuple(images.shape[1:]) != tuple(card.input_shape):
-        raise ModelCardError(f"{variant} images have shape {images.shape}; model expects (N, {', '.join(map(str, card.input_shape))}). Render them with the model's spec.")
+        raise ModelCardError(
+            f"{variant} images have shape {images.shape}; model expects (N, {', '.join(map(str, card.input_shape))}). Render them with the model's spec."
+        )
     card.variants[variant] = _build_variant(model_dir, variant, images, holdout, labels, source)
     card.save(model_dir)
     return card

@@ -7,13 +7,15 @@ them on first use, so importing this module does not import torch.
 (EfficientNets drop early strides for small images); ``model_info(name).input_note(size)``
 says what it picks. Without ``input_size`` every model is built as published.
 """
+
 from __future__ import annotations
 
 import fnmatch
 import importlib
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from effnet_trading.errors import SpecError, require
 
@@ -48,8 +50,14 @@ _REGISTRY: dict[str, ModelInfo] = {}
 _loaded = False
 
 
-def register_model(name: str, *, family: str, default_size: int, description: str = "",
-                   describe_input: Callable[[Any], str] | None = None):
+def register_model(
+    name: str,
+    *,
+    family: str,
+    default_size: int,
+    description: str = "",
+    describe_input: Callable[[Any], str] | None = None,
+):
     """Decorator: register ``fn(num_classes=3, in_chans=3, **kw) -> nn.Module`` under ``name``.
 
     describe_input: ``size -> str`` for builders that take ``input_size`` and adapt to it."""
@@ -57,7 +65,9 @@ def register_model(name: str, *, family: str, default_size: int, description: st
     def deco(fn):
         if name in _REGISTRY and _REGISTRY[name].builder is not fn:
             raise SpecError(f"model name {name!r} is registered twice.")
-        _REGISTRY[name] = ModelInfo(name, family, default_size, description or (fn.__doc__ or "").strip(), fn, describe_input)
+        _REGISTRY[name] = ModelInfo(
+            name, family, default_size, description or (fn.__doc__ or "").strip(), fn, describe_input
+        )
         return fn
 
     return deco
@@ -83,7 +93,9 @@ def model_info(name: str) -> ModelInfo:
     _load()
     if name not in _REGISTRY:
         close = fnmatch.filter(_REGISTRY, f"*{name}*")
-        raise SpecError(f"unknown model {name!r}; registered: {sorted(_REGISTRY)}" + (f" (did you mean {close}?)" if close else ""))
+        raise SpecError(
+            f"unknown model {name!r}; registered: {sorted(_REGISTRY)}" + (f" (did you mean {close}?)" if close else "")
+        )
     return _REGISTRY[name]
 
 
@@ -119,8 +131,9 @@ def check_model_kwargs(name: str, kwargs: dict) -> None:
         raise SpecError(f"model {name!r} has no option(s) {unknown} (--model-kwargs / model_kwargs); it takes {opts}.")
 
 
-def create_model(name: str, num_classes: int = 3, in_chans: int = 3, input_size: int | tuple[int, int] | None = None,
-                 **kwargs: Any):
+def create_model(
+    name: str, num_classes: int = 3, in_chans: int = 3, input_size: int | tuple[int, int] | None = None, **kwargs: Any
+):
     """Build a registered model: ``create_model('efficientnet_b0', num_classes=3, in_chans=3)``.
 
     input_size: the image size (pixels) the model will see; size-aware models (EfficientNets)

@@ -3,13 +3,14 @@
 ``Predictor(model_dir)`` loads a checked model folder and maps rendered images
 ``(N, C, H, W)`` float32 in [0, 1] (or uint8 in [0, 255]) to probabilities ``(N, K)`` float32.
 """
+
 from __future__ import annotations
 
 import os
 import time
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -188,7 +189,9 @@ class Predictor:
         if self._binding is None:
             shape_in = (self.batch_size, *self.input_shape)
             x = ort.OrtValue.ortvalue_from_shape_and_type(shape_in, np.float32, self._bind_device, 0)
-            y = ort.OrtValue.ortvalue_from_shape_and_type((self.batch_size, len(self.class_names)), np.float32, self._bind_device, 0)
+            y = ort.OrtValue.ortvalue_from_shape_and_type(
+                (self.batch_size, len(self.class_names)), np.float32, self._bind_device, 0
+            )
             binding = self.session.io_binding()
             binding.bind_ortvalue_input(self.input_name, x)
             binding.bind_ortvalue_output(self.output_name, y)
@@ -232,7 +235,7 @@ class Predictor:
         self._binding = None
         self.session = None
 
-    def __enter__(self) -> "Predictor":
+    def __enter__(self) -> Predictor:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -2,6 +2,7 @@
 
 (Compact EfficientNet variants live in ``efficientnet.py`` as rows of its tables.)
 """
+
 from __future__ import annotations
 
 import torch
@@ -19,7 +20,12 @@ class SmallCNN(nn.Module):
         super().__init__()
         layers, c = [], in_chans
         for w in widths:
-            layers += [nn.Conv2d(c, w, (5, 3), padding=(2, 1)), nn.BatchNorm2d(w), nn.LeakyReLU(0.01), nn.MaxPool2d((2, 1))]
+            layers += [
+                nn.Conv2d(c, w, (5, 3), padding=(2, 1)),
+                nn.BatchNorm2d(w),
+                nn.LeakyReLU(0.01),
+                nn.MaxPool2d((2, 1)),
+            ]
             c = w
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)

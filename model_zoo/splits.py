@@ -5,6 +5,7 @@ reaches into the test window would leak the test outcome. Every split here is ch
 training (and validation) samples always precede the test window, with at least
 ``horizon + 1`` samples between the last training sample and the first test sample.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

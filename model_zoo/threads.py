@@ -1,5 +1,6 @@
 """``torch_threads(n)``: torch's CPU thread count for the duration of a block, restored afterwards
 (``torch.set_num_threads`` is process-wide state; a library call must not leave it changed)."""
+
 from __future__ import annotations
 
 import functools

@@ -4,6 +4,7 @@ validation fold, out-of-sample reports beside the majority-class rate, resumable
 ``train_model(ohlcv, cfg, out_dir)`` trains one model per walk-forward fold;
 ``train_and_export`` also writes the last fold's model folder (ONNX + card).
 """
+
 from __future__ import annotations
 
 import copy
@@ -11,9 +12,10 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -85,7 +87,9 @@ class TrainConfig:
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", str(self.device)):
             raise TrainingError(f"device={self.device!r} is not one of 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'.")
         if not isinstance(self.model_kwargs, dict):
-            raise TrainingError(f"model_kwargs={self.model_kwargs!r} must be a dict of options, e.g. {{'drop_rate': 0.2}}.")
+            raise TrainingError(
+                f"model_kwargs={self.model_kwargs!r} must be a dict of options, e.g. {{'drop_rate': 0.2}}."
+            )
         check_model_kwargs(self.model, self.model_kwargs)
 
     def to_dict(self) -> dict[str, Any]:
@@ -97,7 +101,7 @@ class TrainConfig:
         return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -124,7 +128,9 @@ class TrainResult:
     test_proba: np.ndarray  # (n_test, K) of the last fold
     folds: list[dict] = field(default_factory=list)
     model_dir: Path | None = None
-    fold_test: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # per fold: (test sample idx, proba (n, K))
+    fold_test: list[tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=list
+    )  # per fold: (test sample idx, proba (n, K))
 
     @property
     def test_ends(self) -> np.ndarray:
@@ -140,7 +146,7 @@ class TrainResult:
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """"auto" -> cuda when available, else cpu."""
+    """ "auto" -> cuda when available, else cpu."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(device)
@@ -153,7 +159,9 @@ def _class_weights(labels: np.ndarray, mode: str | None, k: int) -> torch.Tensor
         raise TrainingError(f"class_weights={mode!r} is unknown; use 'balanced' or None.")
     counts = np.bincount(labels, minlength=k).astype(np.float64)
     if (counts == 0).any():
-        raise TrainingError(f"the training part has no samples of some class (counts {counts.tolist()}); use more data or another label_k.")
+        raise TrainingError(
+            f"the training part has no samples of some class (counts {counts.tolist()}); use more data or another label_k."
+        )
     return torch.tensor(len(labels) / (k * counts), dtype=torch.float32)
 
 
@@ -209,7 +217,9 @@ def _span(ds: ImageDataset, idx: np.ndarray | None) -> list[str] | None:
 class _Fold:
     """One fold's training loop, with per-epoch checkpoints that make resume exact."""
 
-    def __init__(self, ds: ImageDataset, split: Split, cfg: TrainConfig, ckpt_dir: Path | None, callbacks: list[Callback]):
+    def __init__(
+        self, ds: ImageDataset, split: Split, cfg: TrainConfig, ckpt_dir: Path | None, callbacks: list[Callback]
+    ):
         self.ds, self.split, self.cfg, self.ckpt_dir, self.callbacks = ds, split, cfg, ckpt_dir, callbacks
         self.dev = resolve_device(cfg.device)
         self.amp = bool(cfg.amp and self.dev.type == "cuda")
@@ -219,7 +229,9 @@ class _Fold:
         self.train = train
         self.mean, self.std = ds.channel_stats(train)
         torch.manual_seed(cfg.seed + 1000 * split.fold)
-        kw = {"input_size": tuple(ds.images.shape[2:])} | dict(cfg.model_kwargs)  # size-aware models adapt their strides
+        kw = {"input_size": tuple(ds.images.shape[2:])} | dict(
+            cfg.model_kwargs
+        )  # size-aware models adapt their strides
         base = create_model(cfg.model, num_classes=len(ds.class_names), in_chans=ds.images.shape[1], **kw)
         self.architecture = f"{cfg.model} at {ds.images.shape[2]}x{ds.images.shape[3]} px: {model_info(cfg.model).input_note(kw['input_size'])}"
         self.net = _Normalised(base, self.mean, self.std).to(self.dev)
@@ -230,7 +242,9 @@ class _Fold:
             for p in self.ema.parameters():
                 p.requires_grad_(False)
         w = _class_weights(ds.labels[train], cfg.class_weights, len(ds.class_names))
-        self.loss_fn = nn.CrossEntropyLoss(weight=None if w is None else w.to(self.dev), label_smoothing=cfg.label_smoothing)
+        self.loss_fn = nn.CrossEntropyLoss(
+            weight=None if w is None else w.to(self.dev), label_smoothing=cfg.label_smoothing
+        )
         self.opt = torch.optim.AdamW(_param_groups(self.net, cfg.weight_decay, cfg.decay_norm_and_bias), lr=cfg.lr)
         steps = max(1, -(-len(train) // cfg.batch_size))
         self.sched = torch.optim.lr_scheduler.LambdaLR(
@@ -244,11 +258,18 @@ class _Fold:
     # -- checkpoints -------------------------------------------------------------------
     def _state(self) -> dict:
         return {
-            "net": self.net.state_dict(), "opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
-            "scaler": self.scaler.state_dict(), "history": self.history, "best": self.best,
+            "net": self.net.state_dict(),
+            "opt": self.opt.state_dict(),
+            "sched": self.sched.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "history": self.history,
+            "best": self.best,
             "ema": None if self.ema is None else self.ema.state_dict(),
-            "bad_epochs": self.bad_epochs, "epoch": self.epoch, "done": self.done,
-            "torch_rng": torch.get_rng_state(), "config": self.cfg.to_dict(),
+            "bad_epochs": self.bad_epochs,
+            "epoch": self.epoch,
+            "done": self.done,
+            "torch_rng": torch.get_rng_state(),
+            "config": self.cfg.to_dict(),
         }
 
     def save(self) -> None:
@@ -272,7 +293,9 @@ class _Fold:
         now = {k: v for k, v in self.cfg.to_dict().items() if k in saved}
         if saved != now:
             diff = sorted(k for k in saved if saved[k] != now.get(k))
-            raise TrainingError(f"cannot resume from {paths[-1]}: its config differs in {diff}; use a new out_dir or the same config.")
+            raise TrainingError(
+                f"cannot resume from {paths[-1]}: its config differs in {diff}; use a new out_dir or the same config."
+            )
         self.net.load_state_dict(st["net"])
         self.opt.load_state_dict(st["opt"])
         self.sched.load_state_dict(st["sched"])
@@ -303,11 +326,18 @@ class _Fold:
 
         cfg, t0 = self.cfg, time.perf_counter()
         self.net.train()
-        seed = cfg.seed + 1000 * self.split.fold + self.epoch  # the order depends only on (seed, fold, epoch): resume is exact
+        seed = (
+            cfg.seed + 1000 * self.split.fold + self.epoch
+        )  # the order depends only on (seed, fold, epoch): resume is exact
         tot_loss, tot_ok, tot_n = 0.0, 0, 0
         n_batches = -(-len(self.train) // cfg.batch_size)
-        bar = tqdm(self.ds.batches(self.train, cfg.batch_size, shuffle=True, seed=seed), total=n_batches,
-                   desc=f"fold {self.split.fold} epoch {self.epoch + 1}/{cfg.epochs}", disable=not cfg.progress, leave=False)
+        bar = tqdm(
+            self.ds.batches(self.train, cfg.batch_size, shuffle=True, seed=seed),
+            total=n_batches,
+            desc=f"fold {self.split.fold} epoch {self.epoch + 1}/{cfg.epochs}",
+            disable=not cfg.progress,
+            leave=False,
+        )
         for x, y in bar:
             if len(y) < 2:  # batch norm cannot train on one sample
                 continue
@@ -329,8 +359,13 @@ class _Fold:
             tot_n += len(y)
             bar.set_postfix(loss=f"{tot_loss / tot_n:.4f}", acc=f"{tot_ok / tot_n:.3f}")
         bar.close()
-        row = {"fold": self.split.fold, "epoch": self.epoch + 1, "loss": tot_loss / max(tot_n, 1), "acc": tot_ok / max(tot_n, 1),
-               "lr": self.opt.param_groups[0]["lr"]}
+        row = {
+            "fold": self.split.fold,
+            "epoch": self.epoch + 1,
+            "loss": tot_loss / max(tot_n, 1),
+            "acc": tot_ok / max(tot_n, 1),
+            "lr": self.opt.param_groups[0]["lr"],
+        }
         if self.split.valid is not None:
             proba = _predict(self.scored, self.ds, self.split.valid, self.dev, cfg.batch_size, self.amp)
             yv = self.ds.labels[self.split.valid]
@@ -367,12 +402,27 @@ class _Fold:
 
     def report(self) -> dict:
         ds, sp, cfg = self.ds, self.split, self.cfg
-        out = {"fold": sp.fold, "best_epoch": self.best[2], "epochs_run": self.epoch,
-               "split": {"train": _span(ds, self.train), "valid": _span(ds, sp.valid), "test": _span(ds, sp.test),
-                         "n_train": int(len(self.train)), "n_valid": 0 if sp.valid is None else int(len(sp.valid)),
-                         "n_test": int(len(sp.test)), "horizon_bars": ds.horizon, "purge": "train/valid label windows end before the next part"}}
+        out = {
+            "fold": sp.fold,
+            "best_epoch": self.best[2],
+            "epochs_run": self.epoch,
+            "split": {
+                "train": _span(ds, self.train),
+                "valid": _span(ds, sp.valid),
+                "test": _span(ds, sp.test),
+                "n_train": int(len(self.train)),
+                "n_valid": 0 if sp.valid is None else int(len(sp.valid)),
+                "n_test": int(len(sp.test)),
+                "horizon_bars": ds.horizon,
+                "purge": "train/valid label windows end before the next part",
+            },
+        }
         if sp.valid is not None:
-            out["valid"] = classification_report(ds.labels[sp.valid], _predict(self.net, ds, sp.valid, self.dev, cfg.batch_size, self.amp), ds.class_names)
+            out["valid"] = classification_report(
+                ds.labels[sp.valid],
+                _predict(self.net, ds, sp.valid, self.dev, cfg.batch_size, self.amp),
+                ds.class_names,
+            )
         self.test_proba = _predict(self.net, ds, sp.test, self.dev, cfg.batch_size, self.amp)
         out["test"] = classification_report(ds.labels[sp.test], self.test_proba, ds.class_names)
         prior = list(ds.class_balance(self.train).values())
@@ -394,8 +444,13 @@ def _summary(folds: list[dict]) -> dict:
 
 @with_torch_threads(lambda ohlcv, cfg, *a, **k: cfg.num_threads)  # restored on return
 def train_model(
-    ohlcv, cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, callbacks: Sequence[Callback] | None = None,
-    resume: bool = False, dataset: ImageDataset | None = None,
+    ohlcv,
+    cfg: TrainConfig,
+    out_dir: str | os.PathLike | None = None,
+    *,
+    callbacks: Sequence[Callback] | None = None,
+    resume: bool = False,
+    dataset: ImageDataset | None = None,
 ) -> TrainResult:
     """Train ``cfg.model`` on images of ``ohlcv`` over walk-forward folds; returns the last fold's model.
 
@@ -414,12 +469,21 @@ def train_model(
     torch.manual_seed(cfg.seed)
     ds = dataset or ImageDataset.build(ohlcv, cfg.spec, cfg.horizon, label_k=cfg.label_k, threshold=cfg.threshold)
     if ds.spec != cfg.spec or ds.horizon != cfg.horizon:
-        raise TrainingError(f"dataset was built for spec={ds.spec}, horizon={ds.horizon} but the config says "
-                            f"spec={cfg.spec}, horizon={cfg.horizon}; rebuild it with ImageDataset.build(ohlcv, cfg.spec, cfg.horizon).")
+        raise TrainingError(
+            f"dataset was built for spec={ds.spec}, horizon={ds.horizon} but the config says "
+            f"spec={cfg.spec}, horizon={cfg.horizon}; rebuild it with ImageDataset.build(ohlcv, cfg.spec, cfg.horizon)."
+        )
     step = int(np.min(np.diff(ds.ends))) if len(ds) > 1 else 1
     h = -(-cfg.horizon // step)  # horizon in samples
-    splits = walk_forward_splits(len(ds), cfg.folds, horizon=h, embargo=h if cfg.embargo is None else -(-cfg.embargo // step),
-                                 min_train=cfg.min_train, test_size=cfg.test_size, valid=cfg.valid)
+    splits = walk_forward_splits(
+        len(ds),
+        cfg.folds,
+        horizon=h,
+        embargo=h if cfg.embargo is None else -(-cfg.embargo // step),
+        min_train=cfg.min_train,
+        test_size=cfg.test_size,
+        valid=cfg.valid,
+    )
     history, fold_reports, fold_test, fold = [], [], [], None
     for sp in splits:
         ckpt = out / "checkpoints" / f"fold_{sp.fold}" if out is not None else None
@@ -436,21 +500,47 @@ def train_model(
         if out is not None:
             _write_json(out / "history.json", history)
     last = fold_reports[-1]
-    metrics = {"valid": last.get("valid"), "test": last["test"], "split": last["split"], "best_epoch": last["best_epoch"],
-               "folds": [{k: v for k, v in f.items() if k != "valid"} for f in fold_reports], "summary": _summary(fold_reports),
-               "diagnosis": last["diagnosis"], "architecture": last["architecture"], "curves": curves_by_fold(history)}
+    metrics = {
+        "valid": last.get("valid"),
+        "test": last["test"],
+        "split": last["split"],
+        "best_epoch": last["best_epoch"],
+        "folds": [{k: v for k, v in f.items() if k != "valid"} for f in fold_reports],
+        "summary": _summary(fold_reports),
+        "diagnosis": last["diagnosis"],
+        "architecture": last["architecture"],
+        "curves": curves_by_fold(history),
+    }
     info = ds.info()
     if out is not None:
         _write_json(out / "metrics.json", metrics)
         _write_json(out / "dataset.json", info)
     model = fold.net.model.cpu().eval()
-    return TrainResult(model, history, metrics, info, fold.mean, fold.std, cfg, splits[-1], ds, fold.test_proba, fold_reports,
-                       fold_test=fold_test)
+    return TrainResult(
+        model,
+        history,
+        metrics,
+        info,
+        fold.mean,
+        fold.std,
+        cfg,
+        splits[-1],
+        ds,
+        fold.test_proba,
+        fold_reports,
+        fold_test=fold_test,
+    )
 
 
 def train_and_export(
-    ohlcv, cfg: TrainConfig, out_dir: str | os.PathLike, *, callbacks: Sequence[Callback] | None = None, resume: bool = False,
-    extra_metrics: Callable[[TrainResult], dict] | None = None, dataset: ImageDataset | None = None,
+    ohlcv,
+    cfg: TrainConfig,
+    out_dir: str | os.PathLike,
+    *,
+    callbacks: Sequence[Callback] | None = None,
+    resume: bool = False,
+    extra_metrics: Callable[[TrainResult], dict] | None = None,
+    dataset: ImageDataset | None = None,
 ) -> TrainResult:
     """``train_model`` then export the last fold's model to ``out_dir/model`` (ONNX + card); sets ``result.model_dir``.
 
@@ -460,19 +550,47 @@ def train_and_export(
 
     res = train_model(ohlcv, cfg, out_dir, callbacks=callbacks, resume=resume, dataset=dataset)
     ds, sp = res.dataset, res.split
-    metrics = {"valid": res.metrics["valid"], "test": res.metrics["test"], "split": res.metrics["split"],
-               "summary": res.metrics["summary"], "folds": [{"fold": f["fold"], "split": f["split"],
-               **{k: f["test"][k] for k in ("accuracy", "macro_f1", "log_loss", "majority_rate", "confusion")}} for f in res.folds]}
+    metrics = {
+        "valid": res.metrics["valid"],
+        "test": res.metrics["test"],
+        "split": res.metrics["split"],
+        "summary": res.metrics["summary"],
+        "folds": [
+            {
+                "fold": f["fold"],
+                "split": f["split"],
+                **{k: f["test"][k] for k in ("accuracy", "macro_f1", "log_loss", "majority_rate", "confusion")},
+            }
+            for f in res.folds
+        ],
+    }
     if extra_metrics is not None:
         res.metrics.update(extra_metrics(res))
         metrics.update(extra_metrics(res))
-    training = {"span": res.metrics["split"]["train"], "n_train": res.metrics["split"]["n_train"],
-                "architecture": res.metrics["architecture"], "diagnosis": res.metrics["diagnosis"]["line"],
-                "dataset": {k: v for k, v in res.dataset_info.items() if k != "spec"}, "config": cfg.to_dict(),
-                "epochs_run": len([r for r in res.history if r["fold"] == sp.fold]), "best_epoch": res.metrics["best_epoch"]}
+    training = {
+        "span": res.metrics["split"]["train"],
+        "n_train": res.metrics["split"]["n_train"],
+        "architecture": res.metrics["architecture"],
+        "diagnosis": res.metrics["diagnosis"]["line"],
+        "dataset": {k: v for k, v in res.dataset_info.items() if k != "spec"},
+        "config": cfg.to_dict(),
+        "epochs_run": len([r for r in res.history if r["fold"] == sp.fold]),
+        "best_epoch": res.metrics["best_epoch"],
+    }
     sample = ds.float_images(sp.train[-64:])
     res.model_dir = Path(out_dir) / "model"
-    export_onnx(res.model, res.model_dir, spec=cfg.spec, architecture=cfg.model, class_names=ds.class_names,
-                mean=res.mean, std=res.std, label=ds.label, training=training, metrics=metrics, sample_images=sample)
+    export_onnx(
+        res.model,
+        res.model_dir,
+        spec=cfg.spec,
+        architecture=cfg.model,
+        class_names=ds.class_names,
+        mean=res.mean,
+        std=res.std,
+        label=ds.label,
+        training=training,
+        metrics=metrics,
+        sample_images=sample,
+    )
     _write_json(Path(out_dir) / "metrics.json", res.metrics)
     return res

@@ -14,6 +14,7 @@ The first conv is adapted when ``in_chans != 3`` (mean over RGB, repeated, scale
 ``3 / in_chans`` so a grey image replicated over channels gives the RGB response) and the
 classifier is dropped when its shape differs (e.g. 1000 ImageNet classes -> 3).
 """
+
 from __future__ import annotations
 
 import os
@@ -54,9 +55,11 @@ def detect_naming(keys) -> str:
         return "efficientnet_pytorch"
     if any(k.startswith("features.") for k in keys):
         return "torchvision"
-    raise SpecError(f"cannot tell the naming of this state dict (first keys: {keys[:4]}); expected torchvision keys "
-                    "('features.0.0.weight', ...) or efficientnet_pytorch keys ('_conv_stem.weight', ...). "
-                    "Pass naming='torchvision' or 'efficientnet_pytorch' explicitly, or convert the file.")
+    raise SpecError(
+        f"cannot tell the naming of this state dict (first keys: {keys[:4]}); expected torchvision keys "
+        "('features.0.0.weight', ...) or efficientnet_pytorch keys ('_conv_stem.weight', ...). "
+        "Pass naming='torchvision' or 'efficientnet_pytorch' explicitly, or convert the file."
+    )
 
 
 def _block_positions(model: EfficientNet) -> list[tuple[int, int, bool]]:
@@ -80,14 +83,26 @@ def _luke_to_tv(key: str, blocks: list[tuple[int, int, bool]], head_idx: int) ->
             return None
         s, j, has_expand = blocks[n]
         d = 1 if has_expand else 0  # index of the depthwise conv inside ``block``
-        sub = {"_expand_conv": "0.0", "_bn0": "0.1", "_depthwise_conv": f"{d}.0", "_bn1": f"{d}.1",
-               "_se_reduce": f"{d + 1}.fc1", "_se_expand": f"{d + 1}.fc2",
-               "_project_conv": f"{d + 2}.0", "_bn2": f"{d + 2}.1"}.get(part)
+        sub = {
+            "_expand_conv": "0.0",
+            "_bn0": "0.1",
+            "_depthwise_conv": f"{d}.0",
+            "_bn1": f"{d}.1",
+            "_se_reduce": f"{d + 1}.fc1",
+            "_se_expand": f"{d + 1}.fc2",
+            "_project_conv": f"{d + 2}.0",
+            "_bn2": f"{d + 2}.1",
+        }.get(part)
         if sub is None or (part in ("_expand_conv", "_bn0") and not has_expand):
             return None
         return f"features.{s}.{j}.block.{sub}.{rest}"
-    top = {"_conv_stem": "features.0.0", "_bn0": "features.0.1", "_conv_head": f"features.{head_idx}.0",
-           "_bn1": f"features.{head_idx}.1", "_fc": "classifier.1"}
+    top = {
+        "_conv_stem": "features.0.0",
+        "_bn0": "features.0.1",
+        "_conv_head": f"features.{head_idx}.0",
+        "_bn1": f"features.{head_idx}.1",
+        "_fc": "classifier.1",
+    }
     head, _, rest = key.partition(".")
     return f"{top[head]}.{rest}" if head in top and rest else None
 
@@ -113,13 +128,17 @@ def _read_state(source) -> dict[str, torch.Tensor]:
     else:
         path = Path(os.fspath(source))
         if not path.is_file():
-            raise ModelCardError(f"pretrained weights file {str(path)!r} does not exist; pass the path of a state dict "
-                                 "saved with torch.save(model.state_dict(), path) (nothing is downloaded).")
+            raise ModelCardError(
+                f"pretrained weights file {str(path)!r} does not exist; pass the path of a state dict "
+                "saved with torch.save(model.state_dict(), path) (nothing is downloaded)."
+            )
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:
-            raise ModelCardError(f"could not read {str(path)!r} as a torch state dict ({exc}); "
-                                 "save weights with torch.save(model.state_dict(), path).") from exc
+            raise ModelCardError(
+                f"could not read {str(path)!r} as a torch state dict ({exc}); "
+                "save weights with torch.save(model.state_dict(), path)."
+            ) from exc
     for wrapper in ("state_dict", "model", "model_state_dict"):
         if isinstance(state.get(wrapper), Mapping):
             state = dict(state[wrapper])
@@ -139,8 +158,10 @@ def _backbone(model: nn.Module) -> EfficientNet:
     inner = getattr(model, "backbone", None)
     if isinstance(inner, EfficientNet):
         return inner
-    raise SpecError(f"load_pretrained needs an EfficientNet (create_model('efficientnet_b0', ...)) or a model with one "
-                    f"as .backbone; got {type(model).__name__}.")
+    raise SpecError(
+        f"load_pretrained needs an EfficientNet (create_model('efficientnet_b0', ...)) or a model with one "
+        f"as .backbone; got {type(model).__name__}."
+    )
 
 
 def load_pretrained(model: nn.Module, path, naming: str = "auto", strict_backbone: bool = True) -> LoadReport:
@@ -167,7 +188,13 @@ def load_pretrained(model: nn.Module, path, naming: str = "auto", strict_backbon
                 report.skipped.append(k)
             continue
         target = own[k]
-        if k == _STEM_KEY and v.ndim == 4 and v.shape[1] == 3 and target.shape[1] != 3 and v.shape[0] == target.shape[0]:
+        if (
+            k == _STEM_KEY
+            and v.ndim == 4
+            and v.shape[1] == 3
+            and target.shape[1] != 3
+            and v.shape[0] == target.shape[0]
+        ):
             v = _adapt_stem(v, target.shape[1])
             report.adapted.append(k)
         if k in _CLASSIFIER and v.shape != target.shape:
@@ -179,7 +206,9 @@ def load_pretrained(model: nn.Module, path, naming: str = "auto", strict_backbon
             continue
         new[k] = v.to(target.dtype)
         report.loaded.append(k)
-    report.missing = sorted(k for k in own if k not in renamed and k not in _CLASSIFIER and not k.endswith("num_batches_tracked"))
+    report.missing = sorted(
+        k for k in own if k not in renamed and k not in _CLASSIFIER and not k.endswith("num_batches_tracked")
+    )
     if strict_backbone and (bad_shape or report.missing or report.unexpected):
         parts = []
         if bad_shape:
@@ -188,10 +217,13 @@ def load_pretrained(model: nn.Module, path, naming: str = "auto", strict_backbon
             parts.append(f"{len(report.missing)} backbone tensors missing from the file (e.g. {report.missing[:3]})")
         if report.unexpected:
             parts.append(f"{len(report.unexpected)} keys that map to no tensor (e.g. {report.unexpected[:3]})")
-        raise SpecError(f"pretrained weights ({naming} naming) do not fit this {type(net).__name__} "
-                        f"({len(net.stages)} stages, {net.num_features} head features): " + "; ".join(parts) +
-                        ". Check the variant (b0 weights need efficientnet_b0) and the naming, "
-                        "or pass strict_backbone=False to load only what fits.")
+        raise SpecError(
+            f"pretrained weights ({naming} naming) do not fit this {type(net).__name__} "
+            f"({len(net.stages)} stages, {net.num_features} head features): "
+            + "; ".join(parts)
+            + ". Check the variant (b0 weights need efficientnet_b0) and the naming, "
+            "or pass strict_backbone=False to load only what fits."
+        )
     with torch.no_grad():
         for k, v in new.items():
             own[k].copy_(v)

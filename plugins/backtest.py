@@ -1,6 +1,7 @@
 """Backtest a scorer on an OHLCV frame in backtrader or vectorbt under the execution contract
 (decide at the close of bar t, fill at the open of bar t+1), and write summary.json, trades.csv,
 signals.csv and report.html. The ``backtest`` and ``demo`` commands call this module."""
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,18 @@ import pandas as pd
 __all__ = ["run_backtest", "BacktestOutput", "build_scorer", "write_backtest_outputs", "ENGINES"]
 
 ENGINES = ("backtrader", "vectorbt")
-_TRADE_COLUMNS = ["entry_time", "exit_time", "direction", "entry_price", "exit_price", "size", "pnl", "return", "fees", "status"]
+_TRADE_COLUMNS = [
+    "entry_time",
+    "exit_time",
+    "direction",
+    "entry_price",
+    "exit_price",
+    "size",
+    "pnl",
+    "return",
+    "fees",
+    "status",
+]
 
 
 @dataclass
@@ -70,19 +82,27 @@ def build_scorer(models: list[str], timeframes: list[str] | None, chunk: int = 2
     from effnet_trading.strategies.scorer import as_scorer
 
     if not models:
-        raise SpecError("no model given: pass --model MODEL_DIR (a folder with model.onnx and card.json, e.g. from `effnet-trading train`).")
+        raise SpecError(
+            "no model given: pass --model MODEL_DIR (a folder with model.onnx and card.json, e.g. from `effnet-trading train`)."
+        )
     for m in models:
         if not (Path(m) / "card.json").is_file():
-            raise SpecError(f"--model {m} is not a model folder: expected {Path(m) / 'card.json'} and model.onnx; "
-                            "train one with `effnet-trading train` or `effnet-trading demo`.")
+            raise SpecError(
+                f"--model {m} is not a model folder: expected {Path(m) / 'card.json'} and model.onnx; "
+                "train one with `effnet-trading train` or `effnet-trading demo`."
+            )
     if not timeframes:
         if len(models) > 1:
-            raise SpecError(f"{len(models)} models but no --timeframes: give one timeframe per model, e.g. --timeframes 5m,1h.")
+            raise SpecError(
+                f"{len(models)} models but no --timeframes: give one timeframe per model, e.g. --timeframes 5m,1h."
+            )
         return as_scorer(models[0], chunk=chunk)
     if len(models) == 1:
         models = models * len(timeframes)
     if len(models) != len(timeframes):
-        raise SpecError(f"{len(models)} models for {len(timeframes)} timeframes {timeframes}: give one model per timeframe (or one for all).")
+        raise SpecError(
+            f"{len(models)} models for {len(timeframes)} timeframes {timeframes}: give one model per timeframe (or one for all)."
+        )
     return as_scorer(dict(zip(timeframes, models)), chunk=chunk)
 
 
@@ -91,12 +111,20 @@ def _vectorbt_trades(pf) -> pd.DataFrame:
     r = pf.trades.records_readable
     if not len(r):
         return pd.DataFrame(columns=_TRADE_COLUMNS)
-    return pd.DataFrame({
-        "entry_time": r["Entry Timestamp"], "exit_time": r["Exit Timestamp"],
-        "direction": r["Direction"].astype(str).str.lower(), "entry_price": r["Avg Entry Price"],
-        "exit_price": r["Avg Exit Price"], "size": r["Size"], "pnl": r["PnL"], "return": r["Return"],
-        "fees": r["Entry Fees"] + r["Exit Fees"], "status": r["Status"].astype(str).str.lower(),
-    })
+    return pd.DataFrame(
+        {
+            "entry_time": r["Entry Timestamp"],
+            "exit_time": r["Exit Timestamp"],
+            "direction": r["Direction"].astype(str).str.lower(),
+            "entry_price": r["Avg Entry Price"],
+            "exit_price": r["Avg Exit Price"],
+            "size": r["Size"],
+            "pnl": r["PnL"],
+            "return": r["Return"],
+            "fees": r["Entry Fees"] + r["Exit Fees"],
+            "status": r["Status"].astype(str).str.lower(),
+        }
+    )
 
 
 def _clean(obj):
@@ -112,9 +140,19 @@ def _clean(obj):
     return obj
 
 
-def run_backtest(ohlcv: pd.DataFrame, scorer, *, engine: str = "vectorbt", policy=None, fees: float = 0.001,
-                 slippage: float = 0.0, init_cash: float = 10_000.0, progress: bool = False,
-                 config: dict | None = None, periods_per_year: float | None = None) -> BacktestOutput:
+def run_backtest(
+    ohlcv: pd.DataFrame,
+    scorer,
+    *,
+    engine: str = "vectorbt",
+    policy=None,
+    fees: float = 0.001,
+    slippage: float = 0.0,
+    init_cash: float = 10_000.0,
+    progress: bool = False,
+    config: dict | None = None,
+    periods_per_year: float | None = None,
+) -> BacktestOutput:
     """Score ``ohlcv`` with ``scorer`` (anything ``as_scorer`` takes) and trade ``policy`` (default
     ``Policy()``) on it in ``engine`` (decide at close t, fill at open t+1).
     periods_per_year: annualisation (default: observed from the data's calendar)."""
@@ -157,18 +195,39 @@ def run_backtest(ohlcv: pd.DataFrame, scorer, *, engine: str = "vectorbt", polic
             for m in models:
                 m.model = m.model._inner
     held = target.shift(1, fill_value=0.0)  # the contract: a decision at close t is held from open t+1
-    strat = performance_summary(equity, trades=trades, position=held, init_cash=init_cash, kind="equity",
-                                periods_per_year=periods_per_year)
+    strat = performance_summary(
+        equity, trades=trades, position=held, init_cash=init_cash, kind="equity", periods_per_year=periods_per_year
+    )
     bench_eq = buy_and_hold(ohlcv, fees=fees, slippage=slippage, init_cash=init_cash)
-    bench = performance_summary(bench_eq, position=pd.Series(1.0, index=ohlcv.index), init_cash=init_cash, kind="equity",
-                                periods_per_year=periods_per_year)
-    latency = np.concatenate([getattr(getattr(m.model, "latency", None), "samples", np.array([])) for m in models] or [np.array([])])
-    summary = {"strategy": strat, "buy_and_hold": bench, "engine": engine,
-               "span": [str(ohlcv.index[0]), str(ohlcv.index[-1])], "bars": len(ohlcv), "gaps": time_gaps(ohlcv.index),
-               "periods_per_year": strat["periods_per_year"], "periods_per_year_source": strat["periods_per_year_source"],
-               "config": {"engine": engine, "policy": policy.to_dict(), "fees": fees, "slippage": slippage,
-                          "init_cash": init_cash, "execution": "decide at the close of bar t, fill at the open of bar t+1",
-                          **(config or {})}}
+    bench = performance_summary(
+        bench_eq,
+        position=pd.Series(1.0, index=ohlcv.index),
+        init_cash=init_cash,
+        kind="equity",
+        periods_per_year=periods_per_year,
+    )
+    latency = np.concatenate(
+        [getattr(getattr(m.model, "latency", None), "samples", np.array([])) for m in models] or [np.array([])]
+    )
+    summary = {
+        "strategy": strat,
+        "buy_and_hold": bench,
+        "engine": engine,
+        "span": [str(ohlcv.index[0]), str(ohlcv.index[-1])],
+        "bars": len(ohlcv),
+        "gaps": time_gaps(ohlcv.index),
+        "periods_per_year": strat["periods_per_year"],
+        "periods_per_year_source": strat["periods_per_year_source"],
+        "config": {
+            "engine": engine,
+            "policy": policy.to_dict(),
+            "fees": fees,
+            "slippage": slippage,
+            "init_cash": init_cash,
+            "execution": "decide at the close of bar t, fill at the open of bar t+1",
+            **(config or {}),
+        },
+    }
     return BacktestOutput(engine, probs, target, equity, bench_eq, trades, _clean(summary), latency)
 
 
@@ -184,8 +243,14 @@ def write_backtest_outputs(out: BacktestOutput, ohlcv: pd.DataFrame, out_dir: st
     signals = out.probs.copy()
     signals["target"] = out.target
     write_text_atomic(out_dir / "signals.csv", signals.to_csv(index_label="timestamp"))
-    return write_backtest_report(out_dir, summary=out.summary, equity=out.equity, benchmark=out.benchmark,
-                                 probs=out.probs, ohlcv=ohlcv, trades=out.trades, latency_ms=out.latency_ms,
-                                 **{"title": f"effnet-trading backtest ({out.engine})", **report})
-
-
+    return write_backtest_report(
+        out_dir,
+        summary=out.summary,
+        equity=out.equity,
+        benchmark=out.benchmark,
+        probs=out.probs,
+        ohlcv=ohlcv,
+        trades=out.trades,
+        latency_ms=out.latency_ms,
+        **{"title": f"effnet-trading backtest ({out.engine})", **report},
+    )

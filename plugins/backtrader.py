@@ -9,6 +9,7 @@ contract exactly (cheat-on-open sizing at the fill price), so its equity equals 
 
 backtrader is imported on first use (``pip install "effnet-trading[backtrader]"``).
 """
+
 from __future__ import annotations
 
 import array
@@ -148,8 +149,14 @@ class EfficientNetSignal(bt.Indicator):
                 line[0] = v
             return
         ts = bt.num2date(when).replace(tzinfo=_UTC)  # naive UTC -> aware (cheaper than pandas per bar)
-        bar = {"timestamp": ts, "open": d.open[0], "high": d.high[0], "low": d.low[0], "close": d.close[0],
-               "volume": d.volume[0]}
+        bar = {
+            "timestamp": ts,
+            "open": d.open[0],
+            "high": d.high[0],
+            "low": d.low[0],
+            "close": d.close[0],
+            "volume": d.volume[0],
+        }
         probs = self.scorer.update(bar)
         target = self.policy.step(probs)
         if self.p.risk is not None:
@@ -223,8 +230,10 @@ class EfficientNetStrategy(bt.Strategy):
             self.signal = self.p.signal
         else:
             self.indicator = EfficientNetSignal(
-                self.data, model=self.p.model,
-                **{name: getattr(self.p, name) for name, _ in _SIGNAL_PARAMS if name != "model"})
+                self.data,
+                model=self.p.model,
+                **{name: getattr(self.p, name) for name, _ in _SIGNAL_PARAMS if name != "model"},
+            )
             self.signal = self.indicator.signal
         self.held_target = 0.0
         self.order_log: list[tuple] = []  # (fill bar as a backtrader float date, units traded, fill price, fee)
@@ -339,7 +348,9 @@ def run_backtrader(
 
     check_costs(fees, slippage, init_cash)
     frame = canonical_ohlcv(ohlcv)
-    model = as_scorer(model, chunk=chunk, what="run_backtrader")  # loaded once: the strategy's indicator uses this object
+    model = as_scorer(
+        model, chunk=chunk, what="run_backtrader"
+    )  # loaded once: the strategy's indicator uses this object
     require_history(model, frame)
     cerebro = bt.Cerebro(runonce=runonce, cheat_on_open=True, stdstats=False)
     cerebro.broker.set_coo(True)
@@ -360,18 +371,38 @@ def run_backtrader(
     filled = [r for r in strat.order_log if r[1] != 0.0]
     pos = idx.get_indexer(num2timestamps([r[0] for r in filled]))
     filled = [(int(p), *r[1:]) for p, r in zip(pos, filled)]
-    orders = pd.DataFrame({
-        "time": idx[[r[0] for r in filled]],
-        "side": ["buy" if r[1] > 0 else "sell" for r in filled],
-        "size": [abs(r[1]) for r in filled],
-        "price": [r[2] for r in filled],
-        "fee": [r[3] for r in filled],
-    })
+    orders = pd.DataFrame(
+        {
+            "time": idx[[r[0] for r in filled]],
+            "side": ["buy" if r[1] > 0 else "sell" for r in filled],
+            "size": [abs(r[1]) for r in filled],
+            "price": [r[2] for r in filled],
+            "fee": [r[3] for r in filled],
+        }
+    )
     units = np.cumsum([r[1] for r in filled]) if filled else np.array([])
-    fills = [Fill(r[0], float(r[1]), float(r[2]), float(r[3]), math.nan, float(u), math.nan) for r, u in zip(filled, units)]
+    fills = [
+        Fill(r[0], float(r[1]), float(r[2]), float(r[3]), math.nan, float(u), math.nan) for r, u in zip(filled, units)
+    ]
     trades = trades_from_orders(fills, idx, float(frame["close"].iloc[-1]))
     equity = pd.Series(strat.equity_log[:n], index=idx, name="equity")
-    config = {"engine": "backtrader", "runonce": runonce, "policy": policy.to_dict(), "fees": fees,
-              "slippage": slippage, "init_cash": init_cash, "risk": None if risk is None else risk.to_dict()}
-    return BacktraderResult(probs, target, equity, orders, trades, float(init_cash),
-                            rejected=len(strat.order_log) - len(filled), config=config, fills=fills)
+    config = {
+        "engine": "backtrader",
+        "runonce": runonce,
+        "policy": policy.to_dict(),
+        "fees": fees,
+        "slippage": slippage,
+        "init_cash": init_cash,
+        "risk": None if risk is None else risk.to_dict(),
+    }
+    return BacktraderResult(
+        probs,
+        target,
+        equity,
+        orders,
+        trades,
+        float(init_cash),
+        rejected=len(strat.order_log) - len(filled),
+        config=config,
+        fills=fills,
+    )

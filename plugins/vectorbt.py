@@ -21,6 +21,7 @@ close-checked stops; use ``Risk`` for engine parity).
 vectorbt is imported on first use (``pip install "effnet-trading[vectorbt]"``); its first import
 compiles numba kernels (tens of seconds).
 """
+
 from __future__ import annotations
 
 import functools
@@ -54,12 +55,14 @@ def signal_events(target: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return long_now & ~long_before, long_before & ~long_now, short_now & ~short_before, short_before & ~short_now
 
 
-def _custom_func(open_, high, low, close, volume, threshold, hysteresis, long_only, *, model=None, chunk=2048,
-                 policy=None):
+def _custom_func(
+    open_, high, low, close, volume, threshold, hysteresis, long_only, *, model=None, chunk=2048, policy=None
+):
     """Probabilities once per input column, then the policy per parameter combination (param-major columns).
     ``policy``: the base ``Policy`` (sizing, on_hold); the threshold/hysteresis/long_only grids override it."""
-    scorer = as_scorer(model, chunk=chunk, load=lambda path: _cached_signal_model(path, chunk),
-                       what="EfficientNetIndicator.run")
+    scorer = as_scorer(
+        model, chunk=chunk, load=lambda path: _cached_signal_model(path, chunk), what="EfficientNetIndicator.run"
+    )
     names = tuple(scorer.class_names)
     dirs = class_directions(names).tolist()
     if sorted(dirs) != [-1, 0, 1]:
@@ -68,8 +71,15 @@ def _custom_func(open_, high, low, close, volume, threshold, hysteresis, long_on
     base = policy if policy is not None else Policy()
     probs = []
     for j in range(close.shape[1]):
-        frame = pd.DataFrame({"open": open_.iloc[:, j], "high": high.iloc[:, j], "low": low.iloc[:, j],
-                              "close": close.iloc[:, j], "volume": volume.iloc[:, j]})
+        frame = pd.DataFrame(
+            {
+                "open": open_.iloc[:, j],
+                "high": high.iloc[:, j],
+                "low": low.iloc[:, j],
+                "close": close.iloc[:, j],
+                "volume": volume.iloc[:, j],
+            }
+        )
         probs.append(_score_valid_span(scorer, frame, close.columns[j]))
     outs = {name: [] for name in _OUTPUTS}
     for th, hy, lo in zip(threshold, hysteresis, long_only):
@@ -92,14 +102,16 @@ def _score_valid_span(scorer, frame: pd.DataFrame, column) -> pd.DataFrame:
     if ok.all() or not ok.any():
         return scorer.predict_proba(frame)
     first, last = np.flatnonzero(ok)[[0, -1]]
-    holes = np.flatnonzero(~ok[first:last + 1]) + first
+    holes = np.flatnonzero(~ok[first : last + 1]) + first
     if len(holes):
-        shown = ", ".join(str(frame.index[i]) for i in holes[:3]) + (f" and {len(holes) - 3} more" if len(holes) > 3 else "")
+        shown = ", ".join(str(frame.index[i]) for i in holes[:3]) + (
+            f" and {len(holes) - 3} more" if len(holes) > 3 else ""
+        )
         raise DataError(
             f"column {column!r} has NaN bars inside its data ({shown}); only leading/trailing NaN (a symbol listed "
             "later or delisted) is skipped. Fill or drop those bars explicitly before scoring."
         )
-    part = scorer.predict_proba(frame.iloc[first:last + 1])
+    part = scorer.predict_proba(frame.iloc[first : last + 1])
     return part.reindex(frame.index)
 
 
@@ -173,7 +185,11 @@ def _symbol_level(target) -> pd.Index | None:
     cols = target.columns
     name = cols.names[-1]
     values = cols.get_level_values(-1)
-    if (name is None and not isinstance(cols, pd.MultiIndex)) or str(name).startswith("effnet_") or values.nunique() < 2:
+    if (
+        (name is None and not isinstance(cols, pd.MultiIndex))
+        or str(name).startswith("effnet_")
+        or values.nunique() < 2
+    ):
         return None  # a plain frame of several targets for one symbol, or a parameter level
     return values
 
@@ -182,12 +198,16 @@ def _wide(ohlcv: dict, target) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame
     """{symbol: OHLCV} -> open, high, low, close frames with the target's columns (each column at its symbol's prices)."""
     frames = {sym: _frame(f) for sym, f in ohlcv.items()}
     if not isinstance(target, pd.DataFrame):
-        raise DataError(f"{len(frames)} symbols {sorted(frames)} but one target Series: pass a DataFrame with one column per symbol.")
+        raise DataError(
+            f"{len(frames)} symbols {sorted(frames)} but one target Series: pass a DataFrame with one column per symbol."
+        )
     symbols = target.columns.get_level_values(-1)
     missing = sorted(set(map(str, symbols)) - set(map(str, frames)))
     if missing:
-        raise DataError(f"targets for symbol(s) {missing} have no OHLCV frame (given: {sorted(frames)}); "
-                        "pass one frame per target column, keyed by the column's symbol.")
+        raise DataError(
+            f"targets for symbol(s) {missing} have no OHLCV frame (given: {sorted(frames)}); "
+            "pass one frame per target column, keyed by the column's symbol."
+        )
     index = frames[next(iter(frames))].index
     for f in frames.values():
         index = index.union(f.index)
@@ -237,14 +257,23 @@ def portfolio_from_signals(
         open_w, high_w, low_w, close_w, index = _wide(ohlcv, target)
         target = target.reindex(index).fillna(0.0)
         if (target.abs() > 1.0 + 1e-12).to_numpy().any():
-            raise DataError("targets must be fractions of equity in [-1, 1]; clip or rescale them (e.g. Risk(max_exposure=...)).")
+            raise DataError(
+                "targets must be fractions of equity in [-1, 1]; clip or rescale them (e.g. Risk(max_exposure=...))."
+            )
         if not allow_short:
             target = target.clip(lower=0.0)
         if sl_stop is not None or tp_stop is not None:
             raise SpecError("sl_stop/tp_stop are for one OHLCV frame; with several symbols use Risk(stop_loss=...).")
-        return vbt.Portfolio.from_orders(close_w, size=contract_orders(target), size_type="targetpercent", price=open_w,
-                                         fees=fees, slippage=slippage, init_cash=init_cash,
-                                         freq=freq or infer_interval(index))
+        return vbt.Portfolio.from_orders(
+            close_w,
+            size=contract_orders(target),
+            size_type="targetpercent",
+            price=open_w,
+            fees=fees,
+            slippage=slippage,
+            init_cash=init_cash,
+            freq=freq or infer_interval(index),
+        )
     frame = _frame(ohlcv)
     symbols = _symbol_level(target)
     if symbols is not None:
@@ -255,23 +284,37 @@ def portfolio_from_signals(
     if isinstance(target, np.ndarray):
         target = pd.Series(target, index=frame.index) if target.ndim == 1 else pd.DataFrame(target, index=frame.index)
     if not isinstance(target, (pd.Series, pd.DataFrame)):
-        raise DataError(f"signal_or_target must be a Series/DataFrame of targets in [-1, 1], got {type(target).__name__}.")
+        raise DataError(
+            f"signal_or_target must be a Series/DataFrame of targets in [-1, 1], got {type(target).__name__}."
+        )
     if not target.index.equals(frame.index):
         target = target.reindex(frame.index)
         if target.isna().all().all() if isinstance(target, pd.DataFrame) else target.isna().all():
-            raise DataError("targets share no timestamps with the ohlcv index (is one tz-naive?); build them on the same index.")
+            raise DataError(
+                "targets share no timestamps with the ohlcv index (is one tz-naive?); build them on the same index."
+            )
     target = target.fillna(0.0)
     target.index = frame.index  # equal stamps; vectorbt also wants the same index name
     if (target.abs() > 1.0 + 1e-12).to_numpy().any():
-        raise DataError("targets must be fractions of equity in [-1, 1]; clip or rescale them (e.g. Risk(max_exposure=...)).")
+        raise DataError(
+            "targets must be fractions of equity in [-1, 1]; clip or rescale them (e.g. Risk(max_exposure=...))."
+        )
     if not allow_short:
         target = target.clip(lower=0.0)
     freq = freq or infer_interval(frame.index)
     open_, close = frame["open"], frame["close"]
     if sl_stop is None and tp_stop is None:
         size = contract_orders(target)
-        return vbt.Portfolio.from_orders(close, size=size, size_type="targetpercent", price=open_, fees=fees,
-                                         slippage=slippage, init_cash=init_cash, freq=freq)
+        return vbt.Portfolio.from_orders(
+            close,
+            size=size,
+            size_type="targetpercent",
+            price=open_,
+            fees=fees,
+            slippage=slippage,
+            init_cash=init_cash,
+            freq=freq,
+        )
     values = target.to_numpy()
     if not np.isin(values, (-1.0, 0.0, 1.0)).all():
         raise SpecError(
@@ -282,9 +325,24 @@ def portfolio_from_signals(
     # decided at close t, entered at open t+1: shift the events one bar and fill at the open
     entries, exits, short_entries, short_exits = (e.shift(1, fill_value=False).astype(bool) for e in events)
     return vbt.Portfolio.from_signals(
-        close, entries=entries, exits=exits, short_entries=short_entries, short_exits=short_exits, size=np.inf,
-        size_type="amount", price=open_, open=open_, high=frame["high"], low=frame["low"], fees=fees,
-        slippage=slippage, sl_stop=sl_stop, tp_stop=tp_stop, init_cash=init_cash, freq=freq)
+        close,
+        entries=entries,
+        exits=exits,
+        short_entries=short_entries,
+        short_exits=short_exits,
+        size=np.inf,
+        size_type="amount",
+        price=open_,
+        open=open_,
+        high=frame["high"],
+        low=frame["low"],
+        fees=fees,
+        slippage=slippage,
+        sl_stop=sl_stop,
+        tp_stop=tp_stop,
+        init_cash=init_cash,
+        freq=freq,
+    )
 
 
 def _like(target, values: np.ndarray):

@@ -2,6 +2,7 @@
 
 Never imports backtrader, vectorbt or pybit.
 """
+
 from effnet_trading.strategies.ensemble import TimeframeEnsemble, combine_probabilities
 from effnet_trading.strategies.execution import Fill, SimResult, align_target, simulate
 from effnet_trading.strategies.monitor import PSI_ALARM, Monitor, psi

@@ -5,6 +5,7 @@ member contributes the probabilities of its **last higher bar that has closed by
 base bar t** (``last_closed_index``); a higher bar still forming is never used. Rows where
 any member is still warming up are NaN.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -188,7 +189,9 @@ class TimeframeEnsemble:
         for tf, model in self.members.items():
             bucket = self._buckets.setdefault(tf, _Bucket(self.steps[tf]))
             for start, hrow in bucket.add(ts_ns, row, base_ns):
-                self._latest[tf] = model.update({"timestamp": pd.Timestamp(start, tz="UTC"), **dict(zip(OHLCV_COLUMNS, hrow))})
+                self._latest[tf] = model.update(
+                    {"timestamp": pd.Timestamp(start, tz="UTC"), **dict(zip(OHLCV_COLUMNS, hrow))}
+                )
         self.last_member_probs = {tf: self._latest.get(tf) for tf in self.timeframes}
         if any(p is None for p in self.last_member_probs.values()):
             return None

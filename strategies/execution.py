@@ -24,6 +24,7 @@ size_type="targetpercent", price=open, fees=fees, slippage=slippage, init_cash=c
 ``s = target.shift(1)`` kept only where it changes (NaN elsewhere) gives the same equity to
 ~1e-15 relative (checked with vectorbt 1.2 on long/short/fractional targets).
 """
+
 from __future__ import annotations
 
 import math
@@ -87,7 +88,9 @@ def align_target(ohlcv: pd.DataFrame, target) -> np.ndarray:
     else:
         values = np.asarray(target, dtype=np.float64).reshape(-1)
         if len(values) != len(ohlcv):
-            raise DataError(f"target has {len(values)} values but ohlcv has {len(ohlcv)} bars; pass one target per bar.")
+            raise DataError(
+                f"target has {len(values)} values but ohlcv has {len(ohlcv)} bars; pass one target per bar."
+            )
     values = np.where(np.isnan(values), 0.0, values)
     bad = np.flatnonzero(~np.isfinite(values) | (np.abs(values) > 1.0 + 1e-12))
     if len(bad):
@@ -131,9 +134,15 @@ def check_costs(fees: float, slippage: float, init_cash: float) -> None:
         if not (isinstance(v, (int, float, np.floating, np.integer)) and math.isfinite(v) and 0.0 <= v < 1.0):
             raise SpecError(f"{name}={v!r} must be a fraction of the traded notional in [0, 1), e.g. 0.001 for 0.1 %.")
         if v >= HIGH_COST:
-            warnings.warn(f"{name}={v:g} is {v:.1%} of every trade's notional: far above any real market "
-                          f"(0.001 = 0.1 % is typical). Did you mean {v / 100:g}?", UserWarning, stacklevel=3)
-    if not (isinstance(init_cash, (int, float, np.floating, np.integer)) and math.isfinite(init_cash) and init_cash > 0):
+            warnings.warn(
+                f"{name}={v:g} is {v:.1%} of every trade's notional: far above any real market "
+                f"(0.001 = 0.1 % is typical). Did you mean {v / 100:g}?",
+                UserWarning,
+                stacklevel=3,
+            )
+    if not (
+        isinstance(init_cash, (int, float, np.floating, np.integer)) and math.isfinite(init_cash) and init_cash > 0
+    ):
         raise SpecError(f"cash={init_cash!r} must be a finite amount > 0, e.g. 10000.")
 
 
@@ -187,7 +196,18 @@ def simulate(ohlcv, target, *, fees: float = 0.001, slippage: float = 0.0, init_
     )
 
 
-_TRADE_COLUMNS = ["entry_time", "exit_time", "direction", "entry_price", "exit_price", "size", "pnl", "return", "fees", "status"]
+_TRADE_COLUMNS = [
+    "entry_time",
+    "exit_time",
+    "direction",
+    "entry_price",
+    "exit_price",
+    "size",
+    "pnl",
+    "return",
+    "fees",
+    "status",
+]
 
 
 def trades_from_orders(fills: list[Fill], idx: pd.DatetimeIndex, last_close: float) -> pd.DataFrame:
@@ -199,8 +219,16 @@ def trades_from_orders(fills: list[Fill], idx: pd.DatetimeIndex, last_close: flo
     units = 0.0
 
     def _open(time, sign):
-        return {"entry_time": time, "sign": sign, "in_units": 0.0, "in_value": 0.0, "out_units": 0.0,
-                "out_value": 0.0, "flow": 0.0, "fees": 0.0}
+        return {
+            "entry_time": time,
+            "sign": sign,
+            "in_units": 0.0,
+            "in_value": 0.0,
+            "out_units": 0.0,
+            "out_value": 0.0,
+            "flow": 0.0,
+            "fees": 0.0,
+        }
 
     def _fill(tr, d, price, fee):
         tr["flow"] += -d * price - fee
@@ -216,13 +244,20 @@ def trades_from_orders(fills: list[Fill], idx: pd.DatetimeIndex, last_close: flo
         pnl = tr["flow"] + mark_units * last_close
         out_units = tr["out_units"] + abs(mark_units)
         out_value = tr["out_value"] + abs(mark_units) * last_close
-        rows.append({
-            "entry_time": tr["entry_time"], "exit_time": time,
-            "direction": "long" if tr["sign"] > 0 else "short",
-            "entry_price": tr["in_value"] / tr["in_units"],
-            "exit_price": out_value / out_units if out_units else np.nan,
-            "size": tr["in_units"], "pnl": pnl, "return": pnl / tr["in_value"], "fees": tr["fees"], "status": status,
-        })
+        rows.append(
+            {
+                "entry_time": tr["entry_time"],
+                "exit_time": time,
+                "direction": "long" if tr["sign"] > 0 else "short",
+                "entry_price": tr["in_value"] / tr["in_units"],
+                "exit_price": out_value / out_units if out_units else np.nan,
+                "size": tr["in_units"],
+                "pnl": pnl,
+                "return": pnl / tr["in_value"],
+                "fees": tr["fees"],
+                "status": status,
+            }
+        )
 
     for fill in fills:
         time, d, price, fee, after = fill.bar, fill.units, fill.price, fill.fee, fill.units_after

@@ -5,6 +5,7 @@ bins set by the reference's deciles (continuous inputs) or by the classes (outpu
 are floored at 1e-4 so an empty bin stays finite. PSI > 0.25 raises an alarm (the usual
 "significant shift" rule of thumb; 0.1-0.25 is "moderate").
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -158,7 +159,8 @@ class Monitor:
         out["alarms"] = [
             f"{name} = {value:.3f} > {PSI_ALARM}: the {'model outputs' if name == 'output_psi' else 'input bars'} "
             "have drifted from the reference; re-validate or retrain the model."
-            for name, value in drift.items() if value > PSI_ALARM
+            for name, value in drift.items()
+            if value > PSI_ALARM
         ]
         return out
 

@@ -10,6 +10,7 @@ deviation sqrt(mean(min(r, 0)^2)) in place of the standard deviation (risk-free 
 CAGR = (final / initial) ** (1 / years) - 1 with ``years`` the calendar time the returns cover;
 below ``MIN_CAGR_DAYS`` it is None, with the reason in ``cagr_note``.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,8 +21,16 @@ import pandas as pd
 from effnet_trading.errors import DataError
 from effnet_trading.imaging import infer_interval, parse_timeframe
 
-__all__ = ["bars_per_year", "periods_per_year", "drawdown", "sharpe_ratio", "performance_summary", "buy_and_hold",
-           "YEAR", "MIN_CAGR_DAYS"]
+__all__ = [
+    "bars_per_year",
+    "periods_per_year",
+    "drawdown",
+    "sharpe_ratio",
+    "performance_summary",
+    "buy_and_hold",
+    "YEAR",
+    "MIN_CAGR_DAYS",
+]
 
 YEAR = pd.Timedelta(days=365.25)
 MIN_CAGR_DAYS = 90.0  # an annualised growth rate of a shorter span says nothing (8 days at +3 % reads +300 %/year)
@@ -67,7 +76,9 @@ def _calendar(index, interval, given: float | None, n: int) -> tuple[float, str,
     elif interval is not None:
         ppy, source = bars_per_year(interval), f"{interval} bars on a 24/7 calendar (no timestamps)"
     else:
-        raise DataError("pass interval='1h' (the bar size) or periods_per_year=: neither can be read without a DatetimeIndex.")
+        raise DataError(
+            "pass interval='1h' (the bar size) or periods_per_year=: neither can be read without a DatetimeIndex."
+        )
     years = None
     if has_time:
         # each return spans one bar: n returns on len(index) stamps start one bar before index[0] when n == len
@@ -78,6 +89,8 @@ def _calendar(index, interval, given: float | None, n: int) -> tuple[float, str,
     elif n:
         years = n / ppy
     return ppy, source, years
+
+
 def drawdown(equity: pd.Series) -> pd.Series:
     """Fractional drawdown from the running peak (<= 0): equity / cummax(equity) - 1."""
     values = np.asarray(equity, dtype=np.float64)
@@ -163,8 +176,11 @@ def performance_summary(
     days = None if years is None else years * 365.25
     cagr, note = None, None
     if days is None or days < MIN_CAGR_DAYS:
-        note = (f"not annualised: the span is {days:.1f} days, under {MIN_CAGR_DAYS:.0f}" if days is not None
-                else "not annualised: no span")
+        note = (
+            f"not annualised: the span is {days:.1f} days, under {MIN_CAGR_DAYS:.0f}"
+            if days is not None
+            else "not annualised: no span"
+        )
     elif eq[-1] <= 0:
         note = "equity reached zero"
     else:

@@ -14,6 +14,7 @@ Rules, applied at the close of each bar to that bar's probabilities ``p`` (K cla
    [0, 1] (0 at an uninformative 1/K, 1 at certainty), re-evaluated on each confident bar
    on the same side.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,9 +29,18 @@ from effnet_trading.errors import SpecError
 __all__ = ["Policy", "class_directions"]
 
 _DIRECTIONS = {
-    "sell": -1, "down": -1, "short": -1, "bear": -1,
-    "hold": 0, "flat": 0, "neutral": 0, "none": 0,
-    "buy": 1, "up": 1, "long": 1, "bull": 1,
+    "sell": -1,
+    "down": -1,
+    "short": -1,
+    "bear": -1,
+    "hold": 0,
+    "flat": 0,
+    "neutral": 0,
+    "none": 0,
+    "buy": 1,
+    "up": 1,
+    "long": 1,
+    "bull": 1,
 }
 
 
@@ -146,7 +156,9 @@ class Policy:
         else:
             p = [float(x) for x in probs_row]
             if len(p) != len(self.class_names):
-                raise SpecError(f"probabilities row has {len(p)} values; expected {len(self.class_names)} ({list(self.class_names)}).")
+                raise SpecError(
+                    f"probabilities row has {len(p)} values; expected {len(self.class_names)} ({list(self.class_names)})."
+                )
         if any(x != x for x in p):
             self._current = 0.0
             return 0.0
@@ -179,7 +191,7 @@ class Policy:
         d["class_names"] = list(self.class_names)
         return d
 
-    def replace(self, **changes: Any) -> "Policy":
+    def replace(self, **changes: Any) -> Policy:
         """A new, flat Policy with ``changes`` applied (adapters bind a scorer's class names this way)."""
         return type(self).from_dict(self.to_dict() | changes)
 
@@ -187,14 +199,14 @@ class Policy:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Policy":
+    def from_dict(cls, d: Mapping[str, Any]) -> Policy:
         unknown = set(d) - set(cls._FIELDS)
         if unknown:
             raise SpecError(f"unknown Policy option(s) {sorted(unknown)}; known: {list(cls._FIELDS)}.")
         return cls(**d)
 
     @classmethod
-    def from_json(cls, text: str) -> "Policy":
+    def from_json(cls, text: str) -> Policy:
         return cls.from_dict(json.loads(text))
 
     def __repr__(self) -> str:

@@ -16,6 +16,7 @@ Per bar t (decision at the close of bar t, as in the execution contract):
    ``close >= entry * (1 + take_profit)`` (mirrored for shorts). On a hit the target becomes 0
    at that bar (filled at the next open) and stays 0 for the next ``cooldown_bars`` decisions.
 """
+
 from __future__ import annotations
 
 import math
@@ -126,7 +127,9 @@ class Risk:
         if self.interval is not None:
             return bars_per_year(self.interval)
         if index is None or len(index) < 2:
-            raise DataError("Risk(vol_target=...) needs the calendar: pass Risk(periods_per_year=...) or at least 2 bars.")
+            raise DataError(
+                "Risk(vol_target=...) needs the calendar: pass Risk(periods_per_year=...) or at least 2 bars."
+            )
         return periods_per_year(index)
 
     def apply(self, ohlcv, targets) -> pd.Series:
@@ -188,8 +191,17 @@ class Risk:
         self._prev, self._held_before, self._entry, self._cool = state
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Risk":
-        known = {"vol_target", "vol_window", "max_exposure", "stop_loss", "take_profit", "cooldown_bars", "interval", "periods_per_year"}
+    def from_dict(cls, d: dict) -> Risk:
+        known = {
+            "vol_target",
+            "vol_window",
+            "max_exposure",
+            "stop_loss",
+            "take_profit",
+            "cooldown_bars",
+            "interval",
+            "periods_per_year",
+        }
         unknown = set(d) - known
         if unknown:
             raise SpecError(f"unknown Risk option(s) {sorted(unknown)}; known: {sorted(known)}.")
@@ -198,8 +210,12 @@ class Risk:
     def to_dict(self) -> dict:
         """JSON-ready configuration (``Risk.from_dict`` inverts it)."""
         return {
-            "vol_target": self.vol_target, "vol_window": self.vol_window, "max_exposure": self.max_exposure,
-            "stop_loss": self.stop_loss, "take_profit": self.take_profit, "cooldown_bars": self.cooldown_bars,
+            "vol_target": self.vol_target,
+            "vol_window": self.vol_window,
+            "max_exposure": self.max_exposure,
+            "stop_loss": self.stop_loss,
+            "take_profit": self.take_profit,
+            "cooldown_bars": self.cooldown_bars,
             "interval": None if self.interval is None else f"{int(self.interval.total_seconds())}s",
             "periods_per_year": self.periods_per_year,
         }

@@ -6,6 +6,7 @@ user class. ``as_scorer`` is the one place that turns what a user hands an adapt
 folder, a ``Predictor``, a ``SignalModel``, ``{timeframe: model}``) into a scorer; every adapter
 calls it once instead of checking attributes itself.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -60,8 +61,9 @@ def _is_model_path(obj: Any) -> bool:
     return isinstance(obj, (str, os.PathLike))
 
 
-def as_scorer(model: Any, *, chunk: int = 2048, load: Callable[[Any], Any] | None = None,
-              what: str = "the adapter") -> Scorer:
+def as_scorer(
+    model: Any, *, chunk: int = 2048, load: Callable[[Any], Any] | None = None, what: str = "the adapter"
+) -> Scorer:
     """A ``Scorer`` from what a user passes an adapter: a Scorer (returned as is), a model folder
     (model.onnx + card.json), a ``Predictor`` (or any object with ``predict``/``spec``/``class_names``),
     or ``{timeframe: any of these}`` for a ``TimeframeEnsemble``.
@@ -80,8 +82,9 @@ def as_scorer(model: Any, *, chunk: int = 2048, load: Callable[[Any], Any] | Non
     if isinstance(model, Mapping):
         from effnet_trading.strategies.ensemble import TimeframeEnsemble
 
-        return TimeframeEnsemble({tf: as_scorer(m, chunk=chunk, load=load, what=f"{what} ({tf!r})")
-                                  for tf, m in model.items()})
+        return TimeframeEnsemble(
+            {tf: as_scorer(m, chunk=chunk, load=load, what=f"{what} ({tf!r})") for tf, m in model.items()}
+        )
     if is_scorer(model):
         return model
     if _is_model_path(model):
@@ -102,8 +105,10 @@ class PrecomputedScores:
 
     def __init__(self, probs: pd.DataFrame):
         if not isinstance(probs, pd.DataFrame) or not isinstance(probs.index, pd.DatetimeIndex):
-            raise DataError("PrecomputedScores needs a DataFrame of probabilities on a DatetimeIndex "
-                            "(one column per class, e.g. sell/hold/buy).")
+            raise DataError(
+                "PrecomputedScores needs a DataFrame of probabilities on a DatetimeIndex "
+                "(one column per class, e.g. sell/hold/buy)."
+            )
         index = probs.index.tz_localize("UTC") if probs.index.tz is None else probs.index.tz_convert("UTC")
         self.probs = probs.set_axis(index).astype(np.float64)
         self.class_names = tuple(str(c) for c in probs.columns)

@@ -3,6 +3,7 @@
 Both paths render with ``effnet_trading.imaging`` and call the same ``predict``, so a bar
 scored live gets the same probabilities as the same bar scored in a backtest.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,6 +16,8 @@ import pandas as pd
 from effnet_trading.errors import DataError, SpecError
 from effnet_trading.imaging import (
     MODEL_INPUT_DTYPE as IMAGE_DTYPE,
+)
+from effnet_trading.imaging import (
     OHLCV_COLUMNS,
     iter_render,
     parse_timeframe,
@@ -42,7 +45,9 @@ def parse_bar(bar) -> tuple[pd.Timestamp, np.ndarray]:
     """
     if isinstance(bar, pd.DataFrame):
         if len(bar) != 1:
-            raise DataError(f"update() takes one bar; got a DataFrame with {len(bar)} rows. Use predict_proba() for many bars.")
+            raise DataError(
+                f"update() takes one bar; got a DataFrame with {len(bar)} rows. Use predict_proba() for many bars."
+            )
         frame = validate_ohlcv(bar, name="bar")
         return frame.index[0], frame.to_numpy()[0]
     if isinstance(bar, pd.Series):
@@ -57,7 +62,9 @@ def parse_bar(bar) -> tuple[pd.Timestamp, np.ndarray]:
             "e.g. {'timestamp': ..., 'open': .., 'high': .., 'low': .., 'close': .., 'volume': ..}."
         )
     if ts is None:
-        raise DataError("bar has no timestamp: add a 'timestamp' key (bar open time, UTC) or pass a Series named by it.")
+        raise DataError(
+            "bar has no timestamp: add a 'timestamp' key (bar open time, UTC) or pass a Series named by it."
+        )
     missing = [c for c in OHLCV_COLUMNS if c not in data]
     if missing:
         raise DataError(f"bar is missing field(s) {missing}; a bar needs open, high, low, close, volume and timestamp.")
@@ -112,10 +119,10 @@ class _Ring:
         i = self.count % self.size
         return np.concatenate([self.times[i:], self.times[:i]]), np.concatenate([self.bars[i:], self.bars[:i]])
 
-    def resized(self, size: int) -> "_Ring":
+    def resized(self, size: int) -> _Ring:
         out = _Ring(max(size, 1))
         times, bars = self.ordered()
-        for t, b in zip(times[-out.size:], bars[-out.size:]):
+        for t, b in zip(times[-out.size :], bars[-out.size :]):
             out.push(int(t), b)
         return out
 
@@ -258,8 +265,11 @@ class SignalModel:
         times, bars = self._ring.ordered()  # type: ignore[union-attr]
         n = len(bars)
         if self._needs_base():
-            data = pd.DataFrame(bars, index=pd.DatetimeIndex(pd.to_datetime(times, utc=True), name="timestamp"),
-                                columns=list(OHLCV_COLUMNS))
+            data = pd.DataFrame(
+                bars,
+                index=pd.DatetimeIndex(pd.to_datetime(times, utc=True), name="timestamp"),
+                columns=list(OHLCV_COLUMNS),
+            )
             data.attrs["repairs"] = []
         else:
             data = bars  # plain specs render from the array: no frame to build per bar

@@ -1,4 +1,5 @@
 """Shared fixtures: the bundled sample data and small exported models (no network, no downloads)."""
+
 from __future__ import annotations
 
 import json
@@ -45,6 +46,7 @@ def tiny_model_dir(tmp_path_factory, planted) -> Path:
     """An *untrained* small_cnn on 32x32 GASF, exported to ONNX with a card. For plumbing and
     parity tests (its outputs are deterministic, not meaningful)."""
     import torch
+
     from effnet_trading.imaging import render
     from effnet_trading.model_zoo import create_model
     from effnet_trading.model_zoo.export import export_onnx
@@ -52,9 +54,14 @@ def tiny_model_dir(tmp_path_factory, planted) -> Path:
     torch.manual_seed(0)
     model = create_model("small_cnn", num_classes=3, in_chans=TINY_SPEC.channels).eval()
     out = tmp_path_factory.mktemp("models") / "tiny_gasf"
-    export_onnx(model, out, spec=TINY_SPEC, architecture="small_cnn",
-                label={"rule": "forward_return", "horizon": 6, "k": 0.5},
-                sample_images=render(TINY_SPEC, planted.iloc[:64]))
+    export_onnx(
+        model,
+        out,
+        spec=TINY_SPEC,
+        architecture="small_cnn",
+        label={"rule": "forward_return", "horizon": 6, "k": 0.5},
+        sample_images=render(TINY_SPEC, planted.iloc[:64]),
+    )
     return out
 
 
@@ -71,11 +78,24 @@ def trained_model_dir(tmp_path_factory, planted, planted_events) -> Path:
     of its test span, ``{"n", "accuracy"}``). The test span is ``card.metrics["split"]["test"]``."""
     from effnet_trading.model_zoo.train import TrainConfig, train_and_export
 
-    cfg = TrainConfig(model="small_cnn", spec=TRAINED_SPEC, horizon=6, epochs=5, patience=3, seed=0,
-                      progress=False, num_threads=1, model_kwargs={"widths": (16, 32, 64)})
+    cfg = TrainConfig(
+        model="small_cnn",
+        spec=TRAINED_SPEC,
+        horizon=6,
+        epochs=5,
+        patience=3,
+        seed=0,
+        progress=False,
+        num_threads=1,
+        model_kwargs={"widths": (16, 32, 64)},
+    )
     out = tmp_path_factory.mktemp("trained") / "planted_small_cnn"
-    res = train_and_export(planted.iloc[:12_000], cfg, out,
-                           extra_metrics=lambda r: {"event_accuracy": r.accuracy_on(planted_events["position"])})
+    res = train_and_export(
+        planted.iloc[:12_000],
+        cfg,
+        out,
+        extra_metrics=lambda r: {"event_accuracy": r.accuracy_on(planted_events["position"])},
+    )
     return res.model_dir
 
 

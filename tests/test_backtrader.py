@@ -1,16 +1,16 @@
 """backtrader adapter: the indicator on PandasData and GenericCSVData, warm-up, the probability feed,
 the ensemble, the plain (non cheat-on-open) strategy mode, and errors."""
+
 from __future__ import annotations
 
+import backtrader as bt
 import numpy as np
 import pandas as pd
 import pytest
 
 from effnet_trading.errors import SpecError
-from effnet_trading.strategies import Policy, SignalModel, TimeframeEnsemble
-
-import backtrader as bt
 from effnet_trading.plugins import backtrader as plugin
+from effnet_trading.strategies import Policy, SignalModel, TimeframeEnsemble
 
 N_BARS = 600
 
@@ -74,8 +74,19 @@ def test_pandas_and_csv_feeds_give_the_batch_probabilities(tiny_model_dir, bars,
     pandas_strat = _run(bt.feeds.PandasData(dataname=bars), SignalModel(model))
     csv = tmp_path / "bars.csv"
     bars.tz_convert(None).to_csv(csv, index_label="datetime", date_format="%Y-%m-%d %H:%M:%S")
-    feed = bt.feeds.GenericCSVData(dataname=str(csv), dtformat="%Y-%m-%d %H:%M:%S", timeframe=bt.TimeFrame.Minutes,
-                                   compression=5, datetime=0, open=1, high=2, low=3, close=4, volume=5, openinterest=-1)
+    feed = bt.feeds.GenericCSVData(
+        dataname=str(csv),
+        dtformat="%Y-%m-%d %H:%M:%S",
+        timeframe=bt.TimeFrame.Minutes,
+        compression=5,
+        datetime=0,
+        open=1,
+        high=2,
+        low=3,
+        close=4,
+        volume=5,
+        openinterest=-1,
+    )
     csv_strat = _run(feed, SignalModel(model))
     for strat in (pandas_strat, csv_strat):
         got = _lines(strat, N_BARS)
@@ -101,8 +112,10 @@ def test_timeframe_ensemble_uses_closed_higher_bars(tiny_model_dir, bars):
     ens = TimeframeEnsemble({"5m": SignalModel(tiny_model_dir), "15m": SignalModel(tiny_model_dir)})
     expected = ens.predict_proba(bars)
     for runonce in (True, False):
-        got = _lines(_run(bt.feeds.PandasData(dataname=bars), {"5m": tiny_model_dir, "15m": tiny_model_dir},
-                          runonce=runonce), N_BARS)
+        got = _lines(
+            _run(bt.feeds.PandasData(dataname=bars), {"5m": tiny_model_dir, "15m": tiny_model_dir}, runonce=runonce),
+            N_BARS,
+        )
         np.testing.assert_allclose(got[:, :3], expected[["sell", "hold", "buy"]].to_numpy(), rtol=1e-6, equal_nan=True)
     assert expected["buy"].notna().sum() > 100
 
@@ -179,7 +192,9 @@ def test_risk_sizing_and_stops_same_in_once_and_next(tiny_model_dir, bars):
     expected = Risk(**risk).apply(bars, Policy(0.35).positions(probs))
     assert expected.nunique() > 3 and (expected == 0).sum() > 50  # sized, and stops flatten it for a while
     for runonce in (True, False):
-        res = plugin.run_backtrader(bars, SignalModel(model), policy=Policy(0.35), risk=Risk(**risk), fees=0.001, runonce=runonce)
+        res = plugin.run_backtrader(
+            bars, SignalModel(model), policy=Policy(0.35), risk=Risk(**risk), fees=0.001, runonce=runonce
+        )
         np.testing.assert_allclose(res.target.to_numpy(), expected.to_numpy(), rtol=1e-12, err_msg=f"runonce={runonce}")
         assert res.rejected == 0
 
@@ -220,7 +235,9 @@ def test_next_twice_for_one_bar_two_symbols_with_missing_bars(tiny_model_dir, ba
 
 
 def test_next_twice_for_one_bar_with_a_resampled_second_feed(tiny_model_dir, bars):
-    strat = _run_feeds([bt.feeds.PandasData(dataname=bars)], tiny_model_dir, resample=bt.feeds.PandasData(dataname=bars))
+    strat = _run_feeds(
+        [bt.feeds.PandasData(dataname=bars)], tiny_model_dir, resample=bt.feeds.PandasData(dataname=bars)
+    )
     got = _lines(strat, N_BARS)
     expected = SignalModel(tiny_model_dir).predict_proba(bars)[["sell", "hold", "buy"]].to_numpy()
     np.testing.assert_allclose(got[:, :3], expected, rtol=1e-6, equal_nan=True)
@@ -251,7 +268,9 @@ def test_readme_example_gives_the_trades_of_run_backtrader(tiny_model_dir, bars,
     fills = [r for r in strat.order_log if r[1] != 0.0]
     assert len(ref.orders) >= 20 and len(fills) == len(ref.orders)
     assert not [r for r in strat.order_log if r[1] == 0.0]  # nothing rejected
-    np.testing.assert_allclose([r[1] for r in fills], np.where(ref.orders["side"] == "buy", 1, -1) * ref.orders["size"], rtol=1e-9)
+    np.testing.assert_allclose(
+        [r[1] for r in fills], np.where(ref.orders["side"] == "buy", 1, -1) * ref.orders["size"], rtol=1e-9
+    )
     np.testing.assert_allclose([r[2] for r in fills], ref.orders["price"], rtol=1e-12)
     assert list(plugin.num2timestamps([r[0] for r in fills])) == list(ref.orders["time"])
     assert strat.broker.getvalue() == pytest.approx(ref.final_equity, rel=1e-9)
@@ -295,6 +314,8 @@ def test_readme_headless_plot_workaround(tmp_path):
         "cerebro.run()\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "MPLBACKEND", "WAYLAND_DISPLAY")}
-    res = subprocess.run([sys.executable, "-c", setup + block], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-c", setup + block], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     assert (tmp_path / "backtest.png").stat().st_size > 1000

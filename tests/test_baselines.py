@@ -1,4 +1,5 @@
 """Baselines against slow per-bar references; causality; the logistic baseline learns a planted rule."""
+
 import numpy as np
 import pytest
 

@@ -1,11 +1,10 @@
 """backtrader live: an unchanged EfficientNetStrategy on BybitData over the fake exchange equals the backtest."""
+
 from __future__ import annotations
 
+import backtrader as bt  # noqa: E402
 import numpy as np
-import pandas as pd
 import pytest
-
-bt = pytest.importorskip("backtrader")
 
 from effnet_trading.plugins.backtrader import EfficientNetStrategy, num2timestamps, run_backtrader  # noqa: E402
 from effnet_trading.plugins.bybit.bt_store import BybitStore  # noqa: E402
@@ -15,7 +14,7 @@ pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]
 
 
 def test_efficientnet_strategy_runs_live_on_bybit_data_like_the_backtest(fake_bybit, planted, trained_model_dir):
-    data = planted.iloc[12_000 - 200:12_000 + 45]
+    data = planted.iloc[12_000 - 200 : 12_000 + 45]
     fake = fake_bybit(data, start_index=200, bar_seconds=0.1, faults=Faults(drop_at={4}, duplicate={12}))
     store = BybitStore(rest_url=fake.rest_url, ws_url=fake.ws_url, feed_options={"stale_after_s": 2.0})
     feed = store.getdata(symbol="BTCUSDT", interval="5", backfill=120, max_bars=35)
@@ -35,7 +34,7 @@ def test_efficientnet_strategy_runs_live_on_bybit_data_like_the_backtest(fake_by
     seen = num2timestamps(strat.data.datetime.array[:n])
     assert n == 120 + 35
     first = data.index.get_loc(seen[0])
-    frame = data.iloc[first:first + n]
+    frame = data.iloc[first : first + n]
     assert seen.equals(frame.index), "the live feed lost or repeated a bar"
     ind = strat.indicator
     live = np.column_stack([np.asarray(line.array[:n], dtype=np.float64) for line in ind.lines])

@@ -1,4 +1,5 @@
 """Order book: snapshot + deltas, sequence checks, resets, bad deltas; the book stream against the fake."""
+
 from __future__ import annotations
 
 import asyncio
@@ -13,13 +14,19 @@ from effnet_trading.plugins.bybit.fake_exchange import Faults
 
 
 def _msg(kind, u, b=(), a=()):
-    return {"topic": "orderbook.50.X", "type": kind, "ts": 0,
-            "data": {"s": "X", "b": [[str(p), str(s)] for p, s in b], "a": [[str(p), str(s)] for p, s in a], "u": u}}
+    return {
+        "topic": "orderbook.50.X",
+        "type": kind,
+        "ts": 0,
+        "data": {"s": "X", "b": [[str(p), str(s)] for p, s in b], "a": [[str(p), str(s)] for p, s in a], "u": u},
+    }
 
 
 def _book():
     book = OrderBook("X", stale_after_s=60)
-    assert book.apply(_msg("snapshot", 10, b=[(99, 1), (98, 2), (97, 3)], a=[(101, 1), (103, 2), (102, 5)])) == "snapshot"
+    assert (
+        book.apply(_msg("snapshot", 10, b=[(99, 1), (98, 2), (97, 3)], a=[(101, 1), (103, 2), (102, 5)])) == "snapshot"
+    )
     return book
 
 
@@ -36,7 +43,7 @@ def test_snapshot_then_deltas_keep_a_sorted_book():
     ref_b.update({99.5: 4}), ref_b.pop(98), ref_a.pop(101)
     for _ in range(300):
         u += 1
-        side, ref = (("b", ref_b) if rng.random() < 0.5 else ("a", ref_a))
+        side, ref = ("b", ref_b) if rng.random() < 0.5 else ("a", ref_a)
         lo = 90 if side == "b" else 101.5
         p = float(lo + rng.integers(0, 9) * 0.5)
         s = 0.0 if (p in ref and rng.random() < 0.4) else float(rng.integers(1, 9))

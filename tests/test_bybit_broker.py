@@ -1,4 +1,5 @@
 """BybitBroker, keys and the kill switch against the loopback fake Bybit (signed requests, no network)."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,9 @@ KEY, SECRET = "KEY-7f3a9c1e5d", "SECRET-b2d4f6a8c0e1"
 
 def _rest(fake, key=KEY, secret=SECRET, timeout_s=10.0):
     ep = resolve_endpoints("testnet", fake.rest_url, fake.ws_url)
-    return BybitREST(ep, api_key=key, api_secret=secret, timeout_s=timeout_s,
-                     retry=RetryPolicy(base_s=0.01, cap_s=0.05, total_s=5.0))
+    return BybitREST(
+        ep, api_key=key, api_secret=secret, timeout_s=timeout_s, retry=RetryPolicy(base_s=0.01, cap_s=0.05, total_s=5.0)
+    )
 
 
 def _bar(fake, i):
@@ -45,17 +47,26 @@ def test_reconcile_reads_position_and_open_orders(fake_bybit, planted):
 
 
 def test_order_timeout_after_accept_is_not_doubled(fake_bybit, planted):
-    fake = fake_bybit(planted.iloc[:50], start_index=40, api_key=KEY, api_secret=SECRET,
-                      faults=Faults(rest=[("order/create", "timeout")]))
+    fake = fake_bybit(
+        planted.iloc[:50],
+        start_index=40,
+        api_key=KEY,
+        api_secret=SECRET,
+        faults=Faults(rest=[("order/create", "timeout")]),
+    )
     broker = BybitBroker(_rest(fake, timeout_s=0.3), "BTCUSDT", capital=1_000.0)
     broker.on_bar(_bar(fake, 39))
-    order = broker.submit(pd.Timestamp(int(fake.state.starts[39]), unit="ms", tz="UTC"), "BTCUSDT", 0.5, "effnet-BTCUSDT-1")
+    order = broker.submit(
+        pd.Timestamp(int(fake.state.starts[39]), unit="ms", tz="UTC"), "BTCUSDT", 0.5, "effnet-BTCUSDT-1"
+    )
     assert order.status == "submitted"
     assert fake.order_requests == 2 and len(fake.orders) == 1  # the retry was answered "duplicate"
     expect = float(round_to_step(0.5 * 1_000.0 / fake.state.values[39][3], "0.001"))
     assert fake.position == pytest.approx(expect) and broker.units == pytest.approx(expect)
     (fill,) = broker.fills
-    assert fill.via == "exchange" and fill.price == fake.state.values[40][0]  # filled at the open of the bar in progress
+    assert (
+        fill.via == "exchange" and fill.price == fake.state.values[40][0]
+    )  # filled at the open of the bar in progress
     # the same decision sent again (a restarted process) is refused by id: still one order
     broker.submit(order.time, "BTCUSDT", 0.5, "effnet-BTCUSDT-1")
     assert len(fake.orders) == 1 and fake.position == pytest.approx(expect)
@@ -65,7 +76,9 @@ def test_small_orders_are_skipped_and_bad_keys_fail_without_leaking(fake_bybit, 
     fake = fake_bybit(planted.iloc[:50], start_index=40, api_key=KEY, api_secret=SECRET)
     broker = BybitBroker(_rest(fake), "BTCUSDT", capital=0.05)
     broker.on_bar(_bar(fake, 39))
-    assert broker.submit(pd.Timestamp(0, tz="UTC"), "BTCUSDT", 1.0, "x").status.startswith("skipped") and not fake.orders
+    assert (
+        broker.submit(pd.Timestamp(0, tz="UTC"), "BTCUSDT", 1.0, "x").status.startswith("skipped") and not fake.orders
+    )
     with pytest.raises(AuthError, match="retCode 10004") as err:
         BybitBroker(_rest(fake, secret="WRONG-" + SECRET), "BTCUSDT", capital=1.0)
     assert SECRET not in str(err.value) and KEY not in str(err.value)
@@ -100,9 +113,31 @@ def test_kill_switch_rules():
 
 def test_stale_feed_trips_the_kill_switch(fake_bybit, planted, tiny_model_dir, tmp_path):
     fake = fake_bybit(planted.iloc[:120], start_index=100, bar_seconds=0.03, faults=Faults(stall_s={3: 30.0}))
-    r = CliRunner().invoke(main, ["live", "--symbol", "BTCUSDT", "--interval", "5", "--model", str(tiny_model_dir), "--paper",
-                                  "--out", str(tmp_path), "--max-bars", "50", "--rest-url", fake.rest_url, "--ws-url",
-                                  fake.ws_url, "--stale-after", "5", "--max-stale", "0.5"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "live",
+            "--symbol",
+            "BTCUSDT",
+            "--interval",
+            "5",
+            "--model",
+            str(tiny_model_dir),
+            "--paper",
+            "--out",
+            str(tmp_path),
+            "--max-bars",
+            "50",
+            "--rest-url",
+            fake.rest_url,
+            "--ws-url",
+            fake.ws_url,
+            "--stale-after",
+            "5",
+            "--max-stale",
+            "0.5",
+        ],
+    )
     assert r.exit_code == 0, r.output
     status = json.loads((tmp_path / "status.json").read_text())
     assert status["state"] == "KILLED" and status["killed"].startswith("stale data: no bar for 0.5 s")
@@ -110,18 +145,47 @@ def test_stale_feed_trips_the_kill_switch(fake_bybit, planted, tiny_model_dir, t
 
 
 @pytest.mark.slow
-def test_testnet_session_trades_reconciles_and_never_shows_the_keys(fake_bybit, planted, trained_model_dir, tmp_path,
-                                                                   monkeypatch, caplog):
+def test_testnet_session_trades_reconciles_and_never_shows_the_keys(
+    fake_bybit, planted, trained_model_dir, tmp_path, monkeypatch, caplog
+):
     monkeypatch.setenv("BYBIT_API_KEY", KEY)
     monkeypatch.setenv("BYBIT_API_SECRET", SECRET)
-    data = planted.iloc[12_000 - 150:12_000 + 45]
-    fake = fake_bybit(data, start_index=150, bar_seconds=0.03, api_key=KEY, api_secret=SECRET,
-                      faults=Faults(drop_at={20}, refuse_s=0.1))
+    data = planted.iloc[12_000 - 150 : 12_000 + 45]
+    fake = fake_bybit(
+        data,
+        start_index=150,
+        bar_seconds=0.03,
+        api_key=KEY,
+        api_secret=SECRET,
+        faults=Faults(drop_at={20}, refuse_s=0.1),
+    )
     out = tmp_path / "out"
     with caplog.at_level(logging.DEBUG):
-        r = CliRunner().invoke(main, ["live", "--symbol", "BTCUSDT", "--interval", "5", "--model", str(trained_model_dir),
-                                      "--testnet", "--out", str(out), "--max-bars", "40", "--rest-url", fake.rest_url,
-                                      "--ws-url", fake.ws_url, "--stale-after", "0.5", "--cash", "1000"])
+        r = CliRunner().invoke(
+            main,
+            [
+                "live",
+                "--symbol",
+                "BTCUSDT",
+                "--interval",
+                "5",
+                "--model",
+                str(trained_model_dir),
+                "--testnet",
+                "--out",
+                str(out),
+                "--max-bars",
+                "40",
+                "--rest-url",
+                fake.rest_url,
+                "--ws-url",
+                fake.ws_url,
+                "--stale-after",
+                "0.5",
+                "--cash",
+                "1000",
+            ],
+        )
     assert r.exit_code == 0, r.output
     status = json.loads((out / "status.json").read_text())
     assert status["position"]["broker"] == "bybit" and status["position"]["reconciles"] >= 2  # start + after the drop
@@ -136,8 +200,22 @@ def test_testnet_session_trades_reconciles_and_never_shows_the_keys(fake_bybit, 
 def test_mainnet_needs_explicit_confirmation(tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("BYBIT_API_KEY", KEY)
     monkeypatch.setenv("BYBIT_API_SECRET", SECRET)
-    args = ["live", "--symbol", "BTCUSDT", "--interval", "5", "--model", str(tiny_model_dir), "--live", "--out", str(tmp_path),
-            "--rest-url", "http://127.0.0.1:9", "--ws-url", "ws://127.0.0.1:9"]
+    args = [
+        "live",
+        "--symbol",
+        "BTCUSDT",
+        "--interval",
+        "5",
+        "--model",
+        str(tiny_model_dir),
+        "--live",
+        "--out",
+        str(tmp_path),
+        "--rest-url",
+        "http://127.0.0.1:9",
+        "--ws-url",
+        "ws://127.0.0.1:9",
+    ]
     r = CliRunner().invoke(main, args, input="yes\n")
     assert r.exit_code != 0 and "REAL MONEY" in r.output and "not confirmed; nothing was traded" in r.output
     r = CliRunner().invoke(main, args + ["--confirm-live", "ETHUSDT"])

@@ -1,4 +1,5 @@
 """History download against the loopback fake Bybit: pagination, open candle, retries, resume."""
+
 from __future__ import annotations
 
 import time
@@ -19,12 +20,14 @@ N = 2500  # 3 pages of <= 1000 rows
 
 @pytest.fixture
 def source(planted):
-    return planted.iloc[:N + 10]
+    return planted.iloc[: N + 10]
 
 
 def _rest(fake, total_s=5.0):
-    return BybitREST(resolve_endpoints("mainnet", fake.rest_url, fake.ws_url),
-                     retry=RetryPolicy(base_s=0.01, cap_s=0.05, total_s=total_s))
+    return BybitREST(
+        resolve_endpoints("mainnet", fake.rest_url, fake.ws_url),
+        retry=RetryPolicy(base_s=0.01, cap_s=0.05, total_s=total_s),
+    )
 
 
 def _check_equal(path, expected: pd.DataFrame):
@@ -50,8 +53,15 @@ def test_fetch_end_is_exclusive_and_start_inclusive(fake_bybit, source, tmp_path
 
 
 def test_fetch_retries_rate_limits_and_resets(fake_bybit, source, tmp_path):
-    faults = Faults(rest=[("kline", "http429"), ("kline", "ret10006"), ("kline", "http403"), ("kline", "reset"),
-                          ("time", "ret10016")])
+    faults = Faults(
+        rest=[
+            ("kline", "http429"),
+            ("kline", "ret10006"),
+            ("kline", "http403"),
+            ("kline", "reset"),
+            ("time", "ret10016"),
+        ]
+    )
     fake = fake_bybit(source, start_index=N, faults=faults)
     rest = _rest(fake)
     res = fetch_klines(rest, "BTCUSDT", "linear", "5", source.index[0], source.index[-1], tmp_path / "k.csv")
@@ -63,7 +73,9 @@ def test_retry_total_time_is_bounded(fake_bybit, source, tmp_path):
     fake = fake_bybit(source, start_index=N, faults=Faults(rest=[("kline", "ret10006")] * 1000))
     t0 = time.monotonic()
     with pytest.raises(RateLimitError, match=r"Gave up after \d+ attempt\(s\).*retry budget 0.3 s"):
-        fetch_klines(_rest(fake, total_s=0.3), "BTCUSDT", "linear", "5", source.index[0], source.index[-1], tmp_path / "k.csv")
+        fetch_klines(
+            _rest(fake, total_s=0.3), "BTCUSDT", "linear", "5", source.index[0], source.index[-1], tmp_path / "k.csv"
+        )
     assert time.monotonic() - t0 < 2.0
 
 
@@ -92,19 +104,66 @@ def test_interrupted_download_resumes_without_loss_or_duplicates(fake_bybit, sou
 def test_fetch_cli_against_the_fake(fake_bybit, source, tmp_path):
     fake = fake_bybit(source, start_index=300)
     out = tmp_path / "sub" / "btc.csv"
-    r = CliRunner().invoke(main, ["fetch", "--symbol", "BTCUSDT", "--interval", "5", "--start", str(source.index[0]),
-                                  "--end", "2030-01-01", "--out", str(out), "--rest-url", fake.rest_url, "--no-progress"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "fetch",
+            "--symbol",
+            "BTCUSDT",
+            "--interval",
+            "5",
+            "--start",
+            str(source.index[0]),
+            "--end",
+            "2030-01-01",
+            "--out",
+            str(out),
+            "--rest-url",
+            fake.rest_url,
+            "--no-progress",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "300 bars" in r.output and "still-open candle left out" in r.output
     _check_equal(out, source.iloc[:300])
 
 
 def test_fetch_cli_reports_bad_interval_and_range(tmp_path):
-    r = CliRunner().invoke(main, ["fetch", "--symbol", "BTCUSDT", "--interval", "7", "--start", "2024-01-01",
-                                  "--end", "2024-02-01", "--out", str(tmp_path / "x.csv")])
+    r = CliRunner().invoke(
+        main,
+        [
+            "fetch",
+            "--symbol",
+            "BTCUSDT",
+            "--interval",
+            "7",
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2024-02-01",
+            "--out",
+            str(tmp_path / "x.csv"),
+        ],
+    )
     assert r.exit_code != 0 and "'7' is not one of" in r.output
-    r = CliRunner().invoke(main, ["fetch", "--symbol", "BTCUSDT", "--interval", "5", "--start", "2024-02-01",
-                                  "--end", "2024-01-01", "--out", str(tmp_path / "x.csv"), "--rest-url", "http://127.0.0.1:9"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "fetch",
+            "--symbol",
+            "BTCUSDT",
+            "--interval",
+            "5",
+            "--start",
+            "2024-02-01",
+            "--end",
+            "2024-01-01",
+            "--out",
+            str(tmp_path / "x.csv"),
+            "--rest-url",
+            "http://127.0.0.1:9",
+        ],
+    )
     assert r.exit_code != 0 and "is not after --start" in r.output
 
 
@@ -124,8 +183,10 @@ def test_package_imports_without_live_extras_or_torch():
     import subprocess
     import sys
 
-    code = ("import sys, logging; import effnet_trading.plugins.bybit; "
-            "bad = [m for m in ('pybit', 'websockets', 'backtrader', 'torch') if m in sys.modules]; "
-            "assert not bad, bad; assert not logging.getLogger().handlers; print('ok')")
+    code = (
+        "import sys, logging; import effnet_trading.plugins.bybit; "
+        "bad = [m for m in ('pybit', 'websockets', 'backtrader', 'torch') if m in sys.modules]; "
+        "assert not bad, bad; assert not logging.getLogger().handlers; print('ok')"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

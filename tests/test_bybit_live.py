@@ -1,4 +1,5 @@
 """Live kline feed, paper broker and live sessions against the loopback fake Bybit (no network)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -56,7 +57,7 @@ def _collect(feed, n: int, timeout: float = 15.0) -> list[Bar]:
 
 def _assert_exact(bars: list[Bar], source: pd.DataFrame, first: int):
     """The bars are source rows first, first+1, ... : none lost, none twice, values equal."""
-    expect = source.iloc[first:first + len(bars)]
+    expect = source.iloc[first : first + len(bars)]
     got = [b.start for b in bars]
     assert got == list(expect.index.as_unit("ns").asi8 // 1_000_000)
     np.testing.assert_array_equal([[b.open, b.high, b.low, b.close, b.volume] for b in bars], expect.to_numpy())
@@ -64,7 +65,7 @@ def _assert_exact(bars: list[Bar], source: pd.DataFrame, first: int):
 
 @pytest.fixture
 def stream(planted):
-    return planted.iloc[:W + 40]
+    return planted.iloc[: W + 40]
 
 
 # -- feed ------------------------------------------------------------------------------------
@@ -77,14 +78,18 @@ def test_feed_clean_stream_takes_confirmed_candles_only(fake_bybit, stream):
     assert [s for _, s, _ in feed.stats.transitions] == ["DELAYED", "LIVE"], feed.stats.transitions
 
 
-@pytest.mark.parametrize("faults, check", [
-    (Faults(duplicate={2, 3}), lambda s: s.duplicates == 2),
-    (Faults(reorder={4}), lambda s: s.backfilled >= 1 and s.duplicates >= 1),
-    (Faults(delay_s={3: 0.1}), lambda s: s.gaps == []),
-    (Faults(malformed={2}), lambda s: s.malformed == 3),
-    (Faults(drop_at={3}, refuse_s=0.15), lambda s: s.reconnects >= 2 and s.backfilled >= 1),
-    (Faults(stall_s={3: 0.6}), lambda s: s.stale == 1 and s.backfilled >= 1),
-], ids=["duplicate-confirm", "reordered", "delayed", "malformed", "drop-mid-bar", "stall"])
+@pytest.mark.parametrize(
+    "faults, check",
+    [
+        (Faults(duplicate={2, 3}), lambda s: s.duplicates == 2),
+        (Faults(reorder={4}), lambda s: s.backfilled >= 1 and s.duplicates >= 1),
+        (Faults(delay_s={3: 0.1}), lambda s: s.gaps == []),
+        (Faults(malformed={2}), lambda s: s.malformed == 3),
+        (Faults(drop_at={3}, refuse_s=0.15), lambda s: s.reconnects >= 2 and s.backfilled >= 1),
+        (Faults(stall_s={3: 0.6}), lambda s: s.stale == 1 and s.backfilled >= 1),
+    ],
+    ids=["duplicate-confirm", "reordered", "delayed", "malformed", "drop-mid-bar", "stall"],
+)
 def test_feed_faults_lose_no_bar_and_repeat_none(fake_bybit, stream, faults, check):
     fake = fake_bybit(stream, start_index=W, bar_seconds=0.03, faults=faults)
     feed = _feed(fake)
@@ -137,8 +142,11 @@ def test_paper_broker_fills_equal_simulate(planted):
     got = pd.DataFrame([f.as_row() for f in broker.fills])
     assert len(got) == len(ref) > 10
     assert list(got["time"]) == list(ref["time"]) and list(got["side"]) == list(ref["side"])
-    np.testing.assert_allclose(got[["size", "price", "fee", "target"]].to_numpy(), ref[["size", "price", "fee", "target"]].to_numpy(),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        got[["size", "price", "fee", "target"]].to_numpy(),
+        ref[["size", "price", "fee", "target"]].to_numpy(),
+        rtol=1e-12,
+    )
 
 
 def test_order_link_id_is_deterministic_and_short():

@@ -1,4 +1,5 @@
 """Model cards: round trip, and every way a model folder can be wrong gives a ModelCardError naming the fix."""
+
 import hashlib
 import json
 import shutil
@@ -8,7 +9,6 @@ import pytest
 
 from effnet_trading.errors import ModelCardError
 from effnet_trading.model_zoo.card import CARD_FILE, ModelCard, find_model_dirs, load_card, sha256_file
-
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +24,17 @@ def variant_dir(tmp_path_factory, planted):
     torch.manual_seed(1)
     images = render(spec, planted.iloc[:400])
     out = tmp_path_factory.mktemp("card") / "tiny_variants"
-    export_onnx(create_model("small_cnn", in_chans=1).eval(), out, spec=spec, architecture="small_cnn",
-                sample_images=images[:64], fp16=True, int8=True, calib_images=images[:200], holdout_images=images[200:])
+    export_onnx(
+        create_model("small_cnn", in_chans=1).eval(),
+        out,
+        spec=spec,
+        architecture="small_cnn",
+        sample_images=images[:64],
+        fp16=True,
+        int8=True,
+        calib_images=images[:200],
+        holdout_images=images[200:],
+    )
     return out
 
 
@@ -74,17 +83,35 @@ def _corrupt_int8(d):
 
 
 CASES = {
-    "hash": (_corrupt_onnx, "model.onnx in .* has sha256 .* but card.json says .*Restore the original file or re-export"),
+    "hash": (
+        _corrupt_onnx,
+        "model.onnx in .* has sha256 .* but card.json says .*Restore the original file or re-export",
+    ),
     "variant_hash": (_corrupt_int8, "model_int8.onnx in .* has sha256 .*re-export"),
-    "variant_missing": (lambda d: (d / "model_fp16.onnx").unlink(), "model_fp16.onnx' is missing but card.json lists it as the fp16 model"),
-    "onnx_missing": (lambda d: (d / "model.onnx").unlink(), "model.onnx' is missing but card.json lists it as the fp32 model"),
-    "card_missing": (lambda d: (d / CARD_FILE).unlink(), "card.json' is missing: a model folder holds model.onnx \\+ card.json"),
-    "folder_missing": (lambda d: shutil.rmtree(d), "model folder .* does not exist; export one with `effnet-trading zoo export`"),
+    "variant_missing": (
+        lambda d: (d / "model_fp16.onnx").unlink(),
+        "model_fp16.onnx' is missing but card.json lists it as the fp16 model",
+    ),
+    "onnx_missing": (
+        lambda d: (d / "model.onnx").unlink(),
+        "model.onnx' is missing but card.json lists it as the fp32 model",
+    ),
+    "card_missing": (
+        lambda d: (d / CARD_FILE).unlink(),
+        "card.json' is missing: a model folder holds model.onnx \\+ card.json",
+    ),
+    "folder_missing": (
+        lambda d: shutil.rmtree(d),
+        "model folder .* does not exist; export one with `effnet-trading zoo export`",
+    ),
     "bad_json": (lambda d: (d / CARD_FILE).write_text("{not json"), "card.json' is not valid JSON .*re-export"),
     "not_object": (lambda d: (d / CARD_FILE).write_text("[1, 2]"), "card.json holds a list, expected a JSON object"),
     "missing_field": (lambda d: _drop(d, "spec"), "missing required field\\(s\\) \\['spec'\\]"),
     "bad_spec": (lambda d: _edit_card(d, spec={"kind": "nonsense"}), "card.json is malformed .*nonsense"),
-    "shape_vs_spec": (lambda d: _edit_card(d, input_shape=[3, 32, 32]), "card input_shape \\[3, 32, 32\\] disagrees with its ImageSpec, which renders \\[1, 32, 32\\]"),
+    "shape_vs_spec": (
+        lambda d: _edit_card(d, input_shape=[3, 32, 32]),
+        "card input_shape \\[3, 32, 32\\] disagrees with its ImageSpec, which renders \\[1, 32, 32\\]",
+    ),
 }
 
 
@@ -115,7 +142,10 @@ def test_verify_hash_off_and_single_variant(variant_dir, tmp_path):
 
 GRAPH_CASES = {
     # the card is self-consistent but the ONNX graph was exported for other images / classes
-    "input_shape": ({"input_shape": [1, 16, 16], "spec_size": [16, 16]}, "model.onnx takes input \\['batch', 1, 32, 32\\] but card.json declares \\(N, 1, 16, 16\\)"),
+    "input_shape": (
+        {"input_shape": [1, 16, 16], "spec_size": [16, 16]},
+        "model.onnx takes input \\['batch', 1, 32, 32\\] but card.json declares \\(N, 1, 16, 16\\)",
+    ),
     "classes": ({"class_names": ["down", "up"]}, "ONNX model outputs 3 classes but card.json names 2"),
     "variant": ({"variants": {}}, "has no 'int8' variant .*zoo export --int8"),
 }
@@ -156,8 +186,10 @@ def test_find_model_dirs(variant_dir, tiny_model_dir, tmp_path):
     assert np.all([load_card(p) is not None for p in find_model_dirs(root)])
 
 
-@pytest.mark.parametrize("version, message", [(2, "card_version 2, newer than this effnet-trading"),
-                                              ("1", "card_version '1'; expected a whole number")])
+@pytest.mark.parametrize(
+    "version, message",
+    [(2, "card_version 2, newer than this effnet-trading"), ("1", "card_version '1'; expected a whole number")],
+)
 def test_unknown_card_version_refused_by_load_and_verify(tiny_model_dir, tmp_path, version, message):
     from click.testing import CliRunner
 

@@ -1,6 +1,7 @@
 """Every command, driven through every class of bad input a user can cause, ends in a short message
 with exit status 1 or 2 — never a traceback (the CLI group maps errors in one place; --debug shows
 the traceback instead)."""
+
 from __future__ import annotations
 
 import gzip
@@ -42,9 +43,21 @@ def files(tmp_path_factory, planted, tiny_model_dir):
     card = json.loads((newer_card / "card.json").read_text())
     card["card_version"] = 999
     (newer_card / "card.json").write_text(json.dumps(card))
-    return {"ok": ok, "short": short, "dayfirst": dayfirst, "garbage": garbage, "nocols": nocols, "missing": d / "nope.csv",
-            "foreign": foreign, "a_file": a_file, "model": tiny_model_dir, "corrupt_model": corrupt_model,
-            "newer_card": newer_card, "no_model": d / "no_model", "out": d / "out"}
+    return {
+        "ok": ok,
+        "short": short,
+        "dayfirst": dayfirst,
+        "garbage": garbage,
+        "nocols": nocols,
+        "missing": d / "nope.csv",
+        "foreign": foreign,
+        "a_file": a_file,
+        "model": tiny_model_dir,
+        "corrupt_model": corrupt_model,
+        "newer_card": newer_card,
+        "no_model": d / "no_model",
+        "out": d / "out",
+    }
 
 
 # (command line with {placeholders}, message fragment); every case must exit 1 or 2 without a traceback
@@ -90,6 +103,17 @@ def test_bad_input_gives_a_message_not_a_traceback(files, line, fragment):
 
 
 def test_debug_shows_the_traceback(files):
-    res = CliRunner().invoke(main, ["--debug", "backtest", "--data", str(files["ok"]), "--model", str(files["corrupt_model"]),
-                                    "--out", str(files["out"] / "dbg")])
+    res = CliRunner().invoke(
+        main,
+        [
+            "--debug",
+            "backtest",
+            "--data",
+            str(files["ok"]),
+            "--model",
+            str(files["corrupt_model"]),
+            "--out",
+            str(files["out"] / "dbg"),
+        ],
+    )
     assert res.exit_code != 0 and res.exception is not None and not isinstance(res.exception, SystemExit)

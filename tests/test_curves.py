@@ -1,17 +1,20 @@
 """Learning curves and the near-uniform diagnosis (model_zoo.curves) and their place in the evaluate report."""
+
 from __future__ import annotations
 
 import numpy as np
 
-from effnet_trading.model_zoo.curves import curves_by_fold, diagnose
 from effnet_trading.evaluation.eval_report import learning_curves_markdown
+from effnet_trading.model_zoo.curves import curves_by_fold, diagnose
 
 PRIOR = [0.35, 0.30, 0.35]
 
 
 def _hist(val_losses, fold=0):
-    return [{"fold": fold, "epoch": i + 1, "loss": 1.1 - 0.01 * i, "acc": 0.35 + 0.01 * i, "val_loss": v, "val_acc": 0.35}
-            for i, v in enumerate(val_losses)]
+    return [
+        {"fold": fold, "epoch": i + 1, "loss": 1.1 - 0.01 * i, "acc": 0.35 + 0.01 * i, "val_loss": v, "val_acc": 0.35}
+        for i, v in enumerate(val_losses)
+    ]
 
 
 def _near_uniform(n=500, seed=0):
@@ -44,8 +47,13 @@ def test_curves_by_fold_splits_the_history():
 
 def test_report_shows_each_fold_curve_beside_the_majority_rate_and_the_diagnosis():
     flat = diagnose(_hist([1.09, 1.08, 1.085]), _near_uniform(), PRIOR)
-    entry = {"kind": "model", "best_epoch": 2, "curve": _hist([1.09, 1.08, 1.085]), "diagnosis": flat,
-             "classification": {"accuracy": 0.351, "majority_rate": 0.352}}
+    entry = {
+        "kind": "model",
+        "best_epoch": 2,
+        "curve": _hist([1.09, 1.08, 1.085]),
+        "diagnosis": flat,
+        "classification": {"accuracy": 0.351, "majority_rate": 0.352},
+    }
     md = learning_curves_markdown([{"fold": 0, "strategies": {"compact": entry, "logreg": {"kind": "classifier"}}}])
     assert "| compact | 0 | 1.100 → 1.090 → 1.080 | 1.090 → 1.080* → 1.085 |" in md
     assert "0.351 / 0.352 | converged to base rate |" in md

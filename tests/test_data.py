@@ -1,4 +1,5 @@
 """OHLCV loading/validation/resampling: one parametrised test per bad input, asserting on the message."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,7 +15,9 @@ def _frame(n=50, freq="1min", seed=0):
     high = np.maximum(open_, close) * 1.002
     low = np.minimum(open_, close) * 0.998
     idx = pd.date_range("2024-01-01", periods=n, freq=freq, tz="UTC")
-    return pd.DataFrame({"open": open_, "high": high, "low": low, "close": close, "volume": rng.uniform(1, 5, n)}, index=idx)
+    return pd.DataFrame(
+        {"open": open_, "high": high, "low": low, "close": close, "volume": rng.uniform(1, 5, n)}, index=idx
+    )
 
 
 def _break(kind):
@@ -145,9 +148,15 @@ def test_ambiguous_day_first_dates_are_refused_with_the_fix(tmp_path):
     with pytest.raises(DataError) as exc:
         load_ohlcv(path)
     msg = str(exc.value)
-    assert "read both day-first and month-first" in msg and "date_format='%d/%m/%Y %H:%M'" in msg and "--date-format" in msg
+    assert (
+        "read both day-first and month-first" in msg
+        and "date_format='%d/%m/%Y %H:%M'" in msg
+        and "--date-format" in msg
+    )
     out = load_ohlcv(path, date_format="%d/%m/%Y %H:%M")
-    assert out.index[0] == pd.Timestamp("2021-02-01 13:00", tz="UTC") and out.index[2] == pd.Timestamp("2021-02-03 13:00", tz="UTC")
+    assert out.index[0] == pd.Timestamp("2021-02-01 13:00", tz="UTC") and out.index[2] == pd.Timestamp(
+        "2021-02-03 13:00", tz="UTC"
+    )
 
 
 def test_unambiguous_day_first_dates_are_read_day_first(tmp_path):
@@ -158,13 +167,20 @@ def test_unambiguous_day_first_dates_are_read_day_first(tmp_path):
 
 def test_separate_date_and_time_columns_are_combined(tmp_path):
     text = "Date,Time,Open,High,Low,Close,Volume\n" + "".join(
-        f"2021-03-0{d},{t},{','.join(map(str, r))}\n" for (d, t), r in zip([(1, "09:00"), (1, "10:00"), (2, "09:00")], _ROWS))
+        f"2021-03-0{d},{t},{','.join(map(str, r))}\n"
+        for (d, t), r in zip([(1, "09:00"), (1, "10:00"), (2, "09:00")], _ROWS)
+    )
     out = load_ohlcv(_csv(tmp_path, text))
     assert list(out.index.strftime("%Y-%m-%d %H:%M")) == ["2021-03-01 09:00", "2021-03-01 10:00", "2021-03-02 09:00"]
 
 
-@pytest.mark.parametrize("extra, message", [("Close", "columns 'Close' and 'close' both map to 'close'"),
-                                            ("c", "columns 'c' and 'close' both map to 'close'")])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ("Close", "columns 'Close' and 'close' both map to 'close'"),
+        ("c", "columns 'c' and 'close' both map to 'close'"),
+    ],
+)
 def test_two_columns_for_one_field(extra, message):
     df = _frame()
     df.insert(0, extra, df["close"])
@@ -224,7 +240,19 @@ def test_cli_date_format_option(tmp_path):
     df.index = df.index.strftime("%d/%m/%Y %H:%M")  # 2024-01-01 .. 02: every day <= 12, ambiguous
     path = tmp_path / "dayfirst.csv"
     df.to_csv(path, index_label="timestamp")
-    args = ["render", "--data", str(path), "--kind", "gasf", "--window", "16", "--size", "16", "--npy", str(tmp_path / "x.npy")]
+    args = [
+        "render",
+        "--data",
+        str(path),
+        "--kind",
+        "gasf",
+        "--window",
+        "16",
+        "--size",
+        "16",
+        "--npy",
+        str(tmp_path / "x.npy"),
+    ]
     res = CliRunner().invoke(main, args)
     assert res.exit_code != 0 and "--date-format" in res.output and "Traceback" not in res.output
     res = CliRunner().invoke(main, args + ["--date-format", "%d/%m/%Y %H:%M", "--tz", "UTC"])

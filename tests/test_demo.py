@@ -1,4 +1,5 @@
 """``effnet-trading demo`` end to end with tiny settings: train, export, backtest in both engines, report."""
+
 from __future__ import annotations
 
 import json
@@ -9,18 +10,21 @@ from click.testing import CliRunner
 from effnet_trading.plugins.cli import main
 
 
-
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path):
-    res = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "d"), "--bars", "1500", "--epochs", "1"],
-                             catch_exceptions=False)
+    res = CliRunner().invoke(
+        main, ["demo", "--out", str(tmp_path / "d"), "--bars", "1500", "--epochs", "1"], catch_exceptions=False
+    )
     assert res.exit_code == 0, res.output
     out = tmp_path / "d"
     lines = res.output.splitlines()
     # the headline is a real market; the planted set comes second, labelled as a pipeline check
     assert lines[0].startswith("1) real market: btcusdt_1h.csv, Binance spot BTC/USDT 1h")
     assert "majority-class rate" in res.output and "vs buy & hold" in res.output
-    assert "2) pipeline check, NOT a market" in res.output and "not a market: do not read it as an expected return" in res.output
+    assert (
+        "2) pipeline check, NOT a market" in res.output
+        and "not a market: do not read it as an expected return" in res.output
+    )
     assert "Report:" in res.output and "engines agree" in res.output
     model_dir = out / "train" / "model"
     assert (model_dir / "model.onnx").is_file() and (model_dir / "card.json").is_file()
@@ -32,7 +36,9 @@ def test_demo_end_to_end(tmp_path):
     assert s["vectorbt"]["periods_per_year"] == pytest.approx(8766.0)  # 24/7 hourly, from the data's calendar
     assert s["vectorbt"]["strategy"]["cagr"] is None  # 450 hours: under 90 days
     assert 0 <= s["vectorbt"]["config"]["unseen_accuracy"]["majority_rate"] <= 1
-    assert s["backtrader"]["strategy"]["total_return"] == pytest.approx(s["vectorbt"]["strategy"]["total_return"], abs=1e-9)
+    assert s["backtrader"]["strategy"]["total_return"] == pytest.approx(
+        s["vectorbt"]["strategy"]["total_return"], abs=1e-9
+    )
     page = (out / "vectorbt" / "report.html").read_text()
     assert page.index("About this run") < page.index("Summary") and "real Binance spot BTC/USDT hourly candles" in page
     assert "Confusion matrix" in page and "Example images" in page

@@ -1,14 +1,15 @@
 """TimeframeEnsemble: closed-higher-bar alignment, batch == live, combination rules."""
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
+from test_signal import ImageStatModel
 
 from effnet_trading.errors import SpecError
 from effnet_trading.imaging import ImageSpec, resample_ohlcv
 from effnet_trading.strategies import SignalModel, TimeframeEnsemble, combine_probabilities
-from test_signal import ImageStatModel
 
 SPEC = ImageSpec("gasf", window=6, size=(6, 6), fields=("open", "close"))
 
@@ -78,7 +79,11 @@ def test_configuration_errors(planted):
     with pytest.raises(SpecError, match="unknown timeframe"):
         _ensemble(weights={"4h": 1.0})
     with pytest.raises(SpecError, match="share class names"):
-        TimeframeEnsemble({"5m": SignalModel(ImageStatModel(SPEC)),
-                           "1h": SignalModel(ImageStatModel(SPEC, class_names=("down", "up")))})
+        TimeframeEnsemble(
+            {
+                "5m": SignalModel(ImageStatModel(SPEC)),
+                "1h": SignalModel(ImageStatModel(SPEC, class_names=("down", "up"))),
+            }
+        )
     with pytest.raises(SpecError, match="method"):
         _ensemble(method="median")

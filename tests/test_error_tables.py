@@ -1,5 +1,6 @@
 """Errors that tell the fix, as tables (pyts' ``test_parameter_check`` style): the parameters, the
 exception, and the message fragment a user reads."""
+
 from __future__ import annotations
 
 import json
@@ -72,8 +73,9 @@ def test_image_spec_parameter_check(params, error, err_msg):
 
 def test_spec_from_options_reads_command_line_sizes():
     assert spec_from_options("candles", window=20, size="64x60").size == (64, 60)
-    assert spec_from_options("gadf", window=16, size=16, returns=True) == ImageSpec("gadf", window=16, size=(16, 16),
-                                                                                  returns=True)
+    assert spec_from_options("gadf", window=16, size=16, returns=True) == ImageSpec(
+        "gadf", window=16, size=(16, 16), returns=True
+    )
     assert spec_from_options("stack", window=16, size=16).channels == 3
     with pytest.raises(SpecError, match=re.escape("size '64y' is not N or HxW pixels")):
         spec_from_options("gasf", window=16, size="64y")

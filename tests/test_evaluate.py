@@ -1,5 +1,6 @@
 """evaluate end to end on CI-sized data: the planted edge shows, a random walk shows none, a
 deliberately leaky pipeline is caught by the null and look-ahead checks (and the command fails)."""
+
 import json
 from dataclasses import replace
 
@@ -8,9 +9,9 @@ import pandas as pd
 import pytest
 
 from effnet_trading.errors import SpecError, TrainingError
-from effnet_trading.imaging import ImageSpec
 from effnet_trading.evaluation import evaluate as evaluate_module
 from effnet_trading.evaluation.evaluate import EvalConfig, evaluate, lookahead_check
+from effnet_trading.imaging import ImageSpec
 from effnet_trading.model_zoo.train import TrainConfig
 
 # 16 x 16 GADF of returns: GADF tells a V from a Λ (GASF cannot); 16 px learn the planted edge (conftest)
@@ -21,9 +22,16 @@ TINY = {"small_cnn": {"widths": (8, 16, 32)}}
 
 def _cfg(train=None, **kw) -> EvalConfig:
     tcfg = replace(TrainConfig(spec=SPEC, horizon=6, epochs=2, patience=2, num_threads=1, seed=0), **(train or {}))
-    base = dict(models=("small_cnn",), train=tcfg, folds=2, max_train_bars=2000,
-                baselines=("buy_and_hold", "ma_crossover", "logreg"), bootstrap=200, lookahead_samples=3,
-                model_kwargs=TINY)
+    base = dict(
+        models=("small_cnn",),
+        train=tcfg,
+        folds=2,
+        max_train_bars=2000,
+        baselines=("buy_and_hold", "ma_crossover", "logreg"),
+        bootstrap=200,
+        lookahead_samples=3,
+        model_kwargs=TINY,
+    )
     return EvalConfig(**(base | kw))
 
 
@@ -53,14 +61,21 @@ def test_planted_edge_is_found_and_the_null_passes(planted_run):
 @pytest.mark.slow
 def test_outputs_and_resume(planted_run):
     out, res = planted_run
-    for name in ("report.html", "results.json", "results.md", "config.json", "folds/fold_0.json", "folds/fold_1.json",
-                 "folds/null_fold_1.json"):
+    for name in (
+        "report.html",
+        "results.json",
+        "results.md",
+        "config.json",
+        "folds/fold_0.json",
+        "folds/fold_1.json",
+        "folds/null_fold_1.json",
+    ):
         assert (out / name).exists(), name
     md = (out / "results.md").read_text()
     assert "| small_cnn |" in md and "majority" in md and "Null check: PASS" in md
     assert "Learning curves" in md and "| small_cnn | 0 |" in md and "| small_cnn | 1 |" in md  # every fold's curve
     assert "Learning curves (solid train" in (out / "report.html").read_text()
-    assert "<img src=\"data:image/png;base64," in (out / "report.html").read_text()
+    assert '<img src="data:image/png;base64,' in (out / "report.html").read_text()
     saved = json.loads((out / "results.json").read_text())
     assert saved["strategies"]["small_cnn"]["sharpe_ci"]["low"] <= saved["strategies"]["small_cnn"]["sharpe_ci"]["high"]
     cfg = EvalConfig.from_dict(json.loads((out / "config.json").read_text()))
@@ -74,8 +89,9 @@ def test_outputs_and_resume(planted_run):
 
 
 def _planted_8k():
-    from effnet_trading.imaging import load_ohlcv
     from pathlib import Path
+
+    from effnet_trading.imaging import load_ohlcv
 
     return load_ohlcv(Path(__file__).resolve().parents[1] / "sample_data" / "planted_5m.csv").iloc[:8000]
 
@@ -119,10 +135,37 @@ def test_leaky_pipeline_fails_the_command(tmp_path, random_walk, leaky_images):
     csv = tmp_path / "rw.csv"
     random_walk.iloc[:3000].to_csv(csv, index_label="timestamp")
     out = tmp_path / "run"
-    args = ["evaluate", "--data", str(csv), "--models", "small_cnn", "--baselines", "", "--spec", "gadf", "--returns",
-            "--size", "16", "--window", "16", "--horizon", "6", "--folds", "1", "--epochs", "2", "--bootstrap", "200",
-            "--model-kwargs", '{"small_cnn": {"widths": [8, 16, 32]}}', "--threads", "1", "--no-progress",
-            "--out", str(out)]
+    args = [
+        "evaluate",
+        "--data",
+        str(csv),
+        "--models",
+        "small_cnn",
+        "--baselines",
+        "",
+        "--spec",
+        "gadf",
+        "--returns",
+        "--size",
+        "16",
+        "--window",
+        "16",
+        "--horizon",
+        "6",
+        "--folds",
+        "1",
+        "--epochs",
+        "2",
+        "--bootstrap",
+        "200",
+        "--model-kwargs",
+        '{"small_cnn": {"widths": [8, 16, 32]}}',
+        "--threads",
+        "1",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
     leaky_images(6)
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1, result.output
@@ -161,8 +204,8 @@ def test_config_round_trip_and_errors():
 def test_frozen_features_are_normalised_like_training():
     import torch
 
-    from effnet_trading.model_zoo import create_model
     from effnet_trading.evaluation.evaluate import _features
+    from effnet_trading.model_zoo import create_model
 
     torch.manual_seed(0)
     net = create_model("small_cnn", num_classes=3, in_chans=1, widths=(4, 8, 8)).eval()
@@ -189,12 +232,36 @@ def test_config_file_and_flags_build_the_same_config(tmp_path, planted, monkeypa
     monkeypatch.setattr(evaluate_module, "evaluate", capture)
     csv = tmp_path / "bars.csv"
     planted.iloc[:300].to_csv(csv, index_label="timestamp")
-    flags = ["--models", "small_cnn", "--baselines", "logreg", "--spec", "gadf", "--returns", "--size", "16", "--window",
-             "16", "--horizon", "4", "--folds", "2", "--epochs", "3", "--threshold", "0.45", "--long-only", "--threads", "1"]
+    flags = [
+        "--models",
+        "small_cnn",
+        "--baselines",
+        "logreg",
+        "--spec",
+        "gadf",
+        "--returns",
+        "--size",
+        "16",
+        "--window",
+        "16",
+        "--horizon",
+        "4",
+        "--folds",
+        "2",
+        "--epochs",
+        "3",
+        "--threshold",
+        "0.45",
+        "--long-only",
+        "--threads",
+        "1",
+    ]
     toml = tmp_path / "run.toml"
-    toml.write_text('models = ["small_cnn"]\nbaselines = ["logreg"]\nfolds = 2\n[train]\nhorizon = 4\nepochs = 3\n'
-                    'num_threads = 1\n[train.spec]\nkind = "gadf"\nwindow = 16\nsize = [16, 16]\nreturns = true\n'
-                    '[policy]\nthreshold = 0.45\nlong_only = true\n')
+    toml.write_text(
+        'models = ["small_cnn"]\nbaselines = ["logreg"]\nfolds = 2\n[train]\nhorizon = 4\nepochs = 3\n'
+        'num_threads = 1\n[train.spec]\nkind = "gadf"\nwindow = 16\nsize = [16, 16]\nreturns = true\n'
+        "[policy]\nthreshold = 0.45\nlong_only = true\n"
+    )
 
     def config(args):
         res = CliRunner().invoke(main, ["evaluate", "--data", str(csv), "--out", str(tmp_path / "o"), *args])

@@ -1,4 +1,5 @@
 """The reference simulator: a hand-computed example and a slow per-bar loop written independently."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,7 +13,9 @@ from effnet_trading.strategies import simulate
 def _frame(opens, closes, freq="1h"):
     o, c = np.asarray(opens, float), np.asarray(closes, float)
     idx = pd.date_range("2024-01-01", periods=len(o), freq=freq, tz="UTC")
-    return pd.DataFrame({"open": o, "high": np.maximum(o, c) + 1, "low": np.minimum(o, c) - 1, "close": c, "volume": 1.0}, index=idx)
+    return pd.DataFrame(
+        {"open": o, "high": np.maximum(o, c) + 1, "low": np.minimum(o, c) - 1, "close": c, "volume": 1.0}, index=idx
+    )
 
 
 def _slow_loop(df, target, fees, slippage, cash):
@@ -63,7 +66,7 @@ def test_hand_computed_example():
 def test_matches_slow_loop_on_random_targets(random_walk, fees, slippage):
     df = random_walk.iloc[:1500]
     rng = np.random.default_rng(1)
-    raw = rng.choice([-1.0, -0.5, 0.0, 0.3, 1.0, np.nan], size=len(df), p=[.1, .05, .1, .05, .1, .6])
+    raw = rng.choice([-1.0, -0.5, 0.0, 0.3, 1.0, np.nan], size=len(df), p=[0.1, 0.05, 0.1, 0.05, 0.1, 0.6])
     target = pd.Series(raw, index=df.index).ffill()
     target.iloc[:5] = np.nan  # warm-up -> flat
     res = simulate(df, target, fees=fees, slippage=slippage, init_cash=5000.0)
@@ -122,9 +125,8 @@ def test_target_validation_messages():
 
 def test_live_pipeline_equals_batch_pipeline(tiny_model_dir, planted):
     """SignalModel -> Policy -> Risk: bar-by-bar (update/step) gives the backtest's targets."""
-    from effnet_trading.strategies import Policy, Risk, SignalModel, performance_summary
-
     from effnet_trading.model_zoo.runtime import Predictor
+    from effnet_trading.strategies import Policy, Risk, SignalModel, performance_summary
 
     class Relabelled:  # the untrained tiny model always favours its 2nd class: call that one "sell"
         def __init__(self, inner):

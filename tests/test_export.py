@@ -1,19 +1,18 @@
 """ONNX export: faithful to torch on real images, atomic folder with sane permissions, fp16/INT8 variants."""
+
 import hashlib
 import os
 import stat
 
 import numpy as np
+import onnx
 import pytest
+import torch
 
 from effnet_trading.errors import ModelCardError
 from effnet_trading.imaging import ImageSpec, render
-from effnet_trading.model_zoo.card import load_card
-
-import torch
-import onnx
-
 from effnet_trading.model_zoo import create_model, list_models  # noqa: E402
+from effnet_trading.model_zoo.card import load_card
 from effnet_trading.model_zoo.export import ExportWrapper, export_onnx  # noqa: E402
 from effnet_trading.model_zoo.runtime import Predictor  # noqa: E402
 
@@ -32,10 +31,21 @@ def exported(tmp_path_factory, images):
     model = create_model("small_cnn", in_chans=1).eval()
     out = tmp_path_factory.mktemp("export") / "m"
     labels = np.random.default_rng(0).integers(0, 3, len(images) - 300)
-    export_onnx(model, out, spec=SPEC, architecture="small_cnn", sample_images=images[:64],
-                label={"rule": "forward_return", "horizon": 6}, training={"span": ["2021-01-01", "2021-02-01"]},
-                metrics={"val_accuracy": 0.4, "split": "walk-forward fold 3"}, fp16=True, int8=True,
-                calib_images=images[:300], holdout_images=images[300:], holdout_labels=labels)
+    export_onnx(
+        model,
+        out,
+        spec=SPEC,
+        architecture="small_cnn",
+        sample_images=images[:64],
+        label={"rule": "forward_return", "horizon": 6},
+        training={"span": ["2021-01-01", "2021-02-01"]},
+        metrics={"val_accuracy": 0.4, "split": "walk-forward fold 3"},
+        fp16=True,
+        int8=True,
+        calib_images=images[:300],
+        holdout_images=images[300:],
+        holdout_labels=labels,
+    )
     return model, out
 
 
@@ -96,13 +106,17 @@ def test_int8_variant_is_qdq_per_channel_and_reported(exported, images):
     p32 = Predictor(out, "cpu").predict(images[300:])
     p8 = Predictor(out, "cpu", variant="int8").predict(images[300:])
     assert info["agreement_vs_fp32"] == pytest.approx(np.mean(p8.argmax(1) == p32.argmax(1)))
-    assert {"accuracy_fp32", "accuracy_variant", "accuracy_change"} <= set(info) and info["n_images"] == len(images) - 300
+    assert {"accuracy_fp32", "accuracy_variant", "accuracy_change"} <= set(info) and info["n_images"] == len(
+        images
+    ) - 300
     assert np.abs(p8 - p32).mean() < 0.05
 
 
 def test_int8_needs_calibration_images(tmp_path):
     with pytest.raises(ModelCardError, match="int8=True needs calib_images"):
-        export_onnx(create_model("small_cnn", in_chans=1), tmp_path / "x", spec=SPEC, architecture="small_cnn", int8=True)
+        export_onnx(
+            create_model("small_cnn", in_chans=1), tmp_path / "x", spec=SPEC, architecture="small_cnn", int8=True
+        )
     assert not (tmp_path / "x").exists()
 
 
@@ -145,7 +159,9 @@ def test_registry_models_export_faithfully(name, tmp_path, images):
     card = export_onnx(model, tmp_path / name, spec=SPEC, architecture=name, sample_images=images[:32])
     assert card.metrics["export_max_abs_err"] < 1e-4
     probs = Predictor(tmp_path / name, "cpu").predict(images[100:140])
-    assert probs.shape == (40, 3) and probs.std(axis=0).max() > 1e-3  # outputs depend on the image: the check is not vacuous
+    assert (
+        probs.shape == (40, 3) and probs.std(axis=0).max() > 1e-3
+    )  # outputs depend on the image: the check is not vacuous
 
 
 @pytest.mark.slow

@@ -1,4 +1,5 @@
 """Failover chain: forced failures switch members, cool-down recovery, counts, and the right member's output."""
+
 import logging
 
 import numpy as np
@@ -30,7 +31,12 @@ class Slow:
 
     def __init__(self, inner, clock, ms):
         self.inner, self.clock, self.ms = inner, clock, ms
-        self.class_names, self.input_shape, self.spec, self.name = inner.class_names, inner.input_shape, inner.spec, "slow"
+        self.class_names, self.input_shape, self.spec, self.name = (
+            inner.class_names,
+            inner.input_shape,
+            inner.spec,
+            "slow",
+        )
 
     def predict(self, images, closes=None):
         self.clock.t += self.ms / 1e3
@@ -57,7 +63,9 @@ def _rule_reference(windows, lookback, threshold, kind="momentum"):
     return np.array(out)
 
 
-@pytest.mark.parametrize("kind,lookback,threshold", [("momentum", 20, 0.0), ("momentum", 5, 0.004), ("reversal", 10, 0.002)])
+@pytest.mark.parametrize(
+    "kind,lookback,threshold", [("momentum", 20, 0.0), ("momentum", 5, 0.004), ("reversal", 10, 0.002)]
+)
 def test_rule_predictor_against_loop(data, kind, lookback, threshold):
     _, windows = data
     p = RuleBasedPredictor(kind, lookback, threshold).predict(None, closes=windows)
@@ -77,11 +85,14 @@ def test_rule_confidence_grows_with_move():
     assert p.argmax() == 2 and p[2] > 0.9
 
 
-@pytest.mark.parametrize("closes,message", [
-    (None, "needs `closes`: close-price windows \\(N, L\\) with L > lookback=20"),
-    (np.ones((3, 10)), "closes of shape \\(N, L\\) with L >= 21; got \\(3, 10\\)"),
-    (np.full((2, 30), -1.0), "closes must be finite and > 0"),
-])
+@pytest.mark.parametrize(
+    "closes,message",
+    [
+        (None, "needs `closes`: close-price windows \\(N, L\\) with L > lookback=20"),
+        (np.ones((3, 10)), "closes of shape \\(N, L\\) with L >= 21; got \\(3, 10\\)"),
+        (np.full((2, 30), -1.0), "closes must be finite and > 0"),
+    ],
+)
 def test_rule_predictor_errors(closes, message):
     with pytest.raises(DataError, match=message):
         RuleBasedPredictor().predict(None, closes=closes)
@@ -98,10 +109,18 @@ def test_members_must_agree(tiny_model_dir):
     class Other:
         class_names, input_shape, spec, name = ("sell", "hold", "buy"), (3, 64, 64), None, "other"
 
-    with pytest.raises(SpecError, match=r"member 1 \(other\) takes images \[3, 64, 64\] but member 0 .* takes \[1, 32, 32\]"):
+    with pytest.raises(
+        SpecError, match=r"member 1 \(other\) takes images \[3, 64, 64\] but member 0 .* takes \[1, 32, 32\]"
+    ):
         FailoverPredictor([p, Other()])
     with pytest.raises(SpecError, match=r"has classes \['down', 'flat', 'up'\] but member 0"):
-        FailoverPredictor([p, RuleBasedPredictor(class_names=("sell", "hold", "buy")), type("X", (), {"class_names": ("down", "flat", "up")})()])
+        FailoverPredictor(
+            [
+                p,
+                RuleBasedPredictor(class_names=("sell", "hold", "buy")),
+                type("X", (), {"class_names": ("down", "flat", "up")})(),
+            ]
+        )
     with pytest.raises(SpecError, match="at least one member"):
         FailoverPredictor([])
 
@@ -159,7 +178,11 @@ def test_latency_budget(tiny_model_dir, data):
     # the slow answer is returned (the time is already spent) but the member is marked unhealthy ...
     np.testing.assert_array_equal(chain.predict(images, windows), onnx.predict(images))
     h = chain.health[chain.names[0]]
-    assert h["state"] == "unhealthy" and h["last_latency_ms"] == pytest.approx(50) and "> budget 10.0 ms" in h["last_error"]
+    assert (
+        h["state"] == "unhealthy"
+        and h["last_latency_ms"] == pytest.approx(50)
+        and "> budget 10.0 ms" in h["last_error"]
+    )
     # ... so the next call goes to the next member
     np.testing.assert_array_equal(chain.predict(images, windows), rule.predict(images, windows))
     slow.ms = 2  # fast again: recovers after the cool-down
@@ -178,7 +201,10 @@ def test_max_failures_and_total_failure(tiny_model_dir, data):
     assert chain.health[chain.names[0]]["state"] == "healthy"  # one failure of two allowed
     chain.predict(images, windows)
     assert chain.health[chain.names[0]]["state"] == "unhealthy"
-    with pytest.raises(EffnetTradingError, match="every member of the failover chain failed: 1:rule:momentum\\(20\\): DataError: .*needs `closes`.*; 0:tiny_gasf: .*device lost"):
+    with pytest.raises(
+        EffnetTradingError,
+        match="every member of the failover chain failed: 1:rule:momentum\\(20\\): DataError: .*needs `closes`.*; 0:tiny_gasf: .*device lost",
+    ):
         chain.predict(images)  # no closes: the rule cannot answer either (the unhealthy member is tried last)
 
 

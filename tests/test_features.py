@@ -1,20 +1,25 @@
 """Frozen features -> GBM, and pattern embeddings with nearest-neighbour search."""
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
-
 import torch
 
 from effnet_trading.errors import DataError, SpecError  # noqa: E402
 from effnet_trading.model_zoo import create_model  # noqa: E402
 from effnet_trading.model_zoo.embedding import (  # noqa: E402
-    EmbeddingModel, PatternIndex, batch_all_triplet_loss, batch_hard_triplet_loss, contrastive_loss, embed,
-    train_embedding, triplet_loss)
+    EmbeddingModel,
+    PatternIndex,
+    batch_all_triplet_loss,
+    batch_hard_triplet_loss,
+    contrastive_loss,
+    embed,
+    train_embedding,
+    triplet_loss,
+)
 from effnet_trading.model_zoo.features import extract_features, fit_gbm_on_features  # noqa: E402
-
-
 
 
 def _families(n: int, size: int = 16, noise: float = 0.35, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -46,12 +51,15 @@ def test_extract_features_matches_forward_features():
     mean, std = [0.4, 0.5], [0.2, 0.3]
     df = extract_features(model, imgs, batch_size=3, index=idx, mean=mean, std=std)
     assert list(df.columns) == [f"f{i}" for i in range(model.num_features)] and df.index.equals(idx)
-    x = (torch.from_numpy(imgs.astype(np.float32) / 255) - torch.tensor(mean).view(1, 2, 1, 1)) / torch.tensor(std).view(1, 2, 1, 1)
+    x = (torch.from_numpy(imgs.astype(np.float32) / 255) - torch.tensor(mean).view(1, 2, 1, 1)) / torch.tensor(
+        std
+    ).view(1, 2, 1, 1)
     with torch.no_grad():
         ref = model.forward_features(x).numpy()
     np.testing.assert_allclose(df.to_numpy(), ref, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(extract_features(model, imgs.astype(np.float32) / 255, mean=mean, std=std).to_numpy(),
-                               ref, rtol=1e-5, atol=1e-6)  # uint8 and float [0, 1] are the same images
+    np.testing.assert_allclose(
+        extract_features(model, imgs.astype(np.float32) / 255, mean=mean, std=std).to_numpy(), ref, rtol=1e-5, atol=1e-6
+    )  # uint8 and float [0, 1] are the same images
 
 
 def test_extract_features_errors():
@@ -107,11 +115,19 @@ def test_losses_against_hand_computed_values():
     # anchor e2: positive e3 at d=1.0, nearest negative e1 at 1-0.6=0.4 -> 1.0 - 0.4 + 0.2 = 0.8
     hard = batch_hard_triplet_loss(e, labels, margin=0.2)
     d = (1 - e @ e.T).numpy()
-    ref = np.mean([max(0.0, d[a, p] - min(d[a, n] for n in range(4) if labels[n] != labels[a]) + 0.2)
-                   for a, p in [(0, 1), (1, 0), (2, 3), (3, 2)]])
+    ref = np.mean(
+        [
+            max(0.0, d[a, p] - min(d[a, n] for n in range(4) if labels[n] != labels[a]) + 0.2)
+            for a, p in [(0, 1), (1, 0), (2, 3), (3, 2)]
+        ]
+    )
     assert hard.item() == pytest.approx(ref, rel=1e-5)
-    trip = [max(0.0, d[a, p] - d[a, n] + 0.2) for a, p in [(0, 1), (1, 0), (2, 3), (3, 2)]
-            for n in range(4) if labels[n] != labels[a]]
+    trip = [
+        max(0.0, d[a, p] - d[a, n] + 0.2)
+        for a, p in [(0, 1), (1, 0), (2, 3), (3, 2)]
+        for n in range(4)
+        if labels[n] != labels[a]
+    ]
     assert batch_all_triplet_loss(e, labels, 0.2).item() == pytest.approx(np.mean([t for t in trip if t > 0]), rel=1e-5)
 
 

@@ -1,9 +1,9 @@
 """Multi-task heads: shared backbone, loss that ignores missing targets, single-head ONNX export."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
 import torch
 
 from effnet_trading.errors import SpecError  # noqa: E402
@@ -11,8 +11,6 @@ from effnet_trading.imaging import ImageSpec  # noqa: E402
 from effnet_trading.model_zoo.heads import DirectionOnly, MultiTaskModel, head_losses, multitask_loss  # noqa: E402
 
 NAN = float("nan")
-
-
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +36,12 @@ def test_outputs_one_entry_per_head_with_shared_features(model):
     with torch.no_grad():
         out = model(x)
         feats = model.forward_features(x)
-    assert {k: tuple(v.shape) for k, v in out.items()} == {"direction": (4, 3), "regime": (4, 2), "volatility": (4,), "return": (4,)}
+    assert {k: tuple(v.shape) for k, v in out.items()} == {
+        "direction": (4, 3),
+        "regime": (4, 2),
+        "volatility": (4,),
+        "return": (4,),
+    }
     lin = model.heads["regime"][1]
     assert torch.allclose(out["regime"], feats @ lin.weight.T + lin.bias, atol=1e-6)
     assert not any("classifier" in n and p.numel() for n, p in model.backbone.named_parameters())
@@ -46,25 +49,35 @@ def test_outputs_one_entry_per_head_with_shared_features(model):
 
 def test_loss_ignores_missing_targets_and_matches_a_numpy_reference():
     g = torch.Generator().manual_seed(0)
-    out = {"direction": torch.randn(6, 3, generator=g), "regime": torch.randn(6, 2, generator=g),
-           "volatility": torch.randn(6, generator=g), "return": torch.randn(6, generator=g)}
-    tgt = {"direction": torch.tensor([0, 2, -1, 1, -1, 2]),
-           "regime": torch.tensor([1.0, NAN, 0.0, NAN, NAN, 1.0]),
-           "volatility": torch.tensor([0.5, NAN, 3.0, 0.1, NAN, -2.0]),
-           "return": torch.tensor([NAN] * 6)}
+    out = {
+        "direction": torch.randn(6, 3, generator=g),
+        "regime": torch.randn(6, 2, generator=g),
+        "volatility": torch.randn(6, generator=g),
+        "return": torch.randn(6, generator=g),
+    }
+    tgt = {
+        "direction": torch.tensor([0, 2, -1, 1, -1, 2]),
+        "regime": torch.tensor([1.0, NAN, 0.0, NAN, NAN, 1.0]),
+        "volatility": torch.tensor([0.5, NAN, 3.0, 0.1, NAN, -2.0]),
+        "return": torch.tensor([NAN] * 6),
+    }
     parts = head_losses(out, tgt)
     o = {k: v.numpy() for k, v in out.items()}
     d_ok, r_ok, v_ok = np.array([0, 1, 3, 5]), np.array([0, 2, 5]), np.array([0, 2, 3, 5])
     assert parts["direction"].item() == pytest.approx(_ce(o["direction"][d_ok], np.array([0, 2, 1, 2])), rel=1e-5)
     assert parts["regime"].item() == pytest.approx(_ce(o["regime"][r_ok], np.array([1, 0, 1])), rel=1e-5)
-    assert parts["volatility"].item() == pytest.approx(_huber(o["volatility"][v_ok] - np.array([0.5, 3.0, 0.1, -2.0])), rel=1e-5)
+    assert parts["volatility"].item() == pytest.approx(
+        _huber(o["volatility"][v_ok] - np.array([0.5, 3.0, 0.1, -2.0])), rel=1e-5
+    )
     assert parts["return"].item() == 0.0  # no target at all: contributes nothing
     w = {"direction": 2.0, "regime": 0.5, "volatility": 3.0}
     total = multitask_loss(out, tgt, w)
     ref = 2.0 * parts["direction"] + 0.5 * parts["regime"] + 3.0 * parts["volatility"]
     assert total.item() == pytest.approx(ref.item(), rel=1e-6)
     mse = head_losses(out, tgt, regression="mse")["volatility"].item()
-    assert mse == pytest.approx(float(np.mean((o["volatility"][v_ok] - np.array([0.5, 3.0, 0.1, -2.0])) ** 2)), rel=1e-5)
+    assert mse == pytest.approx(
+        float(np.mean((o["volatility"][v_ok] - np.array([0.5, 3.0, 0.1, -2.0])) ** 2)), rel=1e-5
+    )
 
 
 def test_gradient_reaches_only_the_heads_with_targets(model):
@@ -88,8 +101,12 @@ def test_short_training_lowers_every_head_loss():
     x = torch.rand(48, 1, 16, 16)
     level = x.mean((1, 2, 3))
     top = x[:, :, :8].mean((1, 2, 3)) - x[:, :, 8:].mean((1, 2, 3))
-    tgt = {"direction": torch.bucketize(top, torch.quantile(top, torch.tensor([1 / 3, 2 / 3]))),
-           "regime": (level > level.median()).long(), "volatility": (x.std((1, 2, 3)) - 0.29) * 20, "return": top * 20}
+    tgt = {
+        "direction": torch.bucketize(top, torch.quantile(top, torch.tensor([1 / 3, 2 / 3]))),
+        "regime": (level > level.median()).long(),
+        "volatility": (x.std((1, 2, 3)) - 0.29) * 20,
+        "return": top * 20,
+    }
     opt = torch.optim.Adam(m.parameters(), 3e-3)
     first = None
     for _ in range(25):

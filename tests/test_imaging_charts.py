@@ -1,4 +1,5 @@
 """Chart kernels pixel by pixel on hand-made bars (worked out on paper, row 0 = top)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,11 +8,13 @@ import pytest
 from effnet_trading.imaging import ImageSpec, render
 
 # open, high, low, close, volume; lowest low 8, highest high 13
-BARS = np.array([
-    [10.0, 12.0, 9.0, 11.0, 1.0],   # up
-    [11.0, 13.0, 10.0, 10.0, 2.0],  # down
-    [10.0, 11.0, 8.0, 9.0, 4.0],    # down
-])
+BARS = np.array(
+    [
+        [10.0, 12.0, 9.0, 11.0, 1.0],  # up
+        [11.0, 13.0, 10.0, 10.0, 2.0],  # down
+        [10.0, 11.0, 8.0, 9.0, 4.0],  # down
+    ]
+)
 
 
 def _pixels(rows: list[str]) -> np.ndarray:
@@ -20,14 +23,16 @@ def _pixels(rows: list[str]) -> np.ndarray:
 
 def test_ohlc_bars_pixel_exact_without_volume():
     # H=6: row = 13 - price. Columns per bar: open tick, high-low bar, close tick.
-    expected = _pixels([
-        "....#....",
-        ".#..#....",
-        ".####..#.",
-        "##..####.",
-        ".#.....##",
-        ".......#.",
-    ])
+    expected = _pixels(
+        [
+            "....#....",
+            ".#..#....",
+            ".####..#.",
+            "##..####.",
+            ".#.....##",
+            ".......#.",
+        ]
+    )
     img = render(ImageSpec("ohlc_bars", window=3, size=(6, 9), volume=False), BARS, [2])
     np.testing.assert_array_equal(img[0, 0], expected)
 
@@ -54,22 +59,26 @@ def test_ohlc_bars_20_bars_is_jkx_64x60(planted):
 
 def test_candles_pixel_exact_rgb():
     # W=9, 3 columns per bar: body in the first two, wick in the first, third column a gap.
-    red = _pixels([
-        "...#.....",
-        "...#.....",
-        "...##.#..",
-        "...##.##.",
-        "......##.",
-        "......#..",
-    ])
-    green = _pixels([
-        ".........",
-        "#........",
-        "##.......",
-        "##.......",
-        "#........",
-        ".........",
-    ])
+    red = _pixels(
+        [
+            "...#.....",
+            "...#.....",
+            "...##.#..",
+            "...##.##.",
+            "......##.",
+            "......#..",
+        ]
+    )
+    green = _pixels(
+        [
+            ".........",
+            "#........",
+            "##.......",
+            "##.......",
+            "#........",
+            ".........",
+        ]
+    )
     img = render(ImageSpec("candles", window=3, size=(6, 9), volume=False), BARS, [2])[0]
     np.testing.assert_array_equal(img[0], red)
     np.testing.assert_array_equal(img[1], green)

@@ -4,6 +4,7 @@ pyts compiles ~100 numba kernels eagerly when imported (~20-40 s on CI's 2 cores
 reference runs once per module in a subprocess with ``NUMBA_DISABLE_JIT=1`` (pure-Python
 pyts, same results, ~2 s) instead of importing it into the shared test process.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,6 @@ import pytest
 from effnet_trading.imaging import ImageSpec, ohlcv_array, render, valid_ends
 from effnet_trading.imaging._fields import paa
 from effnet_trading.imaging._windows import windows
-
 
 # (window, size): no PAA, PAA dividing evenly, PAA with uneven segments, prime sizes
 SHAPES = [(32, 32), (64, 32), (50, 16), (37, 13), (30, 7)]
@@ -70,8 +70,9 @@ def _jobs(arr):
                 for col in (3, 4):
                     key = f"{kind}-{window}-{size}-{returns}-{col}"
                     inputs[key] = _level_windows(arr, col, ends, window, returns)
-                    jobs.append({"id": key, "cls": "gaf",
-                                 "kw": {"image_size": size, "method": method, "sample_range": [-1, 1]}})
+                    jobs.append(
+                        {"id": key, "cls": "gaf", "kw": {"image_size": size, "method": method, "sample_range": [-1, 1]}}
+                    )
         ends = _ends(ImageSpec("recurrence", window=window, size=size), arr)
         key = f"rp-paa-{window}-{size}"
         inputs[key] = windows(arr[:, 1], ends, window)
@@ -91,8 +92,12 @@ def ref(planted, tmp_path_factory):
     (d / "jobs.json").write_text(json.dumps(jobs))
     np.savez(d / "in.npz", **inputs)
     # recurrence plots need the PAA'd series first: a second pass over the PAA outputs
-    subprocess.run([sys.executable, "-c", _REFERENCE, str(d / "jobs.json"), str(d / "in.npz"), str(d / "out.npz")],
-                   check=True, env={**os.environ, "NUMBA_DISABLE_JIT": "1"}, timeout=300)
+    subprocess.run(
+        [sys.executable, "-c", _REFERENCE, str(d / "jobs.json"), str(d / "in.npz"), str(d / "out.npz")],
+        check=True,
+        env={**os.environ, "NUMBA_DISABLE_JIT": "1"},
+        timeout=300,
+    )
     out = dict(np.load(d / "out.npz"))
     rp_jobs, rp_inputs = [], {}
     for window, size in SHAPES:
@@ -102,8 +107,12 @@ def ref(planted, tmp_path_factory):
             rp_jobs.append({"id": key, "cls": "rp", "kw": {"threshold": threshold}})
     (d / "rp.json").write_text(json.dumps(rp_jobs))
     np.savez(d / "rp_in.npz", **rp_inputs)
-    subprocess.run([sys.executable, "-c", _REFERENCE, str(d / "rp.json"), str(d / "rp_in.npz"), str(d / "rp_out.npz")],
-                   check=True, env={**os.environ, "NUMBA_DISABLE_JIT": "1"}, timeout=300)
+    subprocess.run(
+        [sys.executable, "-c", _REFERENCE, str(d / "rp.json"), str(d / "rp_in.npz"), str(d / "rp_out.npz")],
+        check=True,
+        env={**os.environ, "NUMBA_DISABLE_JIT": "1"},
+        timeout=300,
+    )
     out.update(np.load(d / "rp_out.npz"))
     return arr, out
 

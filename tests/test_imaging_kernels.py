@@ -1,4 +1,5 @@
 """Every OHLCV kind: shapes, dtypes, ranges, causality by perturbation, batched == per-image loop."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -73,7 +74,8 @@ def test_moving_average_reads_history_before_the_window(bars):
     assert not np.array_equal(render(spec, before, [t]), render(spec, arr, [t]))
     before[t - spec.history] *= 3.0  # beyond the look-back: no effect
     np.testing.assert_array_equal(
-        render(spec, before, [t]), render(spec, np.where(np.arange(len(arr))[:, None] == t - spec.window, before, arr), [t])
+        render(spec, before, [t]),
+        render(spec, np.where(np.arange(len(arr))[:, None] == t - spec.window, before, arr), [t]),
     )
 
 
@@ -96,30 +98,41 @@ def test_iter_render_chunks_concatenate_to_render(bars):
     np.testing.assert_array_equal(np.concatenate([x for _, x in parts]), whole)
 
 
-@pytest.mark.parametrize("spec", list(SPECS.values()) + [
-    ImageSpec("lob_heatmap", window=16, size=32, levels=10, bucket_bps=0.25),
-    ImageSpec("gasf", window=32, size=32, timeframe="15m"),
-    StackSpec((ImageSpec("candles", size=32), ImageSpec("gasf", size=32), ImageSpec("gadf", size=32))),
-], ids=lambda s: s.kind)
+@pytest.mark.parametrize(
+    "spec",
+    list(SPECS.values())
+    + [
+        ImageSpec("lob_heatmap", window=16, size=32, levels=10, bucket_bps=0.25),
+        ImageSpec("gasf", window=32, size=32, timeframe="15m"),
+        StackSpec((ImageSpec("candles", size=32), ImageSpec("gasf", size=32), ImageSpec("gadf", size=32))),
+    ],
+    ids=lambda s: s.kind,
+)
 def test_json_round_trip(spec):
     back = spec_from_json(spec.to_json())
     assert back == spec
     assert back.to_json() == spec.to_json()
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(kind="hexagons"), "kind 'hexagons' is unknown"),
-    (dict(kind="ohlc_bars", window=20, size=(64, 40)), "ohlc_bars needs 3 pixels per bar: width 40 < 3 x window 20"),
-    (dict(kind="candles", window=50, size=32), "candles needs at least 1 pixel column per bar"),
-    (dict(kind="gasf", size=(2, 64)), "must be (H, W) with both >= 4 pixels"),
-    (dict(kind="gasf", fields=("close", "vwap")), "must be a non-empty subset of"),
-    (dict(kind="candles", color="blue"), "must be 'rgb' or 'grey'"),
-    (dict(kind="candles", ma=-3), "ma=-3 must be >= 0"),
-    (dict(kind="gasf", window=1), "window 1 must be >= 2 bars"),
-    (dict(kind="recurrence", threshold=-1.0), "threshold=-1.0 must be > 0 or None"),
-    (dict(kind="lob_heatmap", bucket_bps=0), "bucket_bps=0 must be > 0"),
-    (dict(kind="gasf", timeframe="7parsecs"), "timeframe '7parsecs'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(kind="hexagons"), "kind 'hexagons' is unknown"),
+        (
+            dict(kind="ohlc_bars", window=20, size=(64, 40)),
+            "ohlc_bars needs 3 pixels per bar: width 40 < 3 x window 20",
+        ),
+        (dict(kind="candles", window=50, size=32), "candles needs at least 1 pixel column per bar"),
+        (dict(kind="gasf", size=(2, 64)), "must be (H, W) with both >= 4 pixels"),
+        (dict(kind="gasf", fields=("close", "vwap")), "must be a non-empty subset of"),
+        (dict(kind="candles", color="blue"), "must be 'rgb' or 'grey'"),
+        (dict(kind="candles", ma=-3), "ma=-3 must be >= 0"),
+        (dict(kind="gasf", window=1), "window 1 must be >= 2 bars"),
+        (dict(kind="recurrence", threshold=-1.0), "threshold=-1.0 must be > 0 or None"),
+        (dict(kind="lob_heatmap", bucket_bps=0), "bucket_bps=0 must be > 0"),
+        (dict(kind="gasf", timeframe="7parsecs"), "timeframe '7parsecs'"),
+    ],
+)
 def test_spec_errors_tell_the_fix(kwargs, message):
     with pytest.raises(SpecError, match=message.replace("(", r"\(").replace(")", r"\)")):
         ImageSpec(**kwargs)

@@ -1,4 +1,5 @@
 """Order-book heatmaps on synthetic books, and the Binance depth parser on a hand-written capture."""
+
 from __future__ import annotations
 
 import gzip
@@ -24,7 +25,7 @@ def test_pixels_of_a_constant_book():
     img = render_lob(SPEC, _book(), [5])[0]
     peak = np.log1p(5.0)
     bids, asks = np.zeros((8, 4)), np.zeros((8, 4))
-    bids[4], bids[5] = np.log1p(2.0) / peak, 1.0   # 99.95 -> -5 bps -> row 4; 99.85 -> row 5
+    bids[4], bids[5] = np.log1p(2.0) / peak, 1.0  # 99.95 -> -5 bps -> row 4; 99.85 -> row 5
     asks[3], asks[1] = np.log1p(1.0) / peak, np.log1p(3.0) / peak  # 100.05 -> row 3; 100.25 -> row 1
     np.testing.assert_allclose(img[0], bids, atol=1e-6)
     np.testing.assert_allclose(img[1], asks, atol=1e-6)
@@ -75,12 +76,15 @@ def test_dtype_frame_input_and_default_ends():
     np.testing.assert_array_equal(as_order_book(frame).levels, book.levels)
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda b: b.__setitem__((2, 0, 1), -1.0), r"negative sizes at snapshots \[2\]"),
-    (lambda b: b.__setitem__((4, 0, 0), 100.1), r"snapshots \[4\] have no best bid/ask or a crossed book"),
-    (lambda b: b.__setitem__((1, 0, 3), 0.0), r"snapshots \[1\] have no best bid/ask"),
-    (lambda b: b.__setitem__((3, 1, 2), np.nan), r"missing or non-positive price at snapshots \[3\]"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda b: b.__setitem__((2, 0, 1), -1.0), r"negative sizes at snapshots \[2\]"),
+        (lambda b: b.__setitem__((4, 0, 0), 100.1), r"snapshots \[4\] have no best bid/ask or a crossed book"),
+        (lambda b: b.__setitem__((1, 0, 3), 0.0), r"snapshots \[1\] have no best bid/ask"),
+        (lambda b: b.__setitem__((3, 1, 2), np.nan), r"missing or non-positive price at snapshots \[3\]"),
+    ],
+)
 def test_bad_books_raise_with_the_snapshot(change, message):
     book = _book()
     change(book)
@@ -108,8 +112,14 @@ def test_read_binance_depth_rebuilds_and_samples(tmp_path):
     lines = [
         _line(10 * s, _diff(90, 100, [["99.0", "7.0"]], [])),  # u <= lastUpdateId: already in the snapshot
         _line(10 * s + 1, {"stream": "btcusdt@trade", "data": {"e": "trade", "p": "1"}}),
-        _line(10 * s + 5, {"lastUpdateId": 100, "bids": [["100.0", "1.0"], ["99.5", "2.0"]],
-                           "asks": [["100.5", "1.5"], ["101.0", "3.0"]]}),
+        _line(
+            10 * s + 5,
+            {
+                "lastUpdateId": 100,
+                "bids": [["100.0", "1.0"], ["99.5", "2.0"]],
+                "asks": [["100.5", "1.5"], ["101.0", "3.0"]],
+            },
+        ),
         _line(11 * s + 10, _diff(101, 103, [["100.0", "0.0"], ["99.8", "4.0"]], [["100.4", "0.5"]])),
         _line(12 * s + 10, _diff(104, 104, [], [["100.4", "0"]])),
     ]

@@ -1,6 +1,8 @@
 """PNG pictures for people and the ``effnet-trading render`` command."""
+
 from __future__ import annotations
 
+import matplotlib.image as mimage
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -8,8 +10,6 @@ from click.testing import CliRunner
 from effnet_trading.errors import SpecError
 from effnet_trading.imaging import ImageSpec, StackSpec, channel_grid, render, to_png
 from effnet_trading.plugins.cli import main
-
-import matplotlib.image as mimage
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +27,13 @@ def test_model_view_png_is_the_tensor_enlarged(frame, tmp_path):
 
 
 def test_stack_png_is_a_grid_of_channels(frame, tmp_path):
-    stack = StackSpec((ImageSpec("gasf", window=20, size=16), ImageSpec("gadf", window=20, size=16),
-                       ImageSpec("recurrence", window=20, size=16)))
+    stack = StackSpec(
+        (
+            ImageSpec("gasf", window=20, size=16),
+            ImageSpec("gadf", window=20, size=16),
+            ImageSpec("recurrence", window=20, size=16),
+        )
+    )
     img = render(stack, frame, [150])[0]
     grid = channel_grid(img)
     assert grid.shape == (33, 33)  # 2 x 2 tiles of 16 with a 1-pixel gap
@@ -54,8 +59,26 @@ def test_to_png_needs_data_for_a_spec(tmp_path):
 def test_render_cli_writes_png_and_npy(sample_dir, tmp_path):
     csv = sample_dir / "planted_5m.csv"
     out, npy = tmp_path / "out.png", tmp_path / "out.npy"
-    result = CliRunner().invoke(main, ["render", "--data", str(csv), "--kind", "candles", "--window", "32",
-                                       "--size", "64", "--end", "-1", "--png", str(out), "--npy", str(npy)])
+    result = CliRunner().invoke(
+        main,
+        [
+            "render",
+            "--data",
+            str(csv),
+            "--kind",
+            "candles",
+            "--window",
+            "32",
+            "--size",
+            "64",
+            "--end",
+            "-1",
+            "--png",
+            str(out),
+            "--npy",
+            str(npy),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert out.stat().st_size > 0 and mimage.imread(out).shape[:2] == (256, 256)
     arr = np.load(npy)
@@ -63,7 +86,21 @@ def test_render_cli_writes_png_and_npy(sample_dir, tmp_path):
 
 
 def test_render_cli_reports_bad_spec(sample_dir, tmp_path):
-    result = CliRunner().invoke(main, ["render", "--data", str(sample_dir / "planted_5m.csv"), "--kind", "ohlc_bars",
-                                       "--window", "20", "--size", "64x40", "--png", str(tmp_path / "x.png")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "render",
+            "--data",
+            str(sample_dir / "planted_5m.csv"),
+            "--kind",
+            "ohlc_bars",
+            "--window",
+            "20",
+            "--size",
+            "64x40",
+            "--png",
+            str(tmp_path / "x.png"),
+        ],
+    )
     assert result.exit_code != 0
     assert "ohlc_bars needs 3 pixels per bar" in result.output

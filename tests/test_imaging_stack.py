@@ -1,4 +1,5 @@
 """StackSpec: channel concatenation and multi-timeframe stacks that use only closed bars."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,8 +16,11 @@ def frame(planted):
 
 
 def test_candles_gasf_gadf_stack_concatenates_members(frame):
-    members = (ImageSpec("candles", window=32, size=64, ma=5), ImageSpec("gasf", window=32, size=64),
-               ImageSpec("gadf", window=32, size=64))
+    members = (
+        ImageSpec("candles", window=32, size=64, ma=5),
+        ImageSpec("gasf", window=32, size=64),
+        ImageSpec("gadf", window=32, size=64),
+    )
     stack = StackSpec(members)
     ends = valid_ends(stack, frame)[::200]
     img = render(stack, frame, ends)
@@ -27,7 +31,9 @@ def test_candles_gasf_gadf_stack_concatenates_members(frame):
     assert warmup(stack, frame) == max(warmup(m, frame) for m in members)
 
 
-MTF = StackSpec(tuple(ImageSpec("gasf", window=16, size=16, fields=("typical",), timeframe=tf) for tf in (None, "15m", "1h")))
+MTF = StackSpec(
+    tuple(ImageSpec("gasf", window=16, size=16, fields=("typical",), timeframe=tf) for tf in (None, "15m", "1h"))
+)
 
 
 def test_multi_timeframe_member_uses_last_closed_higher_bars(frame):

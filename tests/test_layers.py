@@ -1,4 +1,5 @@
 """The layer contract of DESIGN.md, checked on the source: imports only point down."""
+
 import ast
 import subprocess
 import sys
@@ -10,16 +11,24 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # folder -> (forbidden top-level modules, forbidden effnet_trading subpackages)
 RULES = {
-    "imaging": ({"torch", "onnxruntime", "onnx", "backtrader", "vectorbt", "pybit"},
-                {"model_zoo", "strategies", "evaluation", "plugins"}),
+    "imaging": (
+        {"torch", "onnxruntime", "onnx", "backtrader", "vectorbt", "pybit"},
+        {"model_zoo", "strategies", "evaluation", "plugins"},
+    ),
     "model_zoo": ({"backtrader", "vectorbt", "pybit"}, {"strategies", "evaluation", "plugins"}),
     # the signal engine is torch-free: evaluation (which trains) lives in evaluation/
     "strategies": ({"torch", "backtrader", "vectorbt", "pybit"}, {"evaluation", "plugins"}),
     "evaluation": ({"backtrader", "vectorbt", "pybit"}, {"plugins"}),
 }
 # model_zoo modules that must stay torch-free (the inference runtime)
-TORCH_FREE = ["model_zoo/runtime.py", "model_zoo/card.py", "model_zoo/failover.py", "model_zoo/registry.py",
-              "model_zoo/metrics.py", "model_zoo/splits.py"]
+TORCH_FREE = [
+    "model_zoo/runtime.py",
+    "model_zoo/card.py",
+    "model_zoo/failover.py",
+    "model_zoo/registry.py",
+    "model_zoo/metrics.py",
+    "model_zoo/splits.py",
+]
 
 
 def _imports(path: Path) -> set[str]:
@@ -76,9 +85,11 @@ print('ok')
 
 
 def test_import_has_no_side_effects():
-    code = "import logging, effnet_trading, effnet_trading.imaging, effnet_trading.model_zoo, effnet_trading.strategies; " \
-           "import sys; assert 'torch' not in sys.modules, 'importing the package imported torch'; " \
-           "assert not logging.getLogger().handlers, 'importing configured logging'; print('ok')"
+    code = (
+        "import logging, effnet_trading, effnet_trading.imaging, effnet_trading.model_zoo, effnet_trading.strategies; "
+        "import sys; assert 'torch' not in sys.modules, 'importing the package imported torch'; "
+        "assert not logging.getLogger().handlers, 'importing configured logging'; print('ok')"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
 
@@ -91,15 +102,21 @@ def test_nothing_imports_a_cli_module():
         if rel.parts[0] in ("tests", "benchmarks", "scripts", "examples") or rel == Path("plugins/cli/__init__.py"):
             continue  # the CLI group registers its commands
         inside_cli = rel.parts[:2] == ("plugins", "cli")  # CLI modules may share the CLI's private option helpers
-        offenders += [f"{rel} imports {n}" for n in _imports(path) if n.startswith("effnet_trading.plugins.cli")
-                      and not (inside_cli and n.startswith("effnet_trading.plugins.cli._"))]
+        offenders += [
+            f"{rel} imports {n}"
+            for n in _imports(path)
+            if n.startswith("effnet_trading.plugins.cli")
+            and not (inside_cli and n.startswith("effnet_trading.plugins.cli._"))
+        ]
     assert not offenders, "library code imports the CLI:\n" + "\n".join(offenders)
 
 
 def test_signal_engine_runs_without_torch():
     """Every strategies/ module imports with torch blocked: the signal engine is torch-free."""
     mods = sorted(p.stem for p in (ROOT / "strategies").glob("*.py") if p.stem != "__init__")
-    code = ("import sys, importlib; sys.modules['torch'] = None\n"
-            f"for m in {mods!r}: importlib.import_module('effnet_trading.strategies.' + m)\nprint('ok')")
+    code = (
+        "import sys, importlib; sys.modules['torch'] = None\n"
+        f"for m in {mods!r}: importlib.import_module('effnet_trading.strategies.' + m)\nprint('ok')"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

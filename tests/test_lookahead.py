@@ -2,15 +2,16 @@
 
 Each test also checks that the perturbation does change something after t, so it can fail.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
+from test_signal import ImageStatModel
 
 from effnet_trading.imaging import KINDS, ImageSpec, resample_ohlcv
 from effnet_trading.strategies import Policy, Risk, SignalModel, TimeframeEnsemble
-from test_signal import ImageStatModel
 
 T = 300  # decision bar (5m bars from 00:00: bar 300 is 25:00, the 1st bar of an hour)
 
@@ -32,14 +33,15 @@ def _perturb(frame: pd.DataFrame, t: int, seed: int = 0) -> pd.DataFrame:
 
 def _spec(kind: str, timeframe=None) -> ImageSpec:
     size = (16, 48) if kind in ("ohlc_bars", "candles") else (16, 16)  # 3 px per bar for bar charts
-    return ImageSpec(kind, window=16, size=size, timeframe=timeframe, fields=("open", "close"),
-                     returns=kind == "recurrence")
+    return ImageSpec(
+        kind, window=16, size=size, timeframe=timeframe, fields=("open", "close"), returns=kind == "recurrence"
+    )
 
 
 @pytest.mark.parametrize("timeframe", [None, "15m"])
 @pytest.mark.parametrize("kind", [k for k in KINDS if k != "lob_heatmap"])
 def test_signal_model_is_causal(planted, kind, timeframe):
-    frame = planted.iloc[:T + 200]
+    frame = planted.iloc[: T + 200]
     spec = _spec(kind, timeframe)
     a = SignalModel(ImageStatModel(spec)).predict_proba(frame).to_numpy()
     b = SignalModel(ImageStatModel(spec)).predict_proba(_perturb(frame, T)).to_numpy()
@@ -48,7 +50,7 @@ def test_signal_model_is_causal(planted, kind, timeframe):
 
 
 def test_signal_model_tiny_onnx_is_causal(tiny_model_dir, planted):
-    frame = planted.iloc[:T + 60]
+    frame = planted.iloc[: T + 60]
     sm = SignalModel(tiny_model_dir)
     a, b = sm.predict_proba(frame).to_numpy(), sm.predict_proba(_perturb(frame, T)).to_numpy()
     np.testing.assert_array_equal(a[: T + 1], b[: T + 1])
@@ -56,7 +58,7 @@ def test_signal_model_tiny_onnx_is_causal(tiny_model_dir, planted):
 
 
 def test_policy_and_risk_are_causal(random_walk):
-    frame = random_walk.iloc[:T + 300]
+    frame = random_walk.iloc[: T + 300]
     rng = np.random.default_rng(2)
     probs = pd.DataFrame(rng.dirichlet([1, 1, 1], len(frame)), index=frame.index, columns=["sell", "hold", "buy"])
     probs2 = probs.copy()
@@ -79,7 +81,7 @@ def _ensemble():
 
 @pytest.mark.parametrize("t", [T - 1, T, T + 5])  # closes an hour / opens one / mid-hour
 def test_ensemble_is_causal(planted, t):
-    frame = planted.iloc[:24 * 12 * 3]
+    frame = planted.iloc[: 24 * 12 * 3]
     a = _ensemble().predict_proba(frame).to_numpy()
     b = _ensemble().predict_proba(_perturb(frame, t)).to_numpy()
     assert np.isfinite(a[t]).all()
@@ -91,7 +93,7 @@ def test_naive_alignment_with_forming_higher_bar_would_leak(planted):
     """Aligning each 5m bar with the 1h bar that *contains* it (still forming) leaks the future:
     the same perturbation changes its value at t, where the ensemble's alignment does not."""
     t = T + 5  # mid-hour
-    frame = planted.iloc[:24 * 12 * 3]
+    frame = planted.iloc[: 24 * 12 * 3]
     spec = _spec("gasf")
 
     def naive(df):
@@ -102,4 +104,6 @@ def test_naive_alignment_with_forming_higher_bar_would_leak(planted):
     a, b = naive(frame), naive(_perturb(frame, t))
     assert np.isfinite(a[t]).all() and not np.allclose(a[t], b[t])
     ens = TimeframeEnsemble({"1h": SignalModel(ImageStatModel(spec))})
-    np.testing.assert_array_equal(ens.predict_proba(frame).to_numpy()[t], ens.predict_proba(_perturb(frame, t)).to_numpy()[t])
+    np.testing.assert_array_equal(
+        ens.predict_proba(frame).to_numpy()[t], ens.predict_proba(_perturb(frame, t)).to_numpy()[t]
+    )

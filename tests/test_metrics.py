@@ -1,10 +1,12 @@
 """Metrics against scikit-learn, the collapse warning, and the (block) bootstrap."""
+
 from __future__ import annotations
 
 import warnings
 
 import numpy as np
 import pytest
+import sklearn.metrics as sk
 
 from effnet_trading.errors import TrainingError
 from effnet_trading.model_zoo.metrics import (
@@ -14,8 +16,6 @@ from effnet_trading.model_zoo.metrics import (
     format_report,
     macro_f1,
 )
-
-import sklearn.metrics as sk
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -89,7 +89,9 @@ def test_bootstrap_covers_truth_and_block_widens_on_serial_data():
     iid = bootstrap_ci(y2, p2, "accuracy", n=400, seed=0)
     blk = bootstrap_ci(y2, p2, "accuracy", n=400, block=50, seed=0)
     assert blk["std"] > 3 * iid["std"]
-    assert bootstrap_ci(y2, p2, "accuracy", n=50, block=50, seed=3) == bootstrap_ci(y2, p2, "accuracy", n=50, block=50, seed=3)
+    assert bootstrap_ci(y2, p2, "accuracy", n=50, block=50, seed=3) == bootstrap_ci(
+        y2, p2, "accuracy", n=50, block=50, seed=3
+    )
 
 
 def test_bootstrap_accepts_callable():

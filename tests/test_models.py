@@ -1,10 +1,10 @@
 """Architectures: EfficientNet B0-B7 against torchvision's parameter counts, every registered model
 builds/runs/exports, and the tables become the modules they describe."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
 import torch
 
 from effnet_trading.errors import SpecError  # noqa: E402
@@ -13,15 +13,16 @@ from effnet_trading.model_zoo import create_model, list_models, model_info  # no
 from effnet_trading.model_zoo._blocks import DropPath, MBConv, make_divisible  # noqa: E402
 from effnet_trading.model_zoo.efficientnet import STAGES, VARIANTS, round_filters, round_repeats  # noqa: E402
 
-
-
-
-
 # torchvision.models.efficientnet_b{0..7}(): sum(p.numel() for p in m.parameters()), 1000 classes, 3 channels
 TORCHVISION_PARAMS = {
-    "efficientnet_b0": 5_288_548, "efficientnet_b1": 7_794_184, "efficientnet_b2": 9_109_994,
-    "efficientnet_b3": 12_233_232, "efficientnet_b4": 19_341_616, "efficientnet_b5": 30_389_784,
-    "efficientnet_b6": 43_040_704, "efficientnet_b7": 66_347_960,
+    "efficientnet_b0": 5_288_548,
+    "efficientnet_b1": 7_794_184,
+    "efficientnet_b2": 9_109_994,
+    "efficientnet_b3": 12_233_232,
+    "efficientnet_b4": 19_341_616,
+    "efficientnet_b5": 30_389_784,
+    "efficientnet_b6": 43_040_704,
+    "efficientnet_b7": 66_347_960,
 }
 # paper resolutions (Tan & Le 2019)
 RESOLUTION = {f"efficientnet_b{i}": r for i, r in enumerate((224, 240, 260, 300, 380, 456, 528, 600))}
@@ -205,14 +206,17 @@ def test_size_aware_schedule_keeps_the_parameter_count(name, size):
     assert _n_params(_meta(name, num_classes=1000, in_chans=3, input_size=size)) == TORCHVISION_PARAMS[name]
 
 
-@pytest.mark.parametrize("size, strides, last", [
-    (None, (2, 1, 2, 2, 2, 1, 2, 1), 7),   # published: 224 px -> 7x7
-    (224, (2, 1, 2, 2, 2, 1, 2, 1), 7),
-    (64, (2, 1, 2, 2, 2, 1, 2, 1), 2),
-    (32, (1, 1, 2, 2, 2, 1, 2, 1), 2),     # stem stride dropped: 2x2 instead of 1x1
-    (16, (1, 1, 1, 2, 2, 1, 2, 1), 2),     # stem and stage-2 strides dropped (CIFAR-style)
-    (8, (1, 1, 1, 1, 2, 1, 2, 1), 2),
-])
+@pytest.mark.parametrize(
+    "size, strides, last",
+    [
+        (None, (2, 1, 2, 2, 2, 1, 2, 1), 7),  # published: 224 px -> 7x7
+        (224, (2, 1, 2, 2, 2, 1, 2, 1), 7),
+        (64, (2, 1, 2, 2, 2, 1, 2, 1), 2),
+        (32, (1, 1, 2, 2, 2, 1, 2, 1), 2),  # stem stride dropped: 2x2 instead of 1x1
+        (16, (1, 1, 1, 2, 2, 1, 2, 1), 2),  # stem and stage-2 strides dropped (CIFAR-style)
+        (8, (1, 1, 1, 1, 2, 1, 2, 1), 2),
+    ],
+)
 def test_stride_schedule_drops_the_earliest_strides_for_small_images(size, strides, last):
     from effnet_trading.model_zoo.efficientnet import MIN_FEATURE_PX
 

@@ -1,4 +1,5 @@
 """Monitor: PSI on shifted vs unshifted samples, summaries, alarms, plot."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,13 +26,20 @@ def test_psi_closed_form_two_bins():
 
 def test_summary_latency_confidence_rates_agreement():
     mon = Monitor(window=100)
-    probs = pd.DataFrame([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.2, 0.5, 0.3], [np.nan] * 3],
-                         columns=["sell", "hold", "buy"])
+    probs = pd.DataFrame(
+        [[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.2, 0.5, 0.3], [np.nan] * 3], columns=["sell", "hold", "buy"]
+    )
     for i, (_, row) in enumerate(probs.iterrows()):
-        mon.record(row, latency_ms=float(i + 1), member_probs={"5m": [0.1, 0.2, 0.7], "1h": [0.6, 0.3, 0.1], "4h": [0.2, 0.1, 0.7]})
+        mon.record(
+            row,
+            latency_ms=float(i + 1),
+            member_probs={"5m": [0.1, 0.2, 0.7], "1h": [0.6, 0.3, 0.1], "4h": [0.2, 0.1, 0.7]},
+        )
     s = mon.summary()
     assert s["records"] == 3  # the NaN (warm-up) row is not counted
-    assert s["latency_ms"]["p50"] == pytest.approx(2.5) and s["latency_ms"]["p99"] == pytest.approx(np.percentile([1, 2, 3, 4], 99))
+    assert s["latency_ms"]["p50"] == pytest.approx(2.5) and s["latency_ms"]["p99"] == pytest.approx(
+        np.percentile([1, 2, 3, 4], 99)
+    )
     assert s["confidence"]["mean"] == pytest.approx((0.7 + 0.8 + 0.5) / 3)
     assert sum(s["confidence"]["histogram"]) == 3
     assert s["class_rates"] == pytest.approx({"sell": 1 / 3, "hold": 1 / 3, "buy": 1 / 3})

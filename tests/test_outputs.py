@@ -1,4 +1,5 @@
 """Run folders: atomic moves into place, foreign files never deleted, resume only with the same config."""
+
 import json
 import os
 
@@ -67,7 +68,9 @@ def test_foreign_folder_refused_and_nothing_deleted(tmp_path, monkeypatch, cwd):
         _write_run(out, "new")
     msg = str(exc.value)
     assert "refusing to write into" in msg and "summary.json, thesis.tex" in msg and "--overwrite" in msg
-    assert (target / "thesis.tex").read_text() == "precious" and (target / "summary.json").read_text() == "someone else's"
+    assert (target / "thesis.tex").read_text() == "precious" and (
+        target / "summary.json"
+    ).read_text() == "someone else's"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
 
 
@@ -118,7 +121,10 @@ def test_resume_needs_the_same_config(tmp_path):
 
 
 def test_config_differences_nested():
-    assert config_differences({"a": 1, "b": {"c": 2}}, {"a": 1, "b": {"c": 3}, "d": 4}) == ["b.c: 2 -> 3", "d: '<unset>' -> 4"]
+    assert config_differences({"a": 1, "b": {"c": 2}}, {"a": 1, "b": {"c": 3}, "d": 4}) == [
+        "b.c: 2 -> 3",
+        "d: '<unset>' -> 4",
+    ]
 
 
 def test_out_is_a_file(tmp_path):

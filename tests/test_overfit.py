@@ -13,12 +13,12 @@ memorised by the small EfficientNets in a second test. B5-B7 (>= ``BIG`` paramet
 the first ``N_BIG`` of the 256 images (a quarter of the compute per step): with all 256 one of
 them ran for over 8 minutes on the shared 2-core CPU.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402
 
 from effnet_trading.imaging import ImageSpec  # noqa: E402
 from effnet_trading.model_zoo import create_model, list_models  # noqa: E402
@@ -76,7 +76,9 @@ def test_every_registered_classifier_memorises_256_images(name, small_set):
         x, y = x[:: N // N_BIG], y[:: N // N_BIG]
     assert len(torch.unique(y)) == 3
     acc, steps = _memorise(name, x, y)
-    assert acc >= TARGET, f"{name} reached training accuracy {acc:.3f} < {TARGET} after {steps} full-batch steps on {N} images"
+    assert acc >= TARGET, (
+        f"{name} reached training accuracy {acc:.3f} < {TARGET} after {steps} full-batch steps on {N} images"
+    )
 
 
 @pytest.mark.parametrize("name", ["compact", "efficientnet_nano"])

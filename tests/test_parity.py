@@ -2,6 +2,7 @@
 ``once()``, backtrader ``next()``, vectorbt, the ``SignalModel.update`` loop and the batch path,
 and the same trades (bars, fill = next open, equity) as ``strategies.execution.simulate``.
 Plus nulls: no edge on a random walk after fees; the trained model's edge on planted data."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,10 +11,9 @@ import pytest
 
 from effnet_trading.imaging import render
 from effnet_trading.model_zoo.runtime import Predictor
-from effnet_trading.strategies import Policy, SignalModel, simulate
-
 from effnet_trading.plugins import backtrader as bt_plugin
 from effnet_trading.plugins import vectorbt as vbt_plugin
+from effnet_trading.strategies import Policy, SignalModel, simulate
 
 N_BARS = 1500
 
@@ -61,8 +61,9 @@ def _all_signals(model, frame: pd.DataFrame, threshold: float) -> dict[str, tupl
     step = pd.Series([policy.step(None if r.isna().any() else r) for _, r in loop.iterrows()], index=frame.index)
     once = bt_plugin.run_backtrader(frame, SignalModel(model), policy=Policy(threshold), fees=0.0)
     nxt = bt_plugin.run_backtrader(frame, SignalModel(model), policy=Policy(threshold), fees=0.0, runonce=False)
-    ind = vbt_plugin.EfficientNetIndicator.run(frame.open, frame.high, frame.low, frame.close, frame.volume,
-                                               model=SignalModel(model), threshold=threshold)
+    ind = vbt_plugin.EfficientNetIndicator.run(
+        frame.open, frame.high, frame.low, frame.close, frame.volume, model=SignalModel(model), threshold=threshold
+    )
     vbt_probs = pd.DataFrame({c: getattr(ind, c).to_numpy() for c in ("sell", "hold", "buy")}, index=frame.index)
     return {
         "batch": (batch, Policy(threshold).positions(batch)),
@@ -80,8 +81,14 @@ def test_signals_identical_in_every_path(which, tiny_model_dir, decisive, bars):
     ref_probs, ref_target = paths.pop("batch")
     assert ref_probs.notna().all(axis=1).sum() > N_BARS - 40  # scored after the 32-bar warm-up
     for name, (probs, target) in paths.items():
-        np.testing.assert_allclose(probs[["sell", "hold", "buy"]].to_numpy(), ref_probs[["sell", "hold", "buy"]].to_numpy(),
-                                   rtol=1e-6, atol=1e-7, equal_nan=True, err_msg=name)
+        np.testing.assert_allclose(
+            probs[["sell", "hold", "buy"]].to_numpy(),
+            ref_probs[["sell", "hold", "buy"]].to_numpy(),
+            rtol=1e-6,
+            atol=1e-7,
+            equal_nan=True,
+            err_msg=name,
+        )
         assert (target.to_numpy() == ref_target.to_numpy()).all(), name
     if which == "decisive":
         assert ref_target.diff().abs().gt(0).sum() > 50  # it trades: the trade parity below is not vacuous
@@ -89,8 +96,15 @@ def test_signals_identical_in_every_path(which, tiny_model_dir, decisive, bars):
 
 def _vectorbt_orders(pf, index) -> pd.DataFrame:
     r = pf.orders.records
-    return pd.DataFrame({"time": index[r["idx"]], "size": r["size"], "price": r["price"], "fee": r["fees"],
-                         "side": np.where(r["side"] == 0, "buy", "sell")})
+    return pd.DataFrame(
+        {
+            "time": index[r["idx"]],
+            "size": r["size"],
+            "price": r["price"],
+            "fee": r["fees"],
+            "side": np.where(r["side"] == 0, "buy", "sell"),
+        }
+    )
 
 
 @pytest.mark.parametrize("fees,slippage,long_only", [(0.0, 0.0, False), (0.001, 0.0, False), (0.001, 0.0005, True)])
@@ -103,9 +117,13 @@ def test_trades_agree_with_simulate(fees, slippage, long_only, decisive, bars):
     changed = np.flatnonzero(target.to_numpy()[:-1] != np.concatenate([[0.0], target.to_numpy()[:-2]]))
     assert list(ref.orders["time"]) == list(bars.index[changed + 1])
     sign = np.where(ref.orders["side"] == "buy", 1.0, -1.0)
-    np.testing.assert_allclose(ref.orders["price"], bars["open"].to_numpy()[changed + 1] * (1 + slippage * sign), rtol=1e-12)
+    np.testing.assert_allclose(
+        ref.orders["price"], bars["open"].to_numpy()[changed + 1] * (1 + slippage * sign), rtol=1e-12
+    )
 
-    bt_res = bt_plugin.run_backtrader(bars, SignalModel(decisive), policy=Policy(0.4, long_only=long_only), fees=fees, slippage=slippage)
+    bt_res = bt_plugin.run_backtrader(
+        bars, SignalModel(decisive), policy=Policy(0.4, long_only=long_only), fees=fees, slippage=slippage
+    )
     pf = vbt_plugin.portfolio_from_signals(bars, target, fees=fees, slippage=slippage)
     vb_orders = _vectorbt_orders(pf, bars.index)
     assert bt_res.rejected == 0
@@ -140,7 +158,7 @@ def test_no_edge_on_random_walk(decisive, random_walk):
     # circular-shift null with probability 0.05, so two or more (p ~ 0.007) would signal an edge
     above, t_stats, returns = 0, [], []
     for lo in (0, 6000, 12000):
-        frame = random_walk.iloc[lo:lo + 2000]
+        frame = random_walk.iloc[lo : lo + 2000]
         target = Policy(0.4).positions(SignalModel(decisive).predict_proba(frame)).to_numpy()
         res = simulate(frame, target, fees=0.001)
         r = res.returns.to_numpy()[1:]

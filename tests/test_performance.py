@@ -1,4 +1,5 @@
 """Performance statistics against closed-form values on synthetic returns."""
+
 from __future__ import annotations
 
 import math
@@ -8,7 +9,15 @@ import pandas as pd
 import pytest
 
 from effnet_trading.errors import DataError
-from effnet_trading.strategies import YEAR, bars_per_year, buy_and_hold, drawdown, performance_summary, periods_per_year, simulate
+from effnet_trading.strategies import (
+    YEAR,
+    bars_per_year,
+    buy_and_hold,
+    drawdown,
+    performance_summary,
+    periods_per_year,
+    simulate,
+)
 
 
 def test_bars_per_year():
@@ -42,14 +51,18 @@ def test_cagr_and_drawdown_closed_form():
     assert s["max_drawdown"] == 0.0 and s["bars"] == 2 * 8766
     dd = drawdown(pd.Series([100.0, 120, 90, 130, 65]))
     np.testing.assert_allclose(dd, [0, 0, -0.25, 0, -0.5])
-    assert performance_summary(pd.Series([100.0, 120, 90, 130, 65]), interval="1d")["max_drawdown"] == pytest.approx(-0.5)
+    assert performance_summary(pd.Series([100.0, 120, 90, 130, 65]), interval="1d")["max_drawdown"] == pytest.approx(
+        -0.5
+    )
 
 
 def test_exposure_turnover_win_rate_from_sim():
     idx = pd.date_range("2024-01-01", periods=6, freq="1h", tz="UTC")
     o = np.array([100, 101, 102, 104, 103, 105.0])
     c = np.array([101, 102, 104, 103, 105, 106.0])
-    df = pd.DataFrame({"open": o, "high": np.maximum(o, c) + 1, "low": np.minimum(o, c) - 1, "close": c, "volume": 1.0}, index=idx)
+    df = pd.DataFrame(
+        {"open": o, "high": np.maximum(o, c) + 1, "low": np.minimum(o, c) - 1, "close": c, "volume": 1.0}, index=idx
+    )
     res = simulate(df, [1, 1, 0, -1, -1, 0], fees=0.001, init_cash=1000.0)
     s = performance_summary(res)
     assert s["trades"] == 2 and s["win_rate"] == 1.0  # one closed winner; the open short is not counted
@@ -59,7 +72,9 @@ def test_exposure_turnover_win_rate_from_sim():
 
 
 def test_auto_kind_and_missing_interval():
-    assert performance_summary(pd.Series([0.01, -0.02, 0.03]), interval="1h")["total_return"] == pytest.approx(1.01 * 0.98 * 1.03 - 1)
+    assert performance_summary(pd.Series([0.01, -0.02, 0.03]), interval="1h")["total_return"] == pytest.approx(
+        1.01 * 0.98 * 1.03 - 1
+    )
     with pytest.raises(DataError, match="interval"):
         performance_summary(pd.Series([0.01, 0.02]), kind="returns")
 
@@ -86,16 +101,21 @@ def _fx_hours(weeks=60):
     return hours[hours.day_of_week < 5]  # 24/5: Monday 00:00 .. Friday 23:00
 
 
-@pytest.mark.parametrize("index, expected, rel", [
-    (pd.date_range("2024-01-01", periods=5000, freq="1h", tz="UTC"), 8766.0, 1e-12),   # 24/7 crypto
-    (_us_trading_days(), 251.0, 0.01),                                                   # US stocks, daily
-    (_fx_hours(), 24 * 5 * 365.25 / 7, 0.01),                                            # FX 24/5, hourly
-])
+@pytest.mark.parametrize(
+    "index, expected, rel",
+    [
+        (pd.date_range("2024-01-01", periods=5000, freq="1h", tz="UTC"), 8766.0, 1e-12),  # 24/7 crypto
+        (_us_trading_days(), 251.0, 0.01),  # US stocks, daily
+        (_fx_hours(), 24 * 5 * 365.25 / 7, 0.01),  # FX 24/5, hourly
+    ],
+)
 def test_periods_per_year_from_the_data_calendar(index, expected, rel):
     assert periods_per_year(index) == pytest.approx(expected, rel=rel)
     r = pd.Series(np.random.default_rng(1).normal(0.0005, 0.01, len(index)), index=index)
     s = performance_summary(r, kind="returns")
-    assert s["periods_per_year"] == pytest.approx(expected, rel=rel) and s["periods_per_year_source"].startswith("observed")
+    assert s["periods_per_year"] == pytest.approx(expected, rel=rel) and s["periods_per_year_source"].startswith(
+        "observed"
+    )
     # the Sharpe ratio is annualised with that calendar, not with 365.25 days of 24 hours
     assert s["sharpe"] == pytest.approx(r.mean() / r.std(ddof=1) * math.sqrt(s["periods_per_year"]), rel=1e-9)
     forced = performance_summary(r, kind="returns", periods_per_year=252)
@@ -132,16 +152,17 @@ def test_risk_vol_target_uses_the_same_calendar():
     days = _us_trading_days("2021-01-01", "2022-12-31")
     rng = np.random.default_rng(3)
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, len(days))))
-    df = pd.DataFrame({"open": close, "high": close * 1.01, "low": close * 0.99, "close": close, "volume": 1.0}, index=days)
+    df = pd.DataFrame(
+        {"open": close, "high": close * 1.01, "low": close * 0.99, "close": close, "volume": 1.0}, index=days
+    )
     sized = Risk(vol_target=0.2, vol_window=20, max_exposure=1.0).apply(df, np.full(len(df), 0.5))
     i = len(df) - 1
-    vol = np.diff(np.log(close))[i - 20:i].std(ddof=1) * math.sqrt(periods_per_year(days))
+    vol = np.diff(np.log(close))[i - 20 : i].std(ddof=1) * math.sqrt(periods_per_year(days))
     assert sized.iloc[i] == pytest.approx(min(0.5 * 0.2 / vol, 1.0), rel=1e-9)
 
 
 def test_statistics_match_vectorbt():
     """Sharpe, Sortino, max drawdown, CAGR and win rate against vectorbt's own implementations."""
-    vbt = pytest.importorskip("vectorbt")
     from effnet_trading.plugins.vectorbt import portfolio_from_signals
 
     idx = pd.date_range("2023-01-01", periods=24 * 200, freq="1h", tz="UTC")  # 200 days of 24/7 bars
@@ -163,7 +184,11 @@ def test_statistics_match_vectorbt():
     # win rate of the trades of one target path: vectorbt's closed trades vs simulate's
     close = 100 * np.exp(np.cumsum(np.random.default_rng(9).normal(0, 0.01, 2000)))
     bars = pd.DataFrame({"open": np.r_[100.0, close[:-1]], "close": close}, index=idx[:2000])
-    bars["high"], bars["low"], bars["volume"] = bars.max(axis=1) * 1.001, bars[["open", "close"]].min(axis=1) * 0.999, 1.0
+    bars["high"], bars["low"], bars["volume"] = (
+        bars.max(axis=1) * 1.001,
+        bars[["open", "close"]].min(axis=1) * 0.999,
+        1.0,
+    )
     bars = bars[["open", "high", "low", "close", "volume"]]
     target = pd.Series(np.sign(np.sin(np.arange(2000) / 15.0)), index=bars.index)
     ours = performance_summary(simulate(bars, target, fees=0.001))

@@ -1,4 +1,5 @@
 """Policy: rules on hand-made rows, batch == stateful step, JSON round trip."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,27 +47,41 @@ def test_hysteresis_needed_to_open_or_flip_not_to_close():
 def test_prob_sizing():
     p = Policy(sizing="prob", threshold=0.4)
     out = _both(p, [B, [0.1, 0.1, 0.8], S, [1 / 3, 1 / 3, 1 / 3]])
-    np.testing.assert_allclose(out, [(0.7 - 1 / 3) / (2 / 3), (0.8 - 1 / 3) / (2 / 3), -(0.7 - 1 / 3) / (2 / 3), -(0.7 - 1 / 3) / (2 / 3)])
+    np.testing.assert_allclose(
+        out, [(0.7 - 1 / 3) / (2 / 3), (0.8 - 1 / 3) / (2 / 3), -(0.7 - 1 / 3) / (2 / 3), -(0.7 - 1 / 3) / (2 / 3)]
+    )
 
 
 def test_nan_row_goes_flat():
     assert _both(Policy(), [B, [np.nan] * 3, WEAK_B]) == [1, 0, 0]
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(hysteresis=0.15, threshold=0.4), dict(long_only=True, on_hold="flat"),
-                                dict(sizing="prob", hysteresis=0.05)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(),
+        dict(hysteresis=0.15, threshold=0.4),
+        dict(long_only=True, on_hold="flat"),
+        dict(sizing="prob", hysteresis=0.05),
+    ],
+)
 def test_batch_equals_step_on_random_probabilities(kw):
     rng = np.random.default_rng(3)
     probs = rng.dirichlet([1, 1, 1], 2000)
     probs[:20] = np.nan
     probs[rng.random(2000) < 0.01] = np.nan
-    frame = pd.DataFrame(probs, columns=["sell", "hold", "buy"],
-                         index=pd.date_range("2024", periods=2000, freq="5min", tz="UTC"))
+    frame = pd.DataFrame(
+        probs, columns=["sell", "hold", "buy"], index=pd.date_range("2024", periods=2000, freq="5min", tz="UTC")
+    )
     p = Policy(**kw)
     batch = p.positions(frame)
     steps = np.array([p.step(r) for _, r in frame.iterrows()])
     np.testing.assert_array_equal(batch.to_numpy(), steps)
-    assert batch.index.equals(frame.index) and np.abs(steps).max() <= 1.0 and len(np.unique(np.sign(steps))) == (2 if kw.get("long_only") else 3)
+    assert (
+        batch.index.equals(frame.index)
+        and np.abs(steps).max() <= 1.0
+        and len(np.unique(np.sign(steps))) == (2 if kw.get("long_only") else 3)
+    )
 
 
 def test_columns_by_name_and_extra_columns_ignored():

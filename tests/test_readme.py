@@ -1,4 +1,5 @@
 """The README's Python snippets run as written (on a small model and the sample data)."""
+
 import re
 from pathlib import Path
 

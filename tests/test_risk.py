@@ -1,4 +1,5 @@
 """Risk: volatility targeting vs a pandas reference, stop/take-profit on hand-made paths, apply == step."""
+
 from __future__ import annotations
 
 import math
@@ -14,7 +15,9 @@ from effnet_trading.strategies import Risk, simulate
 def _frame(opens, closes, freq="1h"):
     o, c = np.asarray(opens, float), np.asarray(closes, float)
     idx = pd.date_range("2024-01-01", periods=len(o), freq=freq, tz="UTC")
-    return pd.DataFrame({"open": o, "high": np.maximum(o, c) + 1, "low": np.minimum(o, c) - 1, "close": c, "volume": 1.0}, index=idx)
+    return pd.DataFrame(
+        {"open": o, "high": np.maximum(o, c) + 1, "low": np.minimum(o, c) - 1, "close": c, "volume": 1.0}, index=idx
+    )
 
 
 def _steps(risk, frame, targets):
@@ -57,12 +60,21 @@ def test_take_profit_short_and_entry_price_is_fill_open():
     assert _steps(risk, df, -np.ones(6)).tolist() == out.tolist()
 
 
-@pytest.mark.parametrize("kw", [dict(stop_loss=0.01, take_profit=0.015, cooldown_bars=3),
-                                dict(vol_target=0.5, vol_window=20, stop_loss=0.008, cooldown_bars=1)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(stop_loss=0.01, take_profit=0.015, cooldown_bars=3),
+        dict(vol_target=0.5, vol_window=20, stop_loss=0.008, cooldown_bars=1),
+    ],
+)
 def test_apply_equals_step_on_random_targets(random_walk, kw):
     df = random_walk.iloc[:800]
     rng = np.random.default_rng(5)
-    targets = pd.Series(rng.choice([-1.0, 0.0, 1.0, np.nan], 800, p=[.03, .02, .03, .92]), index=df.index).ffill().fillna(0)
+    targets = (
+        pd.Series(rng.choice([-1.0, 0.0, 1.0, np.nan], 800, p=[0.03, 0.02, 0.03, 0.92]), index=df.index)
+        .ffill()
+        .fillna(0)
+    )
     risk = Risk(**kw)
     out = risk.apply(df, targets)
     np.testing.assert_allclose(_steps(risk, df, targets.to_numpy()), out.to_numpy(), rtol=1e-9, atol=1e-12)

@@ -1,16 +1,17 @@
 """Predictor: same numbers as a plain onnxruntime session, micro-batching, uint8, latency, torch-free."""
+
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 from effnet_trading.errors import ModelCardError
 from effnet_trading.imaging import ImageSpec, render
 from effnet_trading.model_zoo.runtime import LatencyRecorder, Predictor, default_threads, resolve_providers
 
-import onnxruntime as ort
 ROOT = Path(__file__).resolve().parents[1]
 HAS_CUDA = "CUDAExecutionProvider" in ort.get_available_providers()
 
@@ -53,7 +54,9 @@ def test_uint8_input(tiny_model_dir, images):
 
 def test_wrong_shape_names_the_fix(tiny_model_dir, images):
     p = Predictor(tiny_model_dir, "cpu")
-    with pytest.raises(ModelCardError, match=r"do not fit model .* expects \(N, 1, 32, 32\); render them with the model's own spec"):
+    with pytest.raises(
+        ModelCardError, match=r"do not fit model .* expects \(N, 1, 32, 32\); render them with the model's own spec"
+    ):
         p.predict(images[:, :, :16, :16])
 
 

@@ -1,5 +1,6 @@
 """The Scorer protocol and its one coercion (``as_scorer``): what every adapter accepts, what it
 refuses (with the fix in the message), and precomputed scores driving the same Policy."""
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """SignalModel: batched history scoring vs one-bar-at-a-time live scoring, errors, inputs."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -63,10 +64,15 @@ def test_update_matches_batch_tiny_model(tiny_model_dir, planted):
 SPECS = {
     "gasf": ImageSpec("gasf", window=16, size=(16, 16)),
     "recurrence_returns": ImageSpec("recurrence", window=12, size=(8, 8), returns=True),
-    "gadf_15m_returns": ImageSpec("gadf", window=8, size=(8, 8), timeframe="15m", returns=True,
-                                  fields=("open", "volume")),
-    "stack_5m_1h": StackSpec((ImageSpec("gasf", window=10, size=(8, 8)),
-                              ImageSpec("recurrence", window=5, size=(8, 8), timeframe="1h", fields=("open",)))),
+    "gadf_15m_returns": ImageSpec(
+        "gadf", window=8, size=(8, 8), timeframe="15m", returns=True, fields=("open", "volume")
+    ),
+    "stack_5m_1h": StackSpec(
+        (
+            ImageSpec("gasf", window=10, size=(8, 8)),
+            ImageSpec("recurrence", window=5, size=(8, 8), timeframe="1h", fields=("open",)),
+        )
+    ),
 }
 
 
@@ -206,7 +212,12 @@ def test_failover_rule_member_gets_close_windows(tiny_model_dir, planted):
 
     class Broken:
         def __init__(self, inner):
-            self.spec, self.class_names, self.input_shape, self.name = inner.spec, inner.class_names, inner.input_shape, "broken"
+            self.spec, self.class_names, self.input_shape, self.name = (
+                inner.spec,
+                inner.class_names,
+                inner.input_shape,
+                "broken",
+            )
 
         def predict(self, images, closes=None):
             raise RuntimeError("device lost")
@@ -218,7 +229,9 @@ def test_failover_rule_member_gets_close_windows(tiny_model_dir, planted):
     probs = SignalModel(chain).predict_proba(frame)
     close = frame["close"].to_numpy()
     windows = np.stack([close[e - 31 : e + 1] for e in range(31, 120)])
-    np.testing.assert_allclose(probs.iloc[31:].to_numpy(), RuleBasedPredictor("momentum", lookback=20).predict(None, windows), atol=1e-7)
+    np.testing.assert_allclose(
+        probs.iloc[31:].to_numpy(), RuleBasedPredictor("momentum", lookback=20).predict(None, windows), atol=1e-7
+    )
     live = _live(SignalModel(chain), frame)
     np.testing.assert_allclose(live, probs.to_numpy(), atol=1e-7)
 
@@ -235,4 +248,4 @@ def test_warmup_counts_moving_average_and_returns_lookback(planted, spec):
     sm = SignalModel(ImageStatModel(spec))
     probs = sm.predict_proba(planted.iloc[:200])
     assert sm.warmup == warmup(spec, planted.iloc[:200]) == spec.history - 1
-    assert probs.iloc[: sm.warmup].isna().all().all() and probs.iloc[sm.warmup:].notna().all().all()
+    assert probs.iloc[: sm.warmup].isna().all().all() and probs.iloc[sm.warmup :].notna().all().all()

@@ -1,4 +1,5 @@
 """Walk-forward splits: chronological, purged (gap > horizon), embargoed, deterministic."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Deflated Sharpe ratio against the paper's worked example and a hand computation; bootstrap coverage."""
+
 import math
 
 import numpy as np
@@ -25,6 +26,7 @@ def test_dsr_matches_bailey_lopez_de_prado_example():
 
 def test_dsr_against_hand_computation_with_scipy():
     import scipy.stats as stats
+
     rng = np.random.default_rng(3)
     r = 0.0004 + 0.01 * rng.standard_t(5, 3000)
     sr = r.mean() / r.std(ddof=1)

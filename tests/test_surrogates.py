@@ -1,11 +1,12 @@
 """Surrogates keep the bars' return distribution and destroy their order (the null set of evaluate)."""
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from effnet_trading.errors import DataError
-from effnet_trading.imaging import validate_ohlcv
 from effnet_trading.evaluation.surrogates import bar_ratios, block_bootstrap, make_surrogate, random_walk_like
+from effnet_trading.imaging import validate_ohlcv
 
 
 def _ar1_frame(n=6000, phi=0.5, seed=0) -> pd.DataFrame:
@@ -19,9 +20,16 @@ def _ar1_frame(n=6000, phi=0.5, seed=0) -> pd.DataFrame:
     close = 100 * np.exp(np.cumsum(r))
     open_ = np.concatenate([[100.0], close[:-1]])
     wig = np.abs(rng.normal(0, 0.002, (2, n)))
-    df = pd.DataFrame({"open": open_, "high": np.maximum(open_, close) * (1 + wig[0]),
-                       "low": np.minimum(open_, close) * (1 - wig[1]), "close": close, "volume": rng.uniform(1, 10, n)},
-                      index=pd.date_range("2024-01-01", periods=n, freq="5min", tz="UTC"))
+    df = pd.DataFrame(
+        {
+            "open": open_,
+            "high": np.maximum(open_, close) * (1 + wig[0]),
+            "low": np.minimum(open_, close) * (1 - wig[1]),
+            "close": close,
+            "volume": rng.uniform(1, 10, n),
+        },
+        index=pd.date_range("2024-01-01", periods=n, freq="5min", tz="UTC"),
+    )
     return validate_ohlcv(df)
 
 

@@ -1,5 +1,6 @@
 """Training: the planted edge is found, nothing is found in a random walk, resume is exact,
 the exported folder reproduces torch, and the dataset matches render + labels."""
+
 from __future__ import annotations
 
 import json
@@ -8,21 +9,24 @@ import warnings
 
 import numpy as np
 import pytest
-
 import torch
+from conftest import TRAINED_SPEC  # noqa: E402
 
 from effnet_trading.errors import TrainingError  # noqa: E402
 from effnet_trading.imaging import ImageSpec, StackSpec, render  # noqa: E402
+from effnet_trading.imaging.labels import forward_return_labels  # noqa: E402
 from effnet_trading.model_zoo import list_models  # noqa: E402
 from effnet_trading.model_zoo.dataset import ImageDataset  # noqa: E402
-from effnet_trading.imaging.labels import forward_return_labels  # noqa: E402
 from effnet_trading.model_zoo.metrics import CollapseWarning  # noqa: E402
 from effnet_trading.model_zoo.train import TrainConfig, train_and_export, train_model  # noqa: E402
 
-from conftest import TRAINED_SPEC  # noqa: E402
-
-TINY = dict(spec=ImageSpec("gadf", window=16, size=(16, 16), returns=True), progress=False, num_threads=1,
-            model_kwargs={"widths": (8, 16, 32)}, batch_size=64)
+TINY = dict(
+    spec=ImageSpec("gadf", window=16, size=(16, 16), returns=True),
+    progress=False,
+    num_threads=1,
+    model_kwargs={"widths": (8, 16, 32)},
+    batch_size=64,
+)
 
 
 def _binomial_ceiling(p: float, n: int, z: float = 3.0) -> float:
@@ -32,8 +36,11 @@ def _binomial_ceiling(p: float, n: int, z: float = 3.0) -> float:
 
 # -- config and dataset ---------------------------------------------------------------------
 
+
 def test_config_json_roundtrip():
-    spec = StackSpec((ImageSpec("gasf", window=20, size=(24, 24)), ImageSpec("gadf", window=20, size=(24, 24), returns=True)))
+    spec = StackSpec(
+        (ImageSpec("gasf", window=20, size=(24, 24)), ImageSpec("gadf", window=20, size=(24, 24), returns=True))
+    )
     cfg = TrainConfig(model="small_cnn", spec=spec, epochs=3, class_weights=None, model_kwargs={"widths": (8, 16)})
     back = TrainConfig.from_dict(json.loads(cfg.to_json()))
     assert back.spec == spec and back.to_dict() == cfg.to_dict() and back.class_weights is None
@@ -71,6 +78,7 @@ def test_dataset_matches_render_and_labels(planted, tmp_path):
 
 
 # -- the edge is found where it exists, and only there ----------------------------------------
+
 
 @pytest.mark.slow
 def test_planted_edge_found(trained_model_dir, planted, planted_events, sample_meta):
@@ -121,8 +129,14 @@ def test_compact_finds_planted_edge(planted, planted_events):
 
 @pytest.mark.slow
 def test_nothing_found_in_random_walk(random_walk):
-    cfg = TrainConfig(model="small_cnn", spec=TRAINED_SPEC, epochs=5, progress=False, num_threads=1,
-                      model_kwargs={"widths": (16, 32, 64)})  # the trained_model_dir pipeline
+    cfg = TrainConfig(
+        model="small_cnn",
+        spec=TRAINED_SPEC,
+        epochs=5,
+        progress=False,
+        num_threads=1,
+        model_kwargs={"widths": (16, 32, 64)},
+    )  # the trained_model_dir pipeline
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CollapseWarning)  # a no-skill model may well collapse
         res = train_model(random_walk.iloc[:12_000], cfg)
@@ -132,6 +146,7 @@ def test_nothing_found_in_random_walk(random_walk):
 
 
 # -- resume, export parity, folds, CLI ---------------------------------------------------------
+
 
 class _Interrupt(Exception):
     pass
@@ -203,12 +218,37 @@ def test_cli_train(planted, tmp_path):
     csv = tmp_path / "bars.csv"
     planted.iloc[:1500].to_csv(csv)
     out = tmp_path / "run"
-    r = CliRunner().invoke(main, ["train", "--data", str(csv), "--model", "small_cnn", "--kind", "gadf", "--returns",
-                                  "--window", "16", "--size", "16", "--horizon", "6", "--epochs", "1", "--folds", "1",
-                                  "--out", str(out), "--no-progress"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--data",
+            str(csv),
+            "--model",
+            "small_cnn",
+            "--kind",
+            "gadf",
+            "--returns",
+            "--window",
+            "16",
+            "--size",
+            "16",
+            "--horizon",
+            "6",
+            "--epochs",
+            "1",
+            "--folds",
+            "1",
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "accuracy" in r.output and "majority" in r.output and "log-loss" in r.output
-    assert "learning curves" in r.output and "fold 0: 1:" in r.output and "vs majority" in r.output  # curve beside majority
+    assert (
+        "learning curves" in r.output and "fold 0: 1:" in r.output and "vs majority" in r.output
+    )  # curve beside majority
     assert "architecture: small_cnn at 16x16 px" in r.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["diagnosis"]["state"] in ("learned", "under-trained", "converged to base rate")
@@ -241,8 +281,16 @@ def test_ema_weights_are_the_ones_scored(planted):
     from effnet_trading.model_zoo.train import TrainConfig, train_model
 
     spec = ImageSpec("gadf", window=16, size=(16, 16), returns=True)
-    base = dict(model="small_cnn", spec=spec, epochs=1, folds=1, seed=0, progress=False, max_train_samples=400,
-                model_kwargs={"widths": (8, 16, 32)})
+    base = dict(
+        model="small_cnn",
+        spec=spec,
+        epochs=1,
+        folds=1,
+        seed=0,
+        progress=False,
+        max_train_samples=400,
+        model_kwargs={"widths": (8, 16, 32)},
+    )
     plain = train_model(planted.iloc[:1500], TrainConfig(**base))
     ema = train_model(planted.iloc[:1500], TrainConfig(**base, ema_decay=0.5))
     frozen = train_model(planted.iloc[:1500], TrainConfig(**base, ema_decay=1.0 - 1e-12))  # EMA never moves: the init

@@ -1,5 +1,6 @@
 """vectorbt adapter: the IndicatorFactory indicator (parameter grids, one scoring per column),
 events, the portfolio helper's execution contract, and errors."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,9 +8,8 @@ import pandas as pd
 import pytest
 
 from effnet_trading.errors import DataError, SpecError
-from effnet_trading.strategies import Policy, SignalModel, simulate
-
 from effnet_trading.plugins import vectorbt as plugin
+from effnet_trading.strategies import Policy, SignalModel, simulate
 
 N_BARS = 800
 
@@ -43,8 +43,17 @@ def counting():
 
 def test_grid_scores_once_and_applies_policy_per_parameter(bars, counting):
     sm = SignalModel(counting)
-    ind = plugin.EfficientNetIndicator.run(bars.open, bars.high, bars.low, bars.close, bars.volume, model=sm,
-                                           threshold=[0.4, 0.5, 0.6], hysteresis=[0.0, 0.0, 0.1], param_product=False)
+    ind = plugin.EfficientNetIndicator.run(
+        bars.open,
+        bars.high,
+        bars.low,
+        bars.close,
+        bars.volume,
+        model=sm,
+        threshold=[0.4, 0.5, 0.6],
+        hysteresis=[0.0, 0.0, 0.1],
+        param_product=False,
+    )
     scored_once = counting.images
     assert scored_once == N_BARS - sm.warmup  # one image per scoreable bar, not one per parameter
     probs = SignalModel(counting).predict_proba(bars)
@@ -62,13 +71,25 @@ def test_grid_scores_once_and_applies_policy_per_parameter(bars, counting):
 
 def test_two_input_columns_param_major(bars, counting):
     close = pd.concat([bars.close, bars.close[::-1].set_axis(bars.index)], axis=1, keys=["a", "b"])
-    frames = {c: pd.concat([bars[c], bars[c][::-1].set_axis(bars.index)], axis=1, keys=["a", "b"]) for c in ("open", "high", "low", "volume")}
-    ind = plugin.EfficientNetIndicator.run(frames["open"], frames["high"], frames["low"], close, frames["volume"],
-                                           model=SignalModel(counting), threshold=[0.4, 0.6])
+    frames = {
+        c: pd.concat([bars[c], bars[c][::-1].set_axis(bars.index)], axis=1, keys=["a", "b"])
+        for c in ("open", "high", "low", "volume")
+    }
+    ind = plugin.EfficientNetIndicator.run(
+        frames["open"],
+        frames["high"],
+        frames["low"],
+        close,
+        frames["volume"],
+        model=SignalModel(counting),
+        threshold=[0.4, 0.6],
+    )
     assert ind.signal.shape == (N_BARS, 4)
     assert list(ind.signal.columns) == [(0.4, "a"), (0.4, "b"), (0.6, "a"), (0.6, "b")]
     rev = pd.DataFrame({c: frames[c]["b"] for c in ("open", "high", "low", "volume")} | {"close": close["b"]})
-    expected = Policy(0.6).positions(SignalModel(counting).predict_proba(rev[["open", "high", "low", "close", "volume"]]))
+    expected = Policy(0.6).positions(
+        SignalModel(counting).predict_proba(rev[["open", "high", "low", "close", "volume"]])
+    )
     np.testing.assert_array_equal(ind.signal[(0.6, "b")].to_numpy(), expected.to_numpy())
 
 
@@ -95,8 +116,9 @@ def test_portfolio_fills_at_next_open(bars):
 
 
 def test_portfolio_takes_indicator_output_and_grids(bars, counting):
-    ind = plugin.EfficientNetIndicator.run(bars.open, bars.high, bars.low, bars.close, bars.volume,
-                                           model=SignalModel(counting), threshold=[0.4, 0.6])
+    ind = plugin.EfficientNetIndicator.run(
+        bars.open, bars.high, bars.low, bars.close, bars.volume, model=SignalModel(counting), threshold=[0.4, 0.6]
+    )
     pf = plugin.portfolio_from_signals(bars, ind, fees=0.001)
     assert pf.value().shape == (N_BARS, 2)
     ref = simulate(bars, ind.signal.iloc[:, 1].to_numpy(), fees=0.001)
@@ -129,7 +151,9 @@ def test_timeframe_dict_matches_ensemble(bars, counting):
     from effnet_trading.strategies import TimeframeEnsemble
 
     members = {"5m": SignalModel(counting), "15m": SignalModel(counting)}
-    ind = plugin.EfficientNetIndicator.run(bars.open, bars.high, bars.low, bars.close, bars.volume, model=members, threshold=0.4)
+    ind = plugin.EfficientNetIndicator.run(
+        bars.open, bars.high, bars.low, bars.close, bars.volume, model=members, threshold=0.4
+    )
     expected = TimeframeEnsemble(members).predict_proba(bars)
     np.testing.assert_allclose(ind.buy.to_numpy(), expected["buy"].to_numpy(), equal_nan=True)
     np.testing.assert_array_equal(ind.signal.to_numpy(), Policy(0.4).positions(expected).to_numpy())
@@ -151,10 +175,17 @@ def test_reexport_to_the_same_folder_is_not_served_from_the_cache(tmp_path, bars
     def export(seed):
         torch.manual_seed(seed)
         net = create_model("small_cnn", num_classes=3, in_chans=1, widths=(4, 8, 8)).eval()
-        export_onnx(net, folder, spec=spec, architecture="small_cnn", label={"rule": "forward_return", "horizon": 6},
-                    sample_images=render(spec, frame.iloc[:32]))
-        ind = plugin.EfficientNetIndicator.run(frame.open, frame.high, frame.low, frame.close, frame.volume,
-                                               model=str(folder), threshold=0.4)
+        export_onnx(
+            net,
+            folder,
+            spec=spec,
+            architecture="small_cnn",
+            label={"rule": "forward_return", "horizon": 6},
+            sample_images=render(spec, frame.iloc[:32]),
+        )
+        ind = plugin.EfficientNetIndicator.run(
+            frame.open, frame.high, frame.low, frame.close, frame.volume, model=str(folder), threshold=0.4
+        )
         return ind.buy.to_numpy()
 
     first, second = export(0), export(1)
@@ -167,7 +198,10 @@ def _two_symbols(bars, late=200):
     """'a' = the bars; 'b' = another price path listed ``late`` bars later (NaN-padded in wide frames)."""
     b = bars.copy()
     b[["open", "high", "low", "close"]] = bars[["open", "high", "low", "close"]].to_numpy()[::-1] * 3.0
-    b["high"], b["low"] = b[["open", "high", "low", "close"]].max(axis=1), b[["open", "high", "low", "close"]].min(axis=1)
+    b["high"], b["low"] = (
+        b[["open", "high", "low", "close"]].max(axis=1),
+        b[["open", "high", "low", "close"]].min(axis=1),
+    )
     b = b.iloc[late:]
     wide = {c: pd.concat([bars[c], b[c]], axis=1, keys=["a", "b"]) for c in ("open", "high", "low", "close", "volume")}
     return {"a": bars, "b": b}, wide
@@ -175,8 +209,15 @@ def _two_symbols(bars, late=200):
 
 def test_nan_padded_symbols_scored_over_their_own_span(bars, counting):
     frames, wide = _two_symbols(bars)
-    ind = plugin.EfficientNetIndicator.run(wide["open"], wide["high"], wide["low"], wide["close"], wide["volume"],
-                                           model=SignalModel(counting), threshold=0.5)
+    ind = plugin.EfficientNetIndicator.run(
+        wide["open"],
+        wide["high"],
+        wide["low"],
+        wide["close"],
+        wide["volume"],
+        model=SignalModel(counting),
+        threshold=0.5,
+    )
     own = SignalModel(counting).predict_proba(frames["b"])
     got = ind.buy[(0.5, "b")]
     assert got.iloc[:200].isna().all()
@@ -185,14 +226,28 @@ def test_nan_padded_symbols_scored_over_their_own_span(bars, counting):
     # a hole inside a symbol's data is refused, not bridged
     wide["close"].iloc[500, 1] = np.nan
     with pytest.raises(DataError, match=r"column 'b' has NaN bars inside its data"):
-        plugin.EfficientNetIndicator.run(wide["open"], wide["high"], wide["low"], wide["close"], wide["volume"],
-                                         model=SignalModel(counting), threshold=0.5)
+        plugin.EfficientNetIndicator.run(
+            wide["open"],
+            wide["high"],
+            wide["low"],
+            wide["close"],
+            wide["volume"],
+            model=SignalModel(counting),
+            threshold=0.5,
+        )
 
 
 def test_portfolio_trades_each_symbol_at_its_own_prices(bars, counting):
     frames, wide = _two_symbols(bars)
-    ind = plugin.EfficientNetIndicator.run(wide["open"], wide["high"], wide["low"], wide["close"], wide["volume"],
-                                           model=SignalModel(counting), threshold=0.5)
+    ind = plugin.EfficientNetIndicator.run(
+        wide["open"],
+        wide["high"],
+        wide["low"],
+        wide["close"],
+        wide["volume"],
+        model=SignalModel(counting),
+        threshold=0.5,
+    )
     with pytest.raises(DataError, match=r"targets for 2 symbols \(a, b\) but one OHLCV frame"):
         plugin.portfolio_from_signals(bars, ind.signal)
     pf = plugin.portfolio_from_signals(frames, ind.signal, fees=0.001)

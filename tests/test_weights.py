@@ -1,10 +1,10 @@
 """Pretrained-weight mapping: torchvision and efficientnet-pytorch (lukemelas) state dicts land on the right tensors."""
+
 from __future__ import annotations
 
 import math
 
 import pytest
-
 import torch
 import torch.nn.functional as F  # noqa: E402
 
@@ -15,12 +15,17 @@ from effnet_trading.model_zoo.weights import detect_naming, load_pretrained  # n
 
 # efficientnet-pytorch's blocks_args for B0 (utils.py: 'r1_k3_s11_e1_i32_o16_se0.25', ...):
 # (repeats, kernel, expand, in, out)
-LUKE_B0_ARGS = [(1, 3, 1, 32, 16), (2, 3, 6, 16, 24), (2, 5, 6, 24, 40), (3, 3, 6, 40, 80),
-                (3, 5, 6, 80, 112), (4, 5, 6, 112, 192), (1, 3, 6, 192, 320)]
+LUKE_B0_ARGS = [
+    (1, 3, 1, 32, 16),
+    (2, 3, 6, 16, 24),
+    (2, 5, 6, 24, 40),
+    (3, 3, 6, 40, 80),
+    (3, 5, 6, 80, 112),
+    (4, 5, 6, 112, 192),
+    (1, 3, 6, 192, 320),
+]
 LUKE_PARAMS = {"efficientnet-b0": (1.0, 1.0), "efficientnet-b4": (1.4, 1.8)}  # (width, depth)
 BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
-
-
 
 
 def _luke_round_filters(f: int, w: float) -> int:
@@ -55,8 +60,12 @@ def _luke_state(variant: str, num_classes: int = 1000, device: str = "cpu") -> d
                 sd |= {f"{p}._expand_conv.weight": t(oup, inp, 1, 1)} | bn(f"{p}._bn0", oup)
             sq = max(1, int(inp * 0.25))
             sd |= {f"{p}._depthwise_conv.weight": t(oup, 1, k, k)} | bn(f"{p}._bn1", oup)
-            sd |= {f"{p}._se_reduce.weight": t(sq, oup, 1, 1), f"{p}._se_reduce.bias": t(sq),
-                   f"{p}._se_expand.weight": t(oup, sq, 1, 1), f"{p}._se_expand.bias": t(oup)}
+            sd |= {
+                f"{p}._se_reduce.weight": t(sq, oup, 1, 1),
+                f"{p}._se_reduce.bias": t(sq),
+                f"{p}._se_expand.weight": t(oup, sq, 1, 1),
+                f"{p}._se_expand.bias": t(oup),
+            }
             sd |= {f"{p}._project_conv.weight": t(cout, oup, 1, 1)} | bn(f"{p}._bn2", cout)
             i += 1
     head = _luke_round_filters(1280, w)
@@ -150,7 +159,9 @@ def test_loads_into_a_multitask_backbone():
 def test_missing_backbone_tensor_is_an_error_naming_it():
     sd = _luke_state("efficientnet-b0")
     del sd["_blocks.5._depthwise_conv.weight"]
-    with pytest.raises(SpecError, match=r"1 backbone tensors missing.*features\.4\.0\.block\.1\.0\.weight.*strict_backbone=False"):
+    with pytest.raises(
+        SpecError, match=r"1 backbone tensors missing.*features\.4\.0\.block\.1\.0\.weight.*strict_backbone=False"
+    ):
         load_pretrained(create_model("efficientnet_b0"), sd)
 
 

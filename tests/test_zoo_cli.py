@@ -1,11 +1,11 @@
 """`effnet-trading zoo`: list, export, verify, bench, card through click's CliRunner."""
+
 import json
 
 import pytest
 from click.testing import CliRunner
 
 from effnet_trading.plugins.cli import main
-
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +23,27 @@ def calib_csv(tmp_path_factory, planted):
 @pytest.fixture(scope="module")
 def exported(runner, tmp_path_factory, calib_csv):
     out = tmp_path_factory.mktemp("cli_models") / "zoo" / "small"
-    res = runner.invoke(main, ["zoo", "export", "--model", "small_cnn", "--kind", "gasf", "--window", "32", "--size", "32",
-                               "--fp16", "--int8", "--calib-data", str(calib_csv), "--out", str(out)])
+    res = runner.invoke(
+        main,
+        [
+            "zoo",
+            "export",
+            "--model",
+            "small_cnn",
+            "--kind",
+            "gasf",
+            "--window",
+            "32",
+            "--size",
+            "32",
+            "--fp16",
+            "--int8",
+            "--calib-data",
+            str(calib_csv),
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     return out, res.output
 
@@ -50,8 +69,27 @@ def test_export_with_weights_and_channels(runner, tmp_path):
     model = create_model("small_cnn", in_chans=2).eval()
     torch.save(model.state_dict(), tmp_path / "w.pt")
     out = tmp_path / "m"
-    res = runner.invoke(main, ["zoo", "export", "--model", "small_cnn", "--kind", "gadf", "--size", "16", "--window", "16",
-                               "--channels", "close,volume", "--weights", str(tmp_path / "w.pt"), "--out", str(out)])
+    res = runner.invoke(
+        main,
+        [
+            "zoo",
+            "export",
+            "--model",
+            "small_cnn",
+            "--kind",
+            "gadf",
+            "--size",
+            "16",
+            "--window",
+            "16",
+            "--channels",
+            "close,volume",
+            "--weights",
+            str(tmp_path / "w.pt"),
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     p = Predictor(out, "cpu")
     assert p.input_shape == (2, 16, 16)
@@ -70,7 +108,9 @@ def test_export_errors(runner, tmp_path):
     import torch
 
     torch.save({"nope": torch.zeros(1)}, bad)
-    res = runner.invoke(main, ["zoo", "export", "--model", "small_cnn", "--weights", str(bad), "--out", str(tmp_path / "x")])
+    res = runner.invoke(
+        main, ["zoo", "export", "--model", "small_cnn", "--weights", str(bad), "--out", str(tmp_path / "x")]
+    )
     assert res.exit_code == 1 and "do not fit small_cnn" in res.output
     assert not (tmp_path / "x").exists()
 
@@ -113,12 +153,16 @@ def test_verify_ok_and_broken(runner, exported, tmp_path):
 
 def test_bench(runner, exported):
     out, _ = exported
-    res = runner.invoke(main, ["zoo", "bench", str(out), "--providers", "cpu", "--batches", "1,8", "--max-seconds", "0.05", "--json"])
+    res = runner.invoke(
+        main, ["zoo", "bench", str(out), "--providers", "cpu", "--batches", "1,8", "--max-seconds", "0.05", "--json"]
+    )
     assert res.exit_code == 0, res.output
     r = json.loads(res.output)["providers"]["CPUExecutionProvider"]
     assert [row["batch"] for row in r["curve"]] == [1, 8]
     assert r["batch1_ms"]["p50"] <= r["batch1_ms"]["p99"] and r["batch64_img_per_s"] > 0
-    res = runner.invoke(main, ["zoo", "bench", str(out), "--variant", "int8", "--batches", "1", "--max-seconds", "0.05"])
+    res = runner.invoke(
+        main, ["zoo", "bench", str(out), "--variant", "int8", "--batches", "1", "--max-seconds", "0.05"]
+    )
     assert res.exit_code == 0 and "batch 1 latency  p50" in res.output and "(int8)" in res.output
     res = runner.invoke(main, ["zoo", "bench", str(out), "--providers", "NoSuchExecutionProvider"])
     assert res.exit_code == 1 and "not available" in res.output
@@ -172,7 +216,9 @@ def test_export_never_deletes_foreign_files(runner, tmp_path, monkeypatch, cwd):
     res = runner.invoke(main, args)
     assert res.exit_code == 1 and "refusing to write into" in res.output and "notes.txt" in res.output
     assert "Traceback" not in res.output
-    assert sorted(p.name for p in target.iterdir()) == ["notes.txt"] and (target / "notes.txt").read_text() == "precious"
+    assert (
+        sorted(p.name for p in target.iterdir()) == ["notes.txt"] and (target / "notes.txt").read_text() == "precious"
+    )
     res = runner.invoke(main, args + ["--overwrite"])
     assert res.exit_code == 0, res.output
     assert (target / "notes.txt").read_text() == "precious"
@@ -181,11 +227,41 @@ def test_export_never_deletes_foreign_files(runner, tmp_path, monkeypatch, cwd):
 
     load_card(target)
     # a plain re-export into its own model folder needs no flag
-    res = runner.invoke(main, ["zoo", "export", "--model", "small_cnn", "--kind", "gasf", "--window", "16", "--size", "16",
-                               "--out", str(tmp_path / "m")])
+    res = runner.invoke(
+        main,
+        [
+            "zoo",
+            "export",
+            "--model",
+            "small_cnn",
+            "--kind",
+            "gasf",
+            "--window",
+            "16",
+            "--size",
+            "16",
+            "--out",
+            str(tmp_path / "m"),
+        ],
+    )
     assert res.exit_code == 0, res.output
-    res = runner.invoke(main, ["zoo", "export", "--model", "small_cnn", "--kind", "gadf", "--window", "16", "--size", "16",
-                               "--out", str(tmp_path / "m")])
+    res = runner.invoke(
+        main,
+        [
+            "zoo",
+            "export",
+            "--model",
+            "small_cnn",
+            "--kind",
+            "gadf",
+            "--window",
+            "16",
+            "--size",
+            "16",
+            "--out",
+            str(tmp_path / "m"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert load_card(tmp_path / "m").spec.kind == "gadf"
 
@@ -200,6 +276,10 @@ def test_library_export_refuses_a_folder_of_other_files(tmp_path):
 
     (tmp_path / "data.csv").write_text("keep me")
     with pytest.raises(OutputError, match=r"holds files that are not part of a model folder \(data.csv\)"):
-        export_onnx(create_model("small_cnn", in_chans=1), tmp_path, spec=ImageSpec("gasf", window=16, size=(16, 16)),
-                    architecture="small_cnn")
+        export_onnx(
+            create_model("small_cnn", in_chans=1),
+            tmp_path,
+            spec=ImageSpec("gasf", window=16, size=(16, 16)),
+            architecture="small_cnn",
+        )
     assert (tmp_path / "data.csv").read_text() == "keep me"

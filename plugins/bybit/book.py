@@ -6,6 +6,7 @@ gap in ``u`` or a crossed book marks it out of sync (``needs_snapshot``) so the 
 pybit merges deltas into an unsorted shared dict, crashes on a missing level and never checks
 ``u`` (``USER_PAINS.md``); this class is the replacement.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -58,8 +59,16 @@ class OrderBook:
         self.ts: int | None = None  # exchange ms of the last message
         self.updated: float | None = None  # local clock of the last applied message
         self.needs_snapshot = True
-        self.stats = {"snapshots": 0, "deltas": 0, "gaps": 0, "stale_deltas": 0, "missing_deletes": 0, "crossed": 0,
-                      "malformed": 0, "ignored_until_snapshot": 0}
+        self.stats = {
+            "snapshots": 0,
+            "deltas": 0,
+            "gaps": 0,
+            "stale_deltas": 0,
+            "missing_deletes": 0,
+            "crossed": 0,
+            "malformed": 0,
+            "ignored_until_snapshot": 0,
+        }
 
     # -- updates -------------------------------------------------------------------------
     def apply(self, msg: dict) -> str:
@@ -145,8 +154,10 @@ def walk_book(book: OrderBook, side: str, units: float) -> tuple[float, float]:
     if units <= 0:
         raise DataError(f"units={units} must be > 0 to walk the book.")
     if not book.usable:
-        raise DataError(f"order book of {book.symbol} is not usable (out of sync, stale or one-sided); "
-                        "wait for a fresh snapshot or fill at the next bar's open instead.")
+        raise DataError(
+            f"order book of {book.symbol} is not usable (out of sync, stale or one-sided); "
+            "wait for a fresh snapshot or fill at the next bar's open instead."
+        )
     levels = book.levels("ask" if side == "buy" else "bid")
     take = np.minimum(levels[:, 1], np.maximum(units - np.concatenate([[0.0], np.cumsum(levels[:-1, 1])]), 0.0))
     filled = float(take.sum())
@@ -162,13 +173,33 @@ class BookFeed(_TopicStream):
 
     what = "order-book stream"
 
-    def __init__(self, endpoints, symbol: str, category: str = "linear", depth: int = 50, *, stale_after_s: float = 10.0,
-                 max_reconnects: int = 10, reconnect=None, ping_interval_s: float = 20.0, open_timeout_s: float = 10.0,
-                 on_state=None):
+    def __init__(
+        self,
+        endpoints,
+        symbol: str,
+        category: str = "linear",
+        depth: int = 50,
+        *,
+        stale_after_s: float = 10.0,
+        max_reconnects: int = 10,
+        reconnect=None,
+        ping_interval_s: float = 20.0,
+        open_timeout_s: float = 10.0,
+        on_state=None,
+    ):
         self.symbol, self.depth = symbol, int(depth)
         self.book = OrderBook(symbol, stale_after_s=stale_after_s)
-        self._init_stream(endpoints, category, f"orderbook.{self.depth}.{symbol}", stale_after_s, max_reconnects, reconnect,
-                          ping_interval_s, open_timeout_s, on_state)
+        self._init_stream(
+            endpoints,
+            category,
+            f"orderbook.{self.depth}.{symbol}",
+            stale_after_s,
+            max_reconnects,
+            reconnect,
+            ping_interval_s,
+            open_timeout_s,
+            on_state,
+        )
 
     def _on_connect(self) -> None:
         self.book.needs_snapshot = True  # deltas wait for the new subscription's snapshot
@@ -178,7 +209,9 @@ class BookFeed(_TopicStream):
         if result == "malformed":
             self.stats.malformed += 1
         elif result in ("gap", "crossed"):
-            raise _Resync(f"order book {result} at u={msg.get('data', {}).get('u')}: re-subscribing for a fresh snapshot")
+            raise _Resync(
+                f"order book {result} at u={msg.get('data', {}).get('u')}: re-subscribing for a fresh snapshot"
+            )
 
     async def run(self) -> None:
         """Run until cancelled; raises ``TransientExchangeError`` when reconnecting fails ``max_reconnects`` times."""

@@ -8,6 +8,7 @@
   minimum are skipped and reported; prices round to the tick size.
 * Sizing: a target of 1.0 is ``capital`` worth of the symbol at the last close.
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,7 +37,9 @@ def round_to_step(value: float, step: str, rounding=ROUND_DOWN) -> str:
 class BybitBroker:
     """Same interface as ``PaperBroker`` (``submit``, ``on_bar``, ``snapshot``, ``orders``, ``fills``, ``target``)."""
 
-    def __init__(self, rest: BybitREST, symbol: str, category: str = "linear", *, capital: float, instrument: dict | None = None):
+    def __init__(
+        self, rest: BybitREST, symbol: str, category: str = "linear", *, capital: float, instrument: dict | None = None
+    ):
         if not capital > 0:
             raise SpecError(f"capital={capital} must be > 0 (the notional a target of 1.0 holds).")
         self.rest, self.symbol, self.category, self.capital = rest, symbol, category, float(capital)
@@ -65,10 +68,16 @@ class BybitBroker:
             size = float(p.get("size") or 0.0)
             units += size if p.get("side") == "Buy" else -size if p.get("side") == "Sell" else 0.0
         if not math.isclose(units, self.units, abs_tol=1e-12):
-            log.warning("reconcile %s: exchange position %s units, local %s; taking the exchange's", self.symbol, units, self.units)
+            log.warning(
+                "reconcile %s: exchange position %s units, local %s; taking the exchange's",
+                self.symbol,
+                units,
+                self.units,
+            )
         self.units = units
-        self.open_orders = self.rest.call("get_open_orders", "GET /v5/order/realtime", category=self.category,
-                                          symbol=self.symbol).get("list", [])
+        self.open_orders = self.rest.call(
+            "get_open_orders", "GET /v5/order/realtime", category=self.category, symbol=self.symbol
+        ).get("list", [])
         self.reconciles += 1
         return {"units": self.units, "open_orders": len(self.open_orders)}
 
@@ -89,14 +98,29 @@ class BybitBroker:
         qty = round_to_step(min(abs(delta), self.max_qty), self.qty_step)
         order = LiveOrder(time, link_id, symbol, float(target), self.target)
         if float(qty) < self.min_qty:
-            order = LiveOrder(time, link_id, symbol, float(target), self.target, f"skipped: {abs(delta):.6g} units < min {self.min_qty}")
+            order = LiveOrder(
+                time,
+                link_id,
+                symbol,
+                float(target),
+                self.target,
+                f"skipped: {abs(delta):.6g} units < min {self.min_qty}",
+            )
             self.orders.append(order)
             self.target = float(target)
             return order
         side = "Buy" if delta > 0 else "Sell"
         try:
-            self.rest.call("place_order", "POST /v5/order/create", category=self.category, symbol=symbol, side=side,
-                           orderType="Market", qty=qty, orderLinkId=link_id)
+            self.rest.call(
+                "place_order",
+                "POST /v5/order/create",
+                category=self.category,
+                symbol=symbol,
+                side=side,
+                orderType="Market",
+                qty=qty,
+                orderLinkId=link_id,
+            )
         except AuthError:
             raise
         except ExchangeError as exc:
@@ -112,8 +136,9 @@ class BybitBroker:
         return order
 
     def _record_fill(self, time, link_id: str, target: float) -> None:
-        found = self.rest.call("get_open_orders", "GET /v5/order/realtime", category=self.category, symbol=self.symbol,
-                               orderLinkId=link_id).get("list", [])
+        found = self.rest.call(
+            "get_open_orders", "GET /v5/order/realtime", category=self.category, symbol=self.symbol, orderLinkId=link_id
+        ).get("list", [])
         if not found or float(found[0].get("cumExecQty") or 0.0) == 0.0:
             return  # not filled yet; the next reconcile reads the position back
         o = found[0]
@@ -121,8 +146,20 @@ class BybitBroker:
         signed = qty if o["side"] == "Buy" else -qty
         self.units += signed
         self.cash_flow -= signed * price + fee
-        self.fills.append(LiveFill(pd.Timestamp(int(o.get("createdTime", 0)), unit="ms", tz="UTC"), o["side"].lower(), qty,
-                                   price, fee, target, link_id, self.units, self.capital + self.cash_flow, "exchange"))
+        self.fills.append(
+            LiveFill(
+                pd.Timestamp(int(o.get("createdTime", 0)), unit="ms", tz="UTC"),
+                o["side"].lower(),
+                qty,
+                price,
+                fee,
+                target,
+                link_id,
+                self.units,
+                self.capital + self.cash_flow,
+                "exchange",
+            )
+        )
 
     def flatten(self, time, reason: str) -> LiveOrder:
         """Kill switch: cancel resting orders and close the position."""
@@ -132,10 +169,21 @@ class BybitBroker:
 
     def snapshot(self, price: float) -> dict:
         eq = self.capital + self.cash_flow + self.units * price
-        return {"broker": "bybit", "network": self.rest.endpoints.network, "target": self.target, "units": self.units,
-                "capital": self.capital, "equity": eq, "pnl": eq - self.capital, "orders": len(self.orders),
-                "fills": len(self.fills), "open_orders": len(self.open_orders), "reconciles": self.reconciles,
-                "qty_step": self.qty_step, "tick": self.tick}
+        return {
+            "broker": "bybit",
+            "network": self.rest.endpoints.network,
+            "target": self.target,
+            "units": self.units,
+            "capital": self.capital,
+            "equity": eq,
+            "pnl": eq - self.capital,
+            "orders": len(self.orders),
+            "fills": len(self.fills),
+            "open_orders": len(self.open_orders),
+            "reconciles": self.reconciles,
+            "qty_step": self.qty_step,
+            "tick": self.tick,
+        }
 
     def __repr__(self) -> str:
         return f"BybitBroker({self.symbol!r}, {self.category!r}, network={self.rest.endpoints.network!r}, units={self.units:.6g})"

@@ -14,6 +14,7 @@ which missed bars are backfilled). ``store.getbroker()`` is backtrader's own ``B
     cerebro.addstrategy(EfficientNetStrategy, model="model_dir")
     cerebro.run()
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -33,13 +34,18 @@ __all__ = ["BybitStore", "BybitData"]
 class BybitStore:
     """Endpoints + one REST session, shared by the data feeds (and a future exchange broker)."""
 
-    def __init__(self, network: str = "mainnet", rest_url: str | None = None, ws_url: str | None = None,
-                 feed_options: dict | None = None):
+    def __init__(
+        self,
+        network: str = "mainnet",
+        rest_url: str | None = None,
+        ws_url: str | None = None,
+        feed_options: dict | None = None,
+    ):
         self.endpoints = resolve_endpoints(network, rest_url, ws_url)
         self.rest = BybitREST(self.endpoints)
         self.feed_options = feed_options or {}
 
-    def getdata(self, **kwargs) -> "BybitData":
+    def getdata(self, **kwargs) -> BybitData:
         return BybitData(store=self, **kwargs)
 
     def getbroker(self, cash: float = 10_000.0, commission: float = 0.001, slippage: float = 0.0):
@@ -80,14 +86,26 @@ class BybitData(bt.feed.DataBase):
 
         step = interval_ms(self.p.interval)
         last_closed = (now // step) * step - step
-        history = store.rest.closed_klines(self.p.symbol, self.p.category, self.p.interval,
-                                           last_closed - (int(self.p.backfill) - 1) * step, last_closed)
+        history = store.rest.closed_klines(
+            self.p.symbol,
+            self.p.category,
+            self.p.interval,
+            last_closed - (int(self.p.backfill) - 1) * step,
+            last_closed,
+        )
         self.put_notification(self.DELAYED)
         for bar in history:
             self._q.put(("bar", bar))
-        self._feed = KlineFeed(store.rest, store.endpoints, self.p.symbol, self.p.category, self.p.interval,
-                               last_start=history[-1].start if history else None,
-                               on_state=lambda state, reason: self._q.put(("state", state)), **store.feed_options)
+        self._feed = KlineFeed(
+            store.rest,
+            store.endpoints,
+            self.p.symbol,
+            self.p.category,
+            self.p.interval,
+            last_start=history[-1].start if history else None,
+            on_state=lambda state, reason: self._q.put(("state", state)),
+            **store.feed_options,
+        )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run_feed, name=f"BybitData-{self.p.symbol}", daemon=True)
         self._thread.start()

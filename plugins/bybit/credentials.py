@@ -3,6 +3,7 @@
 The values live in one object whose ``repr``/``str`` are redacted; error messages name where a
 key was looked for, never its value.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,12 +46,16 @@ def load_credentials(key_file: str | os.PathLike | None = None, env: dict | None
             lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
             key, secret = (lines + [None, None])[:2]
         if not key or not secret:
-            raise AuthError(f"key file {path} must hold the API key and secret: JSON {{\"api_key\": ..., \"api_secret\": ...}} "
-                            "or two lines (key, then secret).")
+            raise AuthError(
+                f'key file {path} must hold the API key and secret: JSON {{"api_key": ..., "api_secret": ...}} '
+                "or two lines (key, then secret)."
+            )
         return Credentials(str(key), str(secret), f"file {path}")
     key, secret = env.get(ENV_KEY), env.get(ENV_SECRET)
     if not key or not secret:
         missing = [n for n, v in ((ENV_KEY, key), (ENV_SECRET, secret)) if not v]
-        raise AuthError(f"no API keys: {' and '.join(missing)} not set. Export them, or pass --key-file FILE; "
-                        "create testnet/demo keys on that network's website (mainnet keys do not work there).")
+        raise AuthError(
+            f"no API keys: {' and '.join(missing)} not set. Export them, or pass --key-file FILE; "
+            "create testnet/demo keys on that network's website (mainnet keys do not work there)."
+        )
     return Credentials(key, secret, "environment")

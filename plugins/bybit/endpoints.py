@@ -4,6 +4,7 @@ Both are *bases*, as pybit uses them: ``rest`` + ``/v5/market/kline``; ``ws`` + 
 (and ``/v5/private``). Precedence: an explicit URL, then ``EFFNET_BYBIT_REST_URL`` /
 ``EFFNET_BYBIT_WS_URL``, then the network's preset.
 """
+
 from __future__ import annotations
 
 import os
@@ -55,8 +56,9 @@ def _check(url: str, schemes: tuple[str, ...], flag: str) -> str:
     return url
 
 
-def resolve_endpoints(network: str = "mainnet", rest_url: str | None = None, ws_url: str | None = None,
-                      env: dict | None = None) -> Endpoints:
+def resolve_endpoints(
+    network: str = "mainnet", rest_url: str | None = None, ws_url: str | None = None, env: dict | None = None
+) -> Endpoints:
     """Endpoints for ``network`` with URL overrides (argument > environment variable > preset)."""
     if network not in NETWORKS:
         raise SpecError(f"network {network!r} is not one of {list(NETWORKS)}.")
@@ -65,5 +67,8 @@ def resolve_endpoints(network: str = "mainnet", rest_url: str | None = None, ws_
     rest = rest_url or env.get(ENV_REST) or rest_default
     ws = ws_url or env.get(ENV_WS) or ws_default
     custom = rest != rest_default or ws != ws_default
-    return Endpoints(_check(rest, ("http://", "https://"), "--rest-url"), _check(ws, ("ws://", "wss://"), "--ws-url"),
-                     f"custom({network})" if custom else network)
+    return Endpoints(
+        _check(rest, ("http://", "https://"), "--rest-url"),
+        _check(ws, ("ws://", "wss://"), "--ws-url"),
+        f"custom({network})" if custom else network,
+    )

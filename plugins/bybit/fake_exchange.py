@@ -9,6 +9,7 @@ as on the real exchange. ``Faults`` injects the failures the live feed must surv
 
 Run standalone: ``python -m effnet_trading.plugins.bybit.fake_exchange --data bars.csv --start-index 300``.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -44,7 +45,9 @@ class Faults:
     book_repeat: set = field(default_factory=set)  # after bar k's delta, the previous delta again (out of order)
     book_malformed: set = field(default_factory=set)  # before bar k's delta, a delta without ``u``
     stall_s: dict = field(default_factory=dict)  # k -> after bar k's confirm, send no data for this long (pongs go on)
-    rest: list = field(default_factory=list)  # [(path part, kind)], consumed in order; kind: ok (answer normally) http429 http403 ret<retCode> reset
+    rest: list = field(
+        default_factory=list
+    )  # [(path part, kind)], consumed in order; kind: ok (answer normally) http429 http403 ret<retCode> reset
 
 
 class _State:
@@ -54,7 +57,9 @@ class _State:
         self.starts = (ohlcv.index.as_unit("ns").asi8 // 1_000_000).astype(np.int64)
         if len(self.starts) > 1 and not np.all(np.diff(self.starts) == self.step):
             raise ValueError(f"fake exchange data must be regular {self.step} ms bars without gaps")
-        self.values = ohlcv[["open", "high", "low", "close", "volume"]].to_numpy(dtype=np.float64).tolist()  # Python floats: exact repr
+        self.values = (
+            ohlcv[["open", "high", "low", "close", "volume"]].to_numpy(dtype=np.float64).tolist()
+        )  # Python floats: exact repr
         self.start_index = int(start_index)
         self.now_ms = int(self.starts[self.start_index]) + self.step // 2  # mid-way through the first live bar
         self.requests: list[str] = []
@@ -67,11 +72,24 @@ class _State:
 class FakeBybit:
     """Start with ``with FakeBybit(ohlcv, start_index=...) as fake:``; then ``fake.rest_url``, ``fake.ws_url``."""
 
-    def __init__(self, ohlcv: pd.DataFrame, *, symbol: str = "BTCUSDT", category: str = "linear", interval: str = "5",
-                 start_index: int | None = None, bar_seconds: float = 0.05, faults: Faults | None = None,
-                 end_index: int | None = None, rest_port: int = 0, ws_port: int = 0,
-                 api_key: str = "fake-key", api_secret: str = "fake-secret", taker_fee: float = 0.00055,
-                 order_delay_s: float = 0.0):
+    def __init__(
+        self,
+        ohlcv: pd.DataFrame,
+        *,
+        symbol: str = "BTCUSDT",
+        category: str = "linear",
+        interval: str = "5",
+        start_index: int | None = None,
+        bar_seconds: float = 0.05,
+        faults: Faults | None = None,
+        end_index: int | None = None,
+        rest_port: int = 0,
+        ws_port: int = 0,
+        api_key: str = "fake-key",
+        api_secret: str = "fake-secret",
+        taker_fee: float = 0.00055,
+        order_delay_s: float = 0.0,
+    ):
         self.symbol, self.category, self.interval = symbol, category, str(interval)
         n = len(ohlcv)
         self.state = _State(ohlcv, self.interval, n - 1 if start_index is None else start_index)
@@ -103,7 +121,7 @@ class FakeBybit:
         self.order_requests = 0
 
     # -- lifecycle -----------------------------------------------------------------------
-    def __enter__(self) -> "FakeBybit":
+    def __enter__(self) -> FakeBybit:
         self.start()
         return self
 
@@ -119,7 +137,9 @@ class FakeBybit:
         Handler.fake = fake
         self._http = ThreadingHTTPServer(("127.0.0.1", self._ports[0]), Handler)
         self._http.daemon_threads = True
-        self._http_thread = threading.Thread(target=self._http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._http_thread = threading.Thread(
+            target=self._http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._http_thread.start()
         ready = threading.Event()
         self._ws_thread = threading.Thread(target=self._run_ws, args=(ready,), daemon=True)
@@ -151,8 +171,9 @@ class FakeBybit:
         server_mod = require("websockets.asyncio.server", "live")
         self._loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
-        async with server_mod.serve(self._ws_handler, "127.0.0.1", self._ports[1], process_request=self._ws_gate,
-                                    ping_interval=None) as server:
+        async with server_mod.serve(
+            self._ws_handler, "127.0.0.1", self._ports[1], process_request=self._ws_gate, ping_interval=None
+        ) as server:
             self._ws_port = server.sockets[0].getsockname()[1]
             ready.set()
             await self._stop_event.wait()
@@ -181,8 +202,17 @@ class FakeBybit:
                 elif op == "subscribe":
                     args = msg.get("args", [])
                     ok = all(a in (kline, book) for a in args)
-                    await ws.send(json.dumps({"success": ok, "ret_msg": "" if ok else "unknown topic", "op": "subscribe",
-                                              "req_id": msg.get("req_id"), "conn_id": "fake"}))
+                    await ws.send(
+                        json.dumps(
+                            {
+                                "success": ok,
+                                "ret_msg": "" if ok else "unknown topic",
+                                "op": "subscribe",
+                                "req_id": msg.get("req_id"),
+                                "conn_id": "fake",
+                            }
+                        )
+                    )
                     if ok and kline in args:
                         self._clients.add(ws)
                     if ok and book in args:
@@ -215,8 +245,15 @@ class FakeBybit:
         bids = [[repr(p), repr(q)] for p, q in levels[0].items()] + ([extra_bid] if extra_bid else [])
         asks = [[repr(p), repr(q)] for p, q in levels[1].items()]
         now = self.state.now_ms
-        return json.dumps({"topic": f"orderbook.{self.book_depth}.{self.symbol}", "type": kind, "ts": now,
-                           "data": {"s": self.symbol, "b": bids, "a": asks, "u": u, "seq": u * 10}, "cts": now})
+        return json.dumps(
+            {
+                "topic": f"orderbook.{self.book_depth}.{self.symbol}",
+                "type": kind,
+                "ts": now,
+                "data": {"s": self.symbol, "b": bids, "a": asks, "u": u, "seq": u * 10},
+                "cts": now,
+            }
+        )
 
     async def _book_broadcast(self, text: str) -> None:
         for ws in list(self._book_clients):
@@ -232,14 +269,23 @@ class FakeBybit:
         delta = tuple({**{p: 0.0 for p in o if p not in n}, **n} for o, n in zip(old, new))
         self._book = new
         if k in f.book_malformed:
-            await self._book_broadcast(json.dumps({"topic": f"orderbook.{self.book_depth}.{self.symbol}", "type": "delta",
-                                                   "data": {"s": self.symbol, "b": [["x", "1"]]}}))
+            await self._book_broadcast(
+                json.dumps(
+                    {
+                        "topic": f"orderbook.{self.book_depth}.{self.symbol}",
+                        "type": "delta",
+                        "data": {"s": self.symbol, "b": [["x", "1"]]},
+                    }
+                )
+            )
         if k in f.book_reset:
             self._book_u = 1
             msg = self._book_msg("delta", new, 1)
         else:
             self._book_u += 2 if k in f.book_gap else 1
-            msg = self._book_msg("delta", delta, self._book_u, extra_bid=["0.5", "0"] if k in f.book_delete_missing else None)
+            msg = self._book_msg(
+                "delta", delta, self._book_u, extra_bid=["0.5", "0"] if k in f.book_delete_missing else None
+            )
         await self._book_broadcast(msg)
         if k in f.book_repeat and self._last_delta is not None:
             await self._book_broadcast(self._last_delta)
@@ -249,10 +295,22 @@ class FakeBybit:
         s = self.state
         o, h, lo, c, v = s.values[i]
         start = int(s.starts[i])
-        data = {"start": start, "end": start + s.step - 1, "interval": self.interval, "open": repr(o), "close": repr(c),
-                "high": repr(h), "low": repr(lo), "volume": repr(v), "turnover": repr(v * c), "confirm": confirm,
-                "timestamp": now}
-        return json.dumps({"topic": f"kline.{self.interval}.{self.symbol}", "data": [data], "ts": now, "type": "snapshot"})
+        data = {
+            "start": start,
+            "end": start + s.step - 1,
+            "interval": self.interval,
+            "open": repr(o),
+            "close": repr(c),
+            "high": repr(h),
+            "low": repr(lo),
+            "volume": repr(v),
+            "turnover": repr(v * c),
+            "confirm": confirm,
+            "timestamp": now,
+        }
+        return json.dumps(
+            {"topic": f"kline.{self.interval}.{self.symbol}", "data": [data], "ts": now, "type": "snapshot"}
+        )
 
     async def _broadcast(self, text: str) -> None:
         now = time.monotonic()
@@ -314,7 +372,9 @@ class FakeBybit:
         import hashlib
         import hmac
 
-        key, ts, win, sign = (headers.get(h) for h in ("X-BAPI-API-KEY", "X-BAPI-TIMESTAMP", "X-BAPI-RECV-WINDOW", "X-BAPI-SIGN"))
+        key, ts, win, sign = (
+            headers.get(h) for h in ("X-BAPI-API-KEY", "X-BAPI-TIMESTAMP", "X-BAPI-RECV-WINDOW", "X-BAPI-SIGN")
+        )
         if key != self._key:
             return {"retCode": 10003, "retMsg": "API key is invalid.", "result": {}}
         want = hmac.new(self._secret.encode(), f"{ts}{key}{win}{payload}".encode(), hashlib.sha256).hexdigest()
@@ -346,10 +406,19 @@ class FakeBybit:
             price = s.values[self._current_index()][0]
             signed = qty if side == "Buy" else -qty
             self.position = round(self.position + signed, 9)
-            order = {"orderId": f"fake-{len(self.orders) + 1}", "orderLinkId": link, "symbol": self.symbol, "side": side,
-                     "orderType": "Market", "qty": body["qty"], "avgPrice": repr(price), "cumExecQty": body["qty"],
-                     "cumExecFee": repr(qty * price * self.taker_fee), "orderStatus": "Filled",
-                     "createdTime": str(s.now_ms)}
+            order = {
+                "orderId": f"fake-{len(self.orders) + 1}",
+                "orderLinkId": link,
+                "symbol": self.symbol,
+                "side": side,
+                "orderType": "Market",
+                "qty": body["qty"],
+                "avgPrice": repr(price),
+                "cumExecQty": body["qty"],
+                "cumExecFee": repr(qty * price * self.taker_fee),
+                "orderStatus": "Filled",
+                "createdTime": str(s.now_ms),
+            }
             self.orders[link] = order
         return _ok({"orderId": order["orderId"], "orderLinkId": link}, s.now_ms)
 
@@ -358,8 +427,15 @@ class FakeBybit:
         with self.state.lock:
             if path == "/v5/position/list":
                 side = "Buy" if self.position > 0 else "Sell" if self.position < 0 else ""
-                return _ok({"category": self.category, "list": [{"symbol": self.symbol, "side": side,
-                                                                 "size": repr(abs(self.position)), "positionIdx": 0}]}, now)
+                return _ok(
+                    {
+                        "category": self.category,
+                        "list": [
+                            {"symbol": self.symbol, "side": side, "size": repr(abs(self.position)), "positionIdx": 0}
+                        ],
+                    },
+                    now,
+                )
             if path == "/v5/order/realtime":
                 if q.get("orderLinkId"):
                     found = self.orders.get(q["orderLinkId"])
@@ -391,19 +467,45 @@ class FakeBybit:
         if path == "/v5/market/time":
             return 200, _ok({"timeSecond": str(now // 1000), "timeNano": str(now * 1_000_000)}, now), {}
         if path == "/v5/market/kline":
-            if q.get("symbol") != self.symbol or q.get("category") != self.category or q.get("interval") != self.interval:
-                return 200, {"retCode": 10001, "retMsg": "params error: symbol/category/interval not served by the fake",
-                             "result": {}, "time": now}, {}
+            if (
+                q.get("symbol") != self.symbol
+                or q.get("category") != self.category
+                or q.get("interval") != self.interval
+            ):
+                return (
+                    200,
+                    {
+                        "retCode": 10001,
+                        "retMsg": "params error: symbol/category/interval not served by the fake",
+                        "result": {},
+                        "time": now,
+                    },
+                    {},
+                )
             limit = min(int(q.get("limit", 200)), 1000)
             start, end = int(q.get("start", 0)), int(q.get("end", now))
             sel = np.flatnonzero((s.starts >= start) & (s.starts <= min(end, now)))[-limit:]
             rows = [s.row(i) for i in sel[::-1]]  # newest first, the open bar included, as Bybit does
             return 200, _ok({"category": self.category, "symbol": self.symbol, "list": rows}, now), {}
         if path == "/v5/market/instruments-info":
-            return 200, _ok({"category": self.category, "list": [{
-                "symbol": self.symbol, "status": "Trading", "lotSizeFilter": {"qtyStep": "0.001", "minOrderQty": "0.001",
-                                                                            "maxOrderQty": "100"},
-                "priceFilter": {"tickSize": "0.1", "minPrice": "0.1"}}]}, now), {}
+            return (
+                200,
+                _ok(
+                    {
+                        "category": self.category,
+                        "list": [
+                            {
+                                "symbol": self.symbol,
+                                "status": "Trading",
+                                "lotSizeFilter": {"qtyStep": "0.001", "minOrderQty": "0.001", "maxOrderQty": "100"},
+                                "priceFilter": {"tickSize": "0.1", "minPrice": "0.1"},
+                            }
+                        ],
+                    },
+                    now,
+                ),
+                {},
+            )
         return 404, {"retCode": 404, "retMsg": f"fake exchange: no route {path}"}, {}
 
 
@@ -432,8 +534,16 @@ class _RestHandler(BaseHTTPRequestHandler):
         if kind in ("http429", "http403"):
             return self._send(int(kind[4:]), {"retCode": int(kind[4:]), "retMsg": "Too many visits"}, {})
         if kind and kind.startswith("ret"):
-            return self._send(200, {"retCode": int(kind[3:]), "retMsg": "Too many visits!" if kind == "ret10006" else "server error",
-                                    "result": {}, "time": self.fake.state.now_ms}, {})
+            return self._send(
+                200,
+                {
+                    "retCode": int(kind[3:]),
+                    "retMsg": "Too many visits!" if kind == "ret10006" else "server error",
+                    "result": {},
+                    "time": self.fake.state.now_ms,
+                },
+                {},
+            )
         self._send(*self.fake.rest_answer(url.path, q))
 
     def do_POST(self) -> None:
@@ -486,8 +596,16 @@ def main(argv=None) -> None:  # pragma: no cover - a manual tool
     p.add_argument("--rest-port", type=int, default=8080)
     p.add_argument("--ws-port", type=int, default=8081)
     a = p.parse_args(argv)
-    with FakeBybit(load_ohlcv(a.data), symbol=a.symbol, category=a.category, interval=a.interval, start_index=a.start_index,
-                   bar_seconds=a.bar_seconds, rest_port=a.rest_port, ws_port=a.ws_port) as fake:
+    with FakeBybit(
+        load_ohlcv(a.data),
+        symbol=a.symbol,
+        category=a.category,
+        interval=a.interval,
+        start_index=a.start_index,
+        bar_seconds=a.bar_seconds,
+        rest_port=a.rest_port,
+        ws_port=a.ws_port,
+    ) as fake:
         print(f"fake Bybit: --rest-url {fake.rest_url} --ws-url {fake.ws_url}", flush=True)
         try:
             while True:

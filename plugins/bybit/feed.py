@@ -9,14 +9,15 @@ State follows backtrader's live-feed notifications: ``DELAYED`` (loading/backfil
 ``LIVE``, ``DISCONNECTED`` (socket lost or stale; reconnecting with bounded backoff). When the
 retries are spent the feed raises ``TransientExchangeError``: it never stops silently.
 """
+
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Callable
 
 from effnet_trading.errors import DataError, TransientExchangeError, require
 from effnet_trading.plugins.bybit.bars import Bar, bar_from_ws, interval_ms
@@ -53,8 +54,18 @@ class _TopicStream:
 
     what = "stream"
 
-    def _init_stream(self, endpoints: Endpoints, category: str, topic: str, stale_after_s: float, max_reconnects: int,
-                     reconnect: RetryPolicy | None, ping_interval_s: float, open_timeout_s: float, on_state) -> None:
+    def _init_stream(
+        self,
+        endpoints: Endpoints,
+        category: str,
+        topic: str,
+        stale_after_s: float,
+        max_reconnects: int,
+        reconnect: RetryPolicy | None,
+        ping_interval_s: float,
+        open_timeout_s: float,
+        on_state,
+    ) -> None:
         self.endpoints, self.category, self.topic = endpoints, category, topic
         self.url = endpoints.public_ws(category)
         self.stale_after_s = float(stale_after_s)
@@ -88,8 +99,14 @@ class _TopicStream:
         failures = 0
         while True:
             try:
-                async with client.connect(self.url, open_timeout=self.open_timeout_s, proxy=None, ping_interval=None,
-                                          close_timeout=1.0, max_queue=None) as ws:
+                async with client.connect(
+                    self.url,
+                    open_timeout=self.open_timeout_s,
+                    proxy=None,
+                    ping_interval=None,
+                    close_timeout=1.0,
+                    max_queue=None,
+                ) as ws:
                     self._ws = ws
                     await ws.send(json.dumps({"op": "subscribe", "args": [self.topic], "req_id": self.topic}))
                     await self._await_subscribed(ws)
@@ -112,9 +129,15 @@ class _TopicStream:
                 return
             self._set_state(DISCONNECTED, reason)
             if failures > self.max_reconnects:
-                await self._queue.put(("failed", TransientExchangeError(
-                    f"{self.what} {self.url} ({self.topic}) failed {failures} times in a row (last: {reason}); "
-                    "check --ws-url and the network, then restart the session.")))
+                await self._queue.put(
+                    (
+                        "failed",
+                        TransientExchangeError(
+                            f"{self.what} {self.url} ({self.topic}) failed {failures} times in a row (last: {reason}); "
+                            "check --ws-url and the network, then restart the session."
+                        ),
+                    )
+                )
                 return
             self.stats.reconnects += 1
             await asyncio.sleep(self.reconnect.delay(max(failures - 1, 0)))
@@ -126,7 +149,9 @@ class _TopicStream:
             msg = json.loads(raw)
             if msg.get("op") == "subscribe":
                 if not msg.get("success"):
-                    raise DataError(f"subscribe to {self.topic} refused: {msg.get('ret_msg')!r}; check --symbol/--interval/--category.")
+                    raise DataError(
+                        f"subscribe to {self.topic} refused: {msg.get('ret_msg')!r}; check --symbol/--interval/--category."
+                    )
                 return
 
     async def _pump(self, ws) -> None:
@@ -170,17 +195,37 @@ class KlineFeed(_TopicStream):
     called on every transition; an exception in it is logged and counted, never propagated.
     """
 
-    def __init__(self, rest: BybitREST, endpoints: Endpoints, symbol: str, category: str, interval: str, *,
-                 last_start: int | None = None, stale_after_s: float | None = None, max_reconnects: int = 10,
-                 reconnect: RetryPolicy | None = None, ping_interval_s: float = 20.0, open_timeout_s: float = 10.0,
-                 on_state: Callable[[str, str], None] | None = None):
+    def __init__(
+        self,
+        rest: BybitREST,
+        endpoints: Endpoints,
+        symbol: str,
+        category: str,
+        interval: str,
+        *,
+        last_start: int | None = None,
+        stale_after_s: float | None = None,
+        max_reconnects: int = 10,
+        reconnect: RetryPolicy | None = None,
+        ping_interval_s: float = 20.0,
+        open_timeout_s: float = 10.0,
+        on_state: Callable[[str, str], None] | None = None,
+    ):
         self.rest = rest
         self.symbol, self.interval = symbol, str(interval)
         self.step = interval_ms(interval)
         self.last_start = last_start
-        self._init_stream(endpoints, category, f"kline.{self.interval}.{symbol}",
-                          stale_after_s if stale_after_s else 2.0 * self.step / 1000.0, max_reconnects, reconnect,
-                          ping_interval_s, open_timeout_s, on_state)
+        self._init_stream(
+            endpoints,
+            category,
+            f"kline.{self.interval}.{symbol}",
+            stale_after_s if stale_after_s else 2.0 * self.step / 1000.0,
+            max_reconnects,
+            reconnect,
+            ping_interval_s,
+            open_timeout_s,
+            on_state,
+        )
 
     what = "kline stream"
 
@@ -197,14 +242,17 @@ class KlineFeed(_TopicStream):
         """Closed bars after ``last_start`` (up to ``upto``) from REST, in order."""
         if self.last_start is None:
             return []
-        got = await asyncio.to_thread(self.rest.closed_klines, self.symbol, self.category, self.interval,
-                                      self.last_start + self.step, upto)
+        got = await asyncio.to_thread(
+            self.rest.closed_klines, self.symbol, self.category, self.interval, self.last_start + self.step, upto
+        )
         return [b for b in got if b.start > self.last_start]
 
     def _take(self, bar: Bar) -> Bar:
         if self.last_start is not None and bar.start != self.last_start + self.step:
             self.stats.gaps.append(self.last_start + self.step)
-            log.error("feed %s: bars from %d to %d missing after backfill", self.topic, self.last_start + self.step, bar.start)
+            log.error(
+                "feed %s: bars from %d to %d missing after backfill", self.topic, self.last_start + self.step, bar.start
+            )
         self.last_start = bar.start
         if bar.source == "ws":
             self.stats.ws_bars += 1

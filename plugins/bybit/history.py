@@ -4,6 +4,7 @@ The CSV is appended one page at a time, each page one ``write`` of whole lines; 
 download leaves at most a partial last line, which the next run drops before resuming after the
 last complete bar, so a bar is never lost nor written twice.
 """
+
 from __future__ import annotations
 
 import os
@@ -56,27 +57,34 @@ def _resume_point(path: Path) -> int | None:
         data = data[:cut]
     lines = data.decode("utf-8").splitlines()
     if not lines or lines[0] + "\n" != _HEADER:
-        raise DataError(f"{path} exists but is not a kline download (header {lines[:1]}); pass a new --out path or delete it.")
+        raise DataError(
+            f"{path} exists but is not a kline download (header {lines[:1]}); pass a new --out path or delete it."
+        )
     if len(lines) == 1:
         return None
     return to_ms(lines[-1].split(",", 1)[0])
 
 
-def fetch_klines(rest: BybitREST, symbol: str, category: str, interval: str, start, end, out, *,
-                 progress: bool = False) -> FetchResult:
+def fetch_klines(
+    rest: BybitREST, symbol: str, category: str, interval: str, start, end, out, *, progress: bool = False
+) -> FetchResult:
     """Download closed bars with open time in [start, end) into the CSV ``out`` (resuming it if present)."""
     from effnet_trading.imaging import load_ohlcv
 
     step = interval_ms(interval)
     start_ms, end_ms = to_ms(start), to_ms(end)
     if end_ms <= start_ms:
-        raise SpecError(f"--end {end} is not after --start {start}; give a range like --start 2024-01-01 --end 2024-02-01.")
+        raise SpecError(
+            f"--end {end} is not after --start {start}; give a range like --start 2024-01-01 --end 2024-02-01."
+        )
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     last = _resume_point(path)
     if last is not None and not start_ms <= last < end_ms:
-        raise DataError(f"{path} holds bars up to {pd.Timestamp(last, unit='ms', tz='UTC')}, outside --start..--end; "
-                        "pass a new --out path to download another range.")
+        raise DataError(
+            f"{path} holds bars up to {pd.Timestamp(last, unit='ms', tz='UTC')}, outside --start..--end; "
+            "pass a new --out path to download another range."
+        )
     cursor = -(-start_ms // step) * step if last is None else last + step
     now = rest.server_time_ms()
     stop = min(end_ms - 1, now)  # open times up to here; the open bar is filtered below
@@ -109,4 +117,6 @@ def fetch_klines(rest: BybitREST, symbol: str, category: str, interval: str, sta
         if bar is not None:
             bar.close()
     frame = load_ohlcv(path)  # the project's one loader: sorted, unique, finite, consistent
-    return FetchResult(path, len(frame), new, None if last is None else pd.Timestamp(last, unit="ms", tz="UTC"), pages, dropped)
+    return FetchResult(
+        path, len(frame), new, None if last is None else pd.Timestamp(last, unit="ms", tz="UTC"), pages, dropped
+    )

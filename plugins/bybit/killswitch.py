@@ -1,4 +1,5 @@
 """Kill switch: limits checked after every decision; a breach flattens the position and stops the session."""
+
 from __future__ import annotations
 
 from collections import deque
@@ -31,8 +32,9 @@ class KillSwitch:
             if v is not None and not v > 0:
                 raise SpecError(f"KillSwitch {name}={v} must be > 0 or None (off).")
 
-    def check(self, bar_time: pd.Timestamp, *, equity: float, capital: float, position_value: float,
-              ordered: bool) -> str | None:
+    def check(
+        self, bar_time: pd.Timestamp, *, equity: float, capital: float, position_value: float, ordered: bool
+    ) -> str | None:
         """The reason to stop, or None. Call once per decided bar (``ordered``: an order was sent)."""
         day = bar_time.normalize()
         if day != self._day:
@@ -42,10 +44,14 @@ class KillSwitch:
         while self._orders and bar_time - self._orders[0] >= pd.Timedelta(hours=1):
             self._orders.popleft()
         if self.max_position is not None and abs(position_value) > self.max_position * capital * (1 + 1e-9):
-            return f"position value {abs(position_value):.2f} > max_position {self.max_position:g} x capital {capital:.2f}"
+            return (
+                f"position value {abs(position_value):.2f} > max_position {self.max_position:g} x capital {capital:.2f}"
+            )
         if self.max_daily_loss is not None and self._day_start_equity - equity > self.max_daily_loss * capital:
-            return (f"daily loss {self._day_start_equity - equity:.2f} > max_daily_loss {self.max_daily_loss:g} x capital "
-                    f"{capital:.2f}")
+            return (
+                f"daily loss {self._day_start_equity - equity:.2f} > max_daily_loss {self.max_daily_loss:g} x capital "
+                f"{capital:.2f}"
+            )
         if self.max_orders_per_hour is not None and len(self._orders) > self.max_orders_per_hour:
             return f"{len(self._orders)} orders within an hour > max_orders_per_hour {self.max_orders_per_hour}"
         return None

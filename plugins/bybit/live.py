@@ -6,6 +6,7 @@ decides on each confirmed bar of the feed. Outputs in ``out_dir``: ``decisions.c
 one column per class, target, latency_ms, predictor, source, phase: the columns of ``backtest``'s
 ``signals.csv`` first), ``orders.csv``, ``fills.csv``, and ``status.json`` refreshed every bar.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -80,10 +81,27 @@ class LiveSession:
     ``submit``/``on_bar``/``snapshot``).
     """
 
-    def __init__(self, scorer, policy, risk, broker, rest: BybitREST, endpoints: Endpoints, *, symbol: str,
-                 category: str, interval: str, out_dir, monitor=None, strategy: str = "effnet",
-                 warmup_bars: int | None = None, feed_options: dict | None = None, config: dict | None = None,
-                 book_feed=None, kill_switch=None):
+    def __init__(
+        self,
+        scorer,
+        policy,
+        risk,
+        broker,
+        rest: BybitREST,
+        endpoints: Endpoints,
+        *,
+        symbol: str,
+        category: str,
+        interval: str,
+        out_dir,
+        monitor=None,
+        strategy: str = "effnet",
+        warmup_bars: int | None = None,
+        feed_options: dict | None = None,
+        config: dict | None = None,
+        book_feed=None,
+        kill_switch=None,
+    ):
         from effnet_trading.strategies import Monitor
 
         self.scorer, self.policy, self.risk, self.broker = scorer, policy, risk, broker
@@ -132,14 +150,25 @@ class LiveSession:
         t_order = None
         if phase == "live" and target != self.broker.target:
             t_order = time.perf_counter()  # the latency ends at the order request
-            order = self.broker.submit(bar.timestamp, self.symbol, target, order_link_id(self.strategy, self.symbol, bar.start))
+            order = self.broker.submit(
+                bar.timestamp, self.symbol, target, order_link_id(self.strategy, self.symbol, bar.start)
+            )
         latency_ms = ((t_order or time.perf_counter()) - t0) * 1e3
-        self.monitor.record(probs if probs is not None else np.full(len(self.class_names), np.nan),
-                            latency_ms=latency_ms if phase == "live" else None, bar=row)
+        self.monitor.record(
+            probs if probs is not None else np.full(len(self.class_names), np.nan),
+            latency_ms=latency_ms if phase == "live" else None,
+            bar=row,
+        )
         values = probs.to_numpy() if probs is not None else np.full(len(self.class_names), np.nan)
-        decision = {"timestamp": bar.timestamp, **dict(zip(self.class_names, values.tolist())), "target": float(target),
-                    "latency_ms": latency_ms, "predictor": self._predictor_name() if probs is not None else "",
-                    "source": bar.source, "phase": phase}
+        decision = {
+            "timestamp": bar.timestamp,
+            **dict(zip(self.class_names, values.tolist())),
+            "target": float(target),
+            "latency_ms": latency_ms,
+            "predictor": self._predictor_name() if probs is not None else "",
+            "source": bar.source,
+            "phase": phase,
+        }
         return {"decision": decision, "order": order, "fills": self.broker.fills[n_fills:]}
 
     # -- session -------------------------------------------------------------------------
@@ -152,14 +181,15 @@ class LiveSession:
         n = self._warmup_count()
         now = self.rest.server_time_ms()
         last_closed = (now // self.step) * self.step - self.step
-        return self.rest.closed_klines(self.symbol, self.category, self.interval, last_closed - (n - 1) * self.step,
-                                       last_closed)
+        return self.rest.closed_klines(
+            self.symbol, self.category, self.interval, last_closed - (n - 1) * self.step, last_closed
+        )
 
     def _on_feed_state(self, state: str, reason: str) -> None:
         if state == "DISCONNECTED":
             self._reconcile_due = True  # read position and orders back once the stream is back
 
-    async def _kill(self, bar_time, reason: str, orders: "_Csv", fills: "_Csv") -> None:
+    async def _kill(self, bar_time, reason: str, orders: _Csv, fills: _Csv) -> None:
         self.killed = reason
         log.error("kill switch: %s; flattening and stopping", reason)
         n = len(self.broker.fills)
@@ -174,26 +204,51 @@ class LiveSession:
             return None
         snap = self.broker.snapshot(bar.close)
         capital = snap.get("capital", getattr(self.broker, "init_cash", float("nan")))
-        return self.kill_switch.check(bar.timestamp, equity=snap["equity"], capital=capital,
-                                      position_value=snap["units"] * bar.close, ordered=ordered)
+        return self.kill_switch.check(
+            bar.timestamp,
+            equity=snap["equity"],
+            capital=capital,
+            position_value=snap["units"] * bar.close,
+            ordered=ordered,
+        )
 
     def status(self, state: str) -> dict:
         price = self.last_bar.close if self.last_bar is not None else float("nan")
         mon = self.monitor.summary()
-        return _json_safe({
-            "state": state, "symbol": self.symbol, "interval": self.interval, "network": self.endpoints.network,
-            "updated": pd.Timestamp.now(tz="UTC"), "last_bar": self.last_bar.timestamp if self.last_bar else None,
-            "live_bars": self.live_bars, "position": self.broker.snapshot(price), "predictor": self._predictor_name(),
-            "latency_ms": mon["latency_ms"], "confidence": mon.get("confidence", {}).get("mean"),
-            "class_rates": mon.get("class_rates"), "drift": mon.get("drift"), "alarms": mon.get("alarms"),
-            "feed": None if self.feed is None else {k: v for k, v in vars(self.feed.stats).items()},
-            "book": None if self.book_feed is None else {
-                "state": self.book_feed.stats.state, "usable": self.book_feed.book.usable, "bid": self.book_feed.book.best_bid,
-                "ask": self.book_feed.book.best_ask, "u": self.book_feed.book.u, **self.book_feed.book.stats,
-                "reconnects": self.book_feed.stats.reconnects},
-            "errors": self.errors[-20:], "killed": self.killed,
-            "kill_switch": None if self.kill_switch is None else self.kill_switch.to_dict(), "config": self.config,
-        })
+        return _json_safe(
+            {
+                "state": state,
+                "symbol": self.symbol,
+                "interval": self.interval,
+                "network": self.endpoints.network,
+                "updated": pd.Timestamp.now(tz="UTC"),
+                "last_bar": self.last_bar.timestamp if self.last_bar else None,
+                "live_bars": self.live_bars,
+                "position": self.broker.snapshot(price),
+                "predictor": self._predictor_name(),
+                "latency_ms": mon["latency_ms"],
+                "confidence": mon.get("confidence", {}).get("mean"),
+                "class_rates": mon.get("class_rates"),
+                "drift": mon.get("drift"),
+                "alarms": mon.get("alarms"),
+                "feed": None if self.feed is None else {k: v for k, v in vars(self.feed.stats).items()},
+                "book": None
+                if self.book_feed is None
+                else {
+                    "state": self.book_feed.stats.state,
+                    "usable": self.book_feed.book.usable,
+                    "bid": self.book_feed.book.best_bid,
+                    "ask": self.book_feed.book.best_ask,
+                    "u": self.book_feed.book.u,
+                    **self.book_feed.book.stats,
+                    "reconnects": self.book_feed.stats.reconnects,
+                },
+                "errors": self.errors[-20:],
+                "killed": self.killed,
+                "kill_switch": None if self.kill_switch is None else self.kill_switch.to_dict(),
+                "config": self.config,
+            }
+        )
 
     def _write_status(self, state: str) -> None:
         from effnet_trading.evaluation.report import write_text_atomic
@@ -216,9 +271,16 @@ class LiveSession:
             for bar in warm:
                 decisions.write(self._decide(bar, "warmup")["decision"])
                 self.last_bar = bar
-            self.feed = KlineFeed(self.rest, self.endpoints, self.symbol, self.category, self.interval,
-                                  last_start=warm[-1].start if warm else None, on_state=self._on_feed_state,
-                                  **self.feed_options)
+            self.feed = KlineFeed(
+                self.rest,
+                self.endpoints,
+                self.symbol,
+                self.category,
+                self.interval,
+                last_start=warm[-1].start if warm else None,
+                on_state=self._on_feed_state,
+                **self.feed_options,
+            )
             if max_bars is not None and max_bars <= 0:
                 return self.status("STOPPED")
             gen = self.feed.bars()
@@ -233,8 +295,12 @@ class LiveSession:
                     except (asyncio.TimeoutError, TimeoutError):
                         if t_end is not None and time.monotonic() >= t_end - 1e-3:
                             break  # --duration reached
-                        await self._kill(self.last_bar.timestamp if self.last_bar else pd.Timestamp.now(tz="UTC"),
-                                         f"stale data: no bar for {stale_s:g} s (feed {self.feed.stats.state})", orders, fills)
+                        await self._kill(
+                            self.last_bar.timestamp if self.last_bar else pd.Timestamp.now(tz="UTC"),
+                            f"stale data: no bar for {stale_s:g} s (feed {self.feed.stats.state})",
+                            orders,
+                            fills,
+                        )
                         break
                     except StopAsyncIteration:
                         break
@@ -280,13 +346,32 @@ class LiveSession:
         return asyncio.run(self.run(max_bars=max_bars, duration_s=duration_s))
 
 
-def build_live_session(model_dir, *, symbol: str, category: str = "linear", interval: str, out_dir, mode: str = "paper",
-                       network: str | None = None, key_file=None, kill_switch=None,
-                       rest_url: str | None = None, ws_url: str | None = None, threshold: float = 0.5,
-                       hysteresis: float = 0.0, long_only: bool = False, max_exposure: float = 1.0, fees: float = 0.001,
-                       slippage: float = 0.0, cash: float = 10_000.0, fallback: bool = True,
-                       stale_after_s: float | None = None, threads: int = 1, strategy: str = "effnet",
-                       fill: str = "next_open") -> LiveSession:
+def build_live_session(
+    model_dir,
+    *,
+    symbol: str,
+    category: str = "linear",
+    interval: str,
+    out_dir,
+    mode: str = "paper",
+    network: str | None = None,
+    key_file=None,
+    kill_switch=None,
+    rest_url: str | None = None,
+    ws_url: str | None = None,
+    threshold: float = 0.5,
+    hysteresis: float = 0.0,
+    long_only: bool = False,
+    max_exposure: float = 1.0,
+    fees: float = 0.001,
+    slippage: float = 0.0,
+    cash: float = 10_000.0,
+    fallback: bool = True,
+    stale_after_s: float | None = None,
+    threads: int = 1,
+    strategy: str = "effnet",
+    fill: str = "next_open",
+) -> LiveSession:
     """A LiveSession from a model folder: Predictor (+ momentum-rule fallback) -> SignalModel -> Policy -> Risk -> broker.
 
     mode: ``paper`` (PaperBroker on ``network``'s data, mainnet by default), or ``testnet`` / ``demo`` /
@@ -311,7 +396,9 @@ def build_live_session(model_dir, *, symbol: str, category: str = "linear", inte
     policy = Policy(threshold, hysteresis, long_only, class_names=scorer.class_names)
     risk = Risk(max_exposure=max_exposure, interval=f"{interval_ms(interval) // 60_000}min")
     if fill not in ("next_open", "book"):
-        raise SpecError(f"fill={fill!r} must be 'next_open' (the backtests' contract) or 'book' (taker fills on the live book).")
+        raise SpecError(
+            f"fill={fill!r} must be 'next_open' (the backtests' contract) or 'book' (taker fills on the live book)."
+        )
     book_feed = None
     if fill == "book":
         from effnet_trading.plugins.bybit.book import BookFeed
@@ -319,8 +406,13 @@ def build_live_session(model_dir, *, symbol: str, category: str = "linear", inte
         book_feed = BookFeed(endpoints, symbol, category, stale_after_s=max(10.0, 2 * interval_ms(interval) / 1000.0))
     if mode == "paper":
         rest = BybitREST(endpoints)
-        broker = PaperBroker(cash, fees=fees, slippage=slippage, book=None if book_feed is None else book_feed.book,
-                             step_ms=interval_ms(interval))
+        broker = PaperBroker(
+            cash,
+            fees=fees,
+            slippage=slippage,
+            book=None if book_feed is None else book_feed.book,
+            step_ms=interval_ms(interval),
+        )
     else:
         from effnet_trading.plugins.bybit.broker import BybitBroker
         from effnet_trading.plugins.bybit.credentials import load_credentials
@@ -328,13 +420,40 @@ def build_live_session(model_dir, *, symbol: str, category: str = "linear", inte
         creds = load_credentials(key_file)
         rest = BybitREST(endpoints, api_key=creds.api_key, api_secret=creds.api_secret)
         broker = BybitBroker(rest, symbol, category, capital=cash)
-    config = {"model": str(Path(model_dir).resolve()), "symbol": symbol, "category": category, "interval": interval,
-              "mode": mode, "network": endpoints.network, "rest_url": endpoints.rest, "ws_url": endpoints.ws,
-              "policy": policy.to_dict(), "risk": risk.to_dict(), "fees": fees, "slippage": slippage, "cash": cash,
-              "fallback": fallback, "threads": threads, "fill": fill,
-              "kill_switch": None if kill_switch is None else kill_switch.to_dict(),
-              "execution": "decide at the close of bar t, fill at the open of bar t+1"}
-    return LiveSession(scorer, policy, risk, broker, rest, endpoints, symbol=symbol, category=category,
-                       interval=interval, out_dir=out_dir, strategy=strategy,
-                       feed_options={"stale_after_s": stale_after_s} if stale_after_s else None, config=config,
-                       book_feed=book_feed, kill_switch=kill_switch)
+    config = {
+        "model": str(Path(model_dir).resolve()),
+        "symbol": symbol,
+        "category": category,
+        "interval": interval,
+        "mode": mode,
+        "network": endpoints.network,
+        "rest_url": endpoints.rest,
+        "ws_url": endpoints.ws,
+        "policy": policy.to_dict(),
+        "risk": risk.to_dict(),
+        "fees": fees,
+        "slippage": slippage,
+        "cash": cash,
+        "fallback": fallback,
+        "threads": threads,
+        "fill": fill,
+        "kill_switch": None if kill_switch is None else kill_switch.to_dict(),
+        "execution": "decide at the close of bar t, fill at the open of bar t+1",
+    }
+    return LiveSession(
+        scorer,
+        policy,
+        risk,
+        broker,
+        rest,
+        endpoints,
+        symbol=symbol,
+        category=category,
+        interval=interval,
+        out_dir=out_dir,
+        strategy=strategy,
+        feed_options={"stale_after_s": stale_after_s} if stale_after_s else None,
+        config=config,
+        book_feed=book_feed,
+        kill_switch=kill_switch,
+    )

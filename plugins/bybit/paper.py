@@ -10,6 +10,7 @@ taker, against the book's depth: the average price of the levels it takes (depth
 from equity marked at the mid, with the same fee rate and cash limit. If the book is not usable
 (out of sync, stale, one-sided) the order falls back to the next bar's open and says so (``via``).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -69,7 +70,9 @@ class LiveFill:
 class PaperBroker:
     """Fills targets at the next bar's open with fees and slippage; tracks units, cash and PnL."""
 
-    def __init__(self, init_cash: float = 10_000.0, fees: float = 0.001, slippage: float = 0.0, book=None, step_ms: int = 0):
+    def __init__(
+        self, init_cash: float = 10_000.0, fees: float = 0.001, slippage: float = 0.0, book=None, step_ms: int = 0
+    ):
         if init_cash <= 0:
             raise SpecError(f"init_cash={init_cash} must be > 0.")
         if not (0.0 <= fees < 1.0 and 0.0 <= slippage < 1.0):
@@ -117,7 +120,9 @@ class PaperBroker:
         self.cash -= signed * price + fee
         self.units += signed
         t = order.time + pd.Timedelta(milliseconds=self.step_ms)  # filled as the next bar opens
-        self.fills.append(LiveFill(t, side, filled, price, fee, order.target, order.order_link_id, self.units, self.cash, "book"))
+        self.fills.append(
+            LiveFill(t, side, filled, price, fee, order.target, order.order_link_id, self.units, self.cash, "book")
+        )
 
     def on_bar(self, bar: Bar) -> list[LiveFill]:
         """A new bar opened: fill the pending order at its open."""
@@ -138,8 +143,17 @@ class PaperBroker:
         fee = self.fees * abs(delta) * price
         self.cash -= delta * price + fee
         self.units = new_units
-        fill = LiveFill(bar.timestamp, "buy" if delta > 0 else "sell", abs(delta), float(price), float(fee), order.target,
-                        order.order_link_id, self.units, self.cash)
+        fill = LiveFill(
+            bar.timestamp,
+            "buy" if delta > 0 else "sell",
+            abs(delta),
+            float(price),
+            float(fee),
+            order.target,
+            order.order_link_id,
+            self.units,
+            self.cash,
+        )
         self.fills.append(fill)
         return [fill]
 
@@ -149,15 +163,29 @@ class PaperBroker:
         self.target = 0.0
         if self.units == 0.0:
             return None
-        order = LiveOrder(time, f"kill-{int(pd.Timestamp(time).value // 1_000_000)}", "", 0.0, self.target, f"kill: {reason}")
+        order = LiveOrder(
+            time, f"kill-{int(pd.Timestamp(time).value // 1_000_000)}", "", 0.0, self.target, f"kill: {reason}"
+        )
         self.orders.append(order)
         delta = -self.units
         price = self.last_price * (1.0 - self.slippage * (1 if delta < 0 else -1))
         fee = self.fees * abs(delta) * price
         self.cash -= delta * price + fee
         self.units = 0.0
-        self.fills.append(LiveFill(time, "sell" if delta < 0 else "buy", abs(delta), price, fee, 0.0, order.order_link_id,
-                                   0.0, self.cash, "kill"))
+        self.fills.append(
+            LiveFill(
+                time,
+                "sell" if delta < 0 else "buy",
+                abs(delta),
+                price,
+                fee,
+                0.0,
+                order.order_link_id,
+                0.0,
+                self.cash,
+                "kill",
+            )
+        )
         return order
 
     def equity(self, price: float) -> float:
@@ -165,10 +193,20 @@ class PaperBroker:
 
     def snapshot(self, price: float) -> dict:
         eq = self.equity(price)
-        return {"broker": "paper", "target": self.target, "units": self.units, "cash": self.cash, "equity": eq,
-                "pnl": eq - self.init_cash, "return": eq / self.init_cash - 1.0, "orders": len(self.orders),
-                "fills": len(self.fills), "pending": self._pending is not None,
-                "fill_model": "book" if self.book is not None else "next_open", "book_fallbacks": self.book_fallbacks}
+        return {
+            "broker": "paper",
+            "target": self.target,
+            "units": self.units,
+            "cash": self.cash,
+            "equity": eq,
+            "pnl": eq - self.init_cash,
+            "return": eq / self.init_cash - 1.0,
+            "orders": len(self.orders),
+            "fills": len(self.fills),
+            "pending": self._pending is not None,
+            "fill_model": "book" if self.book is not None else "next_open",
+            "book_fallbacks": self.book_fallbacks,
+        }
 
     def __repr__(self) -> str:
         return f"PaperBroker(cash={self.cash:.2f}, units={self.units:.6g}, fees={self.fees}, slippage={self.slippage})"

@@ -4,11 +4,12 @@ subclasses; only transient ones retried, with exponential backoff under a bounde
 pybit's own retry loop is switched off (one attempt per call, no retry codes): it sleeps until a
 rate-limit reset header that may be missing (pybit#340) and retries without a total bound.
 """
+
 from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from effnet_trading.errors import (
     AuthError,
@@ -39,7 +40,7 @@ class RetryPolicy:
         self.base_s, self.cap_s, self.total_s = float(base_s), float(cap_s), float(total_s)
 
     def delay(self, attempt: int) -> float:
-        return min(self.cap_s, self.base_s * (2 ** attempt))
+        return min(self.cap_s, self.base_s * (2**attempt))
 
 
 def translate_error(exc: BaseException, what: str) -> ExchangeError:
@@ -50,31 +51,53 @@ def translate_error(exc: BaseException, what: str) -> ExchangeError:
     if name == "InvalidRequestError":  # Bybit answered with retCode != 0
         text = f"{what}: Bybit refused the request (retCode {code}: {message})"
         if code == 10006:
-            return RateLimitError(text + "; rate limit, retrying with backoff.", code=code,
-                                  retry_after_s=_reset_after(getattr(exc, "resp_headers", None)))
+            return RateLimitError(
+                text + "; rate limit, retrying with backoff.",
+                code=code,
+                retry_after_s=_reset_after(getattr(exc, "resp_headers", None)),
+            )
         if code in _AUTH:
-            return AuthError(text + "; check BYBIT_API_KEY / BYBIT_API_SECRET, their permissions and the network "
-                             "(testnet/demo keys only work there).", code=code)
+            return AuthError(
+                text + "; check BYBIT_API_KEY / BYBIT_API_SECRET, their permissions and the network "
+                "(testnet/demo keys only work there).",
+                code=code,
+            )
         if code in _BALANCE:
             return InsufficientBalanceError(text + "; reduce the size or fund the account.", code=code)
         if code in _INVALID:
-            return InvalidOrderError(text + "; check quantity/price against the instrument's lot and tick size.", code=code)
+            return InvalidOrderError(
+                text + "; check quantity/price against the instrument's lot and tick size.", code=code
+            )
         if code in _TRANSIENT:
             return TransientExchangeError(text + "; a server-side or clock problem, retrying.", code=code)
         return ExchangeError(text + ".", code=code)
     if name == "FailedRequestError":  # HTTP status != 200, or a body that is not JSON
         text = f"{what}: HTTP {code} ({message})"
         if code in (403, 429):
-            return RateLimitError(text + "; IP rate limit, retrying with backoff.", code=code,
-                                  retry_after_s=_reset_after(getattr(exc, "resp_headers", None)))
+            return RateLimitError(
+                text + "; IP rate limit, retrying with backoff.",
+                code=code,
+                retry_after_s=_reset_after(getattr(exc, "resp_headers", None)),
+            )
         if code == 401:
             return AuthError(text + "; check BYBIT_API_KEY / BYBIT_API_SECRET.", code=code)
         if code is not None and (code >= 500 or code == 409):
             return TransientExchangeError(text + "; server error, retrying.", code=code)
         return ExchangeError(text + ".", code=code)
-    if name in ("ConnectionError", "ReadTimeout", "ConnectTimeout", "Timeout", "SSLError", "ChunkedEncodingError",
-                "ConnectionResetError", "TimeoutError", "OSError"):
-        return TransientExchangeError(f"{what}: network failure ({name}); retrying. Check the REST URL and the connection.")
+    if name in (
+        "ConnectionError",
+        "ReadTimeout",
+        "ConnectTimeout",
+        "Timeout",
+        "SSLError",
+        "ChunkedEncodingError",
+        "ConnectionResetError",
+        "TimeoutError",
+        "OSError",
+    ):
+        return TransientExchangeError(
+            f"{what}: network failure ({name}); retrying. Check the REST URL and the connection."
+        )
     return ExchangeError(f"{what}: unexpected {name}.")
 
 
@@ -93,15 +116,30 @@ class BybitREST:
     Keys are held by pybit's session only; they are never part of this object's repr or messages.
     """
 
-    def __init__(self, endpoints: Endpoints, *, api_key: str | None = None, api_secret: str | None = None,
-                 retry: RetryPolicy | None = None, timeout_s: float = 10.0, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        endpoints: Endpoints,
+        *,
+        api_key: str | None = None,
+        api_secret: str | None = None,
+        retry: RetryPolicy | None = None,
+        timeout_s: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         unified = require("pybit.unified_trading", "live")
         self.endpoints = endpoints
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
-        self._session = unified.HTTP(testnet=False, api_key=api_key, api_secret=api_secret, timeout=timeout_s,
-                                     max_retries=1, retry_delay=0, log_requests=False,
-                                     demo=endpoints.network == "demo")
+        self._session = unified.HTTP(
+            testnet=False,
+            api_key=api_key,
+            api_secret=api_secret,
+            timeout=timeout_s,
+            max_retries=1,
+            retry_delay=0,
+            log_requests=False,
+            demo=endpoints.network == "demo",
+        )
         self._session.retry_codes = set()  # pybit refills an empty set at init; empty it afterwards
         self._session.endpoint = endpoints.rest
         self.retries = 0  # transient failures retried so far (for status reports)
@@ -123,8 +161,11 @@ class BybitREST:
             if isinstance(err, RateLimitError) and err.retry_after_s is not None:
                 wait = max(wait, min(err.retry_after_s, self.retry.cap_s))
             if time.monotonic() - t0 + wait > self.retry.total_s:
-                raise type(err)(f"{err} Gave up after {attempt + 1} attempt(s) in {time.monotonic() - t0:.1f} s "
-                                f"(retry budget {self.retry.total_s:g} s).", code=err.code) from None
+                raise type(err)(
+                    f"{err} Gave up after {attempt + 1} attempt(s) in {time.monotonic() - t0:.1f} s "
+                    f"(retry budget {self.retry.total_s:g} s).",
+                    code=err.code,
+                ) from None
             log.warning("%s (attempt %d, next in %.2f s)", err, attempt + 1, wait)
             self.retries += 1
             attempt += 1
@@ -138,14 +179,26 @@ class BybitREST:
             return int(res["timeNano"]) // 1_000_000
         return int(res["timeSecond"]) * 1000
 
-    def klines(self, symbol: str, category: str, interval: str, start_ms: int, end_ms: int, limit: int = 1000) -> list[Bar]:
+    def klines(
+        self, symbol: str, category: str, interval: str, start_ms: int, end_ms: int, limit: int = 1000
+    ) -> list[Bar]:
         """Bars with open time in [start_ms, end_ms], ascending (Bybit answers newest first); may include the open bar."""
-        res = self.call("get_kline", "GET /v5/market/kline", category=category, symbol=symbol, interval=interval,
-                        start=int(start_ms), end=int(end_ms), limit=int(limit))
+        res = self.call(
+            "get_kline",
+            "GET /v5/market/kline",
+            category=category,
+            symbol=symbol,
+            interval=interval,
+            start=int(start_ms),
+            end=int(end_ms),
+            limit=int(limit),
+        )
         bars = {b.start: b for b in map(bar_from_rest, res.get("list", []))}
         return [bars[k] for k in sorted(bars) if start_ms <= k <= end_ms]
 
-    def closed_klines(self, symbol: str, category: str, interval: str, start_ms: int, end_ms: int | None = None) -> list[Bar]:
+    def closed_klines(
+        self, symbol: str, category: str, interval: str, start_ms: int, end_ms: int | None = None
+    ) -> list[Bar]:
         """Every closed bar from ``start_ms`` (to ``end_ms``, default: now by the exchange's clock), paginated."""
         step = interval_ms(interval)
         now = self.server_time_ms()

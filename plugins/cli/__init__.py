@@ -5,6 +5,7 @@ Errors a user can cause end in one or two lines and exit status 1, never a trace
 maps the project's ``EffnetTradingError`` tree and ``OSError`` (permissions, missing folders, a full
 disk) to messages here, in one place; ``--debug`` (or ``EFFNET_DEBUG=1``) shows the traceback.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -49,7 +50,10 @@ class _LazyGroup(click.Group):
         debug = bool(ctx.params.get("debug")) or os.environ.get("EFFNET_DEBUG", "") not in ("", "0")
         try:
             return super().invoke(ctx)
-        except (EffnetTradingError, OSError) as exc:  # what a user can cause; anything else is a bug: its traceback shows
+        except (
+            EffnetTradingError,
+            OSError,
+        ) as exc:  # what a user can cause; anything else is a bug: its traceback shows
             if debug:
                 raise
             raise click.ClickException(_message(exc)) from exc

@@ -1,4 +1,5 @@
 """``effnet-trading zoo``: list, export, verify, benchmark and describe models (thin: logic lives in model_zoo)."""
+
 from __future__ import annotations
 
 import json
@@ -33,7 +34,9 @@ def _render_tail(spec, frame, n: int) -> np.ndarray:
 
     ends = valid_ends(spec, frame)
     if not len(ends):
-        raise click.ClickException(f"the data has {len(frame)} bars, too few to render one image for this spec (window {spec.window}).")
+        raise click.ClickException(
+            f"the data has {len(frame)} bars, too few to render one image for this spec (window {spec.window})."
+        )
     return render(spec, frame, ends[-n:])
 
 
@@ -49,7 +52,9 @@ def _build_spec(kind: str, window: int, size: int, channels: str | None, spec_js
         elif channels in ("rgb", "grey"):
             kw["color"] = channels
         else:
-            raise click.BadParameter(f"--channels for {kind!r} is 'rgb' or 'grey'; for {list(_FIELD_KINDS)} a comma list of price fields.")
+            raise click.BadParameter(
+                f"--channels for {kind!r} is 'rgb' or 'grey'; for {list(_FIELD_KINDS)} a comma list of price fields."
+            )
     return spec_from_options(kind, window=window, size=size, **kw)
 
 
@@ -59,7 +64,12 @@ def zoo() -> None:
 
 
 @zoo.command("list")
-@click.option("--models-dir", type=click.Path(file_okay=False), default=None, help="Also list exported model folders found below this path.")
+@click.option(
+    "--models-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Also list exported model folders found below this path.",
+)
 @click.option("--pattern", default="*", show_default=True, help="Glob on registry names.")
 def list_cmd(models_dir: str | None, pattern: str) -> None:
     """Registry architectures (params, native size) and exported model folders."""
@@ -70,7 +80,9 @@ def list_cmd(models_dir: str | None, pattern: str) -> None:
 
         names = list_models(pattern)
     except MissingDependencyError:
-        click.echo('registry: torch is not installed, so architectures cannot be listed (pip install "effnet-trading[train]").')
+        click.echo(
+            'registry: torch is not installed, so architectures cannot be listed (pip install "effnet-trading[train]").'
+        )
         names = []
     if names:
         import torch
@@ -90,7 +102,9 @@ def list_cmd(models_dir: str | None, pattern: str) -> None:
             try:
                 card = load_card(d)
                 variants = ",".join(["fp32", *sorted(card.variants)])
-                click.echo(f"  {str(d):<40} {card.architecture:<18} (N, {', '.join(map(str, card.input_shape))})  {variants}  ok")
+                click.echo(
+                    f"  {str(d):<40} {card.architecture:<18} (N, {', '.join(map(str, card.input_shape))})  {variants}  ok"
+                )
             except EffnetTradingError as exc:
                 click.echo(f"  {str(d):<40} BROKEN: {exc}")
 
@@ -99,17 +113,43 @@ def list_cmd(models_dir: str | None, pattern: str) -> None:
 @click.option("--model", "model_name", required=True, help="Registry name, e.g. efficientnet_b0, compact, small_cnn.")
 @click.option("--kind", default="gasf", show_default=True, help="ImageSpec kind.")
 @click.option("--window", default=32, show_default=True, type=click.IntRange(min=2), help="Bars per image.")
-@click.option("--size", default=64, show_default=True, type=click.IntRange(min=4), help="Image height = width (pixels).")
-@click.option("--channels", default=None, help="gasf/gadf/recurrence: price fields 'close,open'; candles/ohlc_bars: 'rgb' or 'grey'.")
-@click.option("--spec-json", default=None, help="Full ImageSpec/StackSpec as JSON (text or file); overrides --kind/--window/--size/--channels.")
-@click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None, help="torch state_dict (.pt) to load; default: untrained weights.")
+@click.option(
+    "--size", default=64, show_default=True, type=click.IntRange(min=4), help="Image height = width (pixels)."
+)
+@click.option(
+    "--channels",
+    default=None,
+    help="gasf/gadf/recurrence: price fields 'close,open'; candles/ohlc_bars: 'rgb' or 'grey'.",
+)
+@click.option(
+    "--spec-json",
+    default=None,
+    help="Full ImageSpec/StackSpec as JSON (text or file); overrides --kind/--window/--size/--channels.",
+)
+@click.option(
+    "--weights",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="torch state_dict (.pt) to load; default: untrained weights.",
+)
 @click.option("--fp16", is_flag=True, help="Also write model_fp16.onnx.")
 @click.option("--int8", is_flag=True, help="Also write model_int8.onnx (needs --calib-data).")
-@click.option("--calib-data", type=click.Path(exists=True, dir_okay=False), default=None, help="OHLCV CSV: INT8 calibration (first 75%) and checks (last 25%).")
+@click.option(
+    "--calib-data",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="OHLCV CSV: INT8 calibration (first 75%) and checks (last 25%).",
+)
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for untrained weights.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Model folder to write.")
-@click.option("--overwrite", is_flag=True, help="Write into a folder that holds other files (only the model's own files are replaced).")
-def export_cmd(model_name, kind, window, size, channels, spec_json, weights, fp16, int8, calib_data, seed, out_dir, overwrite) -> None:
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Write into a folder that holds other files (only the model's own files are replaced).",
+)
+def export_cmd(
+    model_name, kind, window, size, channels, spec_json, weights, fp16, int8, calib_data, seed, out_dir, overwrite
+) -> None:
     """Export a registry model (untrained or with --weights) to a verified model folder. Training exports via `train`."""
     from effnet_trading.errors import EffnetTradingError
 
@@ -129,7 +169,9 @@ def export_cmd(model_name, kind, window, size, channels, spec_json, weights, fp1
             try:
                 model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
             except RuntimeError as exc:
-                raise click.ClickException(f"--weights {weights} do not fit {model_name} with {spec.channels} input channel(s): {exc}") from exc
+                raise click.ClickException(
+                    f"--weights {weights} do not fit {model_name} with {spec.channels} input channel(s): {exc}"
+                ) from exc
         model.eval()
         frame = _sample_frame(calib_data)
         images = _render_tail(spec, frame, 512 if calib_data else 64)
@@ -137,26 +179,50 @@ def export_cmd(model_name, kind, window, size, channels, spec_json, weights, fp1
         calib, holdout = (images[:cut], images[cut:]) if int8 else (None, None)
         from effnet_trading.outputs import run_folder
 
-        config = {"model": model_name, "spec": spec.to_dict(), "weights": weights, "fp16": fp16, "int8": int8,
-                  "calib_data": calib_data, "seed": seed}
+        config = {
+            "model": model_name,
+            "spec": spec.to_dict(),
+            "weights": weights,
+            "fp16": fp16,
+            "int8": int8,
+            "calib_data": calib_data,
+            "seed": seed,
+        }
         inputs = {k: v for k, v in (("weights", weights), ("calib_data", calib_data)) if v}
         # the run folder refuses a folder of other files (unless --overwrite) and never deletes them
         with run_folder(out_dir, command="zoo export", config=config, inputs=inputs, overwrite=overwrite) as work:
             card = export_onnx(
-                model, work, name=Path(out_dir).resolve().name, spec=spec, architecture=model_name,
+                model,
+                work,
+                name=Path(out_dir).resolve().name,
+                spec=spec,
+                architecture=model_name,
                 training={"weights": str(weights) if weights else "untrained (random init)", "seed": seed},
-                sample_images=images[-64:], fp16=fp16, int8=int8, calib_images=calib, holdout_images=holdout,
+                sample_images=images[-64:],
+                fp16=fp16,
+                int8=int8,
+                calib_images=calib,
+                holdout_images=holdout,
             )
     except EffnetTradingError as exc:
         raise _fail(exc) from exc
-    click.echo(f"exported {model_name} -> {out_dir} (input (N, {', '.join(map(str, card.input_shape))}), max |onnx - torch| {card.metrics['export_max_abs_err']:.1e})")
+    click.echo(
+        f"exported {model_name} -> {out_dir} (input (N, {', '.join(map(str, card.input_shape))}), max |onnx - torch| {card.metrics['export_max_abs_err']:.1e})"
+    )
     for name, info in sorted(card.variants.items()):
-        click.echo(f"  {name}: max |dp| vs fp32 {info['max_abs_err_vs_fp32']:.1e}, argmax agreement {info['agreement_vs_fp32']:.3f} on {info['n_images']} {info['checked_on']}")
+        click.echo(
+            f"  {name}: max |dp| vs fp32 {info['max_abs_err_vs_fp32']:.1e}, argmax agreement {info['agreement_vs_fp32']:.3f} on {info['n_images']} {info['checked_on']}"
+        )
 
 
 @zoo.command("verify")
 @click.argument("model_dir", type=click.Path(file_okay=False))
-@click.option("--data", type=click.Path(exists=True, dir_okay=False), default=None, help="OHLCV CSV to render check images from (default: seeded synthetic bars).")
+@click.option(
+    "--data",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="OHLCV CSV to render check images from (default: seeded synthetic bars).",
+)
 @click.option("--n-images", default=64, show_default=True, type=click.IntRange(min=1))
 def verify_cmd(model_dir: str, data: str | None, n_images: int) -> None:
     """Check a model folder: hashes, spec, graph shapes, and a numerical self-check of every variant."""
@@ -166,7 +232,9 @@ def verify_cmd(model_dir: str, data: str | None, n_images: int) -> None:
 
     try:
         ref = Predictor(model_dir, "cpu")
-        click.echo(f"ok   card, sha256 of {', '.join(['fp32', *sorted(ref.card.variants)])}, spec renders (N, {', '.join(map(str, ref.input_shape))})")
+        click.echo(
+            f"ok   card, sha256 of {', '.join(['fp32', *sorted(ref.card.variants)])}, spec renders (N, {', '.join(map(str, ref.input_shape))})"
+        )
         images = _render_tail(ref.spec, _sample_frame(data), n_images)
         p32 = ref.predict(images)
     except EffnetTradingError as exc:
@@ -178,7 +246,9 @@ def verify_cmd(model_dir: str, data: str | None, n_images: int) -> None:
     elif np.max(np.abs(sums - 1)) > 1e-4:
         problems.append(f"fp32 rows sum to {sums.min():.5f}..{sums.max():.5f}, not 1")
     else:
-        click.echo(f"ok   fp32 on {len(images)} rendered images: finite, rows sum to 1 (max |sum-1| {np.max(np.abs(sums - 1)):.1e})")
+        click.echo(
+            f"ok   fp32 on {len(images)} rendered images: finite, rows sum to 1 (max |sum-1| {np.max(np.abs(sums - 1)):.1e})"
+        )
     for variant in sorted(ref.card.variants):
         try:
             pv = Predictor(model_dir, "cpu", variant=variant).predict(images)
@@ -190,7 +260,10 @@ def verify_cmd(model_dir: str, data: str | None, n_images: int) -> None:
         bad = d.max() > FP16_ATOL if variant == "fp16" else d.mean() > INT8_MEAN_ATOL
         line = f"{variant}: max |dp| {d.max():.1e}, mean |dp| {d.mean():.1e}, argmax agreement {agree:.3f} vs fp32"
         if bad or not np.all(np.isfinite(pv)):
-            problems.append(line + f" (tolerance: {'max' if variant == 'fp16' else 'mean'} {FP16_ATOL if variant == 'fp16' else INT8_MEAN_ATOL})")
+            problems.append(
+                line
+                + f" (tolerance: {'max' if variant == 'fp16' else 'mean'} {FP16_ATOL if variant == 'fp16' else INT8_MEAN_ATOL})"
+            )
         else:
             click.echo(f"ok   {line}")
     for p in problems:
@@ -202,7 +275,12 @@ def verify_cmd(model_dir: str, data: str | None, n_images: int) -> None:
 
 @zoo.command("bench")
 @click.argument("model_dir", type=click.Path(file_okay=False))
-@click.option("--providers", default="auto", show_default=True, help="'auto', 'cpu', or comma-separated onnxruntime provider names.")
+@click.option(
+    "--providers",
+    default="auto",
+    show_default=True,
+    help="'auto', 'cpu', or comma-separated onnxruntime provider names.",
+)
 @click.option("--variant", default="fp32", show_default=True, type=click.Choice(["fp32", "fp16", "int8"]))
 @click.option("--batches", default="1,8,32,64,256", show_default=True, help="Batch sizes for the curve.")
 @click.option("--max-seconds", default=2.0, show_default=True, type=float, help="Time cap per measured point.")
@@ -219,7 +297,9 @@ def bench_cmd(model_dir, providers, variant, batches, max_seconds, threads, as_j
     except ValueError as exc:
         raise click.BadParameter(f"--batches must be comma-separated integers, got {batches!r}.") from exc
     try:
-        result = bench_model_dir(model_dir, provs, variant=variant, batches=sizes, max_seconds=max_seconds, intra_op_threads=threads)
+        result = bench_model_dir(
+            model_dir, provs, variant=variant, batches=sizes, max_seconds=max_seconds, intra_op_threads=threads
+        )
     except EffnetTradingError as exc:
         raise _fail(exc) from exc
     click.echo(json.dumps(result, indent=2) if as_json else format_bench(result))
