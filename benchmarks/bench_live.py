@@ -46,6 +46,7 @@ def _export(name: str, spec, frame, out_dir: Path) -> Path:
 def _latency(model_dir: Path, frame: pd.DataFrame, bars: int, bar_s: float, out: Path) -> dict:
     from effnet_trading.plugins.bybit import build_live_session
     from effnet_trading.plugins.bybit.fake_exchange import FakeBybit
+    from effnet_trading.strategies import Policy
 
     start = len(frame) - bars - 2
     with FakeBybit(frame, start_index=start, bar_seconds=bar_s) as fake:
@@ -57,7 +58,7 @@ def _latency(model_dir: Path, frame: pd.DataFrame, bars: int, bar_s: float, out:
             rest_url=fake.rest_url,
             ws_url=fake.ws_url,
             threads=1,
-            threshold=0.34,
+            policy=Policy(0.34),
         )
         session.run_sync(max_bars=bars)
     dec = pd.read_csv(out / "decisions.csv")

@@ -13,21 +13,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from effnet_trading.strategies.execution import TRADE_COLUMNS
+
 __all__ = ["run_backtest", "BacktestOutput", "build_scorer", "write_backtest_outputs", "ENGINES"]
 
 ENGINES = ("backtrader", "vectorbt")
-_TRADE_COLUMNS = [
-    "entry_time",
-    "exit_time",
-    "direction",
-    "entry_price",
-    "exit_price",
-    "size",
-    "pnl",
-    "return",
-    "fees",
-    "status",
-]
 
 
 @dataclass
@@ -110,7 +100,7 @@ def _vectorbt_trades(pf) -> pd.DataFrame:
     """vectorbt's trade records in the project's trade-table columns."""
     r = pf.trades.records_readable
     if not len(r):
-        return pd.DataFrame(columns=_TRADE_COLUMNS)
+        return pd.DataFrame(columns=TRADE_COLUMNS)
     return pd.DataFrame(
         {
             "entry_time": r["Entry Timestamp"],

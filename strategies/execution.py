@@ -38,7 +38,16 @@ import pandas as pd
 from effnet_trading.errors import DataError, SpecError
 from effnet_trading.strategies.signal import canonical_ohlcv
 
-__all__ = ["Fill", "SimResult", "simulate", "align_target", "trades_from_orders", "check_costs", "HIGH_COST"]
+__all__ = [
+    "TRADE_COLUMNS",
+    "Fill",
+    "SimResult",
+    "simulate",
+    "align_target",
+    "trades_from_orders",
+    "check_costs",
+    "HIGH_COST",
+]
 
 
 class Fill(NamedTuple):
@@ -196,7 +205,7 @@ def simulate(ohlcv, target, *, fees: float = 0.001, slippage: float = 0.0, init_
     )
 
 
-_TRADE_COLUMNS = [
+TRADE_COLUMNS = [
     "entry_time",
     "exit_time",
     "direction",
@@ -278,7 +287,7 @@ def trades_from_orders(fills: list[Fill], idx: pd.DatetimeIndex, last_close: flo
         units = after
     if cur is not None:
         _close(cur, len(idx) - 1, "open", mark_units=units)
-    out = pd.DataFrame(rows, columns=_TRADE_COLUMNS)
+    out = pd.DataFrame(rows, columns=TRADE_COLUMNS)
     for col in ("entry_time", "exit_time"):
         out[col] = idx[out[col].to_numpy(dtype=np.int64)]
     return out

@@ -359,9 +359,7 @@ def build_live_session(
     kill_switch=None,
     rest_url: str | None = None,
     ws_url: str | None = None,
-    threshold: float = 0.5,
-    hysteresis: float = 0.0,
-    long_only: bool = False,
+    policy=None,
     max_exposure: float = 1.0,
     fees: float = 0.001,
     slippage: float = 0.0,
@@ -373,6 +371,8 @@ def build_live_session(
     fill: str = "next_open",
 ) -> LiveSession:
     """A LiveSession from a model folder: Predictor (+ momentum-rule fallback) -> SignalModel -> Policy -> Risk -> broker.
+
+    policy: the ``Policy`` the backtests trade (default ``Policy()``), handed on whole.
 
     mode: ``paper`` (PaperBroker on ``network``'s data, mainnet by default), or ``testnet`` / ``demo`` /
     ``live`` (BybitBroker with keys from the environment or ``key_file``; ``live`` is mainnet: the
@@ -393,7 +393,7 @@ def build_live_session(
     rule = RuleBasedPredictor(lookback=max(1, min(20, predictor.spec.window - 1)), class_names=predictor.class_names)
     model = FailoverPredictor([predictor, rule]) if fallback else predictor
     scorer = SignalModel(model, base_interval=f"{interval_ms(interval) // 60_000}min")
-    policy = Policy(threshold, hysteresis, long_only, class_names=scorer.class_names)
+    policy = (policy if policy is not None else Policy()).replace(class_names=scorer.class_names)
     risk = Risk(max_exposure=max_exposure, interval=f"{interval_ms(interval) // 60_000}min")
     if fill not in ("next_open", "book"):
         raise SpecError(

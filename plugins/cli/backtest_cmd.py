@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from effnet_trading.plugins.backtest import ENGINES
-from effnet_trading.plugins.cli._data_options import data_read_options
+from effnet_trading.plugins.cli._data_options import data_read_options, policy_from_options, policy_options
 
 __all__ = ["backtest"]
 
@@ -49,21 +49,7 @@ def _fmt_line(name: str, s: dict[str, Any]) -> str:
     default=None,
     help="Comma-separated timeframes, one per --model, e.g. 5m,15m,1h (higher ones use closed bars only).",
 )
-@click.option(
-    "--threshold",
-    default=0.5,
-    show_default=True,
-    type=click.FloatRange(0, 1),
-    help="Minimum winning-class probability to act.",
-)
-@click.option(
-    "--hysteresis",
-    default=0.0,
-    show_default=True,
-    type=click.FloatRange(0, 1),
-    help="Extra confidence needed to open or flip.",
-)
-@click.option("--long-only", is_flag=True, help="Sell signals close longs instead of going short.")
+@policy_options
 @click.option(
     "--fees",
     default=0.001,
@@ -122,7 +108,6 @@ def backtest(
     from effnet_trading.imaging import load_ohlcv
     from effnet_trading.outputs import run_folder
     from effnet_trading.plugins.backtest import build_scorer, run_backtest, write_backtest_outputs
-    from effnet_trading.strategies import Policy
 
     tfs = [t.strip() for t in timeframes.split(",") if t.strip()] if timeframes else None
     if not Path(data_path).is_file():
@@ -136,7 +121,7 @@ def backtest(
         "models": [str(Path(m).resolve()) for m in models],
         "timeframes": tfs,
     }
-    policy = Policy(threshold, hysteresis, long_only)
+    policy = policy_from_options(threshold, hysteresis, long_only)
     run_config = {
         **config,
         "engine": engine,

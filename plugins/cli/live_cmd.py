@@ -8,6 +8,7 @@ import click
 
 from effnet_trading.plugins.bybit.bars import INTERVALS
 from effnet_trading.plugins.bybit.endpoints import CATEGORIES
+from effnet_trading.plugins.cli._data_options import policy_from_options, policy_options
 
 
 @click.command("live")
@@ -36,21 +37,7 @@ from effnet_trading.plugins.bybit.endpoints import CATEGORIES
 @click.option("--duration", default=None, type=click.FloatRange(min=0), help="Stop after this many seconds.")
 @click.option("--rest-url", default=None, help="REST base, e.g. http://127.0.0.1:8080 (env EFFNET_BYBIT_REST_URL).")
 @click.option("--ws-url", default=None, help="WebSocket base, e.g. ws://127.0.0.1:8081 (env EFFNET_BYBIT_WS_URL).")
-@click.option(
-    "--threshold",
-    default=0.5,
-    show_default=True,
-    type=click.FloatRange(0, 1),
-    help="Minimum winning-class probability to act.",
-)
-@click.option(
-    "--hysteresis",
-    default=0.0,
-    show_default=True,
-    type=click.FloatRange(0, 1),
-    help="Extra confidence needed to open or flip.",
-)
-@click.option("--long-only", is_flag=True, help="Sell signals close longs instead of going short.")
+@policy_options
 @click.option(
     "--max-exposure",
     default=1.0,
@@ -191,9 +178,7 @@ def live(
         kill_switch=kill,
         rest_url=rest_url,
         ws_url=ws_url,
-        threshold=threshold,
-        hysteresis=hysteresis,
-        long_only=long_only,
+        policy=policy_from_options(threshold, hysteresis, long_only),
         max_exposure=max_exposure,
         fees=fees,
         slippage=slippage,
