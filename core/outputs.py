@@ -28,7 +28,7 @@ from typing import Any
 
 from effnet_trading.errors import OutputError
 
-__all__ = ["MANIFEST_FILE", "run_folder", "read_manifest", "config_differences", "file_sha256"]
+__all__ = ["MANIFEST_FILE", "run_folder", "replace_folder", "read_manifest", "config_differences", "file_sha256"]
 
 MANIFEST_FILE = "effnet-run.json"
 _MANIFEST_VERSION = 1
@@ -98,8 +98,9 @@ def _holds_cwd(folder: Path) -> bool:
     return target == cwd or target in cwd.parents
 
 
-def _swap_whole(work: Path, target: Path) -> None:
-    """Rename ``work`` over ``target`` (which holds only the previous run's files, or nothing)."""
+def replace_folder(work: Path, target: Path) -> None:
+    """Rename the finished folder ``work`` over ``target``; an old ``target`` is kept aside until the
+    rename succeeded (and put back if it failed), then removed."""
     old = None
     if target.exists():
         old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
@@ -209,7 +210,7 @@ def run_folder(
         else:
             if target.is_dir() and not own and _entries(target):  # pragma: no cover - guarded above
                 raise OutputError(f"refusing to replace {target}: not an effnet-trading run folder.")
-            _swap_whole(work, target)
+            replace_folder(work, target)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

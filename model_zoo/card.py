@@ -9,7 +9,6 @@ wrong prediction.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -19,6 +18,7 @@ from typing import Any
 
 from effnet_trading.errors import ModelCardError, SpecError
 from effnet_trading.imaging.spec import AnySpec, spec_from_dict
+from effnet_trading.outputs import file_sha256 as sha256_file  # one implementation, in the lowest layer
 
 __all__ = [
     "CARD_FILE",
@@ -36,15 +36,6 @@ ONNX_FILE = "model.onnx"
 VARIANT_FILES = {"fp32": ONNX_FILE, "fp16": "model_fp16.onnx", "int8": "model_int8.onnx"}
 CARD_VERSION = 1
 _REEXPORT = "re-export the model with `effnet-trading zoo export` (or `effnet-trading train`)"
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def versions() -> dict[str, str]:

@@ -98,21 +98,11 @@ def _check_replaceable(out_dir: Path) -> None:
 
 
 def _move_into_place(tmp_dir: Path, out_dir: Path) -> None:
-    """Rename the finished folder over ``out_dir``; an old folder is kept aside until the rename succeeded."""
+    """Rename the finished folder over ``out_dir`` (``outputs.replace_folder``), once it is known to be replaceable."""
+    from effnet_trading.outputs import replace_folder
+
     _check_replaceable(out_dir)
-    old = None
-    if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-        shutil.rmtree(old, ignore_errors=True)
-        out_dir.replace(old)
-    try:
-        tmp_dir.replace(out_dir)
-    except BaseException:
-        if old is not None:
-            old.replace(out_dir)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    replace_folder(tmp_dir, out_dir)
 
 
 def export_onnx(
