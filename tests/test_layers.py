@@ -18,7 +18,9 @@ RULES = {
     "model_zoo": ({"backtrader", "vectorbt", "pybit"}, {"strategies", "evaluation", "plugins"}),
     # the signal engine is torch-free: evaluation (which trains) lives in evaluation/
     "strategies": ({"torch", "backtrader", "vectorbt", "pybit"}, {"evaluation", "plugins"}),
-    "evaluation": ({"backtrader", "vectorbt", "pybit"}, {"plugins"}),
+    "evaluation": ({"backtrader", "vectorbt", "pybit"}, {"plugins", "applications"}),
+    # beside evaluation: may train (torch), never imports an adapter or evaluation
+    "applications": ({"backtrader", "vectorbt", "pybit"}, {"plugins", "evaluation"}),
 }
 # model_zoo modules that must stay torch-free (the inference runtime)
 TORCH_FREE = [
