@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,7 @@ from effnet_trading.strategies.signal import canonical_ohlcv
 __all__ = [
     "TRADE_COLUMNS",
     "Fill",
+    "FILL_ROW_COLUMNS",
     "SimResult",
     "simulate",
     "align_target",
@@ -51,15 +52,52 @@ __all__ = [
 
 
 class Fill(NamedTuple):
-    """One executed order, as every engine (and the live broker) reports it."""
+    """One executed order, as every engine (``simulate``, backtrader, vectorbt) and the live brokers
+    (paper and exchange) report it. The last three fields are filled where the engine knows them
+    (the live session: time, ``orderLinkId`` and how it filled)."""
 
-    bar: int  # position of the fill bar in the ohlcv index
+    bar: int  # position of the fill bar in the ohlcv index (live: in the session's bar stream; -1 before any)
     units: float  # units traded: + bought, - sold
     price: float  # fill price (slippage included)
     fee: float  # fee paid, in cash units
     target: float  # target fraction the order fills (NaN where the engine does not know it)
     units_after: float  # position in units after the fill
     cash_after: float  # cash after the fill (NaN where the engine does not know it)
+    time: Any = None  # fill time (UTC Timestamp) where known
+    order_link_id: str = ""  # the client order id (live), unique per decision
+    via: str = "next_open"  # next_open (the backtests' contract) | book | exchange | kill
+
+    @property
+    def side(self) -> str:
+        return "buy" if self.units > 0 else "sell"
+
+    @property
+    def size(self) -> float:
+        return abs(self.units)
+
+    def as_row(self) -> dict:
+        """The ``fills.csv`` row of a live session (``FILL_ROW_COLUMNS``): ``units``/``cash`` there are the
+        position and cash *after* the fill."""
+        return dict(
+            zip(
+                FILL_ROW_COLUMNS,
+                (
+                    self.time,
+                    self.side,
+                    self.size,
+                    self.price,
+                    self.fee,
+                    self.target,
+                    self.order_link_id,
+                    self.units_after,
+                    self.cash_after,
+                    self.via,
+                ),
+            )
+        )
+
+
+FILL_ROW_COLUMNS = ["time", "side", "size", "price", "fee", "target", "order_link_id", "units", "cash", "via"]
 
 
 @dataclass

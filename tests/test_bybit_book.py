@@ -113,12 +113,14 @@ def test_paper_broker_fills_against_the_book_with_depth_slippage():
     import pandas as pd
 
     from effnet_trading.plugins.bybit import Bar, PaperBroker
+    from effnet_trading.strategies import Fill
 
     book = _book()  # bids 99x1 98x2 97x3, asks 101x1 102x5 103x2; mid 100
     broker = PaperBroker(1_000.0, fees=0.001, book=book, step_ms=300_000)
     t = pd.Timestamp("2024-01-01", tz="UTC")
     broker.submit(t, "X", 0.5, "a")  # 500 / mid 100 = 5 units: 1 @101 + 4 @102
     (f,) = broker.fills
+    assert isinstance(f, Fill) and f.units == 5.0 and f.units_after == 5.0  # the backtests' record
     assert (f.side, f.size, f.via, f.time) == ("buy", 5.0, "book", t + pd.Timedelta(minutes=5))
     assert f.price == pytest.approx((101 + 4 * 102) / 5) and f.fee == pytest.approx(0.001 * 5 * f.price)
     assert broker.cash == pytest.approx(1_000 - 5 * f.price - f.fee) and broker.units == 5.0

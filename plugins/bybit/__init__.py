@@ -14,7 +14,7 @@ from effnet_trading.plugins.bybit.feed import DELAYED, DISCONNECTED, LIVE, FeedS
 from effnet_trading.plugins.bybit.history import FetchResult, fetch_klines
 from effnet_trading.plugins.bybit.killswitch import KillSwitch
 from effnet_trading.plugins.bybit.live import LiveSession, build_live_session
-from effnet_trading.plugins.bybit.paper import LiveFill, LiveOrder, PaperBroker, order_link_id
+from effnet_trading.plugins.bybit.paper import LiveOrder, PaperBroker, order_link_id
 from effnet_trading.plugins.bybit.rest import BybitREST, RetryPolicy, translate_error
 
 __all__ = [
@@ -44,7 +44,6 @@ __all__ = [
     "load_credentials",
     "KillSwitch",
     "PaperBroker",
-    "LiveFill",
     "LiveOrder",
     "order_link_id",
 ]

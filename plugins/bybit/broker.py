@@ -19,8 +19,9 @@ import pandas as pd
 
 from effnet_trading.errors import AuthError, ExchangeError, SpecError
 from effnet_trading.plugins.bybit.bars import Bar
-from effnet_trading.plugins.bybit.paper import LiveFill, LiveOrder
+from effnet_trading.plugins.bybit.paper import LiveOrder
 from effnet_trading.plugins.bybit.rest import BybitREST
+from effnet_trading.strategies.execution import Fill
 
 __all__ = ["BybitBroker", "round_to_step"]
 
@@ -53,8 +54,9 @@ class BybitBroker:
         self.target = 0.0
         self.cash_flow = 0.0  # -(signed qty x price) - fees, over this session's fills
         self.last_price = float("nan")
+        self.bar = -1  # bars seen (on_bar calls) - 1: the Fill records' bar index in the session's stream
         self.orders: list[LiveOrder] = []
-        self.fills: list[LiveFill] = []
+        self.fills: list[Fill] = []
         self.open_orders: list[dict] = []
         self.reconciles = 0
         self.reconcile()
@@ -85,7 +87,8 @@ class BybitBroker:
         return round_to_step(price, self.tick, ROUND_HALF_UP)
 
     # -- broker interface ----------------------------------------------------------------
-    def on_bar(self, bar: Bar) -> list[LiveFill]:
+    def on_bar(self, bar: Bar) -> list[Fill]:
+        self.bar += 1
         self.last_price = bar.close
         return []
 
@@ -147,16 +150,16 @@ class BybitBroker:
         self.units += signed
         self.cash_flow -= signed * price + fee
         self.fills.append(
-            LiveFill(
-                pd.Timestamp(int(o.get("createdTime", 0)), unit="ms", tz="UTC"),
-                o["side"].lower(),
-                qty,
+            Fill(
+                self.bar + 1,  # decided at this bar's close, filled in the next
+                signed,
                 price,
                 fee,
                 target,
-                link_id,
                 self.units,
                 self.capital + self.cash_flow,
+                pd.Timestamp(int(o.get("createdTime", 0)), unit="ms", tz="UTC"),
+                link_id,
                 "exchange",
             )
         )

@@ -24,15 +24,16 @@ from effnet_trading.errors import EffnetTradingError, SpecError
 from effnet_trading.plugins.bybit.bars import Bar, interval_ms
 from effnet_trading.plugins.bybit.endpoints import Endpoints
 from effnet_trading.plugins.bybit.feed import KlineFeed
-from effnet_trading.plugins.bybit.paper import LiveFill, LiveOrder, order_link_id
+from effnet_trading.plugins.bybit.paper import LiveOrder, order_link_id
 from effnet_trading.plugins.bybit.rest import BybitREST
+from effnet_trading.strategies.execution import FILL_ROW_COLUMNS
 
 __all__ = ["LiveSession"]
 
 log = logging.getLogger("effnet_trading.bybit.live")
 
 _ORDER_COLUMNS = list(LiveOrder.__dataclass_fields__)
-_FILL_COLUMNS = list(LiveFill.__dataclass_fields__)
+_FILL_COLUMNS = FILL_ROW_COLUMNS
 
 
 def _json_safe(obj):

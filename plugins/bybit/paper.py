@@ -20,8 +20,9 @@ import pandas as pd
 
 from effnet_trading.errors import SpecError
 from effnet_trading.plugins.bybit.bars import Bar
+from effnet_trading.strategies.execution import Fill
 
-__all__ = ["LiveFill", "LiveOrder", "PaperBroker", "order_link_id"]
+__all__ = ["LiveOrder", "PaperBroker", "order_link_id"]
 
 
 def order_link_id(strategy: str, symbol: str, bar_start_ms: int) -> str:
@@ -47,26 +48,6 @@ class LiveOrder:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class LiveFill:
-    """One fill. Same fields as the backtests' order records (time, side, size, price, fee, target);
-    on merge this becomes ``strategies.execution.Fill``."""
-
-    time: object  # fill bar open time (UTC Timestamp)
-    side: str  # buy | sell
-    size: float  # units, > 0
-    price: float
-    fee: float
-    target: float
-    order_link_id: str
-    units: float  # position after the fill
-    cash: float  # cash after the fill
-    via: str = "next_open"  # next_open | book
-
-    def as_row(self) -> dict:
-        return asdict(self)
-
-
 class PaperBroker:
     """Fills targets at the next bar's open with fees and slippage; tracks units, cash and PnL."""
 
@@ -82,9 +63,10 @@ class PaperBroker:
         self.target = 0.0  # last requested target
         self._pending: LiveOrder | None = None
         self.orders: list[LiveOrder] = []
-        self.fills: list[LiveFill] = []
+        self.fills: list[Fill] = []
         self.book, self.step_ms = book, int(step_ms)
         self.last_price = float("nan")
+        self.bar = -1  # bars seen (on_bar calls) - 1: the Fill records' bar index in the session's stream
         self.book_fallbacks = 0  # orders the book could not fill (not usable), filled at the next open instead
 
     def submit(self, time, symbol: str, target: float, link_id: str) -> LiveOrder:
@@ -121,11 +103,12 @@ class PaperBroker:
         self.units += signed
         t = order.time + pd.Timedelta(milliseconds=self.step_ms)  # filled as the next bar opens
         self.fills.append(
-            LiveFill(t, side, filled, price, fee, order.target, order.order_link_id, self.units, self.cash, "book")
+            Fill(self.bar + 1, signed, price, fee, order.target, self.units, self.cash, t, order.order_link_id, "book")
         )
 
-    def on_bar(self, bar: Bar) -> list[LiveFill]:
+    def on_bar(self, bar: Bar) -> list[Fill]:
         """A new bar opened: fill the pending order at its open."""
+        self.bar += 1
         self.last_price = bar.close
         order, self._pending = self._pending, None
         if order is None:
@@ -143,16 +126,16 @@ class PaperBroker:
         fee = self.fees * abs(delta) * price
         self.cash -= delta * price + fee
         self.units = new_units
-        fill = LiveFill(
-            bar.timestamp,
-            "buy" if delta > 0 else "sell",
-            abs(delta),
+        fill = Fill(
+            self.bar,
+            float(delta),
             float(price),
             float(fee),
             order.target,
-            order.order_link_id,
             self.units,
             self.cash,
+            bar.timestamp,
+            order.order_link_id,
         )
         self.fills.append(fill)
         return [fill]
@@ -172,20 +155,7 @@ class PaperBroker:
         fee = self.fees * abs(delta) * price
         self.cash -= delta * price + fee
         self.units = 0.0
-        self.fills.append(
-            LiveFill(
-                time,
-                "sell" if delta < 0 else "buy",
-                abs(delta),
-                price,
-                fee,
-                0.0,
-                order.order_link_id,
-                0.0,
-                self.cash,
-                "kill",
-            )
-        )
+        self.fills.append(Fill(self.bar, delta, price, fee, 0.0, 0.0, self.cash, time, order.order_link_id, "kill"))
         return order
 
     def equity(self, price: float) -> float:

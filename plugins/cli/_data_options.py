@@ -1,10 +1,11 @@
-"""Options shared by several commands: how to read ``--data`` timestamps, and the trading ``Policy``."""
+"""Options shared by several commands: how to read ``--data`` timestamps, the trading ``Policy``, and the
+trading costs (``--fees``, ``--slippage``, ``--cash``)."""
 
 from __future__ import annotations
 
 import click
 
-__all__ = ["data_read_options", "policy_options", "policy_from_options"]
+__all__ = ["data_read_options", "policy_options", "policy_from_options", "cost_options"]
 
 
 def data_read_options(func):
@@ -48,3 +49,29 @@ def policy_from_options(threshold: float, hysteresis: float, long_only: bool):
     from effnet_trading.strategies import Policy
 
     return Policy(threshold, hysteresis, long_only)
+
+
+def cost_options(cash_help: str = "Starting cash."):
+    """Add ``--fees``, ``--slippage`` and ``--cash`` with the same defaults and ranges in every command that
+    trades (backtest, live); ``check_costs`` warns on values of 5 % or more where they are used."""
+
+    def decorate(func):
+        func = click.option(
+            "--cash", default=10_000.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help=cash_help
+        )(func)
+        func = click.option(
+            "--slippage",
+            default=0.0005,
+            show_default=True,
+            type=click.FloatRange(0, 1, max_open=True),
+            help="Fill price moved against the trade, fraction of price.",
+        )(func)
+        return click.option(
+            "--fees",
+            default=0.001,
+            show_default=True,
+            type=click.FloatRange(0, 1, max_open=True),
+            help="Fee per trade, fraction of notional.",
+        )(func)
+
+    return decorate

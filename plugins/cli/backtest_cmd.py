@@ -10,7 +10,12 @@ from typing import Any
 import click
 
 from effnet_trading.plugins.backtest import ENGINES
-from effnet_trading.plugins.cli._data_options import data_read_options, policy_from_options, policy_options
+from effnet_trading.plugins.cli._data_options import (
+    cost_options,
+    data_read_options,
+    policy_from_options,
+    policy_options,
+)
 
 __all__ = ["backtest"]
 
@@ -50,23 +55,7 @@ def _fmt_line(name: str, s: dict[str, Any]) -> str:
     help="Comma-separated timeframes, one per --model, e.g. 5m,15m,1h (higher ones use closed bars only).",
 )
 @policy_options
-@click.option(
-    "--fees",
-    default=0.001,
-    show_default=True,
-    type=click.FloatRange(0, 1, max_open=True),
-    help="Fee per trade, fraction of notional.",
-)
-@click.option(
-    "--slippage",
-    default=0.0005,
-    show_default=True,
-    type=click.FloatRange(0, 1, max_open=True),
-    help="Fill price moved against the trade, fraction.",
-)
-@click.option(
-    "--cash", default=10_000.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Starting cash."
-)
+@cost_options()
 @click.option(
     "--out",
     "out_dir",

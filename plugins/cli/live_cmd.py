@@ -8,7 +8,7 @@ import click
 
 from effnet_trading.plugins.bybit.bars import INTERVALS
 from effnet_trading.plugins.bybit.endpoints import CATEGORIES
-from effnet_trading.plugins.cli._data_options import policy_from_options, policy_options
+from effnet_trading.plugins.cli._data_options import cost_options, policy_from_options, policy_options
 
 
 @click.command("live")
@@ -45,27 +45,7 @@ from effnet_trading.plugins.cli._data_options import policy_from_options, policy
     type=click.FloatRange(0, 1, min_open=True),
     help="Largest |position| as a fraction of equity.",
 )
-@click.option(
-    "--fees",
-    default=0.001,
-    show_default=True,
-    type=click.FloatRange(0, 1, max_open=True),
-    help="Paper fee per trade, fraction of notional.",
-)
-@click.option(
-    "--slippage",
-    default=0.0005,
-    show_default=True,
-    type=click.FloatRange(0, 1, max_open=True),
-    help="Paper fill price moved against the trade, fraction.",
-)
-@click.option(
-    "--cash",
-    default=10_000.0,
-    show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
-    help="Paper starting cash.",
-)
+@cost_options(cash_help="Paper starting cash (the paper broker's account).")
 @click.option(
     "--fill",
     default="next_open",
