@@ -5,6 +5,10 @@ so an interrupted run never leaves a folder that looks finished but mixes two ru
 then carries a manifest (``effnet-run.json``: command, config, input sha256, package version,
 start/end time, the files written, ``complete: true``).
 
+Commands whose partial state must survive an interruption (``train`` keeps checkpoints, ``evaluate``
+keeps finished folds) write in place through ``resumable_folder`` instead: the manifest says
+``complete: false`` until the run ends, so an unfinished folder never looks finished.
+
 Rules (no command ever deletes or overwrites a file it did not create):
 - a missing or empty folder, or a complete run of the same command, is (re)written;
 - a non-empty folder that is not such a run is refused unless ``overwrite=True``; with
@@ -22,13 +26,24 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from effnet_trading.errors import OutputError
 
-__all__ = ["MANIFEST_FILE", "run_folder", "replace_folder", "read_manifest", "config_differences", "file_sha256"]
+__all__ = [
+    "MANIFEST_FILE",
+    "run_folder",
+    "replace_folder",
+    "read_manifest",
+    "config_differences",
+    "file_sha256",
+    "resumable_folder",
+    "atomic_file",
+    "write_text_atomic",
+    "write_json_atomic",
+]
 
 MANIFEST_FILE = "effnet-run.json"
 _MANIFEST_VERSION = 1
@@ -41,6 +56,38 @@ def file_sha256(path: str | os.PathLike) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike, mode: int = 0o644) -> Iterator[Path]:
+    """Yield a temporary sibling path (same suffix, so ``np.save``/``to_png`` keep it) to write ``path`` to;
+    it is renamed over ``path`` when the block completes and removed if it raises: readers never see a
+    half-written file, and an interrupted write leaves the old file as it was. The one atomic-write
+    mechanism of the project (files; ``run_folder`` does the same for folders)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.tmp-", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.chmod(tmp, mode)  # mkstemp makes 0600; results are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) through ``atomic_file``."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any, indent: int | None = 2, **kw: Any) -> Path:
+    """Write ``obj`` as JSON (``default=str`` for dates and paths) through ``atomic_file``."""
+    return write_text_atomic(path, json.dumps(obj, indent=indent, default=str, **kw) + "\n")
 
 
 def _now() -> str:
@@ -157,12 +204,7 @@ def run_folder(
     own = _is_own_run(manifest, command)
     foreign = _foreign_files(target, manifest if own else None) if target.is_dir() else []
     if foreign and not overwrite:
-        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-        what = "is not an effnet-trading run folder" if not own else "holds files this command did not write"
-        raise OutputError(
-            f"refusing to write into {target}: it {what} ({shown}). Choose an empty or new --out folder, "
-            "or pass --overwrite (overwrite=True) to replace only this command's own files and keep the others."
-        )
+        _refuse_foreign(target, foreign, own)
     if resume and manifest is not None:
         if not own:
             raise OutputError(f"cannot resume in {target}: it holds no complete {command!r} run to continue.")
@@ -214,3 +256,94 @@ def run_folder(
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+
+
+def _refuse_foreign(target: Path, foreign: list[str], own: bool) -> None:
+    shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+    what = "is not an effnet-trading run folder" if not own else "holds files this command did not write"
+    raise OutputError(
+        f"refusing to write into {target}: it {what} ({shown}). Choose an empty or new --out folder, "
+        "or pass --overwrite (overwrite=True) to replace only this command's own files and keep the others."
+    )
+
+
+@contextlib.contextmanager
+def resumable_folder(
+    out_dir: str | os.PathLike,
+    *,
+    command: str,
+    config: Mapping[str, Any] | None = None,
+    inputs: Mapping[str, str | os.PathLike] | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    ignore: Iterable[str] = (),
+) -> Iterator[Path]:
+    """Yield ``out_dir`` itself for a run that writes in place and can be resumed after an interruption.
+
+    The manifest is written first with ``complete: false`` and rewritten with ``complete: true`` (and the
+    files written) when the block ends; an exception leaves the unfinished run for ``resume``.
+    - a folder holding other files (not a run of ``command``) is refused unless ``overwrite=True``; those
+      files are recorded as ``kept`` and never touched;
+    - ``resume=True`` continues a run of ``command`` (finished or not) only when its config equals the new
+      one (settings named in ``ignore``, dotted for nested ones, do not count), else the error names the
+      settings that differ;
+    - without ``resume``, the files of an earlier run of ``command`` are removed first (no stale folds or
+      checkpoints), and nothing else is.
+    """
+    target = Path(out_dir)
+    config = _jsonable(dict(config or {}))
+    if target.exists() and not target.is_dir():
+        raise OutputError(f"--out {target} is a file, not a folder; choose a folder path for the results.")
+    manifest = read_manifest(target) if target.is_dir() else None
+    own = bool(manifest) and manifest.get("command") == command  # type: ignore[union-attr]
+    kept = set((manifest or {}).get("kept", [])) if own else set()
+    present = _entries(target) if target.is_dir() else []
+    if own and manifest.get("complete") is True:  # type: ignore[union-attr]
+        foreign = [f for f in present if f not in set(manifest.get("files", [])) | kept | {MANIFEST_FILE}]  # type: ignore[union-attr]
+    elif own:
+        foreign = []  # an unfinished run of ours: everything but the recorded ``kept`` files is its own
+    else:
+        foreign = present
+    if foreign and not overwrite:
+        _refuse_foreign(target, foreign, own)
+    kept |= set(foreign)
+    if resume and own:
+        diff = config_differences(manifest.get("config", {}), config)  # type: ignore[union-attr]
+        diff = [d for d in diff if d.split(":")[0] not in set(ignore)]
+        if diff:
+            raise OutputError(
+                f"cannot resume in {target}: the stored run used other settings ({'; '.join(diff)}). "
+                "Rerun with the stored settings, or choose a new --out folder (or drop --resume to start over)."
+            )
+    inputs_sha = {}
+    for name, path in (inputs or {}).items():
+        try:
+            inputs_sha[str(name)] = {"path": str(Path(path).resolve()), "sha256": file_sha256(path)}
+        except OSError as exc:
+            raise OutputError(f"cannot read input {name} {path} to record its sha256 ({exc}).") from exc
+    target.mkdir(parents=True, exist_ok=True)
+    if own and not resume:  # start over: remove the earlier run's files, never the kept ones
+        for rel in present:
+            if rel not in kept and rel != MANIFEST_FILE:
+                (target / rel).unlink(missing_ok=True)
+    from effnet_trading import __version__
+
+    record = {
+        "manifest_version": _MANIFEST_VERSION,
+        "command": command,
+        "config": config,
+        "inputs": inputs_sha,
+        "package_version": __version__,
+        "started": (manifest or {}).get("started", _now()) if (own and resume) else _now(),
+        "kept": sorted(kept),
+        "files": [],
+        "complete": False,
+    }
+    write_json_atomic(target / MANIFEST_FILE, record, sort_keys=True)
+    yield target
+    record.update(
+        finished=_now(),
+        files=[f for f in _entries(target) if f not in kept and f != MANIFEST_FILE],
+        complete=True,
+    )
+    write_json_atomic(target / MANIFEST_FILE, record, sort_keys=True)

@@ -26,6 +26,7 @@ from effnet_trading.evaluation.surrogates import make_surrogate
 from effnet_trading.imaging import ImageSpec, infer_interval, validate_ohlcv
 from effnet_trading.model_zoo.threads import with_torch_threads
 from effnet_trading.model_zoo.train import TrainConfig
+from effnet_trading.outputs import write_json_atomic
 from effnet_trading.strategies.execution import simulate
 from effnet_trading.strategies.performance import performance_summary
 from effnet_trading.strategies.policy import Policy
@@ -114,10 +115,7 @@ class EvalConfig:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=str))
-    tmp.replace(path)
+    write_json_atomic(path, obj, indent=1)
 
 
 def _image_view(frame: pd.DataFrame) -> pd.DataFrame:
@@ -393,13 +391,15 @@ def _flat(d: dict) -> dict:
     return out
 
 
+# settings that do not change fold results: a resume may change them
+RESUME_IGNORES = frozenset({"lookahead_samples", "bootstrap", "extra_trials", "train.num_threads", "train.progress"})
+
+
 def _check_config(out: Path, cfg: EvalConfig, resume: bool) -> None:
     path = out / "config.json"
     if resume and path.exists():
         saved, now = _flat(json.loads(path.read_text())), _flat(cfg.to_dict())
-        # these do not change fold results
-        ignore = {"lookahead_samples", "bootstrap", "extra_trials", "train.num_threads", "train.progress"}
-        diff = sorted(k for k in saved.keys() | now.keys() if k not in ignore and saved.get(k) != now.get(k))
+        diff = sorted(k for k in saved.keys() | now.keys() if k not in RESUME_IGNORES and saved.get(k) != now.get(k))
         if diff:
             raise TrainingError(
                 f"cannot resume in {out}: config.json differs in {diff}; use the same options or a new --out."

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from effnet_trading.outputs import write_text_atomic  # noqa: F401  (re-exported)
+
 __all__ = ["fig_to_data_uri", "html_page", "summary_table", "write_text_atomic", "write_backtest_report"]
 
 _CSS = (
@@ -56,16 +58,6 @@ def html_page(title: str, sections: Sequence[tuple[str, str]]) -> str:
         f"<!doctype html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{_CSS}</style></head>\n<body><h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n"
     )
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to a temporary sibling, then rename: readers never see a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
 
 
 def _fmt(v) -> str:

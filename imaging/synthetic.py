@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from effnet_trading.imaging.labels import CLASS_NAMES, forward_return_labels
+from effnet_trading.outputs import atomic_file
 
 __all__ = ["SampleConfig", "make_planted", "make_random_walk", "oracle_report", "write_sample_data"]
 
@@ -189,8 +190,7 @@ def write_sample_data(out_dir: str | Path, cfg: SampleConfig = SampleConfig()) -
         "random_walk_5m.csv": lambda p: walk.to_csv(p, date_format="%Y-%m-%dT%H:%M:%SZ"),
         "meta.json": lambda p: Path(p).write_text(json.dumps(meta, indent=2) + "\n"),
     }
-    for name, write in files.items():  # write to a temp name, then rename: no partial files
-        tmp = out / (name + ".tmp")
-        write(tmp)
-        tmp.replace(out / name)
+    for name, write in files.items():  # no partial files
+        with atomic_file(out / name) as tmp:
+            write(tmp)
     return meta

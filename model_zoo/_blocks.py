@@ -12,13 +12,58 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["recalibrate_batchnorm", "make_divisible", "ConvBNAct", "SqueezeExcite", "DropPath", "MBConv"]
+__all__ = [
+    "recalibrate_batchnorm",
+    "make_divisible",
+    "SmallMapConv2d",
+    "ConvBNAct",
+    "SqueezeExcite",
+    "DropPath",
+    "MBConv",
+]
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
     """Round a channel count to a multiple of ``divisor``, never more than 10% below ``value``."""
     new = max(divisor, int(value + divisor / 2) // divisor * divisor)
     return new + divisor if new < 0.9 * value else new
+
+
+class SmallMapConv2d(nn.Conv2d):
+    """``nn.Conv2d`` that leaves out the kernel rows and columns which only ever meet zero padding.
+
+    On a map smaller than the kernel (zero ``k // 2`` padding, any stride) the outer taps multiply padding
+    only: a 5x5 depthwise conv on a 1x1 map is a per-channel scale. Cropping them is exact (outputs
+    are the same sums without the zero terms, and those taps' weight gradient is 0 either way) and avoids
+    oneDNN's slow path for such convs, which dominated EfficientNet training on small images (B0 at
+    16 px, batch 256: one 5x5 depthwise conv on 1152 channels at 1x1 took 0.9 s of a 12 s step;
+    measured in docs/training.md). Same parameters and state-dict names as ``nn.Conv2d``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            return super().forward(x)  # exported graphs keep the plain conv (and any input size)
+        kh, kw = self.kernel_size
+        h, w = int(x.shape[-2]), int(x.shape[-1])
+        if (h >= kh and w >= kw) or self.dilation != (1, 1) or self.padding_mode != "zeros":
+            return super().forward(x)
+        (ph, pw), (sh, sw) = self.padding, self.stride  # type: ignore[misc]
+        hout, wout = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+        # taps a (rows) used by some output: 0 <= i*s + a - p <= n - 1 for an i < out
+        top, bottom = max(0, ph - sh * (hout - 1)), min(kh - 1, ph + h - 1)
+        left, right = max(0, pw - sw * (wout - 1)), min(kw - 1, pw + w - 1)
+        if top == 0 and left == 0 and bottom == kh - 1 and right == kw - 1:
+            return super().forward(x)
+        weight = self.weight[:, :, top : bottom + 1, left : right + 1]
+        pad_t, pad_l = ph - top, pw - left
+        pad_b = max(0, sh * (hout - 1) + (bottom - top + 1) - pad_t - h)
+        pad_r = max(0, sw * (wout - 1) + (right - left + 1) - pad_l - w)
+        if (pad_t, pad_l) == (pad_b, pad_r):
+            out = nn.functional.conv2d(x, weight, self.bias, self.stride, (pad_t, pad_l), 1, self.groups)
+        else:
+            x = nn.functional.pad(x, (pad_l, pad_r, pad_t, pad_b))
+            out = nn.functional.conv2d(x, weight, self.bias, self.stride, 0, 1, self.groups)
+        return out[..., :hout, :wout]
 
 
 class ConvBNAct(nn.Sequential):
@@ -36,7 +81,9 @@ class ConvBNAct(nn.Sequential):
         bn_momentum: float = 0.1,
     ):
         layers: list[nn.Module] = [
-            nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
+            (SmallMapConv2d if kernel > 1 else nn.Conv2d)(
+                cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False
+            ),
             nn.BatchNorm2d(cout, eps=bn_eps, momentum=bn_momentum),
         ]
         if act:

@@ -19,6 +19,7 @@ from typing import Any
 from effnet_trading.errors import ModelCardError, SpecError
 from effnet_trading.imaging.spec import AnySpec, spec_from_dict
 from effnet_trading.outputs import file_sha256 as sha256_file  # one implementation, in the lowest layer
+from effnet_trading.outputs import write_json_atomic
 
 __all__ = [
     "CARD_FILE",
@@ -105,12 +106,7 @@ class ModelCard:
 
     def save(self, model_dir: str | os.PathLike) -> Path:
         """Write ``card.json`` atomically (temp file + rename)."""
-        path = Path(model_dir) / CARD_FILE
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
-        os.chmod(tmp, 0o644)
-        tmp.replace(path)
-        return path
+        return write_json_atomic(Path(model_dir) / CARD_FILE, self.to_dict(), sort_keys=True)
 
     def check_spec(self) -> None:
         """The spec must render exactly the declared input shape."""

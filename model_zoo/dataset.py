@@ -23,6 +23,7 @@ from effnet_trading.errors import DataError, TrainingError
 from effnet_trading.imaging import MODEL_INPUT_DTYPE, iter_render, ohlcv_array, validate_ohlcv, warmup
 from effnet_trading.imaging.labels import CLASS_NAMES, forward_return_labels
 from effnet_trading.imaging.spec import AnySpec
+from effnet_trading.outputs import atomic_file
 
 __all__ = ["ImageDataset", "AUTO_MEMMAP_BYTES"]
 
@@ -117,12 +118,11 @@ class ImageDataset:
         cache_dir.mkdir(parents=True, exist_ok=True)
         path = cache_dir / f"images-{_cache_key(spec, frame, ends)}.npy"
         if not path.exists():
-            tmp = path.with_suffix(f".tmp-{os.getpid()}.npy")
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-            _render_into(spec, frame, ends, out, chunk)
-            out.flush()
-            del out
-            tmp.replace(path)
+            with atomic_file(path) as tmp:
+                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+                _render_into(spec, frame, ends, out, chunk)
+                out.flush()
+                del out
         images = np.load(path, mmap_mode="r")
         if images.shape != shape:
             raise DataError(

@@ -18,6 +18,7 @@ import numpy as np
 
 from effnet_trading.errors import ModelCardError, require
 from effnet_trading.model_zoo.card import ONNX_FILE, VARIANT_FILES, ModelCard, load_card, sha256_file
+from effnet_trading.outputs import atomic_file
 
 __all__ = ["FP16_ATOL", "INT8_MEAN_ATOL", "convert_fp16", "quantize_int8", "compare_models", "add_variant", "run_onnx"]
 
@@ -134,8 +135,7 @@ def _build_variant(
     """Write ``variant`` next to model.onnx (atomically) and return its card entry."""
     src = model_dir / ONNX_FILE
     dst = model_dir / VARIANT_FILES[variant]
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    try:
+    with atomic_file(dst) as tmp:
         if variant == "fp16":
             convert_fp16(src, tmp)
         else:
@@ -156,11 +156,6 @@ def _build_variant(
                 f"INT8 variant's probabilities differ from fp32 by {stats['mean_abs_err_vs_fp32']:.3f} on average (> {INT8_MEAN_ATOL}); "
                 "calibrate on more / more representative training images, or keep the fp32 model."
             )
-        os.chmod(tmp, 0o644)
-        tmp.replace(dst)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     entry: dict[str, Any] = {"file": dst.name, "sha256": sha256_file(dst)}
     if variant == "int8":
         entry.update(

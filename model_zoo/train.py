@@ -29,6 +29,7 @@ from effnet_trading.model_zoo.metrics import classification_report
 from effnet_trading.model_zoo.registry import check_model_kwargs, create_model, model_info
 from effnet_trading.model_zoo.splits import Split, walk_forward_splits
 from effnet_trading.model_zoo.threads import with_torch_threads
+from effnet_trading.outputs import atomic_file, write_json_atomic
 
 __all__ = ["TrainConfig", "TrainResult", "train_model", "train_and_export", "resolve_device"]
 
@@ -277,9 +278,8 @@ class _Fold:
             return
         self.ckpt_dir.mkdir(parents=True, exist_ok=True)
         path = self.ckpt_dir / f"epoch_{self.epoch:03d}.pt"
-        tmp = path.with_suffix(".tmp")
-        torch.save(self._state(), tmp)
-        tmp.replace(path)
+        with atomic_file(path) as tmp:
+            torch.save(self._state(), tmp)
         for old in sorted(self.ckpt_dir.glob("epoch_*.pt"))[:-2]:  # keep the last two
             old.unlink()
 
@@ -432,9 +432,7 @@ class _Fold:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    tmp.replace(path)
+    write_json_atomic(path, obj)
 
 
 def _summary(folds: list[dict]) -> dict:

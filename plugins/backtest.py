@@ -224,7 +224,8 @@ def run_backtest(
 def write_backtest_outputs(out: BacktestOutput, ohlcv: pd.DataFrame, out_dir: str | Path, **report: Any) -> Path:
     """summary.json, trades.csv, signals.csv, report.html in ``out_dir``; returns the report path.
     ``report``: extra ``write_backtest_report`` arguments (title, intro, confusion, example_images)."""
-    from effnet_trading.evaluation.report import write_backtest_report, write_text_atomic
+    from effnet_trading.evaluation.report import write_backtest_report
+    from effnet_trading.outputs import write_text_atomic
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

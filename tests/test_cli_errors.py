@@ -85,6 +85,10 @@ CASES = [
     ("zoo verify {newer_card}", "card_version"),
     ("zoo verify {no_model}", ""),
     ("zoo export --model small_cnn --out {foreign}", "refusing to write into"),
+    ("train --data {ok} --epochs 1 --out {foreign}", "refusing to write into"),
+    ("evaluate --data {ok} --out {foreign}", "refusing to write into"),
+    ("render --data {ok} --npy {foreign}/thesis.txt", "must end in .npy"),
+    ("render --data {ok} --png {foreign}/thesis.txt", "refusing to overwrite"),
     ("sample-data --out {foreign}", "refusing to write into"),
     ("demo --out {foreign} --no-planted-check", "refusing to write into"),
 ]

@@ -253,3 +253,27 @@ def test_residual_blocks_start_as_identity():
         assert torch.equal(res[0](x), x)
     plain = create_model("efficientnet_nano", num_classes=3, in_chans=3, zero_init_last_bn=False)
     assert all(float(b.block[-1][1].weight.detach().min()) == 1.0 for stage in plain.stages for b in stage)
+
+
+@pytest.mark.parametrize("kernel, stride", [(3, 1), (5, 1), (5, 2), (3, 2), (7, 1)])
+def test_small_map_conv_equals_conv2d(kernel, stride):
+    """The cropped-kernel conv (taps that only meet padding left out) gives the same outputs and
+    gradients as nn.Conv2d on maps smaller than, equal to and larger than the kernel."""
+    from torch import nn
+
+    from effnet_trading.model_zoo._blocks import SmallMapConv2d
+
+    torch.manual_seed(0)
+    for h, w in [(1, 1), (2, 2), (1, 3), (3, 5), (4, 4), (9, 9)]:
+        for groups in (1, 8):
+            ref = nn.Conv2d(8, 8, kernel, stride, kernel // 2, groups=groups, bias=False).double()
+            new = SmallMapConv2d(8, 8, kernel, stride, kernel // 2, groups=groups, bias=False).double()
+            new.load_state_dict(ref.state_dict())
+            x = torch.randn(3, 8, h, w, dtype=torch.double, requires_grad=True)
+            a, b = ref(x), new(x)
+            assert a.shape == b.shape
+            torch.testing.assert_close(b, a, rtol=0, atol=1e-12)
+            ga = torch.autograd.grad(a.square().sum(), [x, ref.weight])
+            gb = torch.autograd.grad(b.square().sum(), [x, new.weight])
+            for u, v in zip(ga, gb):
+                torch.testing.assert_close(v, u, rtol=0, atol=1e-12)

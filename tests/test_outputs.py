@@ -6,7 +6,14 @@ import os
 import pytest
 
 from effnet_trading.errors import OutputError
-from effnet_trading.outputs import MANIFEST_FILE, config_differences, read_manifest, run_folder
+from effnet_trading.outputs import (
+    MANIFEST_FILE,
+    atomic_file,
+    config_differences,
+    read_manifest,
+    resumable_folder,
+    run_folder,
+)
 
 
 def _write_run(out, text, command="backtest", config=None, **kw):
@@ -141,3 +148,67 @@ def test_empty_existing_folder_is_used(tmp_path):
     _write_run(out, "x")
     assert (out / "summary.json").read_text() == "x"
     assert os.path.isfile(out / MANIFEST_FILE)
+
+
+# -- resumable runs (train, evaluate): written in place, complete only at the end ----------------
+
+
+class _Stop(Exception):
+    pass
+
+
+def _resumable(out, files, config=None, **kw):
+    with resumable_folder(out, command="train", config=config or {"epochs": 2}, **kw) as work:
+        assert work == out and read_manifest(out)["complete"] is False  # an unfinished run says so
+        for name, text in files.items():
+            (work / name).parent.mkdir(parents=True, exist_ok=True)
+            (work / name).write_text(text)
+            if text == "STOP":
+                raise _Stop
+
+
+def test_resumable_run_is_marked_complete_with_its_files(tmp_path):
+    out = tmp_path / "t"
+    _resumable(out, {"ckpt/epoch_001.pt": "1", "metrics.json": "{}"})
+    m = read_manifest(out)
+    assert m["complete"] is True and m["files"] == ["ckpt/epoch_001.pt", "metrics.json"] and m["kept"] == []
+
+
+def test_interrupted_resumable_run_stays_unfinished_and_resumes_with_same_config_only(tmp_path):
+    out = tmp_path / "t"
+    with pytest.raises(_Stop):
+        _resumable(out, {"ckpt/epoch_001.pt": "1", "ckpt/epoch_002.pt": "STOP"})
+    assert read_manifest(out)["complete"] is False and (out / "ckpt/epoch_001.pt").exists()
+    with pytest.raises(OutputError, match="epochs: 2 -> 3"):
+        _resumable(out, {}, config={"epochs": 3}, resume=True)
+    assert (out / "ckpt/epoch_001.pt").read_text() == "1"  # a refused resume touches nothing
+    _resumable(out, {"ckpt/epoch_003.pt": "3"}, resume=True, ignore=("progress",))
+    m = read_manifest(out)
+    assert m["complete"] is True and "ckpt/epoch_001.pt" in m["files"] and "ckpt/epoch_003.pt" in m["files"]
+
+
+def test_resumable_restart_removes_only_its_own_stale_files(tmp_path):
+    out = tmp_path / "t"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match="refusing to write into"):
+        _resumable(out, {"fold_0.json": "old"})
+    _resumable(out, {"fold_0.json": "old", "fold_1.json": "old"}, overwrite=True)
+    assert read_manifest(out)["kept"] == ["notes.txt"]
+    _resumable(out, {"fold_0.json": "new"})  # a fresh run (no resume): the old folds go, the user's file stays
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST_FILE, "fold_0.json", "notes.txt"]
+    assert (out / "notes.txt").read_text() == "mine" and (out / "fold_0.json").read_text() == "new"
+
+
+def test_atomic_file_keeps_the_old_file_when_the_write_fails(tmp_path):
+    path = tmp_path / "x.npy"
+    path.write_text("old")
+    with pytest.raises(_Stop):
+        with atomic_file(path) as tmp:
+            assert tmp.suffix == ".npy" and tmp.parent == tmp_path
+            tmp.write_text("half")
+            raise _Stop
+    assert path.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["x.npy"]
+    with atomic_file(path) as tmp:
+        tmp.write_text("new")
+    assert path.read_text() == "new" and oct(path.stat().st_mode & 0o777) == "0o644"

@@ -252,7 +252,7 @@ class LiveSession:
         )
 
     def _write_status(self, state: str) -> None:
-        from effnet_trading.evaluation.report import write_text_atomic
+        from effnet_trading.outputs import write_text_atomic
 
         write_text_atomic(self.out_dir / "status.json", json.dumps(self.status(state), indent=2) + "\n")
 

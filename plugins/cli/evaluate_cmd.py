@@ -128,8 +128,11 @@ def _csv(text: str | None) -> tuple[str, ...]:
 )
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run folder.")
 @click.option("--resume", is_flag=True, help="Skip folds already finished in --out (folds/fold_k.json).")
+@click.option("--overwrite", is_flag=True, help="Write into a --out folder holding other files (they are kept).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def evaluate(date_format, tz, data_path, timeframe, last_bars, config_path, out_dir, resume, progress, **flags) -> None:
+def evaluate(
+    date_format, tz, data_path, timeframe, last_bars, config_path, out_dir, resume, overwrite, progress, **flags
+) -> None:
     """Walk-forward out-of-sample evaluation of MODELS vs baselines, after fees and slippage.
 
     Writes report.html, results.json, results.md, config.json and folds/ to --out; exits with
@@ -137,9 +140,10 @@ def evaluate(date_format, tz, data_path, timeframe, last_bars, config_path, out_
     EvalConfig (the layout of config.json, e.g. ``folds = 3``, ``[train]``, ``[train.spec]``,
     ``[policy]``); options given on the command line override it.
     """
-    from effnet_trading.evaluation.evaluate import EvalConfig
+    from effnet_trading.evaluation.evaluate import RESUME_IGNORES, EvalConfig
     from effnet_trading.evaluation.evaluate import evaluate as run
     from effnet_trading.imaging import load_ohlcv, resample_ohlcv
+    from effnet_trading.outputs import resumable_folder
 
     ctx = click.get_current_context()
     cfg = EvalConfig.from_dict(_config_dict(ctx, config_path, flags) | {"data": str(data_path), "timeframe": timeframe})
@@ -148,7 +152,16 @@ def evaluate(date_format, tz, data_path, timeframe, last_bars, config_path, out_
         frame = resample_ohlcv(frame, timeframe)
     if last_bars:
         frame = frame.iloc[-last_bars:]
-    res = run(frame, cfg, out_dir, resume=resume, progress=progress)
+    with resumable_folder(
+        out_dir,
+        command="evaluate",
+        config=cfg.to_dict(),
+        inputs={"data": data_path},
+        overwrite=overwrite,
+        resume=resume,
+        ignore=RESUME_IGNORES,
+    ):
+        res = run(frame, cfg, out_dir, resume=resume, progress=progress)
     from pathlib import Path
 
     click.echo((Path(out_dir) / "results.md").read_text())

@@ -57,6 +57,7 @@ __all__ = ["render"]
     type=click.Path(dir_okay=False),
     help="Write the (1, C, H, W) float32 tensor here.",
 )
+@click.option("--overwrite", is_flag=True, help="Replace --png/--npy files that already exist (refused otherwise).")
 def render(
     date_format,
     tz,
@@ -74,34 +75,39 @@ def render(
     png_path,
     view,
     npy_path,
+    overwrite,
 ):
-    """Render the image a model would see at one bar, as PNG and/or .npy."""
-    from effnet_trading.errors import EffnetTradingError
+    """Render the image a model would see at one bar, as PNG and/or .npy (written atomically; an existing
+    file is replaced only with --overwrite)."""
+    from effnet_trading.errors import OutputError
     from effnet_trading.imaging import load_ohlcv, spec_from_json, spec_from_options, to_png, warmup
     from effnet_trading.imaging import render as render_images
+    from effnet_trading.outputs import atomic_file
 
-    try:
-        if spec_json:
-            spec = spec_from_json(Path(spec_json).read_text())
-        else:
-            spec = spec_from_options(
-                kind, window=window, size=size, ma=ma, volume=volume, color=color, fields=fields, timeframe=timeframe
-            )
-        frame = load_ohlcv(data_path, date_format=date_format, tz=tz)
-        pos = end + len(frame) if end < 0 else end
-        first = warmup(spec, frame)
-        if not first <= pos < len(frame):
-            raise click.BadParameter(f"--end {end} is bar {pos}; renderable bars are {first} .. {len(frame) - 1}.")
-        if not png_path and not npy_path:
-            raise click.UsageError("nothing to write: pass --png out.png and/or --npy out.npy.")
-        images = render_images(spec, frame, [pos])
-        if npy_path:
-            np.save(npy_path, images)
-            click.echo(f"wrote {npy_path}: {images.shape} {images.dtype}")
-        if png_path:
-            to_png(spec, png_path, frame, end=pos, view=view)
-            click.echo(f"wrote {png_path} ({view} view of bar {pos}, {frame.index[pos]})")
-    except (EffnetTradingError, ValueError) as exc:
-        if isinstance(exc, click.ClickException):
-            raise
-        raise click.ClickException(str(exc)) from exc
+    if spec_json:
+        spec = spec_from_json(Path(spec_json).read_text())
+    else:
+        spec = spec_from_options(
+            kind, window=window, size=size, ma=ma, volume=volume, color=color, fields=fields, timeframe=timeframe
+        )
+    frame = load_ohlcv(data_path, date_format=date_format, tz=tz)
+    pos = end + len(frame) if end < 0 else end
+    first = warmup(spec, frame)
+    if not first <= pos < len(frame):
+        raise click.BadParameter(f"--end {end} is bar {pos}; renderable bars are {first} .. {len(frame) - 1}.")
+    if not png_path and not npy_path:
+        raise click.UsageError("nothing to write: pass --png out.png and/or --npy out.npy.")
+    if npy_path and not str(npy_path).endswith(".npy"):
+        raise click.BadParameter(f"--npy {npy_path} must end in .npy (numpy would append it).")
+    existing = [p for p in (png_path, npy_path) if p and Path(p).exists()]
+    if existing and not overwrite:
+        raise OutputError(f"refusing to overwrite {', '.join(existing)}: choose another path or pass --overwrite.")
+    images = render_images(spec, frame, [pos])
+    if npy_path:
+        with atomic_file(npy_path) as tmp:
+            np.save(tmp, images)
+        click.echo(f"wrote {npy_path}: {images.shape} {images.dtype}")
+    if png_path:
+        with atomic_file(png_path) as tmp:
+            to_png(spec, tmp, frame, end=pos, view=view)
+        click.echo(f"wrote {png_path} ({view} view of bar {pos}, {frame.index[pos]})")

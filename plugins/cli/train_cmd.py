@@ -56,6 +56,7 @@ _SPEC_FLAGS = ("kind", "window", "size", "timeframe", "fields", "returns")
     "--max-train-samples", default=None, type=int, help="Train on at most this many of the most recent samples."
 )
 @click.option("--resume", is_flag=True, help="Continue from the checkpoints in --out.")
+@click.option("--overwrite", is_flag=True, help="Write into a --out folder holding other files (they are kept).")
 @click.option(
     "--config",
     "config_path",
@@ -71,7 +72,7 @@ _SPEC_FLAGS = ("kind", "window", "size", "timeframe", "fields", "returns")
     help="Run folder: config, history, metrics, checkpoints, model/.",
 )
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def train(date_format, tz, data_path, config_path, resume, out_dir, **flags) -> None:
+def train(date_format, tz, data_path, config_path, resume, overwrite, out_dir, **flags) -> None:
     """Train MODEL on images of the CSV, report out-of-sample metrics beside the majority rate, export ONNX + card.
 
     --config FILE.toml holds the TrainConfig (the layout of the run's config.json, e.g. ``epochs = 10``
@@ -82,6 +83,7 @@ def train(date_format, tz, data_path, config_path, resume, out_dir, **flags) -> 
     from effnet_trading.model_zoo.curves import format_curves
     from effnet_trading.model_zoo.metrics import format_report
     from effnet_trading.model_zoo.train import TrainConfig, train_and_export
+    from effnet_trading.outputs import resumable_folder
 
     ctx = click.get_current_context()
     d = read_toml(config_path) if config_path else {}
@@ -99,7 +101,17 @@ def train(date_format, tz, data_path, config_path, resume, out_dir, **flags) -> 
             fields=flags["fields"],
         ).to_dict()
     cfg = TrainConfig.from_dict(d)
-    res = train_and_export(load_ohlcv(data_path, date_format=date_format, tz=tz), cfg, out_dir, resume=resume)
+    frame = load_ohlcv(data_path, date_format=date_format, tz=tz)
+    with resumable_folder(
+        out_dir,
+        command="train",
+        config=cfg.to_dict(),
+        inputs={"data": data_path},
+        overwrite=overwrite,
+        resume=resume,
+        ignore=("progress", "num_threads"),
+    ):
+        res = train_and_export(frame, cfg, out_dir, resume=resume)
     horizon = cfg.horizon
     m = res.metrics
     if len(res.folds) > 1:

@@ -13,10 +13,6 @@ __all__ = ["zoo"]
 _FIELD_KINDS = ("gasf", "gadf", "recurrence")
 
 
-def _fail(exc: Exception) -> click.ClickException:
-    return click.ClickException(str(exc))
-
-
 def _sample_frame(csv: str | None, n_bars: int = 3000):
     """OHLCV to render check images from: the given CSV, else seeded synthetic bars."""
     if csv:
@@ -151,61 +147,57 @@ def export_cmd(
     model_name, kind, window, size, channels, spec_json, weights, fp16, int8, calib_data, seed, out_dir, overwrite
 ) -> None:
     """Export a registry model (untrained or with --weights) to a verified model folder. Training exports via `train`."""
-    from effnet_trading.errors import EffnetTradingError
 
     if int8 and not calib_data:
         raise click.UsageError("--int8 needs --calib-data CSV: training bars to calibrate activation ranges on.")
-    try:
-        import torch
+    import torch
 
-        from effnet_trading.model_zoo.export import export_onnx
-        from effnet_trading.model_zoo.registry import create_model
+    from effnet_trading.model_zoo.export import export_onnx
+    from effnet_trading.model_zoo.registry import create_model
 
-        spec = _build_spec(kind, window, size, channels, spec_json)
-        torch.manual_seed(seed)
-        model = create_model(model_name, num_classes=3, in_chans=spec.channels)
-        if weights:
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-            try:
-                model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
-            except RuntimeError as exc:
-                raise click.ClickException(
-                    f"--weights {weights} do not fit {model_name} with {spec.channels} input channel(s): {exc}"
-                ) from exc
-        model.eval()
-        frame = _sample_frame(calib_data)
-        images = _render_tail(spec, frame, 512 if calib_data else 64)
-        cut = int(len(images) * 0.75)
-        calib, holdout = (images[:cut], images[cut:]) if int8 else (None, None)
-        from effnet_trading.outputs import run_folder
+    spec = _build_spec(kind, window, size, channels, spec_json)
+    torch.manual_seed(seed)
+    model = create_model(model_name, num_classes=3, in_chans=spec.channels)
+    if weights:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        try:
+            model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
+        except RuntimeError as exc:
+            raise click.ClickException(
+                f"--weights {weights} do not fit {model_name} with {spec.channels} input channel(s): {exc}"
+            ) from exc
+    model.eval()
+    frame = _sample_frame(calib_data)
+    images = _render_tail(spec, frame, 512 if calib_data else 64)
+    cut = int(len(images) * 0.75)
+    calib, holdout = (images[:cut], images[cut:]) if int8 else (None, None)
+    from effnet_trading.outputs import run_folder
 
-        config = {
-            "model": model_name,
-            "spec": spec.to_dict(),
-            "weights": weights,
-            "fp16": fp16,
-            "int8": int8,
-            "calib_data": calib_data,
-            "seed": seed,
-        }
-        inputs = {k: v for k, v in (("weights", weights), ("calib_data", calib_data)) if v}
-        # the run folder refuses a folder of other files (unless --overwrite) and never deletes them
-        with run_folder(out_dir, command="zoo export", config=config, inputs=inputs, overwrite=overwrite) as work:
-            card = export_onnx(
-                model,
-                work,
-                name=Path(out_dir).resolve().name,
-                spec=spec,
-                architecture=model_name,
-                training={"weights": str(weights) if weights else "untrained (random init)", "seed": seed},
-                sample_images=images[-64:],
-                fp16=fp16,
-                int8=int8,
-                calib_images=calib,
-                holdout_images=holdout,
-            )
-    except EffnetTradingError as exc:
-        raise _fail(exc) from exc
+    config = {
+        "model": model_name,
+        "spec": spec.to_dict(),
+        "weights": weights,
+        "fp16": fp16,
+        "int8": int8,
+        "calib_data": calib_data,
+        "seed": seed,
+    }
+    inputs = {k: v for k, v in (("weights", weights), ("calib_data", calib_data)) if v}
+    # the run folder refuses a folder of other files (unless --overwrite) and never deletes them
+    with run_folder(out_dir, command="zoo export", config=config, inputs=inputs, overwrite=overwrite) as work:
+        card = export_onnx(
+            model,
+            work,
+            name=Path(out_dir).resolve().name,
+            spec=spec,
+            architecture=model_name,
+            training={"weights": str(weights) if weights else "untrained (random init)", "seed": seed},
+            sample_images=images[-64:],
+            fp16=fp16,
+            int8=int8,
+            calib_images=calib,
+            holdout_images=holdout,
+        )
     click.echo(
         f"exported {model_name} -> {out_dir} (input (N, {', '.join(map(str, card.input_shape))}), max |onnx - torch| {card.metrics['export_max_abs_err']:.1e})"
     )
@@ -230,15 +222,12 @@ def verify_cmd(model_dir: str, data: str | None, n_images: int) -> None:
     from effnet_trading.model_zoo.quantize import FP16_ATOL, INT8_MEAN_ATOL
     from effnet_trading.model_zoo.runtime import Predictor
 
-    try:
-        ref = Predictor(model_dir, "cpu")
-        click.echo(
-            f"ok   card, sha256 of {', '.join(['fp32', *sorted(ref.card.variants)])}, spec renders (N, {', '.join(map(str, ref.input_shape))})"
-        )
-        images = _render_tail(ref.spec, _sample_frame(data), n_images)
-        p32 = ref.predict(images)
-    except EffnetTradingError as exc:
-        raise _fail(exc) from exc
+    ref = Predictor(model_dir, "cpu")
+    click.echo(
+        f"ok   card, sha256 of {', '.join(['fp32', *sorted(ref.card.variants)])}, spec renders (N, {', '.join(map(str, ref.input_shape))})"
+    )
+    images = _render_tail(ref.spec, _sample_frame(data), n_images)
+    p32 = ref.predict(images)
     problems = []
     sums = p32.sum(axis=1)
     if not np.all(np.isfinite(p32)):
@@ -288,7 +277,6 @@ def verify_cmd(model_dir: str, data: str | None, n_images: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def bench_cmd(model_dir, providers, variant, batches, max_seconds, threads, as_json) -> None:
     """Latency p50/p95/p99 at batch 1, throughput at batch 64, and a batch-size curve, per provider."""
-    from effnet_trading.errors import EffnetTradingError
     from effnet_trading.model_zoo.bench import bench_model_dir, format_bench
 
     provs = providers if providers in ("auto", "cpu") else [p.strip() for p in providers.split(",")]
@@ -296,12 +284,9 @@ def bench_cmd(model_dir, providers, variant, batches, max_seconds, threads, as_j
         sizes = [int(b) for b in batches.split(",")]
     except ValueError as exc:
         raise click.BadParameter(f"--batches must be comma-separated integers, got {batches!r}.") from exc
-    try:
-        result = bench_model_dir(
-            model_dir, provs, variant=variant, batches=sizes, max_seconds=max_seconds, intra_op_threads=threads
-        )
-    except EffnetTradingError as exc:
-        raise _fail(exc) from exc
+    result = bench_model_dir(
+        model_dir, provs, variant=variant, batches=sizes, max_seconds=max_seconds, intra_op_threads=threads
+    )
     click.echo(json.dumps(result, indent=2) if as_json else format_bench(result))
 
 
@@ -311,11 +296,7 @@ def bench_cmd(model_dir, providers, variant, batches, max_seconds, threads, as_j
 @click.option("--no-verify", is_flag=True, help="Skip the sha256 checks (inspect a folder that fails them).")
 def card_cmd(model_dir: str, as_json: bool, no_verify: bool) -> None:
     """Pretty-print a model card."""
-    from effnet_trading.errors import EffnetTradingError
     from effnet_trading.model_zoo.card import load_card
 
-    try:
-        card = load_card(model_dir, verify_hash=not no_verify)
-    except EffnetTradingError as exc:
-        raise _fail(exc) from exc
+    card = load_card(model_dir, verify_hash=not no_verify)
     click.echo(json.dumps(card.to_dict(), indent=2, sort_keys=True) if as_json else card.summary())
