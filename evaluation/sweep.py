@@ -32,7 +32,7 @@ from typing import Any
 
 import pandas as pd
 
-from effnet_trading.errors import OutputError, SpecError, require
+from effnet_trading.errors import EffnetTradingError, OutputError, SpecError, require
 from effnet_trading.evaluation.options import DATA_OPTIONS, eval_config_dict, load_eval_data, option_names
 
 __all__ = ["Cell", "expand_grid", "run_sweep", "run_cell", "CELL_COMMAND", "SWEEP_COMMAND"]
@@ -83,9 +83,12 @@ def expand_grid(config: Mapping[str, Any]) -> list[Cell]:
 
 def _cell_config(cell: Cell) -> dict:
     from effnet_trading.evaluation.evaluate import EvalConfig
+    from effnet_trading.model_zoo.registry import check_model_kwargs
 
     cfg = EvalConfig.from_dict(eval_config_dict({k: v for k, v in cell.options.items() if k not in DATA_OPTIONS}))
     cfg.data, cfg.timeframe = str(cell.options["data"]), cell.options.get("timeframe")
+    for name in cfg.models:  # an unknown model or option fails here, before any cell runs
+        check_model_kwargs(name, cfg.model_kwargs.get(name, {}))
     return {"options": cell.options, "eval_config": cfg.to_dict()}
 
 
@@ -238,9 +241,7 @@ def run_sweep(
     for cell in cells:  # a config error shows before anything runs
         try:
             _cell_config(cell)
-        except SpecError as exc:
-            raise SpecError(f"sweep cell {cell.id}: {exc}") from exc
-        except Exception as exc:  # TrainingError etc. from the config objects
+        except EffnetTradingError as exc:  # SpecError, TrainingError from the config objects
             raise SpecError(f"sweep cell {cell.id}: {exc}") from exc
     out = Path(out_dir).resolve()
     _check_out(out, overwrite)
