@@ -153,3 +153,18 @@ def test_local_ray_gives_the_in_process_table(in_process, tmp_path):
         ray.shutdown()
     assert json.loads((tmp_path / "ray" / "sweep.json").read_text())["meta"]["runner"] == "ray (local)"
     pd.testing.assert_frame_equal(got.drop(columns=VOLATILE), table.drop(columns=VOLATILE))
+
+
+@pytest.mark.parametrize("name, n_cells", [("btc_small", 2), ("evidence", 108)])
+def test_example_configs_build_every_cell(name, n_cells):
+    """The shipped sweep configs stay valid: every cell builds its EvalConfig (nothing runs)."""
+    from pathlib import Path
+
+    from effnet_trading.config import read_toml
+
+    conf = read_toml(Path(__file__).resolve().parents[1] / "examples" / "sweeps" / f"{name}.toml")
+    cells = expand_grid(conf)
+    assert len(cells) == n_cells and len({c.id for c in cells}) == n_cells
+    for cell in cells:
+        cfg = sweep_module._cell_config(cell)["eval_config"]
+        assert cfg["fees"] == 0.001 and cfg["slippage"] == 0.0005
