@@ -231,12 +231,10 @@ def run_sweep(
     from effnet_trading.outputs import run_folder
 
     t0 = time.perf_counter()
-    config = {k: v for k, v in config.items()}
-    resolve = {"data": lambda p: str(Path(p).resolve())}
-    config = {
-        k: ([resolve[k](x) for x in v] if isinstance(v, list) else resolve[k](v)) if k in resolve else v
-        for k, v in config.items()
-    }
+    config = dict(config)
+    if "data" in config:  # absolute, so tasks on other workers (and a resumed run) find the same files
+        data = config["data"]
+        config["data"] = [str(Path(p).resolve()) for p in data] if isinstance(data, list) else str(Path(data).resolve())
     cells = expand_grid(config)
     for cell in cells:  # a config error shows before anything runs
         try:
