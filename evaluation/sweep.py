@@ -241,6 +241,7 @@ def run_sweep(
             _cell_config(cell)
         except EffnetTradingError as exc:  # SpecError, TrainingError from the config objects
             raise SpecError(f"sweep cell {cell.id}: {exc}") from exc
+    ray_on = _use_ray(use_ray, address)
     out = Path(out_dir).resolve()
     _check_out(out, overwrite)
     cells_dir = out / "cells"
@@ -252,7 +253,7 @@ def run_sweep(
     device = "cuda" if gpus > 0 else None
     outcome = {c.id: {"status": "ok", "skipped": True} for c in cells if _finished(c, cells_dir / c.id)}
     jobs = sorted(((c, cells_dir / c.id) for c in cells if c.id not in outcome), key=lambda j: _data_key(j[0]))
-    ray_on = _use_ray(use_ray, address) if jobs else False
+    ray_on = ray_on and bool(jobs)
     runner = _on_ray(jobs, address, cpus, gpus, device) if ray_on else _in_process(jobs, device)
     from tqdm.auto import tqdm
 

@@ -168,3 +168,18 @@ def test_example_configs_build_every_cell(name, n_cells):
     for cell in cells:
         cfg = sweep_module._cell_config(cell)["eval_config"]
         assert cfg["fees"] == 0.001 and cfg["slippage"] == 0.0005
+
+
+@pytest.mark.parametrize(
+    "text, extra, fragment",
+    [
+        ('data = "x.csv"\nmodel = ["small_cnn"]\n', [], "unknown sweep key(s) ['model']"),
+        ('data = "x.csv"\n', ["--no-ray", "--address", "auto"], "--address needs Ray"),
+    ],
+)
+def test_cli_config_errors_are_one_line(tmp_path, text, extra, fragment):
+    conf = tmp_path / "s.toml"
+    conf.write_text(text)
+    result = CliRunner().invoke(main, ["sweep", str(conf), "--out", str(tmp_path / "o"), *extra])
+    assert result.exit_code == 1 and fragment in result.output and "Traceback" not in result.output, result.output
+    assert not (tmp_path / "o").exists()  # refused before anything is written
