@@ -3,17 +3,11 @@ with a surrogate null run and a look-ahead check; exits non-zero when the pipeli
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from effnet_trading.plugins.cli._data_options import data_read_options
 
 __all__ = ["evaluate"]
-
-
-def _csv(text: str | None) -> tuple[str, ...]:
-    return tuple(s.strip() for s in (text or "").split(",") if s.strip())
 
 
 @click.command("evaluate")
@@ -42,7 +36,6 @@ def _csv(text: str | None) -> tuple[str, ...]:
 )
 @click.option(
     "--spec",
-    "kind",
     default="candles",
     show_default=True,
     type=click.Choice(["candles", "ohlc_bars", "gasf", "gadf", "recurrence", "stack"]),
@@ -142,16 +135,12 @@ def evaluate(
     """
     from effnet_trading.evaluation.evaluate import RESUME_IGNORES, EvalConfig
     from effnet_trading.evaluation.evaluate import evaluate as run
-    from effnet_trading.imaging import load_ohlcv, resample_ohlcv
+    from effnet_trading.evaluation.options import load_eval_data
     from effnet_trading.outputs import resumable_folder
 
     ctx = click.get_current_context()
     cfg = EvalConfig.from_dict(_config_dict(ctx, config_path, flags) | {"data": str(data_path), "timeframe": timeframe})
-    frame = load_ohlcv(data_path, date_format=date_format, tz=tz)
-    if timeframe:
-        frame = resample_ohlcv(frame, timeframe)
-    if last_bars:
-        frame = frame.iloc[-last_bars:]
+    frame = load_eval_data(data_path, timeframe=timeframe, last_bars=last_bars, date_format=date_format, tz=tz)
     with resumable_folder(
         out_dir,
         command="evaluate",
@@ -170,66 +159,15 @@ def evaluate(
         raise click.ClickException("the pipeline leaks or looks ahead:\n  " + "\n  ".join(res["verdict"]["reasons"]))
 
 
-# flag -> (section, key) in EvalConfig.to_dict(); None = top level
-_PATHS = {
-    "models": (None, "models"),
-    "baselines": (None, "baselines"),
-    "folds": (None, "folds"),
-    "embargo": (None, "embargo"),
-    "max_train_bars": (None, "max_train_bars"),
-    "fees": (None, "fees"),
-    "slippage": (None, "slippage"),
-    "null": (None, "null"),
-    "null_kind": (None, "null_kind"),
-    "null_block": (None, "null_block"),
-    "null_models": (None, "null_models"),
-    "extra_trials": (None, "extra_trials"),
-    "bootstrap": (None, "bootstrap"),
-    "model_kwargs": (None, "model_kwargs"),
-    "horizon": ("train", "horizon"),
-    "label_k": ("train", "label_k"),
-    "epochs": ("train", "epochs"),
-    "patience": ("train", "patience"),
-    "batch_size": ("train", "batch_size"),
-    "lr": ("train", "lr"),
-    "seed": ("train", "seed"),
-    "threads": ("train", "num_threads"),
-    "threshold": ("policy", "threshold"),
-    "long_only": ("policy", "long_only"),
-}
-_SPEC_FLAGS = ("kind", "size", "window", "returns")
-
-
 def _config_dict(ctx: click.Context, config_path: str | None, flags: dict) -> dict:
     """EvalConfig as a dict: the --config file (if any) with the command-line options laid over it."""
     from effnet_trading.config import read_toml
-    from effnet_trading.imaging import spec_from_options
+    from effnet_trading.evaluation.options import OPTION_PATHS, SPEC_OPTIONS, eval_config_dict
 
-    d = read_toml(config_path) if config_path else {}
     given = {
         k for k in flags if not config_path or ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE
     }
-    for name in sorted(given & set(_PATHS)):
-        section, key = _PATHS[name]
-        value = _parse(name, flags[name])
-        (d.setdefault(section, {}) if section else d)[key] = value
-    if given & set(_SPEC_FLAGS):  # the spec options replace the file's spec as a whole
-        spec = spec_from_options(flags["kind"], window=flags["window"], size=flags["size"], returns=flags["returns"])
-        d.setdefault("train", {})["spec"] = spec.to_dict()
-    return d
-
-
-def _parse(name: str, value):
-    if name in ("models", "baselines"):
-        return list(_csv(value))
-    if name == "null_models":
-        return None if value is None else list(_csv(value))
-    if name == "model_kwargs":
-        try:
-            return json.loads(value) if value else {}
-        except json.JSONDecodeError as exc:
-            raise click.BadParameter(
-                f'not valid JSON ({exc}); e.g. \'{{"small_cnn": {{"widths": [16, 32, 64]}}}}\'',
-                param_hint="--model-kwargs",
-            ) from exc
-    return value
+    options = {k: flags[k] for k in given & set(OPTION_PATHS)}
+    if given & set(SPEC_OPTIONS):  # all four, with their defaults: they replace the file's spec as a whole
+        options.update({k: flags[k] for k in SPEC_OPTIONS})
+    return eval_config_dict(options, read_toml(config_path) if config_path else None)

@@ -1,0 +1,185 @@
+"""sweep on CI-sized data: grid expansion, a two-cell sweep in-process and on local Ray giving the same
+table, resume skipping finished cells, and a failed cell reported while the others finish."""
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from effnet_trading.errors import OutputError, SpecError
+from effnet_trading.evaluation import sweep as sweep_module
+from effnet_trading.evaluation.evaluate import EvalConfig
+from effnet_trading.evaluation.options import eval_config_dict
+from effnet_trading.evaluation.sweep import expand_grid, run_sweep
+from effnet_trading.plugins.cli import main
+
+# tiny cells: 16 px GADF of returns (conftest), 1 epoch on 300 samples, 2 folds, no null run
+BASE = {
+    "models": "small_cnn",
+    "spec": "gadf",
+    "window": 16,
+    "size": 16,
+    "returns": True,
+    "folds": 2,
+    "epochs": 1,
+    "max_train_bars": 300,
+    "baselines": "buy_and_hold,logreg",
+    "null": False,
+    "bootstrap": 50,
+    "threads": 1,
+    "model_kwargs": {"small_cnn": {"widths": [8, 16, 32]}},
+}
+# what differs between runners and runs; everything else must be equal
+VOLATILE = ["seconds"]
+
+
+@pytest.fixture(scope="module")
+def csv(tmp_path_factory, planted):
+    path = tmp_path_factory.mktemp("sweep_data") / "planted.csv"
+    planted.iloc[:1500].to_csv(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def in_process(tmp_path_factory, csv):
+    cfg = BASE | {"data": str(csv), "seed": [0, 1]}
+    out = tmp_path_factory.mktemp("sweep") / "inproc"
+    return cfg, out, run_sweep(cfg, out, use_ray=False, progress=False)
+
+
+def test_grid_expansion_and_config_errors(tmp_path):
+    cells = expand_grid({"data": ["a/x.csv", "b/y.csv.gz"], "models": ["small_cnn", "compact"], "folds": 4})
+    assert [c.id for c in cells] == [
+        "x__models-small_cnn",
+        "x__models-compact",
+        "y__models-small_cnn",
+        "y__models-compact",
+    ]
+    assert all(c.options["folds"] == 4 for c in cells) and cells[1].axes == {"data": "a/x.csv", "models": "compact"}
+    assert [c.id for c in expand_grid({"data": "x.csv", "models": "small_cnn,compact"})] == ["cell"]
+    with pytest.raises(SpecError, match=r"unknown sweep key\(s\) \['model'\]"):
+        expand_grid({"data": "x.csv", "model": ["small_cnn"]})
+    with pytest.raises(SpecError, match=r"axis \['seed'\] is an empty list"):
+        expand_grid({"data": "x.csv", "seed": []})
+    with pytest.raises(SpecError, match="needs data"):
+        expand_grid({"models": "small_cnn"})
+    with pytest.raises(SpecError, match="sweep cell models-nope"):  # refused before any cell runs
+        run_sweep({"data": "x.csv", "models": ["nope"]}, tmp_path / "o", use_ray=False)
+    (tmp_path / "mine.txt").write_text("keep")
+    with pytest.raises(OutputError, match="mine.txt"):
+        run_sweep({"data": "x.csv"}, tmp_path, use_ray=False)
+
+
+def test_option_names_map_onto_evaluate_config():
+    d = eval_config_dict({"max_train_bars": 500, "threads": 1, "spec": "gasf", "size": 16, "models": "a,b"})
+    cfg = EvalConfig.from_dict(d | {"models": ["small_cnn"]})
+    assert d["models"] == ["a", "b"] and cfg.max_train_bars == 500 and cfg.train.num_threads == 1
+    # unset spec options keep evaluate's defaults (window 32, price levels)
+    assert (cfg.spec.kind, cfg.spec.size, cfg.spec.window, cfg.spec.returns) == ("gasf", (16, 16), 32, False)
+    with pytest.raises(SpecError, match="model_kwargs is not valid JSON"):
+        eval_config_dict({"model_kwargs": "{oops"})
+
+
+@pytest.mark.slow
+def test_two_cells_in_process(in_process):
+    cfg, out, table = in_process
+    assert set(table["cell"]) == {"seed-0", "seed-1"} and set(table["status"]) == {"ok"}
+    assert set(table["strategy"]) == {"small_cnn", "buy_and_hold", "logreg"}
+    saved = pd.read_parquet(out / "results.parquet")
+    pd.testing.assert_frame_equal(saved, table)
+    for c in ("seed-0", "seed-1"):
+        assert (out / "cells" / c / "report.html").exists() and (out / "cells" / c / "folds" / "fold_1.json").exists()
+    # each cell is one evaluate run: the sweep row equals the cell's own results.json
+    res = json.loads((out / "cells" / "seed-1" / "results.json").read_text())
+    row = table[(table["cell"] == "seed-1") & (table["strategy"] == "logreg")].iloc[0]
+    assert row["accuracy"] == res["strategies"]["logreg"]["classification"]["accuracy_ci"]["estimate"]
+    assert res["config"]["train"]["seed"] == 1 and res["config"]["max_train_bars"] == 300
+    md, page = (out / "results.md").read_text(), (out / "report.html").read_text()
+    assert "[seed-0](cells/seed-0/report.html)" in md and "Spread across seeds" in md and "precision" in md
+    assert '<a href="cells/seed-1/report.html">seed-1</a>' in page
+    meta = json.loads((out / "sweep.json").read_text())["meta"]
+    assert meta["runner"] == "in-process" and meta["ran"] == 2 and meta["failed"] == 0
+
+
+@pytest.mark.slow
+def test_resume_skips_finished_cells(in_process, monkeypatch):
+    cfg, out, table = in_process
+    calls = []
+    original = sweep_module.run_cell
+
+    def counting(frame, cell, cell_dir, device=None):
+        calls.append(cell.id)
+        return original(frame, cell, cell_dir, device)
+
+    monkeypatch.setattr(sweep_module, "run_cell", counting)
+    again = run_sweep(cfg, out, use_ray=False, progress=False)
+    assert calls == [] and json.loads((out / "sweep.json").read_text())["meta"]["skipped"] == 2
+    shutil.rmtree(out / "cells" / "seed-1")  # as if the run had been killed during this cell
+    rerun = run_sweep(cfg, out, use_ray=False, progress=False)
+    assert calls == ["seed-1"]
+    # same seeds -> same numbers
+    pd.testing.assert_frame_equal(again.drop(columns=VOLATILE), table.drop(columns=VOLATILE))
+    pd.testing.assert_frame_equal(rerun.drop(columns=VOLATILE), table.drop(columns=VOLATILE))
+
+
+@pytest.mark.slow
+def test_a_failed_cell_is_reported_and_the_others_finish(csv, tmp_path):
+    conf = tmp_path / "sweep.toml"
+    lines = [f"{k} = {json.dumps(v)}" for k, v in BASE.items() if k != "model_kwargs"]
+    lines += [f'data = "{csv}"', "seed = 0", "last_bars = [1500, 40]"]  # 40 bars: too few for 2 folds
+    conf.write_text("\n".join(lines) + "\n[model_kwargs]\nsmall_cnn = {widths = [8, 16, 32]}\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["sweep", str(conf), "--out", str(out), "--no-ray", "--no-progress"])
+    assert result.exit_code == 1 and "1 cell(s) failed: last_bars-40" in result.output, result.output
+    table = pd.read_parquet(out / "results.parquet")
+    bad = table[table["cell"] == "last_bars-40"]
+    assert len(bad) == 1 and bad["status"].iloc[0] == "failed" and "TrainingError" in bad["error"].iloc[0]
+    good = table[table["cell"] == "last_bars-1500"]
+    assert set(good["status"]) == {"ok"} and len(good) == 3
+    assert "Failed cells:" in (out / "results.md").read_text() and not (out / "cells" / "last_bars-40").exists()
+
+
+@pytest.mark.slow
+def test_local_ray_gives_the_in_process_table(in_process, tmp_path):
+    import ray
+
+    cfg, _, table = in_process
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="error", log_to_driver=False)
+    try:
+        got = run_sweep(cfg, tmp_path / "ray", progress=False)  # Ray is installed: the default runner
+    finally:
+        ray.shutdown()
+    assert json.loads((tmp_path / "ray" / "sweep.json").read_text())["meta"]["runner"] == "ray (local)"
+    pd.testing.assert_frame_equal(got.drop(columns=VOLATILE), table.drop(columns=VOLATILE))
+
+
+@pytest.mark.parametrize("name, n_cells", [("btc_small", 2), ("evidence", 108)])
+def test_example_configs_build_every_cell(name, n_cells):
+    """The shipped sweep configs stay valid: every cell builds its EvalConfig (nothing runs)."""
+    from pathlib import Path
+
+    from effnet_trading.config import read_toml
+
+    conf = read_toml(Path(__file__).resolve().parents[1] / "examples" / "sweeps" / f"{name}.toml")
+    cells = expand_grid(conf)
+    assert len(cells) == n_cells and len({c.id for c in cells}) == n_cells
+    for cell in cells:
+        cfg = sweep_module._cell_config(cell)["eval_config"]
+        assert cfg["fees"] == 0.001 and cfg["slippage"] == 0.0005
+
+
+@pytest.mark.parametrize(
+    "text, extra, fragment",
+    [
+        ('data = "x.csv"\nmodel = ["small_cnn"]\n', [], "unknown sweep key(s) ['model']"),
+        ('data = "x.csv"\n', ["--no-ray", "--address", "auto"], "--address needs Ray"),
+    ],
+)
+def test_cli_config_errors_are_one_line(tmp_path, text, extra, fragment):
+    conf = tmp_path / "s.toml"
+    conf.write_text(text)
+    result = CliRunner().invoke(main, ["sweep", str(conf), "--out", str(tmp_path / "o"), *extra])
+    assert result.exit_code == 1 and fragment in result.output and "Traceback" not in result.output, result.output
+    assert not (tmp_path / "o").exists()  # refused before anything is written
