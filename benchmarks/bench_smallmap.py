@@ -1,5 +1,5 @@
 """Training step time with and without ``SmallMapConv2d`` (kernel taps that only meet padding left out),
-in one process: fwd+bwd of a batch, median of repeats, per model and image size.
+in one process: fwd+bwd of a batch, median of interleaved repeats, per model and image size.
 
     python benchmarks/bench_smallmap.py [--threads 1] [--repeats 5]
 
@@ -27,13 +27,26 @@ CASES = [  # (model, input px, input_size for the layout (None = published strid
 ]
 
 
-def _step_seconds(model: nn.Module, x: torch.Tensor, y: torch.Tensor, repeats: int) -> float:
-    times = []
-    for _ in range(repeats + 1):  # the first is a warm-up
-        t = time.perf_counter()
-        nn.functional.cross_entropy(model(x), y).backward()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times[1:])
+def _step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    t = time.perf_counter()
+    nn.functional.cross_entropy(model(x), y).backward()
+    return time.perf_counter() - t
+
+
+def _compare(model: nn.Module, x: torch.Tensor, y: torch.Tensor, repeats: int) -> tuple[float, float]:
+    """Median step seconds (plain conv, small-map conv), the two interleaved so load drifts hit both."""
+    saved = SmallMapConv2d.forward
+    _step(model, x, y)  # warm-up
+    old, new = [], []
+    try:
+        for _ in range(repeats):
+            SmallMapConv2d.forward = nn.Conv2d.forward  # type: ignore[method-assign]
+            old.append(_step(model, x, y))
+            SmallMapConv2d.forward = saved  # type: ignore[method-assign]
+            new.append(_step(model, x, y))
+    finally:
+        SmallMapConv2d.forward = saved  # type: ignore[method-assign]
+    return statistics.median(old), statistics.median(new)
 
 
 def main() -> None:
@@ -47,12 +60,7 @@ def main() -> None:
         torch.manual_seed(0)
         model = create_model(name, num_classes=3, in_chans=3, input_size=layout)
         x, y = torch.randn(batch, 3, px, px), torch.randint(0, 3, (batch,))
-        new = _step_seconds(model, x, y, a.repeats)
-        SmallMapConv2d.forward, saved = nn.Conv2d.forward, SmallMapConv2d.forward  # type: ignore[method-assign]
-        try:
-            old = _step_seconds(model, x, y, a.repeats)
-        finally:
-            SmallMapConv2d.forward = saved  # type: ignore[method-assign]
+        old, new = _compare(model, x, y, a.repeats)
         print(f"| {name} | {px} | {batch} | {old:.3f} | {new:.3f} | {old / new:.2f}x |", flush=True)
 
 
