@@ -208,18 +208,8 @@ def run_folder(
     if resume and manifest is not None:
         if not own:
             raise OutputError(f"cannot resume in {target}: it holds no complete {command!r} run to continue.")
-        diff = config_differences(manifest.get("config", {}), config)
-        if diff:
-            raise OutputError(
-                f"cannot resume in {target}: the stored run used other settings ({'; '.join(diff)}). "
-                "Rerun with the stored settings, or choose a new --out folder (or drop --resume to start over)."
-            )
-    inputs_sha = {}
-    for name, path in (inputs or {}).items():
-        try:
-            inputs_sha[str(name)] = {"path": str(Path(path).resolve()), "sha256": file_sha256(path)}
-        except OSError as exc:
-            raise OutputError(f"cannot read input {name} {path} to record its sha256 ({exc}).") from exc
+        _check_resume(target, manifest.get("config", {}), config)
+    inputs_sha = _input_hashes(inputs)
     parent = target.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{target.resolve().name}.tmp-", dir=parent))
@@ -256,6 +246,26 @@ def run_folder(
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+
+
+def _check_resume(target: Path, stored: Mapping, config: Mapping, ignore: Iterable[str] = ()) -> None:
+    """Refuse to resume a run stored with other settings (``ignore``: dotted names that may differ)."""
+    diff = [d for d in config_differences(stored, config) if d.split(":")[0] not in set(ignore)]
+    if diff:
+        raise OutputError(
+            f"cannot resume in {target}: the stored run used other settings ({'; '.join(diff)}). "
+            "Rerun with the stored settings, or choose a new --out folder (or drop --resume to start over)."
+        )
+
+
+def _input_hashes(inputs: Mapping[str, str | os.PathLike] | None) -> dict:
+    out = {}
+    for name, path in (inputs or {}).items():
+        try:
+            out[str(name)] = {"path": str(Path(path).resolve()), "sha256": file_sha256(path)}
+        except OSError as exc:
+            raise OutputError(f"cannot read input {name} {path} to record its sha256 ({exc}).") from exc
+    return out
 
 
 def _refuse_foreign(target: Path, foreign: list[str], own: bool) -> None:
@@ -308,19 +318,8 @@ def resumable_folder(
         _refuse_foreign(target, foreign, own)
     kept |= set(foreign)
     if resume and own:
-        diff = config_differences(manifest.get("config", {}), config)  # type: ignore[union-attr]
-        diff = [d for d in diff if d.split(":")[0] not in set(ignore)]
-        if diff:
-            raise OutputError(
-                f"cannot resume in {target}: the stored run used other settings ({'; '.join(diff)}). "
-                "Rerun with the stored settings, or choose a new --out folder (or drop --resume to start over)."
-            )
-    inputs_sha = {}
-    for name, path in (inputs or {}).items():
-        try:
-            inputs_sha[str(name)] = {"path": str(Path(path).resolve()), "sha256": file_sha256(path)}
-        except OSError as exc:
-            raise OutputError(f"cannot read input {name} {path} to record its sha256 ({exc}).") from exc
+        _check_resume(target, manifest.get("config", {}), config, ignore)  # type: ignore[union-attr]
+    inputs_sha = _input_hashes(inputs)
     target.mkdir(parents=True, exist_ok=True)
     if own and not resume:  # start over: remove the earlier run's files, never the kept ones
         for rel in present:
