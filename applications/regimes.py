@@ -50,6 +50,8 @@ __all__ = [
     "RegimeModel",
     "RegimeFitConfig",
     "fit_regimes",
+    "scan_regimes",
+    "plot_regimes",
 ]
 
 REGIMES = ("trend_up", "trend_down", "ranging", "high_vol", "low_liquidity")
@@ -264,7 +266,7 @@ class RegimeFitConfig:
     """What ``fit_regimes`` trains: rules, image spec, classifier and its budget."""
 
     rules: RegimeRules = RegimeRules()
-    spec: Any = field(default_factory=lambda: ImageSpec("candles", window=48, size=(32, 32)))
+    spec: Any = field(default_factory=lambda: ImageSpec("candles", window=32, size=(32, 32)))
     model: str = "small_cnn"
     epochs: int = 3
     max_train_samples: int | None = 5000
@@ -313,6 +315,9 @@ def fit_regimes(ohlcv, cfg: RegimeFitConfig, out_dir: str | os.PathLike) -> dict
     frame = validate_ohlcv(ohlcv)
     labels = regime_labels(frame, cfg.rules).to_numpy()
     ds = _regime_dataset(frame, cfg, labels)
+    head = ds.labels[: int(len(ds) * (1 - cfg.test_size))]
+    # balanced class weights need every regime in the training part; rare ones (low_liquidity) may be absent
+    weights = "balanced" if (np.bincount(head, minlength=len(REGIMES)) > 0).all() else None
     tcfg = TrainConfig(
         model=cfg.model,
         spec=cfg.spec,
@@ -324,7 +329,7 @@ def fit_regimes(ohlcv, cfg: RegimeFitConfig, out_dir: str | os.PathLike) -> dict
         seed=cfg.seed,
         num_threads=cfg.num_threads,
         progress=cfg.progress,
-        class_weights=None,
+        class_weights=weights,
     )
     out = Path(out_dir)
     res = train_and_export(frame, tcfg, out / _CLASSIFIER_DIR, dataset=ds)
@@ -402,3 +407,74 @@ class RegimeModel:
 
     def __repr__(self) -> str:
         return f"RegimeModel(classes={list(self.class_names)}, spec={self.classifier.spec.kind})"
+
+
+_COLOURS = {
+    "trend_up": "#2ca02c",
+    "trend_down": "#d62728",
+    "ranging": "#7f7f7f",
+    "high_vol": "#ff7f0e",
+    "low_liquidity": "#1f77b4",
+}
+
+
+def plot_regimes(close: pd.Series, regime: pd.Series, path: str | os.PathLike, *, title: str = "") -> None:
+    """PNG of the close, shaded by ``regime`` (a name per bar; None = unshaded)."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    fig = Figure(figsize=(10, 3.6), dpi=100)
+    ax = fig.add_subplot()
+    ax.plot(close.index, close.to_numpy(), color="black", lw=0.7)
+    names = regime.to_numpy(dtype=object)
+    change = np.flatnonzero(np.r_[True, names[1:] != names[:-1]])
+    bounds = np.r_[change, len(names)]
+    x = close.index
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        name = names[a]
+        if name in _COLOURS:
+            ax.axvspan(x[a], x[min(b, len(x) - 1)], color=_COLOURS[name], alpha=0.25, lw=0)
+    ax.legend(
+        handles=[Patch(color=c, alpha=0.4, label=n) for n, c in _COLOURS.items()],
+        loc="upper left",
+        fontsize=7,
+        ncol=5,
+    )
+    ax.set_title(title or "close, shaded by the causally filtered regime", fontsize=9)
+    ax.margins(x=0)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def scan_regimes(ohlcv, model: RegimeModel | str | os.PathLike, out_dir: str | os.PathLike) -> dict:
+    """Write ``regimes.csv`` (timestamp, one causal probability per regime, p_switch, regime),
+    ``regimes.png`` and ``summary.json`` (transition matrix, regime shares, agreement with the
+    rule labels beside the majority rate) into ``out_dir``; returns the summary."""
+    frame = validate_ohlcv(ohlcv)
+    model = model if isinstance(model, RegimeModel) else RegimeModel(model)
+    reg = model.frame(frame)
+    out = Path(out_dir)
+    reg.rename_axis("timestamp").to_csv(out / "regimes.csv", float_format="%.6g")
+    plot_regimes(frame["close"], reg["regime"], out / "regimes.png")
+    rules = regime_labels(frame, model.config.rules).to_numpy()
+    scored = reg["regime"].notna().to_numpy() & (rules >= 0)
+    truth = np.array(REGIMES, dtype=object)[rules[scored]]
+    shares = pd.Series(truth).value_counts(normalize=True)
+    summary = {
+        "bars": len(frame),
+        "span": [str(frame.index[0]), str(frame.index[-1])],
+        "scored_bars": int(reg["regime"].notna().sum()),
+        "regimes": list(REGIMES),
+        "transition_matrix": model.hmm.transmat.tolist(),
+        "regime_shares": {r: float((reg["regime"] == r).mean()) for r in REGIMES},
+        "agreement_with_rule_labels": {
+            "n": int(scored.sum()),
+            "accuracy": float(np.mean(reg["regime"].to_numpy()[scored] == truth)) if scored.any() else None,
+            "majority_rate": float(shares.iloc[0]) if len(shares) else None,
+            "majority_regime": str(shares.index[0]) if len(shares) else None,
+            "note": "in-sample for bars the classifier was trained on; out-of-sample only on new data",
+        },
+        "filter": "forward algorithm only: the row for bar t uses bars up to t",
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
