@@ -2,6 +2,19 @@
 order-book analysis. Each produces ``strategies.Scorer``-compatible scorers, so a detection can
 drive a ``Policy`` in both backtest engines. Sits beside ``evaluation`` (DESIGN.md layers)."""
 
+from effnet_trading.applications.orderbook import (
+    MOVE_CLASSES,
+    ImpactModel,
+    analyze_books,
+    detect_place_cancel,
+    detect_walls,
+    impact_curve,
+    liquidity_flags,
+    move_labels,
+    read_books,
+    slippage,
+    walk_depth,
+)
 from effnet_trading.applications.regimes import (
     REGIMES,
     TRENDING,
@@ -28,4 +41,15 @@ __all__ = [
     "RegimeFitConfig",
     "fit_regimes",
     "scan_regimes",
+    "MOVE_CLASSES",
+    "walk_depth",
+    "slippage",
+    "impact_curve",
+    "ImpactModel",
+    "detect_walls",
+    "detect_place_cancel",
+    "liquidity_flags",
+    "move_labels",
+    "read_books",
+    "analyze_books",
 ]

@@ -49,6 +49,8 @@ __all__ = [
     "liquidity_flags",
     "move_labels",
     "plot_book",
+    "read_books",
+    "analyze_books",
 ]
 
 MOVE_CLASSES = ("down", "flat", "up")
@@ -297,3 +299,93 @@ def plot_book(book, events: pd.DataFrame, path: str | os.PathLike, *, levels: in
     ax.set_title(title or "order book: depth, mid and detections", fontsize=9)
     fig.tight_layout()
     fig.savefig(Path(path))
+
+
+def read_books(path: str | os.PathLike, *, levels: int = 20, every_ms: int = 1000) -> tuple[dict, dict]:
+    """``({name: OrderBook}, {name: why skipped})`` from a file or a folder of files: hftbacktest
+    Binance captures (``.gz``, rebuilt by ``imaging.read_binance_depth``) or wide order-book CSVs
+    (``bid_px_0, bid_sz_0, ask_px_0, ask_sz_0, ...`` with a ``timestamp`` column)."""
+    import warnings
+
+    from effnet_trading.imaging.lob import read_binance_depth
+
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"--data {path} does not exist; pass an order-book file or a folder of them.")
+    files = sorted(p for p in path.iterdir() if p.suffix in (".gz", ".csv")) if path.is_dir() else [path]
+    books, skipped = {}, {}
+    for f in files:
+        try:
+            if f.suffix == ".csv":
+                frame = pd.read_csv(f, parse_dates=["timestamp"], index_col="timestamp")
+                books[f.name] = as_order_book(frame)
+            else:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    books[f.name] = as_order_book(read_binance_depth(f, levels=levels, every_ms=every_ms))
+        except (DataError, ValueError, KeyError) as exc:
+            skipped[f.name] = str(exc).splitlines()[0][:200]
+    if not books:
+        raise DataError(f"no readable order book in {path} (skipped: {skipped}); see `lob analyze --help` for formats.")
+    return books, skipped
+
+
+def _plot_impact(curves: dict[str, pd.DataFrame], path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 3.6), dpi=100)
+    ax = fig.add_subplot()
+    for name, c in curves.items():
+        for side, ls in (("buy", "-"), ("sell", "--")):
+            ax.plot(c.index, c[f"{side}_bps_median"], ls, marker="o", ms=3, label=f"{name[:28]} {side}")
+    ax.set_xscale("log")
+    ax.set_xlabel("market order size (base units)")
+    ax.set_ylabel("median cost vs mid (bps)")
+    ax.legend(fontsize=6)
+    ax.set_title("impact: walking the visible depth", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def analyze_books(
+    books: dict,
+    out_dir: str | os.PathLike,
+    *,
+    sizes=(0.01, 0.1, 0.5, 1, 2, 5, 10),
+    wall_k: float = 5.0,
+    min_life: int = 10,
+    spoof_k: float = 4.0,
+    max_updates: int = 5,
+) -> dict:
+    """Write ``detections.csv`` (every event, with ``source``), ``impact.csv``, one annotated
+    ``heatmap_<source>.png`` per book, ``impact.png`` and return the summary (also the caller's to save)."""
+    out = Path(out_dir)
+    events, curves, summary = [], {}, {"books": {}}
+    for name, book in books.items():
+        ev = pd.concat(
+            [detect_walls(book, wall_k=wall_k, min_life=min_life),
+             detect_place_cancel(book, spoof_k=spoof_k, max_updates=max_updates)],
+            ignore_index=True,
+        ).sort_values("snapshot", kind="stable", ignore_index=True)  # fmt: skip
+        events.append(ev.assign(source=name))
+        curves[name] = impact_curve(book, sizes)
+        plot_book(book, ev, out / f"heatmap_{Path(name).stem}.png", title=f"{name}: depth, mid, detections")
+        span = pd.to_datetime(book.timestamps[[0, -1]], utc=True)
+        summary["books"][name] = {
+            "snapshots": len(book),
+            "levels": int(book.levels.shape[1]),
+            "span": [str(span[0]), str(span[1])],
+            "events": {k: int(v) for k, v in ev["kind"].value_counts().items()},
+            "spread_bps_median": float(np.median((book.levels[:, 0, 2] / book.levels[:, 0, 0] - 1) * 1e4)),
+        }
+    pd.concat(events, ignore_index=True).to_csv(out / "detections.csv", index=False)
+    pd.concat(curves, names=["source"]).to_csv(out / "impact.csv")
+    _plot_impact(curves, out / "impact.png")
+    summary["settings"] = {
+        "sizes": list(map(float, sizes)),
+        "wall_k": wall_k,
+        "min_life": min_life,
+        "spoof_k": spoof_k,
+        "max_updates": max_updates,
+    }
+    return summary

@@ -27,6 +27,7 @@ _COMMANDS = {
     "fetch": "fetch_cmd:fetch",
     "live": "live_cmd:live",
     "regimes": "regimes_cmd:regimes",
+    "lob": "lob_cmd:lob",
 }
 
 
