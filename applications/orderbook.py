@@ -51,6 +51,8 @@ __all__ = [
     "plot_book",
     "read_books",
     "analyze_books",
+    "move_dataset",
+    "fit_move_model",
 ]
 
 MOVE_CLASSES = ("down", "flat", "up")
@@ -389,3 +391,41 @@ def analyze_books(
         "max_updates": max_updates,
     }
     return summary
+
+
+def move_dataset(book, spec, horizon: int = 50, threshold_bps: float = 0.5):
+    """``ImageDataset`` of ``render_lob`` heatmaps labelled by ``move_labels`` (classes down/flat/up)."""
+    from effnet_trading.imaging.lob import lob_valid_ends, render_lob
+    from effnet_trading.model_zoo.dataset import ImageDataset
+
+    ob = as_order_book(book)
+    codes, rel = move_labels(ob, horizon, threshold_bps)
+    ends = lob_valid_ends(spec, ob)
+    ends = ends[codes[ends] >= 0]
+    if len(ends) < 100:
+        raise DataError(f"only {len(ends)} labelled snapshots (window {spec.window}, horizon {horizon}); need >= 100.")
+    images = render_lob(spec, ob, ends, dtype=np.uint8)
+    index = pd.DatetimeIndex(pd.to_datetime(ob.timestamps[ends], utc=True))
+    label = {"rule": "lob_mid_move", "horizon": int(horizon), "threshold_bps": float(threshold_bps)}
+    return ImageDataset(images, codes[ends], ends, index, rel[ends], spec, int(horizon), label, {}, MOVE_CLASSES)
+
+
+def fit_move_model(
+    book, out_dir, *, spec=None, horizon: int = 50, threshold_bps: float = 0.5, model: str = "small_cnn",
+    epochs: int = 3, test_size: float = 0.3, seed: int = 0, num_threads: int | None = 1,
+) -> dict:  # fmt: skip
+    """Train a mid-price move classifier on heatmaps (time split, purged by ``horizon``), export it to
+    ``out_dir/model``; returns the out-of-sample report (accuracy, macro-F1 beside the majority rate)."""
+    from effnet_trading.imaging import ImageSpec
+    from effnet_trading.model_zoo.train import TrainConfig, train_and_export
+
+    spec = spec or ImageSpec("lob_heatmap", window=32, size=(32, 32), bucket_bps=0.002)
+    ds = move_dataset(book, spec, horizon, threshold_bps)
+    cfg = TrainConfig(
+        model=model, spec=spec, horizon=horizon, epochs=epochs, patience=2, test_size=test_size,
+        seed=seed, num_threads=num_threads, progress=False,
+    )  # fmt: skip
+    res = train_and_export(None, cfg, out_dir, dataset=ds)
+    t = res.metrics["test"]
+    keep = ("n", "accuracy", "macro_f1", "majority_rate", "majority_class", "pred_shares", "collapsed")
+    return {k: t[k] for k in keep} | {"split": res.metrics["split"], "label": ds.label}

@@ -132,3 +132,19 @@ def test_paper_broker_fills_with_the_impact_model(planted_book):
     # units sized at the open, priced by the model: 0.5 * equity / open = 5 units -> the 5-unit median cost
     assert fill.size == pytest.approx(5.0, rel=1e-3)
     assert fill.price == pytest.approx(model("buy", fill.size, 10_000.0)) and fill.price > 10_000.0
+
+
+def test_move_model_trains_on_heatmaps_and_reports_majority_rate(planted_book, tmp_path):
+    from effnet_trading.applications.orderbook import fit_move_model, move_dataset
+    from effnet_trading.imaging import ImageSpec
+
+    book, _ = planted_book
+    spec = ImageSpec("lob_heatmap", window=16, size=(16, 16), bucket_bps=0.5)
+    ds = move_dataset(book, spec, horizon=10, threshold_bps=0.2)
+    codes, _ = move_labels(book, 10, 0.2)
+    assert ds.images.shape[1:] == (2, 16, 16) and (ds.labels == codes[ds.ends]).all() and ds.ends[0] == 15
+    assert ds.ends[-1] == len(book) - 11
+    rep = fit_move_model(book, tmp_path, spec=spec, horizon=10, threshold_bps=0.2, epochs=1)
+    y = ds.labels[-rep["n"] :]
+    assert rep["majority_rate"] == pytest.approx(np.bincount(y).max() / len(y))
+    assert 0 <= rep["accuracy"] <= 1 and (tmp_path / "model" / "model.onnx").is_file()
