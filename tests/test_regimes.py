@@ -152,3 +152,24 @@ def test_regime_gate_scales_policy_by_regime():
         RegimeGate(Policy(), reg, {"bull": 1.0})
     with pytest.raises(DataError, match="DatetimeIndex"):
         RegimeGate(Policy(), reg.reset_index(drop=True))
+
+
+@pytest.mark.parametrize("engine", ["vectorbt", "backtrader"])
+def test_regime_gate_drives_both_backtest_engines(engine, sample_dir):
+    from effnet_trading.imaging import load_ohlcv
+    from effnet_trading.plugins.backtest import run_backtest
+    from effnet_trading.strategies import TREND_ONLY, PrecomputedScores
+
+    frame = load_ohlcv(sample_dir / "btcusdt_1h.csv").iloc[:800]
+    probs = pd.DataFrame(
+        np.random.default_rng(0).dirichlet([1, 1, 1], len(frame)), index=frame.index, columns=["sell", "hold", "buy"]
+    )
+    codes = regime_labels(frame, RULES).to_numpy()
+    onehot = np.full((len(frame), len(REGIMES)), np.nan)
+    onehot[codes >= 0] = np.eye(len(REGIMES))[codes[codes >= 0]]
+    gate = RegimeGate(Policy(0.5), pd.DataFrame(onehot, index=frame.index, columns=list(REGIMES)), TREND_ONLY)
+    out = run_backtest(frame, PrecomputedScores(probs), engine=engine, policy=gate)
+    want = gate.replace().positions(probs)
+    assert np.allclose(out.target.to_numpy(), want.to_numpy())
+    trending = np.isin(codes, [0, 1])
+    assert (want[~trending] == 0).all() and (want[trending] != 0).any()
