@@ -1,3 +1,55 @@
 """Applications built on the image models: chart and candlestick patterns, market regimes,
 order-book analysis. Each produces ``strategies.Scorer``-compatible scorers, so a detection can
 drive a ``Policy`` in both backtest engines. Sits beside ``evaluation`` (DESIGN.md layers)."""
+
+from effnet_trading.applications.orderbook import (
+    MOVE_CLASSES,
+    ImpactModel,
+    analyze_books,
+    detect_place_cancel,
+    detect_walls,
+    impact_curve,
+    liquidity_flags,
+    move_labels,
+    read_books,
+    slippage,
+    walk_depth,
+)
+from effnet_trading.applications.regimes import (
+    REGIMES,
+    TRENDING,
+    RegimeFitConfig,
+    RegimeHMM,
+    RegimeModel,
+    RegimeRules,
+    fit_regimes,
+    forward_filter,
+    regime_features,
+    regime_labels,
+    scan_regimes,
+)
+
+__all__ = [
+    "REGIMES",
+    "TRENDING",
+    "RegimeRules",
+    "regime_features",
+    "regime_labels",
+    "RegimeHMM",
+    "forward_filter",
+    "RegimeModel",
+    "RegimeFitConfig",
+    "fit_regimes",
+    "scan_regimes",
+    "MOVE_CLASSES",
+    "walk_depth",
+    "slippage",
+    "impact_curve",
+    "ImpactModel",
+    "detect_walls",
+    "detect_place_cancel",
+    "liquidity_flags",
+    "move_labels",
+    "read_books",
+    "analyze_books",
+]

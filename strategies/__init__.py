@@ -15,6 +15,7 @@ from effnet_trading.strategies.performance import (
     periods_per_year,
 )
 from effnet_trading.strategies.policy import Policy, class_directions
+from effnet_trading.strategies.regime_gate import TREND_ONLY, RegimeGate, regime_weights
 from effnet_trading.strategies.risk import Risk
 from effnet_trading.strategies.scorer import PrecomputedScores, Scorer, as_scorer, is_scorer
 from effnet_trading.strategies.signal import SignalModel, canonical_ohlcv, parse_bar
@@ -29,6 +30,9 @@ __all__ = [
     "canonical_ohlcv",
     "Policy",
     "class_directions",
+    "RegimeGate",
+    "regime_weights",
+    "TREND_ONLY",
     "Fill",
     "SimResult",
     "simulate",

@@ -158,10 +158,11 @@ def walk_book(book: OrderBook, side: str, units: float) -> tuple[float, float]:
             f"order book of {book.symbol} is not usable (out of sync, stale or one-sided); "
             "wait for a fresh snapshot or fill at the next bar's open instead."
         )
+    from effnet_trading.applications.orderbook import walk_depth
+
     levels = book.levels("ask" if side == "buy" else "bid")
-    take = np.minimum(levels[:, 1], np.maximum(units - np.concatenate([[0.0], np.cumsum(levels[:-1, 1])]), 0.0))
-    filled = float(take.sum())
-    return (float((take * levels[:, 0]).sum() / filled) if filled > 0 else float("nan")), filled
+    price, filled = walk_depth(levels[:, 0], levels[:, 1], units)
+    return float(price), float(filled)
 
 
 class BookFeed(_TopicStream):

@@ -9,6 +9,8 @@ With ``book=`` (an ``OrderBook`` kept live by ``BookFeed``) an order instead fil
 taker, against the book's depth: the average price of the levels it takes (depth slippage), sized
 from equity marked at the mid, with the same fee rate and cash limit. If the book is not usable
 (out of sync, stale, one-sided) the order falls back to the next bar's open and says so (``via``).
+With ``fill_model=`` (e.g. ``applications.orderbook.ImpactModel`` fitted on a recorded book) the
+next-open fill price is ``fill_model(side, units, open)`` instead of the fixed ``slippage``.
 """
 
 from __future__ import annotations
@@ -52,7 +54,13 @@ class PaperBroker:
     """Fills targets at the next bar's open with fees and slippage; tracks units, cash and PnL."""
 
     def __init__(
-        self, init_cash: float = 10_000.0, fees: float = 0.001, slippage: float = 0.0, book=None, step_ms: int = 0
+        self,
+        init_cash: float = 10_000.0,
+        fees: float = 0.001,
+        slippage: float = 0.0,
+        book=None,
+        step_ms: int = 0,
+        fill_model=None,
     ):
         if init_cash <= 0:
             raise SpecError(f"init_cash={init_cash} must be > 0.")
@@ -68,6 +76,7 @@ class PaperBroker:
         self.last_price = float("nan")
         self.bar = -1  # bars seen (on_bar calls) - 1: the Fill records' bar index in the session's stream
         self.book_fallbacks = 0  # orders the book could not fill (not usable), filled at the next open instead
+        self.fill_model = fill_model  # (side, units, open) -> fill price, e.g. applications.orderbook.ImpactModel
 
     def submit(self, time, symbol: str, target: float, link_id: str) -> LiveOrder:
         """Request ``target`` (decided at the close of bar ``time``); filled by the next ``on_bar``."""
@@ -117,7 +126,10 @@ class PaperBroker:
         equity = self.cash + self.units * open_
         new_units = order.target * equity / open_
         delta = new_units - self.units
-        price = open_ * (1.0 + self.slippage * np.sign(delta))
+        if self.fill_model is not None and delta != 0.0:
+            price = float(self.fill_model("buy" if delta > 0 else "sell", abs(delta), open_))
+        else:
+            price = open_ * (1.0 + self.slippage * np.sign(delta))
         if delta > 0.0 and delta * price * (1.0 + self.fees) > self.cash:
             delta = max(self.cash, 0.0) / (price * (1.0 + self.fees))
             new_units = self.units + delta

@@ -27,6 +27,8 @@ _COMMANDS = {
     "fetch": "fetch_cmd:fetch",
     "live": "live_cmd:live",
     "sweep": "sweep_cmd:sweep",
+    "regimes": "regimes_cmd:regimes",
+    "lob": "lob_cmd:lob",
 }
 
 

@@ -1,0 +1,480 @@
+"""Market regimes: rule labels, an image classifier, and a causal HMM filter over its outputs.
+
+**Regime definitions** (``RegimeRules``; every feature at bar t uses bars ``t-window+1 .. t`` and a
+trailing baseline, never a later bar). With ``r`` the log returns of the close:
+
+- ``vol``  = standard deviation of ``r`` over the window; ``vol_base`` = its rolling median over
+  the last ``base`` bars. ``vratio`` = mean volume over the window / rolling median volume over
+  ``base`` bars. ``er`` (Kaufman's efficiency ratio) = ``|log(c_t / c_{t-window})| / sum |r|``.
+- ``high_vol``       if ``vol > vol_mult * vol_base``                         (checked first)
+- ``low_liquidity``  if ``vratio < liq_mult`` (or, with order books, the ``liquidity`` flags of
+  ``orderbook.liquidity_flags``: spread wide or depth thin against their own trailing median)
+- ``trend_up`` / ``trend_down`` if ``er >= er_min``, by the sign of the window's return
+- ``ranging``        otherwise.
+
+Warm-up bars (the first ``2 * window - 1``: a full window of returns, then ``window`` values of
+``vol`` for its baseline) get label -1. ``ahead`` shifts the label so that
+bar t is labelled with the regime of bar ``t + ahead``: a *training target* only.
+
+**HMM.** ``RegimeHMM`` has one hidden state per regime and observes the classifier's predicted
+regime (argmax). Emissions are the classifier's out-of-sample confusion (P(predicted | true)),
+start and transition probabilities come from the label counts and are then re-estimated by
+Baum-Welch with ``hmmlearn`` (``params="st"``: emissions stay fixed, so every state keeps its
+regime's meaning). ``filter`` runs the forward algorithm only: the probabilities at bar t use
+observations ``.. t``. hmmlearn's ``predict_proba`` smooths over the whole sequence (it uses
+later bars) and is never used for scoring.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from effnet_trading.errors import DataError, ModelCardError, SpecError, TrainingError
+from effnet_trading.imaging import ImageSpec, spec_from_dict, validate_ohlcv
+
+__all__ = [
+    "REGIMES",
+    "TRENDING",
+    "RegimeRules",
+    "regime_features",
+    "regime_labels",
+    "RegimeHMM",
+    "forward_filter",
+    "RegimeModel",
+    "RegimeFitConfig",
+    "fit_regimes",
+    "scan_regimes",
+    "plot_regimes",
+]
+
+REGIMES = ("trend_up", "trend_down", "ranging", "high_vol", "low_liquidity")
+TRENDING = ("trend_up", "trend_down")
+_HMM_FILE, _CLASSIFIER_DIR = "hmm.json", "classifier"
+
+
+@dataclass(frozen=True)
+class RegimeRules:
+    """Thresholds of the regime definitions (module docstring); JSON round-trip via ``asdict``."""
+
+    window: int = 48
+    base: int = 960
+    vol_mult: float = 2.0
+    liq_mult: float = 0.3
+    er_min: float = 0.3
+
+    def __post_init__(self) -> None:
+        if self.window < 2 or self.base < self.window:
+            raise SpecError(f"RegimeRules window={self.window} must be >= 2 and base={self.base} >= window.")
+        if self.vol_mult <= 0 or self.liq_mult <= 0 or not 0 < self.er_min <= 1:
+            raise SpecError(
+                f"RegimeRules vol_mult={self.vol_mult}, liq_mult={self.liq_mult} must be > 0 and er_min={self.er_min} "
+                "in (0, 1]."
+            )
+
+
+def regime_features(ohlcv, rules: RegimeRules = RegimeRules()) -> pd.DataFrame:
+    """Causal features per bar: ``vol, vol_base, vratio, er, ret`` (NaN in warm-up)."""
+    frame = validate_ohlcv(ohlcv)
+    w = rules.window
+    logc = np.log(frame["close"].astype(np.float64))
+    r = logc.diff()
+    vol = r.rolling(w, min_periods=w).std(ddof=0)
+    vol_base = vol.rolling(rules.base, min_periods=w).median()
+    volume = frame["volume"].astype(np.float64)
+    vbase = volume.rolling(rules.base, min_periods=w).median()
+    vratio = volume.rolling(w, min_periods=w).mean() / vbase.where(vbase > 0)
+    ret = logc - logc.shift(w)
+    path = r.abs().rolling(w, min_periods=w).sum()
+    er = (ret.abs() / path.where(path > 0)).fillna(0.0).where(ret.notna())
+    return pd.DataFrame({"vol": vol, "vol_base": vol_base, "vratio": vratio, "er": er, "ret": ret})
+
+
+def regime_labels(
+    ohlcv, rules: RegimeRules = RegimeRules(), *, liquidity: pd.Series | None = None, ahead: int = 0
+) -> pd.Series:
+    """Regime code per bar (index into ``REGIMES``; -1 = warm-up), by the module's definitions.
+
+    liquidity: optional boolean Series (True = illiquid) on the same index, e.g. from order books;
+    replaces the volume rule. ahead: label bar t with bar t+ahead's regime (training targets only).
+    """
+    f = regime_features(ohlcv, rules)
+    ready = f[["vol", "vol_base", "er", "ret"]].notna().all(axis=1).to_numpy()
+    if liquidity is not None:
+        illiquid = liquidity.reindex(f.index).fillna(False).to_numpy(bool)
+    else:
+        illiquid = (f["vratio"] < rules.liq_mult).to_numpy()  # NaN (no volume at all) compares False
+    high_vol = (f["vol"] > rules.vol_mult * f["vol_base"]).to_numpy()
+    trend = (f["er"] >= rules.er_min).to_numpy()
+    up = (f["ret"] > 0).to_numpy()
+    code = np.select(
+        [high_vol, illiquid, trend & up, trend & ~up],
+        [REGIMES.index("high_vol"), REGIMES.index("low_liquidity"), REGIMES.index("trend_up"), 1],
+        default=REGIMES.index("ranging"),
+    )
+    code = np.where(ready, code, -1)
+    if ahead:
+        if ahead < 0:
+            raise SpecError(f"ahead={ahead} must be >= 0 (bars into the future, for training targets only).")
+        code = np.r_[code[ahead:], np.full(ahead, -1)]
+    return pd.Series(code.astype(np.int64), index=f.index, name="regime")
+
+
+def forward_filter(startprob: np.ndarray, transmat: np.ndarray, loglik: np.ndarray) -> np.ndarray:
+    """Normalised forward probabilities ``(T, K)``: row t = P(state_t | observations 0..t).
+
+    loglik: ``(T, K)`` emission log-likelihoods; a row of NaN is a missing observation (the row
+    then holds the one-step prediction).
+    """
+    loglik = np.asarray(loglik, np.float64)
+    a = np.asarray(transmat, np.float64)
+    out = np.empty_like(loglik)
+    prior = np.asarray(startprob, np.float64)
+    for t in range(len(loglik)):
+        row = loglik[t]
+        if np.isnan(row).any():
+            post = prior
+        else:
+            lik = np.exp(row - row.max())
+            post = prior * lik
+            s = post.sum()
+            post = post / s if s > 0 else prior
+        out[t] = post
+        prior = post @ a
+    return out
+
+
+def _counts_matrix(rows: np.ndarray, cols: np.ndarray, k: int, m: int, smoothing: float) -> np.ndarray:
+    c = np.full((k, m), float(smoothing))
+    np.add.at(c, (rows, cols), 1.0)
+    return c / c.sum(axis=1, keepdims=True)
+
+
+@dataclass
+class RegimeHMM:
+    """Hidden regimes observed through a classifier's predicted regime (see module docstring)."""
+
+    startprob: np.ndarray
+    transmat: np.ndarray
+    emission: np.ndarray  # (K states, K predicted classes): P(predicted | true regime)
+    regimes: tuple[str, ...] = REGIMES
+    fit_info: dict = field(default_factory=dict)
+
+    @classmethod
+    def fit(
+        cls,
+        observed,
+        labels,
+        *,
+        emission_from: tuple[np.ndarray, np.ndarray] | None = None,
+        regimes: tuple[str, ...] = REGIMES,
+        n_iter: int = 20,
+        smoothing: float = 1.0,
+        seed: int = 0,
+    ) -> RegimeHMM:
+        """Supervised start/transition/emission counts, then Baum-Welch (hmmlearn) on ``observed``.
+
+        observed: predicted regime codes (-1 = none); labels: the rule labels of the same bars.
+        emission_from: ``(true, predicted)`` codes to estimate the emissions from (default: the
+        pairs of ``labels`` / ``observed``); pass out-of-sample predictions here.
+        """
+        from hmmlearn.hmm import CategoricalHMM
+
+        obs, lab = np.asarray(observed, np.int64), np.asarray(labels, np.int64)
+        k = len(regimes)
+        if obs.shape != lab.shape:
+            raise DataError(f"observed ({obs.shape}) and labels ({lab.shape}) must have the same length.")
+        both = (obs >= 0) & (lab >= 0)
+        if both.sum() < 2 * k:
+            raise TrainingError(f"only {int(both.sum())} labelled bars with a prediction; the HMM needs more data.")
+        valid = lab >= 0
+        pairs = valid[:-1] & valid[1:]
+        trans = _counts_matrix(lab[:-1][pairs], lab[1:][pairs], k, k, smoothing)
+        start = np.bincount(lab[valid], minlength=k) + smoothing
+        start = start / start.sum()
+        true, pred = emission_from if emission_from is not None else (lab[both], obs[both])
+        emit = _counts_matrix(np.asarray(true), np.asarray(pred), k, k, smoothing)
+        seq = obs[obs >= 0].reshape(-1, 1)
+        hmm = CategoricalHMM(n_components=k, n_features=k, n_iter=int(n_iter), params="st", init_params="")
+        hmm.random_state = seed
+        hmm.startprob_, hmm.transmat_, hmm.emissionprob_ = start, trans, emit
+        if n_iter > 0:
+            hmm.fit(seq)
+        info = {
+            "n_observed": int(len(seq)),
+            "n_iter": int(n_iter),
+            "em_converged": bool(hmm.monitor_.converged) if n_iter > 0 else None,
+            "transmat_from_labels": trans.tolist(),
+            "emission_pairs": int(len(np.asarray(true))),
+        }
+        return cls(hmm.startprob_.copy(), hmm.transmat_.copy(), emit, tuple(regimes), info)
+
+    def loglik(self, observed) -> np.ndarray:
+        """``(T, K)`` emission log-likelihoods of predicted codes (NaN rows where the code is -1)."""
+        obs = np.asarray(observed, np.int64)
+        out = np.full((len(obs), len(self.regimes)), np.nan)
+        ok = obs >= 0
+        out[ok] = np.log(self.emission[:, obs[ok]].T)
+        return out
+
+    def filter(self, observed) -> np.ndarray:
+        """Causal ``(T, K)`` regime probabilities (NaN before the first observation)."""
+        obs = np.asarray(observed, np.int64)
+        p = np.full((len(obs), len(self.regimes)), np.nan)
+        seen = np.flatnonzero(obs >= 0)
+        if len(seen):  # the filter starts at the first observation (as ``RegimeModel.update`` does)
+            p[seen[0] :] = forward_filter(self.startprob, self.transmat, self.loglik(obs[seen[0] :]))
+        return p
+
+    def frame(self, observed, index: pd.Index) -> pd.DataFrame:
+        """Regime probabilities plus ``p_switch`` (probability the regime changes at the next bar)
+        and ``regime`` (the most likely one), all causal."""
+        p = self.filter(observed)
+        stay = (p * np.diag(self.transmat)).sum(axis=1)
+        out = pd.DataFrame(p, index=index, columns=list(self.regimes))
+        out["p_switch"] = 1.0 - stay
+        names = np.array(self.regimes, dtype=object)
+        out["regime"] = np.where(np.isnan(p).any(axis=1), None, names[np.nan_to_num(p).argmax(axis=1)])
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("startprob", "transmat", "emission"):
+            d[k] = np.asarray(d[k]).tolist()
+        d["regimes"] = list(self.regimes)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RegimeHMM:
+        return cls(
+            np.asarray(d["startprob"]),
+            np.asarray(d["transmat"]),
+            np.asarray(d["emission"]),
+            tuple(d["regimes"]),
+            dict(d.get("fit_info", {})),
+        )
+
+
+@dataclass
+class RegimeFitConfig:
+    """What ``fit_regimes`` trains: rules, image spec, classifier and its budget."""
+
+    rules: RegimeRules = RegimeRules()
+    spec: Any = field(default_factory=lambda: ImageSpec("candles", window=32, size=(32, 32)))
+    model: str = "small_cnn"
+    epochs: int = 3
+    max_train_samples: int | None = 5000
+    test_size: float = 0.25
+    n_iter: int = 20
+    seed: int = 0
+    num_threads: int | None = 1
+    progress: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["rules"], d["spec"] = asdict(self.rules), self.spec.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RegimeFitConfig:
+        d = dict(d)
+        d["rules"] = RegimeRules(**d.get("rules", {}))
+        if isinstance(d.get("spec"), dict):
+            d["spec"] = spec_from_dict(d["spec"])
+        return cls(**d)
+
+
+def _regime_dataset(frame: pd.DataFrame, cfg: RegimeFitConfig, labels: np.ndarray):
+    from effnet_trading.imaging import warmup
+    from effnet_trading.model_zoo.dataset import ImageDataset
+
+    horizon = cfg.rules.window  # neighbouring labels share a window: purge that many bars around the test span
+    ends = np.flatnonzero((labels >= 0) & (np.arange(len(frame)) >= warmup(cfg.spec, frame)))
+    ends = ends[ends < len(frame) - horizon]
+    if len(ends) < 200:
+        raise TrainingError(
+            f"only {len(ends)} labelled bars after the regime warm-up ({cfg.rules.base} bars baseline); "
+            "pass more data or a smaller RegimeRules(base=...)."
+        )
+    ds = ImageDataset.build(frame, cfg.spec, horizon, ends=ends)
+    rule = {"rule": "regime", "classes": list(REGIMES), **asdict(cfg.rules)}
+    return replace(ds, labels=labels[ds.ends], class_names=REGIMES, label=rule)
+
+
+def fit_regimes(ohlcv, cfg: RegimeFitConfig, out_dir: str | os.PathLike) -> dict:
+    """Train the regime classifier (exported to ``out_dir/classifier/model``) and fit the HMM on its
+    out-of-sample predictions (``out_dir/hmm.json``). Returns the summary written beside them."""
+    from effnet_trading.model_zoo.train import TrainConfig, train_and_export
+
+    frame = validate_ohlcv(ohlcv)
+    labels = regime_labels(frame, cfg.rules).to_numpy()
+    ds = _regime_dataset(frame, cfg, labels)
+    head = ds.labels[: int(len(ds) * (1 - cfg.test_size))]
+    # balanced class weights need every regime in the training part; rare ones (low_liquidity) may be absent
+    weights = "balanced" if (np.bincount(head, minlength=len(REGIMES)) > 0).all() else None
+    tcfg = TrainConfig(
+        model=cfg.model,
+        spec=cfg.spec,
+        horizon=cfg.rules.window,
+        epochs=cfg.epochs,
+        patience=2,
+        test_size=cfg.test_size,
+        max_train_samples=cfg.max_train_samples,
+        seed=cfg.seed,
+        num_threads=cfg.num_threads,
+        progress=cfg.progress,
+        class_weights=weights,
+    )
+    out = Path(out_dir)
+    res = train_and_export(frame, tcfg, out / _CLASSIFIER_DIR, dataset=ds)
+    test_idx, proba = res.fold_test[-1]
+    true, pred = ds.labels[test_idx], proba.argmax(axis=1)
+    observed = np.full(len(frame), -1)
+    observed[ds.ends[test_idx]] = pred
+    hmm = RegimeHMM.fit(observed, labels, emission_from=(true, pred), n_iter=cfg.n_iter, seed=cfg.seed)
+    (out / _HMM_FILE).write_text(json.dumps({"hmm": hmm.to_dict(), "config": cfg.to_dict()}, indent=1))
+    test = res.metrics["test"]
+    return {
+        "classifier_test": {k: test[k] for k in ("n", "accuracy", "macro_f1", "majority_rate", "majority_class")},
+        "label_shares": {r: float(np.mean(labels[labels >= 0] == i)) for i, r in enumerate(REGIMES)},
+        "transition_matrix": hmm.transmat.tolist(),
+        "regimes": list(REGIMES),
+        "hmm": hmm.fit_info,
+    }
+
+
+class RegimeModel:
+    """Classifier + HMM from a ``fit_regimes`` folder, as a ``Scorer`` of causal regime probabilities
+    (columns ``REGIMES``); ``frame(ohlcv)`` adds ``p_switch`` and ``regime``."""
+
+    def __init__(self, model_dir: str | os.PathLike, *, chunk: int = 2048):
+        from effnet_trading.strategies import SignalModel
+
+        root = Path(model_dir)
+        path = root / _HMM_FILE
+        if not path.is_file():
+            raise ModelCardError(f"{root} holds no {_HMM_FILE}; create the folder with `effnet-trading regimes fit`.")
+        saved = json.loads(path.read_text())
+        self.hmm = RegimeHMM.from_dict(saved["hmm"])
+        self.config = RegimeFitConfig.from_dict(saved["config"])
+        self.classifier = SignalModel(root / _CLASSIFIER_DIR / "model", chunk=chunk)
+        if tuple(self.classifier.class_names) != self.hmm.regimes:
+            raise ModelCardError(
+                f"classifier classes {list(self.classifier.class_names)} differ from the HMM's {list(self.hmm.regimes)}; "
+                "refit the folder with `effnet-trading regimes fit`."
+            )
+        self.class_names = self.hmm.regimes
+        self.reset()
+
+    @property
+    def warmup(self) -> int:
+        return self.classifier.warmup
+
+    def _observed(self, probs: pd.DataFrame) -> np.ndarray:
+        p = probs.to_numpy(np.float64)
+        return np.where(np.isnan(p).any(axis=1), -1, np.nan_to_num(p).argmax(axis=1))
+
+    def frame(self, ohlcv) -> pd.DataFrame:
+        """Causal regime probabilities, ``p_switch`` and ``regime`` per bar."""
+        probs = self.classifier.predict_proba(ohlcv)
+        return self.hmm.frame(self._observed(probs), probs.index)
+
+    def predict_proba(self, ohlcv) -> pd.DataFrame:
+        return self.frame(ohlcv)[list(self.class_names)]
+
+    def update(self, bar) -> pd.Series | None:
+        """One closed bar: one forward step of the filter (same numbers as ``predict_proba``)."""
+        row = self.classifier.update(bar)
+        if row is None:
+            if self._post is not None:
+                self._post = self._post @ self.hmm.transmat  # no observation: predict only
+            return None if self._post is None else pd.Series(self._post, index=list(self.class_names))
+        code = int(np.argmax(row.to_numpy(np.float64)))
+        prior = self.hmm.startprob if self._post is None else self._post @ self.hmm.transmat
+        post = prior * self.hmm.emission[:, code]
+        self._post = post / post.sum()
+        return pd.Series(self._post, index=list(self.class_names), name=row.name)
+
+    def reset(self) -> None:
+        self.classifier.reset()
+        self._post: np.ndarray | None = None
+
+    def __repr__(self) -> str:
+        return f"RegimeModel(classes={list(self.class_names)}, spec={self.classifier.spec.kind})"
+
+
+_COLOURS = {
+    "trend_up": "#2ca02c",
+    "trend_down": "#d62728",
+    "ranging": "#7f7f7f",
+    "high_vol": "#ff7f0e",
+    "low_liquidity": "#1f77b4",
+}
+
+
+def plot_regimes(close: pd.Series, regime: pd.Series, path: str | os.PathLike, *, title: str = "") -> None:
+    """PNG of the close, shaded by ``regime`` (a name per bar; None = unshaded)."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    fig = Figure(figsize=(10, 3.6), dpi=100)
+    ax = fig.add_subplot()
+    ax.plot(close.index, close.to_numpy(), color="black", lw=0.7)
+    names = regime.to_numpy(dtype=object)
+    change = np.flatnonzero(np.r_[True, names[1:] != names[:-1]])
+    bounds = np.r_[change, len(names)]
+    x = close.index
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        name = names[a]
+        if name in _COLOURS:
+            ax.axvspan(x[a], x[min(b, len(x) - 1)], color=_COLOURS[name], alpha=0.25, lw=0)
+    ax.legend(
+        handles=[Patch(color=c, alpha=0.4, label=n) for n, c in _COLOURS.items()],
+        loc="upper left",
+        fontsize=7,
+        ncol=5,
+    )
+    ax.set_title(title or "close, shaded by the causally filtered regime", fontsize=9)
+    ax.margins(x=0)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def scan_regimes(ohlcv, model: RegimeModel | str | os.PathLike, out_dir: str | os.PathLike) -> dict:
+    """Write ``regimes.csv`` (timestamp, one causal probability per regime, p_switch, regime),
+    ``regimes.png`` and ``summary.json`` (transition matrix, regime shares, agreement with the
+    rule labels beside the majority rate) into ``out_dir``; returns the summary."""
+    frame = validate_ohlcv(ohlcv)
+    model = model if isinstance(model, RegimeModel) else RegimeModel(model)
+    reg = model.frame(frame)
+    out = Path(out_dir)
+    reg.rename_axis("timestamp").to_csv(out / "regimes.csv", float_format="%.6g")
+    plot_regimes(frame["close"], reg["regime"], out / "regimes.png")
+    rules = regime_labels(frame, model.config.rules).to_numpy()
+    scored = reg["regime"].notna().to_numpy() & (rules >= 0)
+    truth = np.array(REGIMES, dtype=object)[rules[scored]]
+    shares = pd.Series(truth).value_counts(normalize=True)
+    summary = {
+        "bars": len(frame),
+        "span": [str(frame.index[0]), str(frame.index[-1])],
+        "scored_bars": int(reg["regime"].notna().sum()),
+        "regimes": list(REGIMES),
+        "transition_matrix": model.hmm.transmat.tolist(),
+        "regime_shares": {r: float((reg["regime"] == r).mean()) for r in REGIMES},
+        "agreement_with_rule_labels": {
+            "n": int(scored.sum()),
+            "accuracy": float(np.mean(reg["regime"].to_numpy()[scored] == truth)) if scored.any() else None,
+            "majority_rate": float(shares.iloc[0]) if len(shares) else None,
+            "majority_regime": str(shares.index[0]) if len(shares) else None,
+            "note": "in-sample for bars the classifier was trained on; out-of-sample only on new data",
+        },
+        "filter": "forward algorithm only: the row for bar t uses bars up to t",
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
