@@ -192,6 +192,23 @@ class ProbabilityData(bt.feeds.PandasData):
     lines = LINE_NAMES
     params = tuple((name, -1) for name in LINE_NAMES)
 
+    @classmethod
+    def from_scores(cls, ohlcv: pd.DataFrame, scores: Any, policy: Policy | None = None, **kwargs) -> ProbabilityData:
+        """A feed of ``ohlcv`` with lines sell/hold/buy from ``scores`` (a ``PrecomputedScores``, any scorer,
+        or a probability DataFrame) and ``signal`` = ``policy``'s target (default ``Policy()``) at each close."""
+        from effnet_trading.strategies.signal import canonical_ohlcv
+
+        frame = canonical_ohlcv(ohlcv)
+        if isinstance(scores, pd.DataFrame):
+            probs = scores.reindex(frame.index)
+        else:
+            probs = as_scorer(scores, what="ProbabilityData.from_scores").predict_proba(frame)
+        names = tuple(str(c) for c in probs.columns)
+        target = (policy if policy is not None else Policy()).replace(class_names=names).positions(probs)
+        lines = probs[_line_columns(names)].set_axis(["sell", "hold", "buy"], axis=1)
+        data = frame.iloc[:, :5].join(lines).assign(signal=target.to_numpy())
+        return cls(dataname=data, **kwargs)
+
 
 class EfficientNetStrategy(bt.Strategy):
     """Trades ``data0`` on an ``EfficientNetSignal``: target = signal x stake (fraction of equity).

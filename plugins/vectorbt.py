@@ -36,7 +36,7 @@ from effnet_trading.imaging import infer_interval
 from effnet_trading.strategies.policy import Policy, class_directions
 from effnet_trading.strategies.scorer import as_scorer
 
-__all__ = ["EfficientNetIndicator", "portfolio_from_signals", "signal_events", "contract_orders"]
+__all__ = ["EfficientNetIndicator", "portfolio_from_signals", "policy_grid", "signal_events", "contract_orders"]
 
 _OUTPUTS = ["sell", "hold", "buy", "signal", "entries", "exits", "short_entries", "short_exits"]
 
@@ -349,3 +349,51 @@ def _like(target, values: np.ndarray):
     if isinstance(target, pd.DataFrame):
         return pd.DataFrame(values, index=target.index, columns=target.columns)
     return pd.Series(values, index=target.index)
+
+
+def _grid_probs(ohlcv: pd.DataFrame, scores) -> pd.DataFrame:
+    """Class probabilities on ``ohlcv``'s index: a probability DataFrame as given, or one scoring pass of a scorer."""
+    if isinstance(scores, pd.DataFrame):
+        return scores.reindex(ohlcv.index)
+    return as_scorer(scores, what="policy_grid").predict_proba(ohlcv)
+
+
+def policy_grid(
+    ohlcv,
+    scores,
+    *,
+    threshold=(0.5,),
+    hysteresis=(0.0,),
+    long_only=(False,),
+    sizing=("fixed",),
+    policy: Policy | None = None,
+    fees: float = 0.001,
+    slippage: float = 0.0,
+    init_cash: float = 10_000.0,
+    freq=None,
+):
+    """One ``vbt.Portfolio`` with a column per combination of threshold x hysteresis x long_only x sizing
+    (column levels ``effnet_threshold`` ... ``effnet_sizing``), all from **one** scoring pass: ``scores`` is a
+    scorer / model (scored once, e.g. ``PrecomputedScores.from_file``) or a probability DataFrame; each
+    combination is only a ``Policy`` pass over it. ``policy`` sets the other Policy fields (on_hold)."""
+    import itertools
+
+    frame = _frame(ohlcv)
+    probs = _grid_probs(frame, scores)
+    base = (policy if policy is not None else Policy()).replace(class_names=tuple(probs.columns))
+    combos = list(itertools.product(threshold, hysteresis, long_only, sizing))
+    targets = np.empty((len(frame), len(combos)))
+    for j, (th, hy, lo, si) in enumerate(combos):
+        rule = base.replace(threshold=float(th), hysteresis=float(hy), long_only=bool(lo), sizing=si)
+        targets[:, j] = rule.positions(probs).to_numpy()
+    columns = pd.MultiIndex.from_tuples(
+        combos, names=["effnet_threshold", "effnet_hysteresis", "effnet_long_only", "effnet_sizing"]
+    )
+    return portfolio_from_signals(
+        frame,
+        pd.DataFrame(targets, index=frame.index, columns=columns),
+        fees=fees,
+        slippage=slippage,
+        init_cash=init_cash,
+        freq=freq,
+    )

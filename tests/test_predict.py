@@ -113,3 +113,54 @@ def test_precomputed_scores_trade_like_live_scoring(bars, decisive_model_dir, tm
     target = policy.replace().positions(scores.predict_proba(bars))
     pf = portfolio_from_signals(bars, target)
     np.testing.assert_allclose(pf.value().to_numpy(), live.equity.to_numpy(), rtol=1e-9)
+
+
+def test_policy_grid_scores_once_and_matches_one_by_one(bars, decisive_model_dir):
+    from effnet_trading.plugins.vectorbt import policy_grid, portfolio_from_signals
+    from effnet_trading.strategies import SignalModel
+
+    class Counting(SignalModel):
+        calls = 0
+
+        def predict_proba(self, ohlcv):
+            type(self).calls += 1
+            return super().predict_proba(ohlcv)
+
+    scorer = Counting(decisive_model_dir)
+    pf = policy_grid(
+        bars, scorer, threshold=[0.4, 0.5], hysteresis=[0.0, 0.1], long_only=[False, True], sizing=["fixed", "prob"]
+    )
+    assert Counting.calls == 1
+    values = pf.value()
+    assert values.shape == (len(bars), 16)
+    probs = SignalModel(decisive_model_dir).predict_proba(bars)
+    for key in [(0.4, 0.1, True, "prob"), (0.5, 0.0, False, "fixed")]:
+        target = Policy(*key[:3], sizing=key[3]).positions(probs)
+        one = portfolio_from_signals(bars, target).value()
+        np.testing.assert_allclose(values[key].to_numpy(), one.to_numpy(), rtol=1e-12)
+    assert values.iloc[-1].nunique() > 4  # the combinations trade differently
+
+
+def test_probability_feed_carries_the_scores(bars, decisive_model_dir, tmp_path):
+    import backtrader as bt
+
+    from effnet_trading.plugins.backtrader import ProbabilityData
+    from effnet_trading.plugins.predict import predict_to_file
+
+    path = predict_to_file({"aaa": bars}, decisive_model_dir, tmp_path / "s.csv")
+    scores = PrecomputedScores.from_file(path, data=bars)
+    policy = Policy(threshold=0.4)
+    seen = []
+
+    class Read(bt.Strategy):
+        def next(self):
+            d = self.data
+            seen.append((d.sell[0], d.hold[0], d.buy[0], d.signal[0]))
+
+    cerebro = bt.Cerebro(stdstats=False)
+    cerebro.adddata(ProbabilityData.from_scores(bars, scores, policy))
+    cerebro.addstrategy(Read)
+    cerebro.run()
+    probs = scores.predict_proba(bars)
+    want = np.column_stack([probs[["sell", "hold", "buy"]].to_numpy(), policy.positions(probs).to_numpy()])
+    np.testing.assert_allclose(np.array(seen), want, rtol=1e-12)
