@@ -241,13 +241,16 @@ def portfolio_from_signals(
     allow_short: bool = True,
     init_cash: float = 10_000.0,
     freq=None,
+    cash_sharing: bool = False,
 ):
     """A ``vbt.Portfolio`` trading targets (Series on the ohlcv index, a DataFrame of several
     targets, or an ``EfficientNetIndicator`` result: its ``signal``) under the execution contract.
 
     ohlcv: one OHLCV frame, or ``{symbol: frame}`` for targets with one column per symbol (the last
     column level, as ``EfficientNetIndicator.run`` on wide frames gives): each column then trades at
-    its own symbol's open/close. Targets for several symbols with one frame are refused."""
+    its own symbol's open/close. Targets for several symbols with one frame are refused.
+    cash_sharing (several symbols): one cash pool for all columns (``group_by=True``, sells before buys
+    in a bar); each target is then a fraction of the whole portfolio's equity, so keep their sum within [-1, 1]."""
     from effnet_trading.strategies.execution import check_costs
 
     check_costs(fees, slippage, init_cash)
@@ -264,6 +267,7 @@ def portfolio_from_signals(
             target = target.clip(lower=0.0)
         if sl_stop is not None or tp_stop is not None:
             raise SpecError("sl_stop/tp_stop are for one OHLCV frame; with several symbols use Risk(stop_loss=...).")
+        shared = {"group_by": True, "cash_sharing": True, "call_seq": "auto"} if cash_sharing else {}
         return vbt.Portfolio.from_orders(
             close_w,
             size=contract_orders(target),
@@ -273,6 +277,7 @@ def portfolio_from_signals(
             slippage=slippage,
             init_cash=init_cash,
             freq=freq or infer_interval(index),
+            **shared,
         )
     frame = _frame(ohlcv)
     symbols = _symbol_level(target)

@@ -31,10 +31,19 @@ def _fmt_line(name: str, s: dict[str, Any]) -> str:
 @data_read_options
 @click.option(
     "--data",
-    "data_path",
+    "data_paths",
     required=True,
-    type=click.Path(dir_okay=False),
-    help="OHLCV CSV (timestamp, open, high, low, close, volume).",
+    multiple=True,
+    type=click.Path(),
+    help="OHLCV CSV (timestamp, open, high, low, close, volume); a folder of CSVs or a repeated --data for "
+    "several symbols (a symbol is a file's stem).",
+)
+@click.option(
+    "--cash-sharing/--no-cash-sharing",
+    default=False,
+    show_default=True,
+    help="Several symbols: one cash pool (vectorbt; target / n of the equity per symbol) instead of "
+    "separate sleeves of cash / n.",
 )
 @click.option(
     "--model",
@@ -89,7 +98,8 @@ def _fmt_line(name: str, s: dict[str, Any]) -> str:
 def backtest(
     date_format,
     tz,
-    data_path,
+    data_paths,
+    cash_sharing,
     models,
     engine,
     timeframes,
@@ -110,6 +120,27 @@ def backtest(
     from effnet_trading.plugins.backtest import build_scorer, run_backtest, write_backtest_outputs
 
     tfs = [t.strip() for t in timeframes.split(",") if t.strip()] if timeframes else None
+    if len(data_paths) > 1 or Path(data_paths[0]).is_dir():
+        return _backtest_many(
+            data_paths,
+            date_format,
+            tz,
+            models,
+            tfs,
+            engine,
+            threshold,
+            hysteresis,
+            long_only,
+            fees,
+            slippage,
+            cash,
+            out_dir,
+            progress,
+            periods_per_year,
+            overwrite,
+            cash_sharing,
+        )
+    (data_path,) = data_paths
     if not Path(data_path).is_file():
         raise click.ClickException(
             f"--data {data_path}: no such file; pass an OHLCV CSV (timestamp, open, high, low, close, volume)."
@@ -163,3 +194,80 @@ def backtest(
     click.echo(_fmt_line("strategy", out.summary["strategy"]))
     click.echo(_fmt_line("buy & hold", out.summary["buy_and_hold"]))
     click.echo(f"report: {report}")
+
+
+def _backtest_many(
+    data_paths,
+    date_format,
+    tz,
+    models,
+    tfs,
+    engine,
+    threshold,
+    hysteresis,
+    long_only,
+    fees,
+    slippage,
+    cash,
+    out_dir,
+    progress,
+    periods_per_year,
+    overwrite,
+    cash_sharing,
+) -> None:
+    """Several symbols: one portfolio (``plugins.portfolio.run_backtest_many``)."""
+    from effnet_trading.imaging import load_symbols, symbol_paths
+    from effnet_trading.outputs import run_folder
+    from effnet_trading.plugins.backtest import build_scorer
+    from effnet_trading.plugins.portfolio import run_backtest_many, write_many_outputs
+
+    paths = symbol_paths(data_paths)
+    frames = load_symbols(data_paths, date_format=date_format, tz=tz)
+    scorer = build_scorer(list(models), tfs)
+    policy = policy_from_options(threshold, hysteresis, long_only)
+    config = {
+        "data": {s: str(Path(p).resolve()) for s, p in paths.items()},
+        "models": [str(Path(m).resolve()) for m in models],
+        "timeframes": tfs,
+    }
+    run_config = {
+        **config,
+        "engine": engine,
+        "policy": policy.to_dict(),
+        "fees": fees,
+        "slippage": slippage,
+        "cash": cash,
+        "cash_sharing": cash_sharing,
+        "periods_per_year": periods_per_year,
+        "date_format": date_format,
+        "tz": tz,
+    }
+    inputs = {
+        **{f"data_{s}": p for s, p in paths.items()},
+        **{f"model_{i}": Path(m) / "model.onnx" for i, m in enumerate(models)},
+    }
+    with run_folder(out_dir, command="backtest", config=run_config, inputs=inputs, overwrite=overwrite) as work:
+        out = run_backtest_many(
+            frames,
+            scorer,
+            engine=engine,
+            policy=policy,
+            fees=fees,
+            slippage=slippage,
+            init_cash=cash,
+            cash_sharing=cash_sharing,
+            progress=progress and sum(map(len, frames.values())) > 20_000,
+            config=config,
+            periods_per_year=periods_per_year,
+        )
+        write_many_outputs(out, frames, work)
+    click.echo(f"{engine}: {len(frames)} symbols, {out.summary['bars']} bars, {out.summary['config']['cash_split']}")
+    for sym, stats in out.summary["symbols"].items():
+        s = stats.get("strategy", stats)
+        click.echo(
+            f"  {sym}: trades {s.get('trades', '-')}"
+            + (f", return {s['total_return']:+.2%}" if s.get("total_return") is not None else "")
+        )
+    click.echo(_fmt_line("portfolio", out.summary["strategy"]))
+    click.echo(_fmt_line("buy & hold", out.summary["buy_and_hold"]))
+    click.echo(f"report: {Path(out_dir) / 'report.html'}")
