@@ -76,6 +76,7 @@ _SIGNAL_PARAMS = (
     ("policy", None),  # strategies.policy.Policy; None = Policy() (threshold 0.5, long/short)
     ("risk", None),
     ("chunk", 2048),
+    ("sizer", None),  # strategies.sizing.Sizer (FixedFraction, ProbabilityWeighted, CappedKelly, VolTarget) or None
 )
 
 
@@ -85,7 +86,8 @@ class EfficientNetSignal(bt.Indicator):
 
     params: model (folder, Predictor, SignalModel, TimeframeEnsemble, {tf: model} or any ``Scorer``);
     policy (``strategies.policy.Policy``, default ``Policy()``); risk (``strategies.risk.Risk`` or
-    None); chunk (images scored per batch in ``once``).
+    None); chunk (images scored per batch in ``once``); sizer (``strategies.sizing`` object or None:
+    scales the target by a size from the probabilities, after ``risk``).
     """
 
     lines = LINE_NAMES
@@ -100,6 +102,9 @@ class EfficientNetSignal(bt.Indicator):
         self.policy = (self.p.policy if self.p.policy is not None else Policy()).replace(class_names=names)
         if self.p.risk is not None:
             self.p.risk.reset()
+        if self.p.sizer is not None:
+            self.p.sizer.check(self.scorer)
+            self.p.sizer.reset()
         self._cache: np.ndarray | None = None  # (T, 4) once() results
         self._pos: list[int] | None = None  # positions of the sell/hold/buy columns in update()'s rows
         self._last: tuple[float, tuple[float, ...]] | None = None  # (bar date, line values) of the last step
@@ -119,6 +124,8 @@ class EfficientNetSignal(bt.Indicator):
         target = self.policy.positions(probs)
         if self.p.risk is not None:
             target = self.p.risk.apply(frame, target)
+        if self.p.sizer is not None:
+            target = self.p.sizer.sizes(frame, probs, target)
         out = np.column_stack([probs[self.columns].to_numpy(), target.to_numpy()])
         self.policy.reset()
         return out
@@ -161,6 +168,8 @@ class EfficientNetSignal(bt.Indicator):
         target = self.policy.step(probs)
         if self.p.risk is not None:
             target = self.p.risk.step(bar, target)
+        if self.p.sizer is not None:
+            target = self.p.sizer.step(bar, probs, target)
         if probs is None:
             values = [math.nan] * 3
         else:
@@ -357,6 +366,7 @@ def run_backtrader(
     init_cash: float = 10_000.0,
     runonce: bool = True,
     chunk: int = 2048,
+    sizer=None,
 ) -> BacktraderResult:
     """Backtest ``model`` (see ``strategies.scorer.as_scorer``) with ``policy`` (default ``Policy()``)
     on ``ohlcv`` in backtrader under the execution contract (cheat-on-open sizing at the fill price,
@@ -377,7 +387,7 @@ def run_backtrader(
         cerebro.broker.set_slippage_perc(float(slippage), slip_open=True, slip_match=True, slip_out=True)
     cerebro.adddata(bt.feeds.PandasData(dataname=frame))
     policy = policy if policy is not None else Policy()
-    cerebro.addstrategy(EfficientNetStrategy, model=model, policy=policy, risk=risk, chunk=chunk)
+    cerebro.addstrategy(EfficientNetStrategy, model=model, policy=policy, risk=risk, chunk=chunk, sizer=sizer)
     strat = cerebro.run()[0]
     ind = strat.indicator
     n = len(frame)
@@ -411,6 +421,7 @@ def run_backtrader(
         "slippage": slippage,
         "init_cash": init_cash,
         "risk": None if risk is None else risk.to_dict(),
+        "sizer": None if sizer is None else sizer.to_dict(),
     }
     return BacktraderResult(
         probs,

@@ -380,19 +380,25 @@ def policy_grid(
     """One ``vbt.Portfolio`` with a column per combination of threshold x hysteresis x long_only x sizing
     (column levels ``effnet_threshold`` ... ``effnet_sizing``), all from **one** scoring pass: ``scores`` is a
     scorer / model (scored once, e.g. ``PrecomputedScores.from_file``) or a probability DataFrame; each
-    combination is only a ``Policy`` pass over it. ``policy`` sets the other Policy fields (on_hold)."""
+    combination is only a ``Policy`` pass over it. ``policy`` sets the other Policy fields (on_hold).
+    sizing: Policy sizings ("fixed", "prob") and/or ``strategies.sizing`` objects (labelled by their repr)."""
     import itertools
 
     frame = _frame(ohlcv)
     probs = _grid_probs(frame, scores)
     base = (policy if policy is not None else Policy()).replace(class_names=tuple(probs.columns))
     combos = list(itertools.product(threshold, hysteresis, long_only, sizing))
+    labels = [(*c[:3], c[3] if isinstance(c[3], str) else repr(c[3])) for c in combos]
     targets = np.empty((len(frame), len(combos)))
     for j, (th, hy, lo, si) in enumerate(combos):
-        rule = base.replace(threshold=float(th), hysteresis=float(hy), long_only=bool(lo), sizing=si)
-        targets[:, j] = rule.positions(probs).to_numpy()
+        sizer = None if isinstance(si, str) else si  # a strategies.sizing object sizes the fixed-size decisions
+        rule = base.replace(
+            threshold=float(th), hysteresis=float(hy), long_only=bool(lo), sizing=si if sizer is None else "fixed"
+        )
+        target = rule.positions(probs)
+        targets[:, j] = (target if sizer is None else sizer.sizes(frame, probs, target)).to_numpy()
     columns = pd.MultiIndex.from_tuples(
-        combos, names=["effnet_threshold", "effnet_hysteresis", "effnet_long_only", "effnet_sizing"]
+        labels, names=["effnet_threshold", "effnet_hysteresis", "effnet_long_only", "effnet_sizing"]
     )
     return portfolio_from_signals(
         frame,

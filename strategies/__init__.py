@@ -18,6 +18,7 @@ from effnet_trading.strategies.policy import Policy, class_directions
 from effnet_trading.strategies.risk import Risk
 from effnet_trading.strategies.scorer import PrecomputedScores, Scorer, as_scorer, is_scorer
 from effnet_trading.strategies.signal import SignalModel, canonical_ohlcv, parse_bar
+from effnet_trading.strategies.sizing import CappedKelly, FixedFraction, ProbabilityWeighted, Sizer, VolTarget
 
 __all__ = [
     "Scorer",
@@ -42,6 +43,11 @@ __all__ = [
     "TimeframeEnsemble",
     "combine_probabilities",
     "Risk",
+    "Sizer",
+    "FixedFraction",
+    "ProbabilityWeighted",
+    "CappedKelly",
+    "VolTarget",
     "Monitor",
     "psi",
     "PSI_ALARM",
