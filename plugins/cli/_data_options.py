@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-__all__ = ["data_read_options", "policy_options", "policy_from_options"]
+__all__ = ["data_read_options", "model_options", "policy_options", "policy_from_options"]
 
 
 def data_read_options(func):
@@ -21,6 +21,22 @@ def data_read_options(func):
         default=None,
         metavar="FMT",
         help="strptime format of --data timestamps, e.g. '%d/%m/%Y %H:%M' (needed when dates read both day- and month-first).",
+    )(func)
+
+
+def model_options(func):
+    """Add ``--model`` (repeatable) and ``--timeframes`` (``plugins.backtest.build_scorer`` takes them)."""
+    func = click.option(
+        "--timeframes",
+        default=None,
+        help="Comma-separated timeframes, one per --model, e.g. 5m,15m,1h (higher ones use closed bars only).",
+    )(func)
+    return click.option(
+        "--model",
+        "models",
+        multiple=True,
+        type=click.Path(file_okay=False),
+        help="Model folder (model.onnx + card.json); repeat with --timeframes for an ensemble.",
     )(func)
 
 

@@ -10,7 +10,12 @@ from typing import Any
 import click
 
 from effnet_trading.plugins.backtest import ENGINES
-from effnet_trading.plugins.cli._data_options import data_read_options, policy_from_options, policy_options
+from effnet_trading.plugins.cli._data_options import (
+    data_read_options,
+    model_options,
+    policy_from_options,
+    policy_options,
+)
 
 __all__ = ["backtest"]
 
@@ -45,19 +50,8 @@ def _fmt_line(name: str, s: dict[str, Any]) -> str:
     help="Several symbols: one cash pool (vectorbt; target / n of the equity per symbol) instead of "
     "separate sleeves of cash / n.",
 )
-@click.option(
-    "--model",
-    "models",
-    multiple=True,
-    type=click.Path(file_okay=False),
-    help="Model folder (model.onnx + card.json); repeat with --timeframes for an ensemble.",
-)
+@model_options
 @click.option("--engine", default="vectorbt", show_default=True, type=click.Choice(ENGINES))
-@click.option(
-    "--timeframes",
-    default=None,
-    help="Comma-separated timeframes, one per --model, e.g. 5m,15m,1h (higher ones use closed bars only).",
-)
 @policy_options
 @click.option(
     "--fees",
@@ -118,40 +112,24 @@ def backtest(
     from effnet_trading.imaging import load_ohlcv
     from effnet_trading.outputs import run_folder
     from effnet_trading.plugins.backtest import build_scorer, run_backtest, write_backtest_outputs
+    from effnet_trading.plugins.portfolio import run_backtest_many, write_many_outputs
 
     tfs = [t.strip() for t in timeframes.split(",") if t.strip()] if timeframes else None
-    if len(data_paths) > 1 or Path(data_paths[0]).is_dir():
-        return _backtest_many(
-            data_paths,
-            date_format,
-            tz,
-            models,
-            tfs,
-            engine,
-            threshold,
-            hysteresis,
-            long_only,
-            fees,
-            slippage,
-            cash,
-            out_dir,
-            progress,
-            periods_per_year,
-            overwrite,
-            cash_sharing,
-        )
-    (data_path,) = data_paths
-    if not Path(data_path).is_file():
-        raise click.ClickException(
-            f"--data {data_path}: no such file; pass an OHLCV CSV (timestamp, open, high, low, close, volume)."
-        )
-    ohlcv = load_ohlcv(data_path, date_format=date_format, tz=tz)
+    many = len(data_paths) > 1 or Path(data_paths[0]).is_dir()
+    if many:
+        from effnet_trading.imaging import symbol_paths
+
+        paths = symbol_paths(data_paths)
+        data = {s: str(Path(p).resolve()) for s, p in paths.items()}
+    else:
+        (data_path,) = data_paths
+        if not Path(data_path).is_file():
+            raise click.ClickException(
+                f"--data {data_path}: no such file; pass an OHLCV CSV (timestamp, open, high, low, close, volume)."
+            )
+        data = str(Path(data_path).resolve())
     scorer = build_scorer(list(models), tfs)
-    config = {
-        "data": str(Path(data_path).resolve()),
-        "models": [str(Path(m).resolve()) for m in models],
-        "timeframes": tfs,
-    }
+    config = {"data": data, "models": [str(Path(m).resolve()) for m in models], "timeframes": tfs}
     policy = policy_from_options(threshold, hysteresis, long_only)
     run_config = {
         **config,
@@ -164,7 +142,39 @@ def backtest(
         "date_format": date_format,
         "tz": tz,
     }
-    inputs = {"data": data_path, **{f"model_{i}": Path(m) / "model.onnx" for i, m in enumerate(models)}}
+    model_inputs = {f"model_{i}": Path(m) / "model.onnx" for i, m in enumerate(models)}
+    if many:
+        run_config["cash_sharing"] = cash_sharing
+        frames = {s: load_ohlcv(p, date_format=date_format, tz=tz) for s, p in paths.items()}
+        inputs = {**{f"data_{s}": p for s, p in paths.items()}, **model_inputs}
+        with run_folder(out_dir, command="backtest", config=run_config, inputs=inputs, overwrite=overwrite) as work:
+            out = run_backtest_many(
+                frames,
+                scorer,
+                engine=engine,
+                policy=policy,
+                fees=fees,
+                slippage=slippage,
+                init_cash=cash,
+                cash_sharing=cash_sharing,
+                progress=progress and sum(map(len, frames.values())) > 20_000,
+                config=config,
+                periods_per_year=periods_per_year,
+            )
+            write_many_outputs(out, frames, work)
+        click.echo(
+            f"{engine}: {len(frames)} symbols, {out.summary['bars']} bars, {out.summary['config']['cash_split']}"
+        )
+        for sym, stats in out.summary["symbols"].items():
+            s = stats.get("strategy", stats)
+            ret = s.get("total_return")
+            click.echo(f"  {sym}: trades {s.get('trades', '-')}" + (f", return {ret:+.2%}" if ret is not None else ""))
+        click.echo(_fmt_line("portfolio", out.summary["strategy"]))
+        click.echo(_fmt_line("buy & hold", out.summary["buy_and_hold"]))
+        click.echo(f"report: {Path(out_dir) / 'report.html'}")
+        return
+    ohlcv = load_ohlcv(data_path, date_format=date_format, tz=tz)
+    inputs = {"data": data_path, **model_inputs}
     # the run is written to a temporary sibling and moved into place when complete (nothing half-written)
     with run_folder(out_dir, command="backtest", config=run_config, inputs=inputs, overwrite=overwrite) as work:
         out = run_backtest(
@@ -194,80 +204,3 @@ def backtest(
     click.echo(_fmt_line("strategy", out.summary["strategy"]))
     click.echo(_fmt_line("buy & hold", out.summary["buy_and_hold"]))
     click.echo(f"report: {report}")
-
-
-def _backtest_many(
-    data_paths,
-    date_format,
-    tz,
-    models,
-    tfs,
-    engine,
-    threshold,
-    hysteresis,
-    long_only,
-    fees,
-    slippage,
-    cash,
-    out_dir,
-    progress,
-    periods_per_year,
-    overwrite,
-    cash_sharing,
-) -> None:
-    """Several symbols: one portfolio (``plugins.portfolio.run_backtest_many``)."""
-    from effnet_trading.imaging import load_symbols, symbol_paths
-    from effnet_trading.outputs import run_folder
-    from effnet_trading.plugins.backtest import build_scorer
-    from effnet_trading.plugins.portfolio import run_backtest_many, write_many_outputs
-
-    paths = symbol_paths(data_paths)
-    frames = load_symbols(data_paths, date_format=date_format, tz=tz)
-    scorer = build_scorer(list(models), tfs)
-    policy = policy_from_options(threshold, hysteresis, long_only)
-    config = {
-        "data": {s: str(Path(p).resolve()) for s, p in paths.items()},
-        "models": [str(Path(m).resolve()) for m in models],
-        "timeframes": tfs,
-    }
-    run_config = {
-        **config,
-        "engine": engine,
-        "policy": policy.to_dict(),
-        "fees": fees,
-        "slippage": slippage,
-        "cash": cash,
-        "cash_sharing": cash_sharing,
-        "periods_per_year": periods_per_year,
-        "date_format": date_format,
-        "tz": tz,
-    }
-    inputs = {
-        **{f"data_{s}": p for s, p in paths.items()},
-        **{f"model_{i}": Path(m) / "model.onnx" for i, m in enumerate(models)},
-    }
-    with run_folder(out_dir, command="backtest", config=run_config, inputs=inputs, overwrite=overwrite) as work:
-        out = run_backtest_many(
-            frames,
-            scorer,
-            engine=engine,
-            policy=policy,
-            fees=fees,
-            slippage=slippage,
-            init_cash=cash,
-            cash_sharing=cash_sharing,
-            progress=progress and sum(map(len, frames.values())) > 20_000,
-            config=config,
-            periods_per_year=periods_per_year,
-        )
-        write_many_outputs(out, frames, work)
-    click.echo(f"{engine}: {len(frames)} symbols, {out.summary['bars']} bars, {out.summary['config']['cash_split']}")
-    for sym, stats in out.summary["symbols"].items():
-        s = stats.get("strategy", stats)
-        click.echo(
-            f"  {sym}: trades {s.get('trades', '-')}"
-            + (f", return {s['total_return']:+.2%}" if s.get("total_return") is not None else "")
-        )
-    click.echo(_fmt_line("portfolio", out.summary["strategy"]))
-    click.echo(_fmt_line("buy & hold", out.summary["buy_and_hold"]))
-    click.echo(f"report: {Path(out_dir) / 'report.html'}")

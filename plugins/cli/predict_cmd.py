@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from effnet_trading.plugins.cli._data_options import data_read_options
+from effnet_trading.plugins.cli._data_options import data_read_options, model_options
 
 __all__ = ["predict"]
 
@@ -22,14 +22,7 @@ __all__ = ["predict"]
     type=click.Path(),
     help="OHLCV CSV, a folder of CSVs, or repeat for several files; a symbol is a file's stem.",
 )
-@click.option(
-    "--model",
-    "models",
-    multiple=True,
-    type=click.Path(file_okay=False),
-    help="Model folder (model.onnx + card.json); repeat with --timeframes for an ensemble.",
-)
-@click.option("--timeframes", default=None, help="Comma-separated timeframes, one per --model, e.g. 5m,1h.")
+@model_options
 @click.option(
     "--out",
     required=True,
@@ -38,7 +31,7 @@ __all__ = ["predict"]
 )
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an existing file that is not a score file.")
-def predict(date_format, tz, data_paths, models, timeframes, out, progress, overwrite) -> None:
+def predict(date_format, tz, data_paths, timeframes, models, out, progress, overwrite) -> None:
     """Score OHLCV bars once: columns timestamp, [symbol], one per class (the values of backtest's signals.csv)."""
     from effnet_trading.errors import EffnetTradingError, OutputError
     from effnet_trading.plugins.backtest import build_scorer
