@@ -14,7 +14,7 @@ from effnet_trading.plugins.cli import main
 from effnet_trading.plugins.portfolio import run_backtest_many
 from effnet_trading.strategies import Policy
 
-N = 600
+N = 400
 POLICY = Policy(threshold=0.4)
 
 
@@ -23,6 +23,7 @@ def frames(planted):
     return {"aaa": planted.iloc[:N], "bbb": planted.iloc[N // 2 : N // 2 + N]}  # overlapping, different spans
 
 
+@pytest.mark.slow
 def test_sleeves_agree_across_engines_and_with_one_symbol_runs(frames, decisive_model_dir):
     vb = run_backtest_many(frames, decisive_model_dir, engine="vectorbt", policy=POLICY)
     bt = run_backtest_many(frames, decisive_model_dir, engine="backtrader", policy=POLICY)
@@ -42,6 +43,7 @@ def test_sleeves_agree_across_engines_and_with_one_symbol_runs(frames, decisive_
     assert vb.equity[early] == pytest.approx(one_a.equity[early] + 5_000.0)
 
 
+@pytest.mark.slow
 def test_cash_sharing_with_two_copies_equals_one_symbol(planted, decisive_model_dir):
     bars = planted.iloc[:N]
     shared = run_backtest_many({"a": bars, "b": bars}, decisive_model_dir, policy=POLICY, cash_sharing=True, fees=0.001)
@@ -54,6 +56,7 @@ def test_cash_sharing_with_two_copies_equals_one_symbol(planted, decisive_model_
         run_backtest_many({"a": bars}, decisive_model_dir, engine="backtrader", cash_sharing=True)
 
 
+@pytest.mark.slow
 def test_backtest_cli_on_a_folder_of_symbols(frames, decisive_model_dir, tmp_path):
     folder = tmp_path / "data"
     folder.mkdir()
