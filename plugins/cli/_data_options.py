@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-__all__ = ["data_read_options", "model_options", "policy_options", "policy_from_options"]
+__all__ = ["data_read_options", "symbols_data_option", "model_options", "policy_options", "policy_from_options"]
 
 
 def data_read_options(func):
@@ -21,6 +21,19 @@ def data_read_options(func):
         default=None,
         metavar="FMT",
         help="strptime format of --data timestamps, e.g. '%d/%m/%Y %H:%M' (needed when dates read both day- and month-first).",
+    )(func)
+
+
+def symbols_data_option(func):
+    """Add ``--data`` (repeatable, as ``data_paths``): an OHLCV CSV, a folder of CSVs, or several files."""
+    return click.option(
+        "--data",
+        "data_paths",
+        required=True,
+        multiple=True,
+        type=click.Path(),
+        help="OHLCV CSV (timestamp, open, high, low, close, volume); a folder of CSVs or a repeated --data for "
+        "several symbols (a symbol is a file's stem).",
     )(func)
 
 

@@ -15,6 +15,7 @@ from effnet_trading.plugins.cli._data_options import (
     model_options,
     policy_from_options,
     policy_options,
+    symbols_data_option,
 )
 
 __all__ = ["backtest"]
@@ -34,15 +35,7 @@ def _fmt_line(name: str, s: dict[str, Any]) -> str:
 
 @click.command("backtest")
 @data_read_options
-@click.option(
-    "--data",
-    "data_paths",
-    required=True,
-    multiple=True,
-    type=click.Path(),
-    help="OHLCV CSV (timestamp, open, high, low, close, volume); a folder of CSVs or a repeated --data for "
-    "several symbols (a symbol is a file's stem).",
-)
+@symbols_data_option
 @click.option(
     "--cash-sharing/--no-cash-sharing",
     default=False,
@@ -143,6 +136,15 @@ def backtest(
         "tz": tz,
     }
     model_inputs = {f"model_{i}": Path(m) / "model.onnx" for i, m in enumerate(models)}
+    run_args = {
+        "engine": engine,
+        "policy": policy,
+        "fees": fees,
+        "slippage": slippage,
+        "init_cash": cash,
+        "config": config,
+        "periods_per_year": periods_per_year,
+    }
     if many:
         run_config["cash_sharing"] = cash_sharing
         frames = {s: load_ohlcv(p, date_format=date_format, tz=tz) for s, p in paths.items()}
@@ -151,15 +153,9 @@ def backtest(
             out = run_backtest_many(
                 frames,
                 scorer,
-                engine=engine,
-                policy=policy,
-                fees=fees,
-                slippage=slippage,
-                init_cash=cash,
                 cash_sharing=cash_sharing,
                 progress=progress and sum(map(len, frames.values())) > 20_000,
-                config=config,
-                periods_per_year=periods_per_year,
+                **run_args,
             )
             write_many_outputs(out, frames, work)
         click.echo(
@@ -177,18 +173,7 @@ def backtest(
     inputs = {"data": data_path, **model_inputs}
     # the run is written to a temporary sibling and moved into place when complete (nothing half-written)
     with run_folder(out_dir, command="backtest", config=run_config, inputs=inputs, overwrite=overwrite) as work:
-        out = run_backtest(
-            ohlcv,
-            scorer,
-            engine=engine,
-            policy=policy,
-            fees=fees,
-            slippage=slippage,
-            init_cash=cash,
-            progress=progress and len(ohlcv) > 20_000,
-            config=config,
-            periods_per_year=periods_per_year,
-        )
+        out = run_backtest(ohlcv, scorer, progress=progress and len(ohlcv) > 20_000, **run_args)
         write_backtest_outputs(out, ohlcv, work)
     report = Path(out_dir) / "report.html"
     click.echo(f"{engine}: {len(ohlcv)} bars {ohlcv.index[0]} .. {ohlcv.index[-1]}, fees {fees}, slippage {slippage}")

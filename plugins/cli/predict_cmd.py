@@ -7,21 +7,14 @@ from pathlib import Path
 
 import click
 
-from effnet_trading.plugins.cli._data_options import data_read_options, model_options
+from effnet_trading.plugins.cli._data_options import data_read_options, model_options, symbols_data_option
 
 __all__ = ["predict"]
 
 
 @click.command("predict")
 @data_read_options
-@click.option(
-    "--data",
-    "data_paths",
-    required=True,
-    multiple=True,
-    type=click.Path(),
-    help="OHLCV CSV, a folder of CSVs, or repeat for several files; a symbol is a file's stem.",
-)
+@symbols_data_option
 @model_options
 @click.option(
     "--out",
