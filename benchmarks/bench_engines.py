@@ -102,9 +102,15 @@ def _rss_mb(field: str) -> float:
     return float("nan")
 
 
-def _indicator_only(model_dir: Path, frame) -> dict:
-    """The indicator alone under a strategy that does nothing (no broker orders): once() vs next()."""
+def _indicator_only(model_dir: Path, frame, feed=None) -> dict:
+    """The indicator alone under a strategy that does nothing (no broker orders): once() vs next().
+    feed: the data feed class (default ``ArrayData``, what ``run_backtrader`` uses; ``bt.feeds.PandasData``
+    loads bar by bar, the figure before ArrayData)."""
     import backtrader as bt
+
+    from effnet_trading.plugins.backtrader import ArrayData
+
+    feed = feed or ArrayData
 
     from effnet_trading.model_zoo.runtime import Predictor
     from effnet_trading.plugins.backtrader import EfficientNetSignal
@@ -118,7 +124,7 @@ def _indicator_only(model_dir: Path, frame) -> dict:
 
     def run(runonce: bool):
         cerebro = bt.Cerebro(runonce=runonce, stdstats=False)
-        cerebro.adddata(bt.feeds.PandasData(dataname=frame))
+        cerebro.adddata(feed(dataname=frame))
         cerebro.addstrategy(Idle)
         return cerebro.run()[0]
 
@@ -194,9 +200,12 @@ def main() -> None:
         print(name, r, flush=True)
     ovn = _once_vs_next(compact, hourly.iloc[-args.next_bars :])
     print("once vs next", ovn, flush=True)
+    import backtrader as bt
+
     ind = {
-        name: _indicator_only(d, hourly.iloc[-args.next_bars :])
+        f"{name}, {feed_name}": _indicator_only(d, hourly.iloc[-args.next_bars :], feed)
         for name, d in (("compact @32", compact), ("efficientnet_b0 @64", b0))
+        for feed_name, feed in (("PandasData (before)", bt.feeds.PandasData), ("ArrayData", None))
     }
     print("indicator only", ind, flush=True)
     mem_bars = args.mem_bars or 10**9
@@ -232,7 +241,7 @@ def main() -> None:
         "",
         "The indicator alone (a strategy that places no orders), same bars:",
         "",
-        "| model | once() s | next() s | next / once |",
+        "| model, feed | once() s | next() s | next / once |",
         "|---|---:|---:|---:|",
         *[f"| {k} | {v['once_s']:.2f} | {v['next_s']:.2f} | **{v['ratio']:.1f}x** |" for k, v in ind.items()],
         "",

@@ -5,9 +5,11 @@ from effnet_trading.imaging.data import (
     infer_interval,
     last_closed_index,
     load_ohlcv,
+    load_symbols,
     ohlcv_array,
     parse_timeframe,
     resample_ohlcv,
+    symbol_paths,
     time_gaps,
     validate_ohlcv,
 )
@@ -27,6 +29,8 @@ from effnet_trading.imaging.spec import (
 __all__ = [
     "MODEL_INPUT_DTYPE",
     "OHLCV_COLUMNS",
+    "load_symbols",
+    "symbol_paths",
     "KINDS",
     "AnySpec",
     "ImageSpec",

@@ -23,6 +23,8 @@ from effnet_trading.errors import DataError
 __all__ = [
     "OHLCV_COLUMNS",
     "load_ohlcv",
+    "symbol_paths",
+    "load_symbols",
     "validate_ohlcv",
     "ohlcv_array",
     "infer_interval",
@@ -365,6 +367,44 @@ def load_ohlcv(
             "%s has timestamps without a time zone: read as UTC (pass tz=..., CLI --tz, if they are local time).", what
         )
     return out
+
+
+def _symbol_of(path: str) -> str:
+    name = os.path.basename(path)
+    for ext in (".csv.gz", ".csv"):
+        if name.lower().endswith(ext):
+            return name[: -len(ext)]
+    return os.path.splitext(name)[0]
+
+
+def symbol_paths(sources) -> dict[str, str]:
+    """``{symbol: CSV path}`` from a CSV path, a folder of CSVs (``*.csv``, ``*.csv.gz``, sorted) or a
+    list of either; a symbol is the file's stem (``btcusdt_5m.csv.gz`` -> ``btcusdt_5m``)."""
+    items = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
+    out: dict[str, str] = {}
+    for item in items:
+        path = os.fspath(item)
+        if os.path.isdir(path):
+            found = sorted(os.path.join(path, f) for f in os.listdir(path) if f.lower().endswith((".csv", ".csv.gz")))
+            if not found:
+                raise DataError(f"folder {path!r} holds no .csv or .csv.gz files; pass OHLCV CSVs or a folder of them.")
+        elif os.path.isfile(path):
+            found = [path]
+        else:
+            raise DataError(f"{path!r} does not exist; pass an OHLCV CSV, a folder of CSVs, or several of either.")
+        for f in found:
+            symbol = _symbol_of(f)
+            if symbol in out:
+                raise DataError(
+                    f"two files give symbol {symbol!r} ({out[symbol]!r} and {f!r}); a symbol is the file's stem: rename one."
+                )
+            out[symbol] = f
+    return out
+
+
+def load_symbols(sources, **kwargs) -> dict[str, pd.DataFrame]:
+    """``{symbol: canonical OHLCV frame}`` for ``symbol_paths(sources)``; kwargs go to ``load_ohlcv``."""
+    return {symbol: load_ohlcv(path, **kwargs) for symbol, path in symbol_paths(sources).items()}
 
 
 def ohlcv_array(frame: pd.DataFrame) -> np.ndarray:

@@ -4,6 +4,7 @@ signals.csv and report.html. The ``backtest`` and ``demo`` commands call this mo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from dataclasses import dataclass
@@ -15,7 +16,15 @@ import pandas as pd
 
 from effnet_trading.strategies.execution import TRADE_COLUMNS
 
-__all__ = ["run_backtest", "BacktestOutput", "build_scorer", "write_backtest_outputs", "ENGINES"]
+__all__ = [
+    "run_backtest",
+    "BacktestOutput",
+    "build_scorer",
+    "scoring_progress",
+    "images_expected",
+    "write_backtest_outputs",
+    "ENGINES",
+]
 
 ENGINES = ("backtrader", "vectorbt")
 
@@ -55,7 +64,7 @@ def _models(scorer) -> list:
     return [m for m in members if hasattr(m, "model")]
 
 
-def _images_expected(scorer, ohlcv: pd.DataFrame) -> int:
+def images_expected(scorer, ohlcv: pd.DataFrame) -> int:
     """About how many images scoring renders: one per bar per member, per higher bar for higher timeframes."""
     if not hasattr(scorer, "members"):
         return len(ohlcv)
@@ -63,6 +72,26 @@ def _images_expected(scorer, ohlcv: pd.DataFrame) -> int:
 
     base = infer_interval(ohlcv.index)
     return int(sum(len(ohlcv) * base / step for step in scorer.steps.values()))
+
+
+@contextlib.contextmanager
+def scoring_progress(scorer, total: int, desc: str, enabled: bool = True):
+    """While open, a tqdm bar of ``total`` images advances with each ``predict`` call of ``scorer``'s models."""
+    models = _models(scorer) if enabled else []
+    bar = None
+    if enabled:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, unit="img", desc=desc, leave=False)
+        for m in models:
+            m.model = _Progress(m.model, bar)
+    try:
+        yield bar
+    finally:
+        if bar is not None:
+            bar.close()
+            for m in models:
+                m.model = m.model._inner
 
 
 def build_scorer(models: list[str], timeframes: list[str] | None, chunk: int = 2048):
@@ -158,14 +187,8 @@ def run_backtest(
     require_history(scorer, ohlcv)  # a frame too short for one score would give a report of NaN
     policy = policy if policy is not None else Policy()
     models = _models(scorer)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=_images_expected(scorer, ohlcv), unit="img", desc=f"scoring ({engine})", leave=False)
-        for m in models:
-            m.model = _Progress(m.model, bar)
-    try:
+    total = images_expected(scorer, ohlcv) if progress else 0
+    with scoring_progress(scorer, total, f"scoring ({engine})", enabled=progress):
         if engine == "backtrader":
             from effnet_trading.plugins.backtrader import run_backtrader
 
@@ -179,11 +202,6 @@ def run_backtest(
             pf = portfolio_from_signals(ohlcv, target, fees=fees, slippage=slippage, init_cash=init_cash)
             equity = pf.value().rename("equity")
             trades = _vectorbt_trades(pf)
-    finally:
-        if bar is not None:
-            bar.close()
-            for m in models:
-                m.model = m.model._inner
     held = target.shift(1, fill_value=0.0)  # the contract: a decision at close t is held from open t+1
     strat = performance_summary(
         equity, trades=trades, position=held, init_cash=init_cash, kind="equity", periods_per_year=periods_per_year

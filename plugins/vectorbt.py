@@ -36,7 +36,7 @@ from effnet_trading.imaging import infer_interval
 from effnet_trading.strategies.policy import Policy, class_directions
 from effnet_trading.strategies.scorer import as_scorer
 
-__all__ = ["EfficientNetIndicator", "portfolio_from_signals", "signal_events", "contract_orders"]
+__all__ = ["EfficientNetIndicator", "portfolio_from_signals", "policy_grid", "signal_events", "contract_orders"]
 
 _OUTPUTS = ["sell", "hold", "buy", "signal", "entries", "exits", "short_entries", "short_exits"]
 
@@ -241,13 +241,16 @@ def portfolio_from_signals(
     allow_short: bool = True,
     init_cash: float = 10_000.0,
     freq=None,
+    cash_sharing: bool = False,
 ):
     """A ``vbt.Portfolio`` trading targets (Series on the ohlcv index, a DataFrame of several
     targets, or an ``EfficientNetIndicator`` result: its ``signal``) under the execution contract.
 
     ohlcv: one OHLCV frame, or ``{symbol: frame}`` for targets with one column per symbol (the last
     column level, as ``EfficientNetIndicator.run`` on wide frames gives): each column then trades at
-    its own symbol's open/close. Targets for several symbols with one frame are refused."""
+    its own symbol's open/close. Targets for several symbols with one frame are refused.
+    cash_sharing (several symbols): one cash pool for all columns (``group_by=True``, sells before buys
+    in a bar); each target is then a fraction of the whole portfolio's equity, so keep their sum within [-1, 1]."""
     from effnet_trading.strategies.execution import check_costs
 
     check_costs(fees, slippage, init_cash)
@@ -264,6 +267,7 @@ def portfolio_from_signals(
             target = target.clip(lower=0.0)
         if sl_stop is not None or tp_stop is not None:
             raise SpecError("sl_stop/tp_stop are for one OHLCV frame; with several symbols use Risk(stop_loss=...).")
+        shared = {"group_by": True, "cash_sharing": True, "call_seq": "auto"} if cash_sharing else {}
         return vbt.Portfolio.from_orders(
             close_w,
             size=contract_orders(target),
@@ -273,6 +277,7 @@ def portfolio_from_signals(
             slippage=slippage,
             init_cash=init_cash,
             freq=freq or infer_interval(index),
+            **shared,
         )
     frame = _frame(ohlcv)
     symbols = _symbol_level(target)
@@ -349,3 +354,57 @@ def _like(target, values: np.ndarray):
     if isinstance(target, pd.DataFrame):
         return pd.DataFrame(values, index=target.index, columns=target.columns)
     return pd.Series(values, index=target.index)
+
+
+def _grid_probs(ohlcv: pd.DataFrame, scores) -> pd.DataFrame:
+    """Class probabilities on ``ohlcv``'s index: a probability DataFrame as given, or one scoring pass of a scorer."""
+    if isinstance(scores, pd.DataFrame):
+        return scores.reindex(ohlcv.index)
+    return as_scorer(scores, what="policy_grid").predict_proba(ohlcv)
+
+
+def policy_grid(
+    ohlcv,
+    scores,
+    *,
+    threshold=(0.5,),
+    hysteresis=(0.0,),
+    long_only=(False,),
+    sizing=("fixed",),
+    policy: Policy | None = None,
+    fees: float = 0.001,
+    slippage: float = 0.0,
+    init_cash: float = 10_000.0,
+    freq=None,
+):
+    """One ``vbt.Portfolio`` with a column per combination of threshold x hysteresis x long_only x sizing
+    (column levels ``effnet_threshold`` ... ``effnet_sizing``), all from **one** scoring pass: ``scores`` is a
+    scorer / model (scored once, e.g. ``PrecomputedScores.from_file``) or a probability DataFrame; each
+    combination is only a ``Policy`` pass over it. ``policy`` sets the other Policy fields (on_hold).
+    sizing: Policy sizings ("fixed", "prob") and/or ``strategies.sizing`` objects (labelled by their repr)."""
+    import itertools
+
+    frame = _frame(ohlcv)
+    probs = _grid_probs(frame, scores)
+    base = (policy if policy is not None else Policy()).replace(class_names=tuple(probs.columns))
+    combos = list(itertools.product(threshold, hysteresis, long_only, sizing))
+    labels = [(*c[:3], c[3] if isinstance(c[3], str) else repr(c[3])) for c in combos]
+    targets = np.empty((len(frame), len(combos)))
+    for j, (th, hy, lo, si) in enumerate(combos):
+        sizer = None if isinstance(si, str) else si  # a strategies.sizing object sizes the fixed-size decisions
+        rule = base.replace(
+            threshold=float(th), hysteresis=float(hy), long_only=bool(lo), sizing=si if sizer is None else "fixed"
+        )
+        target = rule.positions(probs)
+        targets[:, j] = (target if sizer is None else sizer.sizes(frame, probs, target)).to_numpy()
+    columns = pd.MultiIndex.from_tuples(
+        labels, names=["effnet_threshold", "effnet_hysteresis", "effnet_long_only", "effnet_sizing"]
+    )
+    return portfolio_from_signals(
+        frame,
+        pd.DataFrame(targets, index=frame.index, columns=columns),
+        fees=fees,
+        slippage=slippage,
+        init_cash=init_cash,
+        freq=freq,
+    )

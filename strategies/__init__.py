@@ -19,6 +19,7 @@ from effnet_trading.strategies.regime_gate import TREND_ONLY, RegimeGate, regime
 from effnet_trading.strategies.risk import Risk
 from effnet_trading.strategies.scorer import PrecomputedScores, Scorer, as_scorer, is_scorer
 from effnet_trading.strategies.signal import SignalModel, canonical_ohlcv, parse_bar
+from effnet_trading.strategies.sizing import CappedKelly, FixedFraction, ProbabilityWeighted, Sizer, VolTarget
 
 __all__ = [
     "Scorer",
@@ -46,6 +47,11 @@ __all__ = [
     "TimeframeEnsemble",
     "combine_probabilities",
     "Risk",
+    "Sizer",
+    "FixedFraction",
+    "ProbabilityWeighted",
+    "CappedKelly",
+    "VolTarget",
     "Monitor",
     "psi",
     "PSI_ALARM",

@@ -115,6 +115,50 @@ class PrecomputedScores:
         scored = np.flatnonzero(self.probs.notna().all(axis=1).to_numpy())
         self._warmup = int(scored[0]) if len(scored) else len(self.probs)
 
+    @classmethod
+    def from_file(cls, path, *, model: Any = None, data: Any = None, symbol: str | None = None) -> PrecomputedScores:
+        """One symbol's scores from an ``effnet-trading predict`` file, refused when ``model`` (folder,
+        Predictor, SignalModel, ensemble) or ``data`` (the OHLCV frame, or ``{symbol: frame}``) differ from
+        what the file was computed from. symbol: which one, when the file holds several."""
+        return next(iter(cls._load(path, model, data, None if symbol is None else [str(symbol)]).values()))
+
+    @classmethod
+    def by_symbol(
+        cls, path, *, model: Any = None, data: Mapping[str, Any] | None = None
+    ) -> dict[str, PrecomputedScores]:
+        """``{symbol: PrecomputedScores}`` for every symbol of a score file (checked as ``from_file``)."""
+        return cls._load(path, model, data, "all")
+
+    @classmethod
+    def _load(cls, path, model, data, symbols) -> dict[str, PrecomputedScores]:
+        from effnet_trading.strategies.scores import check_scores_meta, read_scores
+
+        frame, meta = read_scores(path)
+        stored = [str(s) for s in meta.get("symbols", [])]
+        if symbols == "all":
+            symbols = stored
+        elif symbols is None:
+            if len(stored) != 1:
+                raise DataError(
+                    f"score file {path} holds {len(stored)} symbols {stored}: pass symbol=... (one of them)."
+                )
+            symbols = stored
+        unknown = [s for s in symbols if s not in stored]
+        if unknown:
+            raise DataError(f"score file {path} has no symbol(s) {unknown}; it holds {stored}.")
+        if data is not None and not isinstance(data, Mapping):
+            if len(symbols) != 1:
+                raise DataError("data= for several symbols must be {symbol: OHLCV frame}.")
+            data = {symbols[0]: data}
+        check_scores_meta(meta, path=path, model=model, data=data)
+        out = {}
+        for s in symbols:
+            part = frame[frame["symbol"] == s] if "symbol" in frame.columns else frame
+            probs = part.set_index(pd.DatetimeIndex(part["timestamp"], name="timestamp"))[list(meta["class_names"])]
+            out[s] = cls(probs)
+            out[s].meta = meta
+        return out
+
     @property
     def warmup(self) -> int:
         return self._warmup

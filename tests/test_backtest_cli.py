@@ -23,35 +23,6 @@ def csv_path(planted, tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="module")
-def decisive_model_dir(planted, tmp_path_factory):
-    """An untrained small_cnn whose last layer is set to random directions over its standardised
-    features: outputs vary strongly between bars, so the strategy trades (the tiny model always says hold)."""
-    import torch
-
-    from effnet_trading.imaging import ImageSpec, render
-    from effnet_trading.model_zoo import create_model
-    from effnet_trading.model_zoo.export import export_onnx
-
-    spec = ImageSpec("gasf", window=32, size=(32, 32))
-    torch.manual_seed(0)
-    model = create_model("small_cnn", num_classes=3, in_chans=1).eval()
-    head = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
-    images = torch.tensor(render(spec, planted.iloc[:1000]))
-    feats = {}
-    hook = head.register_forward_hook(lambda mod, inp, out: feats.setdefault("x", inp[0]))
-    with torch.no_grad():
-        model((images - 0.5) / 0.25)  # export_onnx's default normalisation
-        hook.remove()
-        x = feats["x"]
-        w = torch.randn(3, x.shape[1]) / (x.std(0) + 1e-6) * 3 / x.shape[1] ** 0.5
-        head.weight.copy_(w)
-        head.bias.copy_(-w @ x.mean(0))
-    out = tmp_path_factory.mktemp("models") / "decisive"
-    export_onnx(model, out, spec=spec, architecture="small_cnn", sample_images=render(spec, planted.iloc[:64]))
-    return out
-
-
 def _invoke(*args):
     return CliRunner().invoke(main, ["backtest", *map(str, args)], catch_exceptions=False)
 

@@ -22,6 +22,7 @@ _COMMANDS = {
     "train": "train_cmd:train",
     "zoo": "zoo_cmd:zoo",
     "backtest": "backtest_cmd:backtest",
+    "predict": "predict_cmd:predict",
     "demo": "demo_cmd:demo",
     "evaluate": "evaluate_cmd:evaluate",
     "fetch": "fetch_cmd:fetch",

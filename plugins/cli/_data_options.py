@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import click
 
-__all__ = ["data_read_options", "policy_options", "policy_from_options", "cost_options"]
+__all__ = [
+    "data_read_options",
+    "symbols_data_option",
+    "model_options",
+    "policy_options",
+    "policy_from_options",
+    "cost_options",
+]
 
 
 def data_read_options(func):
@@ -22,6 +29,35 @@ def data_read_options(func):
         default=None,
         metavar="FMT",
         help="strptime format of --data timestamps, e.g. '%d/%m/%Y %H:%M' (needed when dates read both day- and month-first).",
+    )(func)
+
+
+def symbols_data_option(func):
+    """Add ``--data`` (repeatable, as ``data_paths``): an OHLCV CSV, a folder of CSVs, or several files."""
+    return click.option(
+        "--data",
+        "data_paths",
+        required=True,
+        multiple=True,
+        type=click.Path(),
+        help="OHLCV CSV (timestamp, open, high, low, close, volume); a folder of CSVs or a repeated --data for "
+        "several symbols (a symbol is a file's stem).",
+    )(func)
+
+
+def model_options(func):
+    """Add ``--model`` (repeatable) and ``--timeframes`` (``plugins.backtest.build_scorer`` takes them)."""
+    func = click.option(
+        "--timeframes",
+        default=None,
+        help="Comma-separated timeframes, one per --model, e.g. 5m,15m,1h (higher ones use closed bars only).",
+    )(func)
+    return click.option(
+        "--model",
+        "models",
+        multiple=True,
+        type=click.Path(file_okay=False),
+        help="Model folder (model.onnx + card.json); repeat with --timeframes for an ensemble.",
     )(func)
 
 

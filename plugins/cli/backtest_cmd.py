@@ -13,8 +13,10 @@ from effnet_trading.plugins.backtest import ENGINES
 from effnet_trading.plugins.cli._data_options import (
     cost_options,
     data_read_options,
+    model_options,
     policy_from_options,
     policy_options,
+    symbols_data_option,
 )
 
 __all__ = ["backtest"]
@@ -34,26 +36,16 @@ def _fmt_line(name: str, s: dict[str, Any]) -> str:
 
 @click.command("backtest")
 @data_read_options
+@symbols_data_option
 @click.option(
-    "--data",
-    "data_path",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="OHLCV CSV (timestamp, open, high, low, close, volume).",
+    "--cash-sharing/--no-cash-sharing",
+    default=False,
+    show_default=True,
+    help="Several symbols: one cash pool (vectorbt; target / n of the equity per symbol) instead of "
+    "separate sleeves of cash / n.",
 )
-@click.option(
-    "--model",
-    "models",
-    multiple=True,
-    type=click.Path(file_okay=False),
-    help="Model folder (model.onnx + card.json); repeat with --timeframes for an ensemble.",
-)
+@model_options
 @click.option("--engine", default="vectorbt", show_default=True, type=click.Choice(ENGINES))
-@click.option(
-    "--timeframes",
-    default=None,
-    help="Comma-separated timeframes, one per --model, e.g. 5m,15m,1h (higher ones use closed bars only).",
-)
 @policy_options
 @cost_options()
 @click.option(
@@ -78,7 +70,8 @@ def _fmt_line(name: str, s: dict[str, Any]) -> str:
 def backtest(
     date_format,
     tz,
-    data_path,
+    data_paths,
+    cash_sharing,
     models,
     engine,
     timeframes,
@@ -97,19 +90,24 @@ def backtest(
     from effnet_trading.imaging import load_ohlcv
     from effnet_trading.outputs import run_folder
     from effnet_trading.plugins.backtest import build_scorer, run_backtest, write_backtest_outputs
+    from effnet_trading.plugins.portfolio import run_backtest_many, write_many_outputs
 
     tfs = [t.strip() for t in timeframes.split(",") if t.strip()] if timeframes else None
-    if not Path(data_path).is_file():
-        raise click.ClickException(
-            f"--data {data_path}: no such file; pass an OHLCV CSV (timestamp, open, high, low, close, volume)."
-        )
-    ohlcv = load_ohlcv(data_path, date_format=date_format, tz=tz)
+    many = len(data_paths) > 1 or Path(data_paths[0]).is_dir()
+    if many:
+        from effnet_trading.imaging import symbol_paths
+
+        paths = symbol_paths(data_paths)
+        data = {s: str(Path(p).resolve()) for s, p in paths.items()}
+    else:
+        (data_path,) = data_paths
+        if not Path(data_path).is_file():
+            raise click.ClickException(
+                f"--data {data_path}: no such file; pass an OHLCV CSV (timestamp, open, high, low, close, volume)."
+            )
+        data = str(Path(data_path).resolve())
     scorer = build_scorer(list(models), tfs)
-    config = {
-        "data": str(Path(data_path).resolve()),
-        "models": [str(Path(m).resolve()) for m in models],
-        "timeframes": tfs,
-    }
+    config = {"data": data, "models": [str(Path(m).resolve()) for m in models], "timeframes": tfs}
     policy = policy_from_options(threshold, hysteresis, long_only)
     run_config = {
         **config,
@@ -122,21 +120,45 @@ def backtest(
         "date_format": date_format,
         "tz": tz,
     }
-    inputs = {"data": data_path, **{f"model_{i}": Path(m) / "model.onnx" for i, m in enumerate(models)}}
+    model_inputs = {f"model_{i}": Path(m) / "model.onnx" for i, m in enumerate(models)}
+    run_args = {
+        "engine": engine,
+        "policy": policy,
+        "fees": fees,
+        "slippage": slippage,
+        "init_cash": cash,
+        "config": config,
+        "periods_per_year": periods_per_year,
+    }
+    if many:
+        run_config["cash_sharing"] = cash_sharing
+        frames = {s: load_ohlcv(p, date_format=date_format, tz=tz) for s, p in paths.items()}
+        inputs = {**{f"data_{s}": p for s, p in paths.items()}, **model_inputs}
+        with run_folder(out_dir, command="backtest", config=run_config, inputs=inputs, overwrite=overwrite) as work:
+            out = run_backtest_many(
+                frames,
+                scorer,
+                cash_sharing=cash_sharing,
+                progress=progress and sum(map(len, frames.values())) > 20_000,
+                **run_args,
+            )
+            write_many_outputs(out, frames, work)
+        click.echo(
+            f"{engine}: {len(frames)} symbols, {out.summary['bars']} bars, {out.summary['config']['cash_split']}"
+        )
+        for sym, stats in out.summary["symbols"].items():
+            s = stats.get("strategy", stats)
+            ret = s.get("total_return")
+            click.echo(f"  {sym}: trades {s.get('trades', '-')}" + (f", return {ret:+.2%}" if ret is not None else ""))
+        click.echo(_fmt_line("portfolio", out.summary["strategy"]))
+        click.echo(_fmt_line("buy & hold", out.summary["buy_and_hold"]))
+        click.echo(f"report: {Path(out_dir) / 'report.html'}")
+        return
+    ohlcv = load_ohlcv(data_path, date_format=date_format, tz=tz)
+    inputs = {"data": data_path, **model_inputs}
     # the run is written to a temporary sibling and moved into place when complete (nothing half-written)
     with run_folder(out_dir, command="backtest", config=run_config, inputs=inputs, overwrite=overwrite) as work:
-        out = run_backtest(
-            ohlcv,
-            scorer,
-            engine=engine,
-            policy=policy,
-            fees=fees,
-            slippage=slippage,
-            init_cash=cash,
-            progress=progress and len(ohlcv) > 20_000,
-            config=config,
-            periods_per_year=periods_per_year,
-        )
+        out = run_backtest(ohlcv, scorer, progress=progress and len(ohlcv) > 20_000, **run_args)
         write_backtest_outputs(out, ohlcv, work)
     report = Path(out_dir) / "report.html"
     click.echo(f"{engine}: {len(ohlcv)} bars {ohlcv.index[0]} .. {ohlcv.index[-1]}, fees {fees}, slippage {slippage}")

@@ -1,0 +1,203 @@
+"""Backtests over several symbols: each symbol is scored on its own (one symbol's images in memory
+at a time, chunked), and the portfolio spans the symbols.
+
+Two ways to split the cash:
+- separate sleeves (default, both engines): each symbol trades ``init_cash / n`` on its own, exactly
+  as a one-symbol ``run_backtest``; the portfolio equity is the sum of the sleeves.
+- ``cash_sharing=True`` (vectorbt only): one cash pool (vectorbt ``group_by=True, cash_sharing=True``,
+  sells before buys in a bar), each symbol's target a fraction ``target / n`` of the whole equity.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from effnet_trading.plugins.backtest import ENGINES, _clean, _vectorbt_trades, run_backtest
+
+__all__ = ["run_backtest_many", "ManyBacktestOutput", "write_many_outputs"]
+
+
+@dataclass
+class ManyBacktestOutput:
+    """A several-symbol run: the portfolio's equity and benchmark, per-symbol probabilities/targets,
+    trades and signals with a ``symbol`` column, and ``summary`` (``portfolio``, ``symbols``: per symbol)."""
+
+    engine: str
+    equity: pd.Series
+    benchmark: pd.Series
+    probs: dict[str, pd.DataFrame]
+    target: dict[str, pd.Series]
+    trades: pd.DataFrame
+    summary: dict
+
+    def signals(self) -> pd.DataFrame:
+        """timestamp, symbol, class columns, target (one row per symbol and bar)."""
+        parts = []
+        for sym, probs in self.probs.items():
+            part = probs.copy()
+            part.insert(0, "symbol", sym)
+            part["target"] = self.target[sym]
+            parts.append(part)
+        return pd.concat(parts).rename_axis("timestamp").reset_index()
+
+
+def _sum_sleeves(curves: dict[str, pd.Series], cash: float) -> pd.Series:
+    """Portfolio equity: each sleeve's equity on the union of the timestamps (its cash before its first bar)."""
+    index = curves[next(iter(curves))].index
+    for c in curves.values():
+        index = index.union(c.index)
+    total = sum(c.reindex(index).ffill().fillna(cash) for c in curves.values())
+    return total.rename("equity")
+
+
+def _shared_cash(frames, scorer, policy, fees, slippage, init_cash):
+    """vectorbt, one cash pool: (probs, targets, equity, trades with symbol, per-symbol rows)."""
+    from effnet_trading.plugins.vectorbt import portfolio_from_signals
+
+    n = len(frames)
+    probs = {s: scorer.predict_proba(f) for s, f in frames.items()}
+    rule = policy.replace(class_names=scorer.class_names)
+    targets = {s: rule.positions(p) for s, p in probs.items()}
+    wide = pd.DataFrame(targets).fillna(0.0) / n
+    wide.columns = pd.Index(list(frames), name="symbol")
+    pf = portfolio_from_signals(frames, wide, fees=fees, slippage=slippage, init_cash=init_cash, cash_sharing=True)
+    trades = _vectorbt_trades(pf)
+    records = pf.trades.records_readable
+    trades.insert(0, "symbol", records["Column"].astype(str).to_numpy() if len(records) else [])
+    return probs, targets, pf.value().rename("equity"), trades
+
+
+def run_backtest_many(
+    frames: dict[str, pd.DataFrame],
+    scorer,
+    *,
+    engine: str = "vectorbt",
+    policy=None,
+    fees: float = 0.001,
+    slippage: float = 0.0,
+    init_cash: float = 10_000.0,
+    cash_sharing: bool = False,
+    progress: bool = False,
+    config: dict | None = None,
+    periods_per_year: float | None = None,
+) -> ManyBacktestOutput:
+    """Backtest ``scorer`` on ``{symbol: OHLCV frame}`` in ``engine`` (see the module docstring for how
+    the cash is split); per-symbol statistics beside the portfolio's in ``summary``."""
+    from effnet_trading.errors import SpecError
+    from effnet_trading.strategies import Policy, as_scorer, buy_and_hold, performance_summary
+
+    if engine not in ENGINES:
+        raise SpecError(f"engine {engine!r} is not one of {list(ENGINES)}.")
+    if not frames:
+        raise SpecError("no symbols: pass {symbol: OHLCV frame} with at least one frame.")
+    if cash_sharing and engine != "vectorbt":
+        raise SpecError(
+            "cash sharing across symbols is implemented for the vectorbt engine only; use --engine vectorbt, "
+            "or separate sleeves (init_cash / n per symbol) in backtrader."
+        )
+    scorer = as_scorer(scorer, what="run_backtest_many")
+    policy = policy if policy is not None else Policy()
+    n = len(frames)
+    sleeve_cash = init_cash / n
+    per: dict[str, dict] = {}
+    if cash_sharing:
+        probs, targets, equity, trades = _shared_cash(frames, scorer, policy, fees, slippage, init_cash)
+        for sym, frame in frames.items():
+            mine = trades[trades["symbol"] == sym]
+            per[sym] = {
+                "bars": len(frame),
+                "span": [str(frame.index[0]), str(frame.index[-1])],
+                "trades": len(mine),
+                "pnl": float(mine["pnl"].sum()),
+                "exposure": float((targets[sym].shift(1, fill_value=0.0) != 0).mean()),
+            }
+    else:
+        probs, targets, curves, parts = {}, {}, {}, []
+        for sym, frame in frames.items():
+            scorer.reset()
+            out = run_backtest(
+                frame,
+                scorer,
+                engine=engine,
+                policy=policy,
+                fees=fees,
+                slippage=slippage,
+                init_cash=sleeve_cash,
+                progress=progress,
+                periods_per_year=periods_per_year,
+            )
+            probs[sym], targets[sym], curves[sym] = out.probs, out.target, out.equity
+            parts.append(out.trades.assign(symbol=sym)[["symbol", *out.trades.columns]])
+            per[sym] = {k: out.summary[k] for k in ("strategy", "buy_and_hold", "bars", "span", "gaps")}
+        equity = _sum_sleeves(curves, sleeve_cash)
+        trades = pd.concat(parts, ignore_index=True)
+    held = pd.DataFrame({s: t.shift(1, fill_value=0.0) for s, t in targets.items()}).reindex(equity.index)
+    position = held.fillna(0.0).abs().mean(axis=1)  # share of the portfolio in the market, per bar
+    strat = performance_summary(
+        equity, trades=trades, position=position, init_cash=init_cash, kind="equity", periods_per_year=periods_per_year
+    )
+    bench = _sum_sleeves(
+        {s: buy_and_hold(f, fees=fees, slippage=slippage, init_cash=sleeve_cash) for s, f in frames.items()},
+        sleeve_cash,
+    )
+    bench_stats = performance_summary(
+        bench,
+        position=pd.Series(1.0, index=bench.index),
+        init_cash=init_cash,
+        kind="equity",
+        periods_per_year=periods_per_year,
+    )
+    summary = {
+        "strategy": strat,
+        "buy_and_hold": bench_stats,
+        "engine": engine,
+        "symbols": per,
+        "bars": int(sum(len(f) for f in frames.values())),
+        "periods_per_year": strat["periods_per_year"],
+        "periods_per_year_source": strat["periods_per_year_source"],
+        "config": {
+            "engine": engine,
+            "symbols": list(frames),
+            "cash_sharing": cash_sharing,
+            "cash_split": "one pool, target / n of the equity per symbol"
+            if cash_sharing
+            else f"separate sleeves of init_cash / {n}",
+            "policy": policy.to_dict(),
+            "fees": fees,
+            "slippage": slippage,
+            "init_cash": init_cash,
+            "execution": "decide at the close of bar t, fill at the open of bar t+1",
+            **(config or {}),
+        },
+    }
+    return ManyBacktestOutput(engine, equity, bench.rename("equity"), probs, targets, trades, _clean(summary))
+
+
+def write_many_outputs(out: ManyBacktestOutput, frames: dict[str, pd.DataFrame], out_dir) -> Path:
+    """summary.json, trades.csv and signals.csv (with ``symbol``) and report.html in ``out_dir``."""
+    from effnet_trading.evaluation.report import write_backtest_report, write_text_atomic
+
+    out_dir = Path(out_dir)
+    write_text_atomic(out_dir / "summary.json", json.dumps(out.summary, indent=2) + "\n")
+    write_text_atomic(out_dir / "trades.csv", out.trades.to_csv(index=False))
+    write_text_atomic(out_dir / "signals.csv", out.signals().to_csv(index=False))
+    first = next(iter(frames))
+    return write_backtest_report(
+        out_dir,
+        summary=out.summary,
+        equity=out.equity,
+        benchmark=out.benchmark,
+        probs=out.probs[first],
+        ohlcv=frames[first],
+        trades=out.trades[out.trades["symbol"] == first].drop(columns="symbol"),
+        title=f"effnet-trading backtest ({out.engine}, {len(frames)} symbols)",
+        intro=[
+            f"Portfolio of {len(frames)} symbols ({', '.join(list(frames)[:10])}); "
+            f"{out.summary['config']['cash_split']}. Per-symbol statistics are in summary.json under 'symbols'.",
+            f"The probability strip shows the first symbol, {first}.",
+        ],
+    )
