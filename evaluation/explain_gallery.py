@@ -12,7 +12,7 @@ import pandas as pd
 
 from effnet_trading.errors import SpecError, require
 
-__all__ = ["pick_bars", "choose_bars", "write_explanations", "gallery_html"]
+__all__ = ["pick_bars", "choose_bars", "write_explanations", "gallery_html", "add_report_gallery"]
 
 
 def pick_bars(probs: np.ndarray, class_names, top: int) -> list[tuple[int, str]]:
@@ -164,3 +164,25 @@ def gallery_html(folder: str | os.PathLike, doc: dict) -> str:
             f"<div><b>{html.escape(row['explained_class'])}</b> {row['timestamp']} (p={p:.2f})<br>{imgs}</div>"
         )
     return f"<p>maps: {html.escape(doc['method_note'])}</p>" + "".join(cells)
+
+
+def add_report_gallery(
+    report: str | os.PathLike, frame: pd.DataFrame, model_dir, top: int, probs: pd.DataFrame | None = None
+) -> dict:
+    """Explain the ``top`` most confident buy and sell bars (from ``probs``, the run's per-bar probabilities,
+    or scored afresh) into ``<report folder>/explain/`` and add a gallery section to the HTML ``report``."""
+    report = Path(report)
+    if probs is not None:
+        p = probs.dropna()
+        picked = pick_bars(p.to_numpy(), list(p.columns), top)
+        ends = [int(frame.index.get_loc(p.index[r])) for r, _ in picked]
+        why = [f"top {cls}" for _, cls in picked]
+    else:
+        ends, why = choose_bars(frame, model_dir, top=top)
+    folder = report.parent / "explain"
+    folder.mkdir(exist_ok=True)
+    doc = write_explanations(folder, frame, model_dir, ends, labels=why)
+    section = f"<h2>What the model looked at (top {top} buy / sell)</h2>\n{gallery_html(folder, doc)}\n"
+    page = report.read_text()
+    report.write_text(page.replace("</body>", section + "</body>", 1))
+    return doc

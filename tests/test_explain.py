@@ -174,3 +174,16 @@ def test_explain_cli_end_to_end(compact_run, planted, tmp_path):
         ["explain", "--data", str(csv), "--model", str(model_dir), "--at", "1999-01-01", "--out", str(tmp_path / "c")],
     )
     assert res.exit_code != 0 and "no bar at that time" in res.output
+
+
+def test_backtest_report_shows_the_explained_decisions(compact_run, tmp_path):
+    from effnet_trading.plugins.cli import main
+
+    model_dir, csv = compact_run
+    args = ["backtest", "--data", str(csv), "--model", str(model_dir), "--engine", "vectorbt", "--no-progress"]
+    res = CliRunner().invoke(main, args + ["--explain-top", "1", "--out", str(tmp_path / "bt")])
+    assert res.exit_code == 0, res.output
+    page = (tmp_path / "bt" / "report.html").read_text()
+    doc = json.loads((tmp_path / "bt" / "explain" / "explain.json").read_text())
+    assert "What the model looked at" in page and 1 <= len(doc["explanations"]) <= 2
+    assert page.count("data:image/png;base64,") >= 2 + 2 * len(doc["explanations"])

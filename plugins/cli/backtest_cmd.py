@@ -86,6 +86,13 @@ def _fmt_line(name: str, s: dict[str, Any]) -> str:
     is_flag=True,
     help="Write into a folder that holds other files (only this command's own files are replaced).",
 )
+@click.option(
+    "--explain-top",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Add a gallery of the N most confident buy and sell bars with their maps to report.html (one model).",
+)
 def backtest(
     date_format,
     tz,
@@ -103,6 +110,7 @@ def backtest(
     progress,
     periods_per_year,
     overwrite,
+    explain_top,
 ) -> None:
     """Backtest exported model(s) on a CSV: decide at each bar's close, fill at the next open."""
     from effnet_trading.imaging import load_ohlcv
@@ -115,6 +123,8 @@ def backtest(
             f"--data {data_path}: no such file; pass an OHLCV CSV (timestamp, open, high, low, close, volume)."
         )
     ohlcv = load_ohlcv(data_path, date_format=date_format, tz=tz)
+    if explain_top and (len(models) != 1 or tfs):
+        raise click.UsageError("--explain-top explains one model's decisions: pass one --model and no --timeframes.")
     scorer = build_scorer(list(models), tfs)
     config = {
         "data": str(Path(data_path).resolve()),
@@ -148,7 +158,11 @@ def backtest(
             config=config,
             periods_per_year=periods_per_year,
         )
-        write_backtest_outputs(out, ohlcv, work)
+        page = write_backtest_outputs(out, ohlcv, work)
+        if explain_top:
+            from effnet_trading.evaluation.explain_gallery import add_report_gallery
+
+            add_report_gallery(page, ohlcv, models[0], explain_top, probs=out.probs)
     report = Path(out_dir) / "report.html"
     click.echo(f"{engine}: {len(ohlcv)} bars {ohlcv.index[0]} .. {ohlcv.index[-1]}, fees {fees}, slippage {slippage}")
     click.echo(
