@@ -86,7 +86,23 @@ class DropPath(nn.Module):
         return f"p={self.p}"
 
 
-class MBConv(nn.Module):
+class _ResidualBlock(nn.Module):
+    """``block`` (+ drop-path residual when stride 1 and ``cin == cout``): what MBConv and Fused-MBConv share."""
+
+    def _set_block(self, layers: list[nn.Module], cin: int, cout: int, stride: int, drop_path: float) -> None:
+        self.block = nn.Sequential(*layers)
+        self.use_res = stride == 1 and cin == cout
+        self.stochastic_depth = DropPath(drop_path)
+        self.out_channels = cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.block(x)
+        if self.use_res:
+            out = self.stochastic_depth(out) + x
+        return out
+
+
+class MBConv(_ResidualBlock):
     """Inverted residual: [1x1 expand] -> depthwise kxk -> SE -> 1x1 project (+ drop-path residual).
 
     SE squeezes to ``max(1, cin * se_ratio)`` channels of the *block input* (torchvision/paper).
@@ -113,19 +129,10 @@ class MBConv(nn.Module):
         layers.append(ConvBNAct(mid, mid, kernel, stride, groups=mid, **bn))
         layers.append(SqueezeExcite(mid, max(1, int(cin * se_ratio))))
         layers.append(ConvBNAct(mid, cout, 1, act=False, **bn))
-        self.block = nn.Sequential(*layers)
-        self.use_res = stride == 1 and cin == cout
-        self.stochastic_depth = DropPath(drop_path)
-        self.out_channels = cout
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.block(x)
-        if self.use_res:
-            out = self.stochastic_depth(out) + x
-        return out
+        self._set_block(layers, cin, cout, stride, drop_path)
 
 
-class FusedMBConv(nn.Module):
+class FusedMBConv(_ResidualBlock):
     """EfficientNetV2's Fused-MBConv: one full kxk conv replaces [1x1 expand -> depthwise kxk]; no SE.
 
     expand > 1: kxk conv (stride) to ``cin * expand`` -> 1x1 project; expand 1: a single kxk conv
@@ -150,16 +157,7 @@ class FusedMBConv(nn.Module):
             layers = [ConvBNAct(cin, mid, kernel, stride, **bn), ConvBNAct(mid, cout, 1, act=False, **bn)]
         else:
             layers = [ConvBNAct(cin, cout, kernel, stride, **bn)]
-        self.block = nn.Sequential(*layers)
-        self.use_res = stride == 1 and cin == cout
-        self.stochastic_depth = DropPath(drop_path)
-        self.out_channels = cout
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.block(x)
-        if self.use_res:
-            out = self.stochastic_depth(out) + x
-        return out
+        self._set_block(layers, cin, cout, stride, drop_path)
 
 
 def recalibrate_batchnorm(model: nn.Module, inputs, *, stochastic: bool = False) -> None:

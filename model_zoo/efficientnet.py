@@ -69,7 +69,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from effnet_trading.model_zoo._blocks import ConvBNAct, FusedMBConv, MBConv, make_divisible
+from effnet_trading.model_zoo._blocks import ConvBNAct, FusedMBConv, MBConv, _ResidualBlock, make_divisible
 from effnet_trading.model_zoo.registry import register_model
 
 __all__ = [
@@ -331,7 +331,7 @@ class EfficientNet(nn.Module):
                 nn.init.zeros_(m.bias)
         if zero_init_last_bn:  # each residual block starts as the identity (Goyal et al. 2017)
             for m in self.modules():
-                if isinstance(m, (MBConv, FusedMBConv)) and m.use_res:
+                if isinstance(m, _ResidualBlock) and m.use_res:
                     nn.init.zeros_(m.block[-1][1].weight)
 
     @property
