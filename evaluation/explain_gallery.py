@@ -12,7 +12,14 @@ import pandas as pd
 
 from effnet_trading.errors import SpecError, require
 
-__all__ = ["pick_bars", "choose_bars", "write_explanations", "gallery_html", "add_report_gallery"]
+__all__ = [
+    "pick_bars",
+    "choose_bars",
+    "write_explanations",
+    "gallery_html",
+    "add_report_gallery",
+    "add_evaluate_gallery",
+]
 
 
 def pick_bars(probs: np.ndarray, class_names, top: int) -> list[tuple[int, str]]:
@@ -186,3 +193,30 @@ def add_report_gallery(
     page = report.read_text()
     report.write_text(page.replace("</body>", section + "</body>", 1))
     return doc
+
+
+def add_evaluate_gallery(out_dir: str | os.PathLike, frame: pd.DataFrame, top: int) -> dict:
+    """The evaluate run's gallery: the first model of the last walk-forward fold (``folds/fold_K.json``),
+    its ``top`` most confident buy and sell bars *in that fold's test span*, added to ``report.html``."""
+    from effnet_trading.imaging import render, valid_ends
+    from effnet_trading.model_zoo.card import load_card
+    from effnet_trading.model_zoo.runtime import Predictor
+
+    out = Path(out_dir)
+    folds = sorted(out.glob("folds/fold_*.json"), key=lambda p: int(p.stem.split("_")[1]))
+    if not folds:
+        raise SpecError(f"{out} holds no folds/fold_K.json: run `effnet-trading evaluate` into it first.")
+    last = json.loads(folds[-1].read_text())
+    name, entry = next(((n, e) for n, e in last["strategies"].items() if e.get("kind") == "model"), (None, None))
+    if entry is None:
+        raise SpecError("the evaluation trained no model (only baselines); there is nothing to explain.")
+    card = load_card(entry["model_dir"])
+    lo, hi = (frame.index.get_loc(pd.Timestamp(t)) for t in last["test_span"])
+    ends = valid_ends(card.spec, frame)
+    ends = ends[(ends >= lo) & (ends <= hi)]
+    probs = pd.DataFrame(
+        Predictor(entry["model_dir"], "cpu").predict(render(card.spec, frame, ends)),
+        index=frame.index[ends],
+        columns=list(card.class_names),
+    )
+    return add_report_gallery(out / "report.html", frame, entry["model_dir"], top, probs=probs) | {"model": name}

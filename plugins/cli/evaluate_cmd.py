@@ -127,9 +127,18 @@ def _csv(text: str | None) -> tuple[str, ...]:
     help="TOML file with the run's EvalConfig (config.json layout); command-line options override it.",
 )
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run folder.")
+@click.option(
+    "--explain-top",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Add a gallery of the first model's N most confident buy and sell test bars with their maps to report.html.",
+)
 @click.option("--resume", is_flag=True, help="Skip folds already finished in --out (folds/fold_k.json).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def evaluate(date_format, tz, data_path, timeframe, last_bars, config_path, out_dir, resume, progress, **flags) -> None:
+def evaluate(
+    date_format, tz, data_path, timeframe, last_bars, config_path, out_dir, resume, progress, explain_top, **flags
+) -> None:
     """Walk-forward out-of-sample evaluation of MODELS vs baselines, after fees and slippage.
 
     Writes report.html, results.json, results.md, config.json and folds/ to --out; exits with
@@ -150,6 +159,11 @@ def evaluate(date_format, tz, data_path, timeframe, last_bars, config_path, out_
         frame = frame.iloc[-last_bars:]
     res = run(frame, cfg, out_dir, resume=resume, progress=progress)
     from pathlib import Path
+
+    if explain_top:
+        from effnet_trading.evaluation.explain_gallery import add_evaluate_gallery
+
+        add_evaluate_gallery(out_dir, frame, explain_top)
 
     click.echo((Path(out_dir) / "results.md").read_text())
     click.echo(f"report: {Path(out_dir) / 'report.html'}  ({res['seconds_total']:.0f} s)")
