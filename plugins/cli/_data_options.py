@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-__all__ = ["data_read_options", "policy_options", "policy_from_options"]
+__all__ = ["data_read_options", "policy_options", "policy_from_options", "explain_top_option"]
 
 
 def data_read_options(func):
@@ -48,3 +48,14 @@ def policy_from_options(threshold: float, hysteresis: float, long_only: bool):
     from effnet_trading.strategies import Policy
 
     return Policy(threshold, hysteresis, long_only)
+
+
+def explain_top_option(func):
+    """Add ``--explain-top N`` (backtest, evaluate): a report gallery of the N most confident buy and sell bars."""
+    return click.option(
+        "--explain-top",
+        default=0,
+        show_default=True,
+        type=click.IntRange(min=0),
+        help="Add the N most confident buy and sell decisions with their maps (`explain`) to report.html.",
+    )(func)

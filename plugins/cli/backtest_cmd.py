@@ -10,7 +10,12 @@ from typing import Any
 import click
 
 from effnet_trading.plugins.backtest import ENGINES
-from effnet_trading.plugins.cli._data_options import data_read_options, policy_from_options, policy_options
+from effnet_trading.plugins.cli._data_options import (
+    data_read_options,
+    explain_top_option,
+    policy_from_options,
+    policy_options,
+)
 
 __all__ = ["backtest"]
 
@@ -86,13 +91,7 @@ def _fmt_line(name: str, s: dict[str, Any]) -> str:
     is_flag=True,
     help="Write into a folder that holds other files (only this command's own files are replaced).",
 )
-@click.option(
-    "--explain-top",
-    default=0,
-    show_default=True,
-    type=click.IntRange(min=0),
-    help="Add a gallery of the N most confident buy and sell bars with their maps to report.html (one model).",
-)
+@explain_top_option
 def backtest(
     date_format,
     tz,

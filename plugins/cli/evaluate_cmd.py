@@ -7,7 +7,7 @@ import json
 
 import click
 
-from effnet_trading.plugins.cli._data_options import data_read_options
+from effnet_trading.plugins.cli._data_options import data_read_options, explain_top_option
 
 __all__ = ["evaluate"]
 
@@ -127,13 +127,7 @@ def _csv(text: str | None) -> tuple[str, ...]:
     help="TOML file with the run's EvalConfig (config.json layout); command-line options override it.",
 )
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run folder.")
-@click.option(
-    "--explain-top",
-    default=0,
-    show_default=True,
-    type=click.IntRange(min=0),
-    help="Add a gallery of the first model's N most confident buy and sell test bars with their maps to report.html.",
-)
+@explain_top_option
 @click.option("--resume", is_flag=True, help="Skip folds already finished in --out (folds/fold_k.json).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def evaluate(
