@@ -2,7 +2,7 @@
 
 ``ConvBNAct`` is torchvision's ``Conv2dNormActivation`` (children ``0`` conv, ``1`` BN,
 ``2`` activation), ``SqueezeExcite`` its ``SqueezeExcitation`` (``fc1``/``fc2``) and ``MBConv``
-keeps the ``block`` Sequential, so ``features.3.1.block.2.fc1.weight`` means the same tensor
+and ``FusedMBConv`` (EfficientNetV2) keep the ``block`` Sequential, so ``features.3.1.block.2.fc1.weight`` means the same tensor
 here and there. Activations are plain ``nn.SiLU`` / ``nn.Sigmoid``: they export to ONNX as
 ordinary ops (the "memory-efficient Swish" custom autograd function does not).
 """
@@ -20,6 +20,7 @@ __all__ = [
     "SqueezeExcite",
     "DropPath",
     "MBConv",
+    "FusedMBConv",
 ]
 
 
@@ -125,7 +126,23 @@ class DropPath(nn.Module):
         return f"p={self.p}"
 
 
-class MBConv(nn.Module):
+class _ResidualBlock(nn.Module):
+    """``block`` (+ drop-path residual when stride 1 and ``cin == cout``): what MBConv and Fused-MBConv share."""
+
+    def _set_block(self, layers: list[nn.Module], cin: int, cout: int, stride: int, drop_path: float) -> None:
+        self.block = nn.Sequential(*layers)
+        self.use_res = stride == 1 and cin == cout
+        self.stochastic_depth = DropPath(drop_path)
+        self.out_channels = cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.block(x)
+        if self.use_res:
+            out = self.stochastic_depth(out) + x
+        return out
+
+
+class MBConv(_ResidualBlock):
     """Inverted residual: [1x1 expand] -> depthwise kxk -> SE -> 1x1 project (+ drop-path residual).
 
     SE squeezes to ``max(1, cin * se_ratio)`` channels of the *block input* (torchvision/paper).
@@ -152,16 +169,35 @@ class MBConv(nn.Module):
         layers.append(ConvBNAct(mid, mid, kernel, stride, groups=mid, **bn))
         layers.append(SqueezeExcite(mid, max(1, int(cin * se_ratio))))
         layers.append(ConvBNAct(mid, cout, 1, act=False, **bn))
-        self.block = nn.Sequential(*layers)
-        self.use_res = stride == 1 and cin == cout
-        self.stochastic_depth = DropPath(drop_path)
-        self.out_channels = cout
+        self._set_block(layers, cin, cout, stride, drop_path)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.block(x)
-        if self.use_res:
-            out = self.stochastic_depth(out) + x
-        return out
+
+class FusedMBConv(_ResidualBlock):
+    """EfficientNetV2's Fused-MBConv: one full kxk conv replaces [1x1 expand -> depthwise kxk]; no SE.
+
+    expand > 1: kxk conv (stride) to ``cin * expand`` -> 1x1 project; expand 1: a single kxk conv
+    with activation (torchvision ``FusedMBConv`` layout, residual with drop-path when shapes allow).
+    """
+
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        expand: int,
+        kernel: int,
+        stride: int,
+        drop_path: float,
+        bn_eps: float = 1e-5,
+        bn_momentum: float = 0.1,
+    ):
+        super().__init__()
+        bn = {"bn_eps": bn_eps, "bn_momentum": bn_momentum}
+        mid = make_divisible(cin * expand)
+        if mid != cin:
+            layers = [ConvBNAct(cin, mid, kernel, stride, **bn), ConvBNAct(mid, cout, 1, act=False, **bn)]
+        else:
+            layers = [ConvBNAct(cin, cout, kernel, stride, **bn)]
+        self._set_block(layers, cin, cout, stride, drop_path)
 
 
 def recalibrate_batchnorm(model: nn.Module, inputs, *, stochastic: bool = False) -> None:

@@ -1,4 +1,4 @@
-"""EfficientNet B0-B7 and small CPU variants, built from two tables (architecture as data).
+"""EfficientNet B0-B7, EfficientNetV2-S/M/L and small CPU variants, built from two tables (architecture as data).
 
 Stage table (B0 baseline, Tan & Le 2019, Table 1; SE ratio 0.25 of the block *input*):
 
@@ -30,6 +30,17 @@ linearly over the blocks from 0 to ``drop_path_rate`` (0.2).
     efficientnet_nano  0.5    0.5     64  0.2      2            (small images, CPU)
     compact            0.35   0.35    32  0.1      1            (32-64 px images, CPU)
 
+EfficientNetV2 (Tan & Le 2021) uses the same builder with its own stage tables (``STAGES_V2_S/M/L``,
+torchvision's layouts): Fused-MBConv rows (``fused=True``: one full 3x3 conv instead of 1x1 expand +
+depthwise, no SE) in the early high-resolution stages, MBConv with SE later, a stem of the first
+stage's width and a fixed 1280-channel head. BatchNorm eps 1e-3 (torchvision's V2 norm layer).
+
+    variant            table   width  depth  res  dropout  stem_stride  params (1000 cls, 3 ch)
+    efficientnetv2_s   V2-S    1.0    1.0    384  0.2      2            21,458,488
+    efficientnetv2_m   V2-M    1.0    1.0    480  0.3      2            54,139,356
+    efficientnetv2_l   V2-L    1.0    1.0    480  0.4      2            118,515,272
+    compact_v2         V2-S    0.35   0.25    32  0.1      1            (32-64 px images, CPU)
+
 The module layout and parameter counts are torchvision's, so its state dicts load by
 name (``weights.load_pretrained``). BatchNorm follows torchvision too: eps 1e-5 /
 momentum 0.1 for B0-B4 and the small variants, eps 1e-3 / momentum 0.01 (TF-like) for
@@ -58,13 +69,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from effnet_trading.model_zoo._blocks import ConvBNAct, MBConv, make_divisible
+from effnet_trading.model_zoo._blocks import ConvBNAct, FusedMBConv, MBConv, _ResidualBlock, make_divisible
 from effnet_trading.model_zoo.registry import register_model
 
 __all__ = [
     "StageSpec",
     "Variant",
     "STAGES",
+    "STAGES_V2_S",
+    "STAGES_V2_M",
+    "STAGES_V2_L",
     "VARIANTS",
     "MIN_FEATURE_PX",
     "EfficientNet",
@@ -78,7 +92,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class StageSpec:
-    """One row of the stage table (B0 channels; scaled by the variant)."""
+    """One row of a stage table (unscaled channels; scaled by the variant). ``fused``: Fused-MBConv
+    (EfficientNetV2's early stages; no SE) instead of MBConv."""
 
     expand: int
     kernel: int
@@ -86,20 +101,7 @@ class StageSpec:
     repeats: int
     out_ch: int
     se_ratio: float = 0.25
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One row of the compound-scaling table."""
-
-    width: float
-    depth: float
-    resolution: int
-    dropout: float
-    stem_stride: int = 2
-    bn_eps: float = 1e-5
-    bn_momentum: float = 0.1
-    description: str = ""
+    fused: bool = False
 
 
 STEM_CH = 32
@@ -117,7 +119,59 @@ STAGES: tuple[StageSpec, ...] = (
     StageSpec(6, 3, 1, 1, 320),
 )
 
+
+def _fused(expand: int, stride: int, repeats: int, out_ch: int) -> StageSpec:
+    return StageSpec(expand, 3, stride, repeats, out_ch, se_ratio=0.0, fused=True)
+
+
+# EfficientNetV2 (Tan & Le 2021, Table 4 for S; M and L as torchvision/timm): 3x3 kernels throughout
+STAGES_V2_S: tuple[StageSpec, ...] = (
+    _fused(1, 1, 2, 24),
+    _fused(4, 2, 4, 48),
+    _fused(4, 2, 4, 64),
+    StageSpec(4, 3, 2, 6, 128),
+    StageSpec(6, 3, 1, 9, 160),
+    StageSpec(6, 3, 2, 15, 256),
+)
+STAGES_V2_M: tuple[StageSpec, ...] = (
+    _fused(1, 1, 3, 24),
+    _fused(4, 2, 5, 48),
+    _fused(4, 2, 5, 80),
+    StageSpec(4, 3, 2, 7, 160),
+    StageSpec(6, 3, 1, 14, 176),
+    StageSpec(6, 3, 2, 18, 304),
+    StageSpec(6, 3, 1, 5, 512),
+)
+STAGES_V2_L: tuple[StageSpec, ...] = (
+    _fused(1, 1, 4, 32),
+    _fused(4, 2, 7, 64),
+    _fused(4, 2, 7, 96),
+    StageSpec(4, 3, 2, 10, 192),
+    StageSpec(6, 3, 1, 19, 224),
+    StageSpec(6, 3, 2, 25, 384),
+    StageSpec(6, 3, 1, 7, 640),
+)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of the compound-scaling table: multipliers for a stage table, stem and head widths."""
+
+    width: float
+    depth: float
+    resolution: int
+    dropout: float
+    stem_stride: int = 2
+    bn_eps: float = 1e-5
+    bn_momentum: float = 0.1
+    description: str = ""
+    stages: tuple[StageSpec, ...] = STAGES
+    stem_ch: int = STEM_CH
+    head_ch: int | None = None  # None: HEAD_RATIO x last stage (V1); V2 uses a fixed 1280 (scaled by width)
+
+
 _TF_BN = {"bn_eps": 1e-3, "bn_momentum": 0.01}
+_V2_BN = {"bn_eps": 1e-3}  # torchvision's EfficientNetV2 norm layer (momentum stays 0.1)
 VARIANTS: dict[str, Variant] = {
     "efficientnet_b0": Variant(1.0, 1.0, 224, 0.2),
     "efficientnet_b1": Variant(1.0, 1.1, 240, 0.2),
@@ -137,6 +191,27 @@ VARIANTS: dict[str, Variant] = {
         0.1,
         stem_stride=1,
         description="tiny EfficientNet (stem stride 1) for 32-64 px images; trains in seconds on CPU",
+    ),
+    "efficientnetv2_s": Variant(
+        1.0, 1.0, 384, 0.2, **_V2_BN, stages=STAGES_V2_S, stem_ch=24, head_ch=1280, description="EfficientNetV2-S"
+    ),
+    "efficientnetv2_m": Variant(
+        1.0, 1.0, 480, 0.3, **_V2_BN, stages=STAGES_V2_M, stem_ch=24, head_ch=1280, description="EfficientNetV2-M"
+    ),
+    "efficientnetv2_l": Variant(
+        1.0, 1.0, 480, 0.4, **_V2_BN, stages=STAGES_V2_L, stem_ch=32, head_ch=1280, description="EfficientNetV2-L"
+    ),
+    "compact_v2": Variant(
+        0.35,
+        0.25,
+        32,
+        0.1,
+        stem_stride=1,
+        **_V2_BN,
+        stages=STAGES_V2_S,
+        stem_ch=24,
+        head_ch=1280,
+        description="tiny EfficientNetV2 (V2-S table, Fused-MBConv early stages, stem stride 1) for 32-64 px on CPU",
     ),
 }
 
@@ -158,13 +233,13 @@ def _size(input_size) -> int | None:
 
 
 def stride_schedule(
-    variant: Variant, input_size: int | tuple[int, int] | None = None, stages: tuple[StageSpec, ...] = STAGES
+    variant: Variant, input_size: int | tuple[int, int] | None = None, stages: tuple[StageSpec, ...] | None = None
 ) -> tuple[int, tuple[int, ...]]:
     """``(stem_stride, per-stage first-block strides)`` for images of ``input_size`` pixels.
 
     None: the published schedule. Otherwise the earliest stride-2 layers become stride 1 until
     the last feature map is at least ``MIN_FEATURE_PX`` pixels (or no stride is left)."""
-    strides = [variant.stem_stride] + [s.stride for s in stages]
+    strides = [variant.stem_stride] + [s.stride for s in (stages or variant.stages)]
     size = _size(input_size)
     if size is None:
         return strides[0], tuple(strides[1:])
@@ -195,7 +270,7 @@ class EfficientNet(nn.Module):
     def __init__(
         self,
         variant: Variant,
-        stages: tuple[StageSpec, ...] = STAGES,
+        stages: tuple[StageSpec, ...] | None = None,
         num_classes: int = 3,
         in_chans: int = 3,
         drop_rate: float | None = None,
@@ -205,10 +280,11 @@ class EfficientNet(nn.Module):
     ):
         super().__init__()
         bn = {"bn_eps": variant.bn_eps, "bn_momentum": variant.bn_momentum}
+        stages = stages or variant.stages
         stem_stride, stage_strides = stride_schedule(variant, input_size, stages)
         self.strides = (stem_stride, *stage_strides)
         self.input_size = _size(input_size)
-        cin = round_filters(STEM_CH, variant.width)
+        cin = round_filters(variant.stem_ch, variant.width)
         layers: list[nn.Module] = [ConvBNAct(in_chans, cin, 3, stem_stride, **bn)]
         depths = [round_repeats(s.repeats, variant.depth) for s in stages]
         total, block_id = sum(depths), 0
@@ -217,12 +293,16 @@ class EfficientNet(nn.Module):
             blocks = []
             for i in range(n):
                 dp = drop_path_rate * block_id / total
-                blocks.append(
-                    MBConv(cin, cout, spec.expand, spec.kernel, stride if i == 0 else 1, spec.se_ratio, dp, **bn)
-                )
+                st = stride if i == 0 else 1
+                if spec.fused:
+                    blocks.append(FusedMBConv(cin, cout, spec.expand, spec.kernel, st, dp, **bn))
+                else:
+                    blocks.append(MBConv(cin, cout, spec.expand, spec.kernel, st, spec.se_ratio, dp, **bn))
                 cin, block_id = cout, block_id + 1
             layers.append(nn.Sequential(*blocks))
-        self.num_features = HEAD_RATIO * cin
+        self.num_features = (
+            HEAD_RATIO * cin if variant.head_ch is None else round_filters(variant.head_ch, variant.width)
+        )
         layers.append(ConvBNAct(cin, self.num_features, 1, **bn))
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
@@ -251,12 +331,12 @@ class EfficientNet(nn.Module):
                 nn.init.zeros_(m.bias)
         if zero_init_last_bn:  # each residual block starts as the identity (Goyal et al. 2017)
             for m in self.modules():
-                if isinstance(m, MBConv) and m.use_res:
+                if isinstance(m, _ResidualBlock) and m.use_res:
                     nn.init.zeros_(m.block[-1][1].weight)
 
     @property
     def stages(self) -> list[nn.Sequential]:
-        """The MBConv stages (``features[1:-1]``)."""
+        """The (Fused-)MBConv stages (``features[1:-1]``)."""
         return list(self.features)[1:-1]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -271,7 +351,7 @@ class EfficientNet(nn.Module):
 def build_efficientnet(name: str, num_classes: int = 3, in_chans: int = 3, **kw) -> EfficientNet:
     """Build the ``VARIANTS[name]`` row; ``kw``: ``drop_rate``, ``drop_path_rate``, ``input_size`` (pixels: picks the
     stride schedule, see ``stride_schedule``), ``zero_init_last_bn``."""
-    return EfficientNet(VARIANTS[name], STAGES, num_classes=num_classes, in_chans=in_chans, **kw)
+    return EfficientNet(VARIANTS[name], num_classes=num_classes, in_chans=in_chans, **kw)
 
 
 def _register(name: str, v: Variant) -> None:

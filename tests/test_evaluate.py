@@ -278,3 +278,21 @@ def test_config_file_and_flags_build_the_same_config(tmp_path, planted, monkeypa
     bad.write_text("folds = [")
     res = CliRunner().invoke(main, ["evaluate", "--data", str(csv), "--out", str(tmp_path / "o"), "--config", str(bad)])
     assert res.exit_code != 0 and "is not valid TOML" in res.output
+
+
+@pytest.mark.slow
+def test_report_gallery_explains_test_span_decisions(planted_run, planted, tmp_path):
+    """--explain-top: the first model's most confident buy/sell bars of the last fold's test span, with maps."""
+    import shutil
+
+    from effnet_trading.evaluation.explain_gallery import add_evaluate_gallery
+
+    out, _ = planted_run
+    copy = tmp_path / "run"  # leave the shared run's report.html as the other tests read it
+    shutil.copytree(out, copy)
+    last = json.loads(sorted((copy / "folds").glob("fold_*.json"))[-1].read_text())
+    doc = add_evaluate_gallery(copy, planted.iloc[:8000], 1)
+    lo, hi = (pd.Timestamp(t) for t in last["test_span"])
+    assert 1 <= len(doc["explanations"]) <= 2 and doc["method"] == "occlusion"  # evaluate drops checkpoints
+    assert all(lo <= pd.Timestamp(r["timestamp"]) <= hi for r in doc["explanations"])
+    assert "What the model looked at" in (copy / "report.html").read_text()

@@ -30,6 +30,7 @@ TORCH_FREE = [
     "model_zoo/registry.py",
     "model_zoo/metrics.py",
     "model_zoo/splits.py",
+    "model_zoo/explain.py",
 ]
 
 

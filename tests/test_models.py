@@ -24,6 +24,12 @@ TORCHVISION_PARAMS = {
     "efficientnet_b6": 43_040_704,
     "efficientnet_b7": 66_347_960,
 }
+# torchvision.models.efficientnet_v2_{s,m,l}(), same count
+TORCHVISION_V2_PARAMS = {
+    "efficientnetv2_s": 21_458_488,
+    "efficientnetv2_m": 54_139_356,
+    "efficientnetv2_l": 118_515_272,
+}
 # paper resolutions (Tan & Le 2019)
 RESOLUTION = {f"efficientnet_b{i}": r for i, r in enumerate((224, 240, 260, 300, 380, 456, 528, 600))}
 RUN_FORWARD_BELOW = 5_000_000  # params; bigger models are only built on the meta device
@@ -44,9 +50,9 @@ def _test_size(name: str) -> int:
     return min(model_info(name).default_size, 64)
 
 
-@pytest.mark.parametrize("name", sorted(TORCHVISION_PARAMS))
+@pytest.mark.parametrize("name", sorted(TORCHVISION_PARAMS | TORCHVISION_V2_PARAMS))
 def test_parameter_counts_equal_torchvision(name):
-    assert _n_params(_meta(name, num_classes=1000, in_chans=3)) == TORCHVISION_PARAMS[name]
+    assert _n_params(_meta(name, num_classes=1000, in_chans=3)) == (TORCHVISION_PARAMS | TORCHVISION_V2_PARAMS)[name]
 
 
 @pytest.mark.parametrize("name", sorted(RESOLUTION))
@@ -58,6 +64,7 @@ def test_registry_default_size_is_paper_resolution(name):
 def test_every_efficientnet_variant_is_registered():
     assert set(VARIANTS) <= set(list_models("*"))
     assert list_models("efficientnet_b?") == sorted(TORCHVISION_PARAMS)
+    assert list_models("efficientnetv2_?") == sorted(TORCHVISION_V2_PARAMS)
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -95,6 +102,37 @@ def test_stage_table_becomes_the_b0_modules():
     assert se.fc1.out_channels == 16 // 4 and se.fc1.in_channels == 16 * 6  # SE squeezes the block *input* / 4
     assert m.num_features == 1280 and m.features[0][0].stride == (2, 2)
     assert isinstance(m.features[0][2], torch.nn.SiLU)
+
+
+def test_v2_stage_table_becomes_the_v2_s_modules():
+    """V2-S as in Tan & Le 2021, Table 4: Fused-MBConv 1/4/4 (no SE) then MBConv 4/6/6 with SE;
+    repeats 2,4,4,6,9,15; channels 24..256; stem 24; head 1280."""
+    from effnet_trading.model_zoo._blocks import FusedMBConv, SqueezeExcite
+
+    m = _meta("efficientnetv2_s", num_classes=1000)
+    assert [len(s) for s in m.stages] == [2, 4, 4, 6, 9, 15]
+    assert [s[-1].out_channels for s in m.stages] == [24, 48, 64, 128, 160, 256]
+    kinds = [type(s[0]) for s in m.stages]
+    assert kinds == [FusedMBConv] * 3 + [MBConv] * 3
+    first = [s[0] for s in m.stages]
+    assert len(first[0].block) == 1 and len(first[1].block) == 2  # expand 1: one 3x3 conv; else 3x3 expand + 1x1
+    assert first[1].block[0][0].kernel_size == (3, 3) and first[1].block[0][0].groups == 1  # full conv, not depthwise
+    assert first[1].block[0][0].out_channels == 24 * 4 and first[1].block[0][0].stride == (2, 2)
+    assert not any(isinstance(x, SqueezeExcite) for s in m.stages[:3] for x in s.modules())
+    se = first[3].block[2]
+    assert isinstance(se, SqueezeExcite) and se.fc1.out_channels == 64 // 4 and se.fc1.in_channels == 64 * 4
+    assert m.features[0][0].out_channels == 24 and m.num_features == 1280
+    assert m.features[0][1].eps == 1e-3 and m.classifier[0].p == 0.2
+    assert m.strides == (2, 1, 2, 2, 2, 1, 2)
+
+
+def test_v2_residual_blocks_start_as_identity():
+    m = create_model("compact_v2", num_classes=3, in_chans=1).eval()
+    res = [b for stage in m.stages[:3] for b in stage if b.use_res]
+    assert res and all(float(b.block[-1][1].weight.detach().abs().max()) == 0.0 for b in res)
+    x = torch.randn(2, res[0].out_channels, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(res[0](x), x)
 
 
 def test_compact_variant_is_small_and_keeps_resolution():
@@ -199,11 +237,23 @@ def test_initial_loss_is_near_chance_for_three_classes():
 
 
 # -- input-size-aware stride schedule and residual initialisation --------------------------------------
-@pytest.mark.parametrize("name", sorted(TORCHVISION_PARAMS))
+@pytest.mark.parametrize("name", sorted(TORCHVISION_PARAMS | TORCHVISION_V2_PARAMS))
 @pytest.mark.parametrize("size", [16, 32, 64])
 def test_size_aware_schedule_keeps_the_parameter_count(name, size):
     """Strides have no parameters: the schedule picked for small images changes no published count."""
-    assert _n_params(_meta(name, num_classes=1000, in_chans=3, input_size=size)) == TORCHVISION_PARAMS[name]
+    n = _n_params(_meta(name, num_classes=1000, in_chans=3, input_size=size))
+    assert n == (TORCHVISION_PARAMS | TORCHVISION_V2_PARAMS)[name]
+
+
+@pytest.mark.parametrize(
+    "name, size, strides", [("efficientnetv2_s", 32, (1, 1, 2, 2, 2, 1, 2)), ("compact_v2", 16, (1, 1, 1, 2, 2, 1, 2))]
+)
+def test_v2_size_aware_schedule_keeps_a_2px_last_map(name, size, strides):
+    m = create_model(name, num_classes=3, in_chans=1, input_size=size).eval()
+    assert m.strides == strides
+    with torch.no_grad():
+        assert m.features(torch.rand(1, 1, size, size)).shape[-1] == 2
+    assert "dropped" in model_info(name).input_note(size) or name == "compact_v2"
 
 
 @pytest.mark.parametrize(

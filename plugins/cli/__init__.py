@@ -30,6 +30,7 @@ _COMMANDS = {
     "sweep": "sweep_cmd:sweep",
     "regimes": "regimes_cmd:regimes",
     "lob": "lob_cmd:lob",
+    "explain": "explain_cmd:explain",
 }
 
 

@@ -12,6 +12,7 @@ __all__ = [
     "policy_options",
     "policy_from_options",
     "cost_options",
+    "explain_top_option",
 ]
 
 
@@ -111,3 +112,14 @@ def cost_options(cash_help: str = "Starting cash."):
         )(func)
 
     return decorate
+
+
+def explain_top_option(func):
+    """Add ``--explain-top N`` (backtest, evaluate): a report gallery of the N most confident buy and sell bars."""
+    return click.option(
+        "--explain-top",
+        default=0,
+        show_default=True,
+        type=click.IntRange(min=0),
+        help="Add the N most confident buy and sell decisions with their maps (`explain`) to report.html.",
+    )(func)

@@ -13,6 +13,7 @@ from effnet_trading.plugins.backtest import ENGINES
 from effnet_trading.plugins.cli._data_options import (
     cost_options,
     data_read_options,
+    explain_top_option,
     model_options,
     policy_from_options,
     policy_options,
@@ -67,6 +68,7 @@ def _fmt_line(name: str, s: dict[str, Any]) -> str:
     is_flag=True,
     help="Write into a folder that holds other files (only this command's own files are replaced).",
 )
+@explain_top_option
 def backtest(
     date_format,
     tz,
@@ -85,6 +87,7 @@ def backtest(
     progress,
     periods_per_year,
     overwrite,
+    explain_top,
 ) -> None:
     """Backtest exported model(s) on a CSV: decide at each bar's close, fill at the next open."""
     from effnet_trading.imaging import load_ohlcv
@@ -94,6 +97,11 @@ def backtest(
 
     tfs = [t.strip() for t in timeframes.split(",") if t.strip()] if timeframes else None
     many = len(data_paths) > 1 or Path(data_paths[0]).is_dir()
+    if explain_top and (len(models) != 1 or tfs or many):
+        raise click.UsageError(
+            "--explain-top explains one model's decisions on one symbol: pass one --model, one --data file "
+            "and no --timeframes."
+        )
     if many:
         from effnet_trading.imaging import symbol_paths
 
@@ -159,7 +167,11 @@ def backtest(
     # the run is written to a temporary sibling and moved into place when complete (nothing half-written)
     with run_folder(out_dir, command="backtest", config=run_config, inputs=inputs, overwrite=overwrite) as work:
         out = run_backtest(ohlcv, scorer, progress=progress and len(ohlcv) > 20_000, **run_args)
-        write_backtest_outputs(out, ohlcv, work)
+        page = write_backtest_outputs(out, ohlcv, work)
+        if explain_top:
+            from effnet_trading.evaluation.explain_gallery import add_report_gallery
+
+            add_report_gallery(page, ohlcv, models[0], explain_top, probs=out.probs)
     report = Path(out_dir) / "report.html"
     click.echo(f"{engine}: {len(ohlcv)} bars {ohlcv.index[0]} .. {ohlcv.index[-1]}, fees {fees}, slippage {slippage}")
     click.echo(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from effnet_trading.plugins.cli._data_options import data_read_options
+from effnet_trading.plugins.cli._data_options import data_read_options, explain_top_option
 
 __all__ = ["evaluate"]
 
@@ -120,11 +120,23 @@ __all__ = ["evaluate"]
     help="TOML file with the run's EvalConfig (config.json layout); command-line options override it.",
 )
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run folder.")
+@explain_top_option
 @click.option("--resume", is_flag=True, help="Skip folds already finished in --out (folds/fold_k.json).")
 @click.option("--overwrite", is_flag=True, help="Write into a --out folder holding other files (they are kept).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def evaluate(
-    date_format, tz, data_path, timeframe, last_bars, config_path, out_dir, resume, overwrite, progress, **flags
+    date_format,
+    tz,
+    data_path,
+    timeframe,
+    last_bars,
+    config_path,
+    out_dir,
+    resume,
+    overwrite,
+    progress,
+    explain_top,
+    **flags,
 ) -> None:
     """Walk-forward out-of-sample evaluation of MODELS vs baselines, after fees and slippage.
 
@@ -151,6 +163,10 @@ def evaluate(
         ignore=RESUME_IGNORES,
     ):
         res = run(frame, cfg, out_dir, resume=resume, progress=progress)
+        if explain_top:  # inside the run: its files are the run's own
+            from effnet_trading.evaluation.explain_gallery import add_evaluate_gallery
+
+            add_evaluate_gallery(out_dir, frame, explain_top)
     from pathlib import Path
 
     click.echo((Path(out_dir) / "results.md").read_text())
