@@ -76,8 +76,8 @@ def test_temperature_fit_recovers_overconfidence_and_lowers_nll():
 def calibrated_dir(tmp_path_factory, planted):
     """The conftest tiny small_cnn exported with temperature 2.5, plus the torch model to compare with."""
     import torch
-
     from conftest import TINY_SPEC
+
     from effnet_trading.imaging import render
     from effnet_trading.model_zoo import create_model
     from effnet_trading.model_zoo.export import export_onnx
@@ -99,8 +99,8 @@ def calibrated_dir(tmp_path_factory, planted):
 
 def test_predictor_applies_the_card_temperature(calibrated_dir, planted, tiny_model_dir):
     import torch
-
     from conftest import TINY_SPEC
+
     from effnet_trading.imaging import render
     from effnet_trading.model_zoo import Predictor, load_card
 
@@ -149,7 +149,18 @@ def test_train_calibrates_and_reports(planted, tmp_path):
     planted.iloc[:1200].to_csv(csv, index_label="timestamp")
     out = tmp_path / "run"
     args = ["train", "--data", str(csv), "--model", "small_cnn", "--kind", "gadf", "--returns"]
-    args += ["--window", "16", "--size", "16", "--epochs", "1", "--max-train-samples", "400", "--calibrate", "temperature"]
+    args += [
+        "--window",
+        "16",
+        "--size",
+        "16",
+        "--epochs",
+        "1",
+        "--max-train-samples",
+        "400",
+        "--calibrate",
+        "temperature",
+    ]
     r = CliRunner().invoke(main, [*args, "--out", str(out), "--no-progress"])
     assert r.exit_code == 0, r.output
     assert "ECE" in r.output and "predicted/true class shares" in r.output and "temperature" in r.output
