@@ -3,7 +3,8 @@
     python benchmarks/bench_imaging.py [--data PATH] [--batch 1024] [--mpf-images 20] [--out FILE]
 
 * images/s of ``render`` for every OHLCV kind at 64x64 and 224x224 (batch of ``--batch``
-  consecutive windows of real BTCUSDT 1h bars), median of ``--repeat`` runs;
+  consecutive windows of real BTCUSDT 1h bars), median of ``--repeat`` runs; the chart kinds
+  also with ``dtype=np.uint8`` (the model input dtype, written by the kernel directly);
 * mplfinance on the same windows at the same pixel size, ``savefig`` into an in-memory
   buffer: only ``--mpf-images`` images are timed (after 2 warm-up images) and the rate extrapolated;
 * pyts ``GramianAngularField`` on the same windows (field kinds use window = size, no PAA) (numba warmed up first, so compile time
@@ -135,6 +136,11 @@ def main() -> None:
                 lines.append(
                     f"| {kind} | {shape} | {spec.window} | {rate:,.0f} | {ref} | {mpf_rate:,.1f} | {rate / mpf_rate:,.0f}x |"
                 )
+                # uint8 0..255: what models are trained on and served (MODEL_INPUT_DTYPE), written by the kernel
+                rate8 = args.batch / _best(lambda: render(spec, arr, ends, dtype=np.uint8), args.repeat)
+                lines.append(
+                    f"| {kind} uint8 | {shape} | {spec.window} | {rate8:,.0f} | {ref} | {mpf_rate:,.1f} | {rate8 / mpf_rate:,.0f}x |"
+                )
             elif kind == "gasf":
                 ref = "pyts GramianAngularField, same windows"
                 lines.append(
@@ -142,7 +148,7 @@ def main() -> None:
                 )
             else:
                 lines.append(f"| {kind} | {shape} | {spec.window} | {rate:,.0f} | - | - | - |")
-        print("\n".join(lines[-5:]), flush=True)
+        print("\n".join(lines[-7:]), flush=True)
 
     mem_frame = load_ohlcv(DATA_5M).iloc[: args.memory_bars] if DATA_5M.exists() else frame.iloc[: args.memory_bars]
     mspec = ImageSpec("gasf", window=32, size=32)

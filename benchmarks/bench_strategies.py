@@ -7,6 +7,10 @@
 2. Peak Python-heap memory of predict_proba with chunk=2048 vs one chunk holding every image.
 3. simulate() (walks target changes, vectorised marking) vs a plain per-bar loop.
 4. Policy.positions (batch) vs Policy.step per bar.
+5. update() on timeframe specs (``--timeframes``): ms per base bar for a 5m-only spec, one 1h spec
+   and a 5m + 1h + 4h stack, incremental (per-member partial bars) vs the previous path (resample
+   the whole buffer per bar, reproduced here), with a numpy stand-in model so the figure is the
+   engine's own cost; outputs compared bar by bar.
 """
 
 from __future__ import annotations
@@ -53,7 +57,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bars", type=int, default=20_000)
     ap.add_argument("--live-bars", type=int, default=1_000)
+    ap.add_argument("--timeframes", action="store_true", help="only the update()-on-timeframe-specs benchmark")
     args = ap.parse_args()
+    if args.timeframes:
+        return _timeframe_update(args.live_bars)
     from effnet_trading.imaging import ImageSpec, load_ohlcv
     from effnet_trading.strategies import Policy, SignalModel, simulate
 
@@ -120,6 +127,75 @@ def main() -> None:
     print(
         f"| Policy.positions, {len(frame)} rows | {t_pos * 1e3:.1f} ms | step loop {t_step * 1e3:.1f} ms ({t_step / t_pos:.1f}x) |"
     )
+
+
+class _StatModel:
+    """numpy stand-in for a network (image statistics -> softmax): isolates the engine's cost."""
+
+    def __init__(self, spec):
+        self.spec, self.class_names, self.input_shape = spec, ("sell", "hold", "buy"), (spec.channels, *spec.size)
+
+    def predict(self, images, closes=None):
+        m = images.reshape(len(images), -1).astype(np.float64) / 255.0
+        e = np.exp(np.stack([m.mean(1), m.std(1), m[:, ::7].mean(1)], 1))
+        return (e / e.sum(1, keepdims=True)).astype(np.float32)
+
+
+def _resample_path(sm, bar):
+    """The pre-incremental update(): the buffer as a frame, resampled and rendered in full for each bar."""
+    from effnet_trading.imaging import MODEL_INPUT_DTYPE, OHLCV_COLUMNS, render, warmup
+
+    sm._ring.push(int(bar.name.as_unit("ns").value), bar.to_numpy(dtype=np.float64))
+    times, bars = sm._ring.ordered()
+    data = pd.DataFrame(bars, index=pd.DatetimeIndex(pd.to_datetime(times, utc=True)), columns=list(OHLCV_COLUMNS))
+    data.attrs["repairs"] = []
+    if len(bars) < 2 or warmup(sm.spec, data) > len(bars) - 1:
+        return None
+    images = render(sm.spec, data, np.array([len(bars) - 1]), dtype=MODEL_INPUT_DTYPE)
+    return sm.model.predict(images)[0]
+
+
+def _timeframe_update(n_live: int) -> None:
+    from effnet_trading.imaging import ImageSpec, StackSpec, load_ohlcv
+    from effnet_trading.strategies import SignalModel
+
+    frame = load_ohlcv(DATA).iloc[-(n_live + 12_000) :]
+    g = dict(size=(32, 32), returns=True)
+    specs = {
+        "gasf 32, 5m": ImageSpec("gasf", window=32, **g),
+        "gasf 32, 1h": ImageSpec("gasf", window=32, timeframe="1h", **g),
+        "stack 5m + 1h + 4h": StackSpec(
+            tuple(ImageSpec("gasf", window=32, timeframe=tf, **g) for tf in (None, "1h", "4h"))
+        ),
+    }
+    print("| spec | buffer bars | incremental update() ms/bar | resample-the-buffer ms/bar | ratio | max abs diff |")
+    print("|---|---|---|---|---|---|")
+    for name, spec in specs.items():
+        sm = SignalModel(_StatModel(spec), base_interval="5m")
+        warm, live = frame.iloc[:-n_live], frame.iloc[-n_live:]
+        for _, bar in warm.iloc[-sm.history - 5 :].iterrows():  # fill the buffer
+            sm.update(bar)
+        bars = list(live.iterrows())
+        t_inc, t_old, diff = [], [], 0.0
+        timeframes = any(s.timeframe for s in spec.specs)
+        for _, bar in bars:  # interleaved: both paths see the same machine load
+            t0 = time.perf_counter()
+            new = sm.update(bar)
+            t_inc.append(time.perf_counter() - t0)
+            if not timeframes:
+                continue  # plain specs always rendered from the buffer array: no previous path to compare
+            sm._ring.count -= 1  # the reference re-pushes the same bar into the same buffer slot
+            t0 = time.perf_counter()
+            old = _resample_path(sm, bar)
+            t_old.append(time.perf_counter() - t0)
+            if new is not None and old is not None:
+                diff = max(diff, float(np.abs(new.to_numpy() - old).max()))
+        inc = np.median(t_inc) * 1e3
+        if not timeframes:
+            print(f"| {name} | {sm.history} | {inc:.3f} | (no resampling) | - | - |")
+            continue
+        ref = np.median(t_old) * 1e3
+        print(f"| {name} | {sm.history} | {inc:.3f} | {ref:.3f} | {ref / inc:.1f}x | {diff:.1e} |")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,9 @@ LITERATURE = (
 )
 
 
+_CLASSES = ("sell", "hold", "buy")
+
+
 def _concat(entries: list[dict], key: str) -> np.ndarray:
     return np.concatenate([np.asarray(e[key], np.float64) for e in entries]) if entries else np.zeros(0)
 
@@ -32,6 +35,7 @@ def _calendar_of(entries: list[dict], interval) -> float:
 
 
 def _aggregate(records: list[dict], cfg, interval, level: float) -> dict:
+    from effnet_trading.model_zoo.calibration import ece_from_bins, reliability_bins
     from effnet_trading.model_zoo.metrics import bootstrap_ci
 
     names = list(dict.fromkeys(n for r in records for n in r["strategies"]))
@@ -89,6 +93,14 @@ def _aggregate(records: list[dict], cfg, interval, level: float) -> dict:
                 "pred_shares": (np.bincount(pred, minlength=3) / len(pred)).tolist(),
                 "collapsed_folds": int(sum(c["collapsed"] for c in cls)),
             }
+            if all("conf" in c for c in cls):  # pooled calibration over every test window
+                conf = np.concatenate([c["conf"] for c in cls])
+                bins = reliability_bins(conf, pred == y)
+                row["classification"] |= {
+                    "ece": ece_from_bins(bins),
+                    "reliability": bins,
+                    "true_shares": (counts / len(y)).tolist(),
+                }
         out[name] = row
     return out
 
@@ -174,10 +186,10 @@ def _fmt(x, spec=".3f") -> str:
 def markdown_table(res: dict) -> str:
     """Main results table plus the per-fold Sharpe table, as markdown."""
     head = (
-        "| strategy | accuracy [95% CI] | majority | macro-F1 [95% CI] | log-loss | Sharpe [95% CI] | Sortino | "
+        "| strategy | accuracy [95% CI] | majority | macro-F1 [95% CI] | log-loss | ECE | Sharpe [95% CI] | Sortino | "
         "max DD | turnover/yr | total return | DSR |"
     )
-    rows = [head, "|" + "---|" * 11]
+    rows = [head, "|" + "---|" * 12]
     for name, v in res["strategies"].items():
         p, c, s = v["perf"], v.get("classification"), v["sharpe_ci"]
         acc = (
@@ -193,6 +205,7 @@ def markdown_table(res: dict) -> str:
         flag = " ⚠collapsed" if c and c["collapsed_folds"] else ""
         rows.append(
             f"| {name}{flag} | {acc} | {_fmt(c['majority_rate']) if c else '–'} | {f1} | {_fmt(c['log_loss']) if c else '–'} | "
+            f"{_fmt(c['ece']) if c and 'ece' in c else '–'} | "
             f"{_fmt(s['estimate'], '.2f')} [{_fmt(s['low'], '.2f')}, {_fmt(s['high'], '.2f')}] | {_fmt(p['sortino'], '.2f')} | "
             f"{_fmt(p['max_drawdown'], '.1%')} | {_fmt(p.get('turnover_per_year'), '.0f')} | {_fmt(p['total_return'], '.1%')} | "
             f"{_fmt(v['deflated_sharpe']['dsr'], '.2f')} |"
@@ -302,12 +315,24 @@ def _curve_figure(real: list[dict]) -> list[tuple[str, str]]:
     return [("Learning curves (solid train, dashed validation)", fig_to_data_uri(fig))]
 
 
+def _calibration_reports(res: dict) -> dict[str, dict]:
+    """Pooled classification entries with class shares keyed by name (the calibration figure's input)."""
+    out = {}
+    for name, v in res["strategies"].items():
+        c = v.get("classification", {})
+        if "reliability" in c:
+            shares = {k: dict(zip(_CLASSES, c[k])) for k in ("true_shares", "pred_shares")}
+            out[name] = c | shares
+    return out
+
+
 def _figures(res: dict, real: list[dict]) -> list[tuple[str, str]]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from effnet_trading.evaluation.calibration_plot import calibration_data_uri
     from effnet_trading.evaluation.report import fig_to_data_uri
 
     figs = []
@@ -357,6 +382,14 @@ def _figures(res: dict, real: list[dict]) -> list[tuple[str, str]]:
             ax.title.set_fontsize(8)
         fig.tight_layout()
         figs.append(("Confusion matrices (rows true, columns predicted)", fig_to_data_uri(fig)))
+    cal = _calibration_reports(res)
+    if cal:
+        figs.append(
+            (
+                "Calibration: reliability diagrams (pooled test windows) and predicted vs true class shares",
+                calibration_data_uri(cal),
+            )
+        )
     return figs
 
 
@@ -392,9 +425,15 @@ def _strip(obj):
 
 def write_outputs(res: dict, real: list[dict], out: Path) -> None:
     """results.json, results.md and report.html in ``out``."""
+    from effnet_trading.evaluation.calibration_plot import calibration_lines
     from effnet_trading.evaluation.report import html_page
 
     md = markdown_table(res)
+    cal = calibration_lines(_calibration_reports(res))
+    if cal:
+        md += "\n\nCalibration (pooled test windows; ECE over 15 equal-width confidence bins):\n\n" + "\n".join(
+            f"- {line}" for line in cal
+        )
     curves = learning_curves_markdown(real)
     if curves:
         md += "\n\n" + curves

@@ -183,8 +183,10 @@ def _classify(y: np.ndarray, p: np.ndarray) -> dict:
         "confusion",
         "collapsed",
         "pred_shares",
+        "true_shares",
+        "ece",
     )
-    return {k: rep[k] for k in keep} | {"y": y.tolist(), "pred": p.argmax(1).tolist()}
+    return {k: rep[k] for k in keep} | {"y": y.tolist(), "pred": p.argmax(1).tolist(), "conf": p.max(1).tolist()}
 
 
 def _proba3(model, x: np.ndarray) -> np.ndarray:

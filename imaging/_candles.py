@@ -12,8 +12,9 @@ Layout shared by both kinds (``H x W`` pixels, row 0 at the top):
   ``spec.history``), as a 1-pixel line joining the bars' centre columns.
 
 Every drawn element is one vertical run of pixels per column (``lo[n, col] .. hi[n, col]``),
-so each panel is written in one gather from a table of all possible pixel columns - no
-per-image loop, no full-size comparison masks.
+so each panel is written as ``lo <= row <= hi`` straight into the output (two int16
+comparisons per pixel, ``_Canvas``) - no per-image loop, no gather, no float temporaries;
+``dtype=np.uint8`` returns the 0..255 image the models take without a float32 round trip.
 
 candles: column ``c`` belongs to bar ``c * window // W`` (each bar gets ``W // window`` or one
 more column). A bar with >= 3 columns leaves its last column blank as a gap; the body
@@ -28,8 +29,6 @@ through the middle columns; volume bars in the middle columns. Extra columns sta
 """
 
 from __future__ import annotations
-
-from functools import lru_cache
 
 import numpy as np
 
@@ -76,24 +75,74 @@ def _scale(win: np.ndarray, ma: np.ndarray | None, hp: int):
     return rows
 
 
-@lru_cache(maxsize=8)
-def _column_table(h: int) -> np.ndarray:
-    """``(h, (h + 1) ** 2)`` uint8: column ``lo * (h + 1) + hi + 1`` is a pixel column lit on rows ``lo .. hi``."""
-    r = np.arange(h)[:, None, None]
-    lo = np.arange(h + 1)[None, :, None]
-    hi = np.arange(-1, h)[None, None, :]
-    return ((r >= lo) & (r <= hi)).astype(np.uint8).reshape(h, -1)
+class _Canvas:
+    """Writes vertical runs into uint8 panels with two comparisons and one subtraction per pixel.
 
-
-def _runs(lo: np.ndarray, hi: np.ndarray, h: int) -> np.ndarray:
-    """``(N, W)`` first/last rows -> ``(N, h, W)`` uint8 0/1 view with rows ``lo .. hi`` lit (empty if lo > hi).
-
-    Each column is looked up in a table of all possible runs, so the image is written once
-    instead of being built from several full-size comparison masks. Kernels assemble uint8
-    and convert to float32 once at the end (a quarter of the memory traffic).
+    A column is lit on rows ``lo .. hi``. With ``ge = row >= lo`` (written straight into the
+    output) and ``gt = row > hi`` (one reused scratch buffer), and ``hi >= lo - 1`` enforced,
+    ``ge - gt`` is 1 exactly on the run and ``gt - ge`` (uint8, wrapping) is 255 there: the image
+    is written once, already at its final uint8 level, with no gather and no float temporaries.
     """
-    index = np.clip(lo, 0, h) * (h + 1) + np.clip(hi + 1, 0, h)
-    return np.take(_column_table(h), index, axis=1).transpose(1, 0, 2)
+
+    _BLOCK_BYTES = 1 << 18  # a block of images whose panel and scratch stay in the L2 cache
+
+    def __init__(self, n: int, h: int, w: int):
+        self._block = max(1, min(n, self._BLOCK_BYTES // max(1, h * w)))
+        self._scratch = np.empty((self._block, h, w), dtype=np.bool_)
+        self._rows = np.arange(h, dtype=np.int16)[None, :, None]
+
+    def runs(self, lo: np.ndarray, hi: np.ndarray, out: np.ndarray, on: int = 1) -> np.ndarray:
+        """``(N, W)`` first/last rows -> ``out`` ``(N, h, W)`` uint8: ``on`` (1 or 255) on rows ``lo .. hi``, 0 elsewhere."""
+        h = out.shape[1]
+        rows = self._rows[:, :h]
+        # C order matters: the bounds come from column gathers (Fortran order), and comparing
+        # against a Fortran-ordered operand was 4x slower than against a C-ordered copy
+        lo = np.clip(lo, 0, h).astype(np.int16, order="C")
+        hi = np.maximum(np.clip(hi, -1, h - 1), lo - 1).astype(np.int16, order="C")
+        # block by block, so the three passes run in cache and the output is written to memory once
+        for start in range(0, len(out), self._block):
+            o = out[start : start + self._block]
+            gt = self._scratch[: len(o), :h]
+            np.greater_equal(rows, lo[start : start + len(o), None, :], out=o.view(np.bool_))
+            np.greater(rows, hi[start : start + len(o), None, :], out=gt)
+            if on == 1:
+                np.subtract(o, gt.view(np.uint8), out=o)
+            else:
+                np.subtract(gt.view(np.uint8), o, out=o)
+        return out
+
+
+def _draw_thin(lo: np.ndarray, hi: np.ndarray, out: np.ndarray, value: int) -> None:
+    """Set rows ``lo .. hi`` of each column of ``out`` ``(N, h, W)`` to ``value``, touching only those pixels.
+
+    For thin elements (the moving-average line: a few pixels per column) scattering the lit
+    pixels costs a fraction of a full-panel pass; the rest of ``out`` is left as it is.
+    """
+    h = out.shape[1]
+    lo = np.clip(lo, 0, h)
+    length = np.maximum(np.clip(hi, -1, h - 1) - lo + 1, 0).reshape(-1)
+    n_idx, w_idx = np.divmod(np.repeat(np.arange(length.size), length), lo.shape[1])
+    starts = np.cumsum(length) - length
+    r = np.repeat(lo.reshape(-1) - starts, length) + np.arange(int(length.sum()))
+    out[n_idx, r, w_idx] = value
+
+
+def _levels(dtype) -> tuple[int, int, int]:
+    """(code of a lit pixel, of a full-brightness grey pixel, of a half-brightness one) in the uint8 canvas.
+
+    uint8 output draws the final levels (255, 255, 128 = rint(127.5)); float32 output draws codes
+    1 (rgb) or 2/1 (grey) and scales them once at the end (``_finish``).
+    """
+    return (255, 255, 128) if np.dtype(dtype) == np.uint8 else (1, 2, 1)
+
+
+def _finish(out: np.ndarray, dtype, full: int) -> np.ndarray:
+    """The uint8 canvas as the output ``dtype``: itself for uint8, else float32 ``code / full`` in [0, 1]."""
+    if np.dtype(dtype) == np.uint8:
+        return out
+    if full == 1:
+        return out.astype(np.float32)
+    return np.multiply(out, np.float32(1.0 / full), dtype=np.float32)
 
 
 def _volume_runs(win: np.ndarray, cols: np.ndarray, on: np.ndarray, hv: int):
@@ -136,8 +185,9 @@ def _candle_columns(window: int, w_px: int):
     return cols, body, wick, centres
 
 
-def rasterize_candles(spec, bars: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Candlestick kernel: ``(T, 5)`` bars, ``(N,)`` ends -> ``(N, 3 or 1, H, W)`` float32 in [0, 1]."""
+def rasterize_candles(spec, bars: np.ndarray, ends: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """Candlestick kernel: ``(T, 5)`` bars, ``(N,)`` ends -> ``(N, 3 or 1, H, W)`` float32 in [0, 1]
+    (or uint8 ``rint(255 * value)`` with ``dtype=np.uint8``)."""
     h, w_px = spec.size
     hp, hv = _panels(spec)
     win, ma = _gather(spec, bars, ends)
@@ -150,29 +200,31 @@ def rasterize_candles(spec, bars: np.ndarray, ends: np.ndarray) -> np.ndarray:
     top = np.where(body, top, hp)  # gap columns draw nothing
     up = (win[:, :, 3] >= win[:, :, 0])[:, cols]
     vol = _volume_runs(win, cols, body, hv) if hv > 1 else None
-    line = _runs(*_ma_runs(rows(ma), centres, w_px), hp) if ma is not None else None
-
-    if spec.color == "grey":  # 2 = full brightness, 1 = half (down bars)
+    canvas = _Canvas(len(ends), hp, w_px)
+    on, full, half = _levels(dtype)
+    if spec.color == "grey":  # up bars full brightness, down bars half
         out = np.zeros((len(ends), 1, h, w_px), dtype=np.uint8)
-        shade = np.where(up, 2, 1).astype(np.uint8)[:, None, :]
-        np.multiply(_runs(top, bot, hp), shade, out=out[:, 0, :hp])
+        shade = np.where(up, full, half).astype(np.uint8)[:, None, :]
+        shaded = np.minimum if on == full else np.multiply  # lit pixels (on) take their column's shade
+        price = canvas.runs(top, bot, out[:, 0, :hp], on)
+        shaded(price, shade, out=price)
         if vol is not None:
-            np.multiply(_runs(*vol, hv), shade, out=out[:, 0, hp:])
-        if line is not None:
-            np.maximum(out[:, 0, :hp], 2 * line, out=out[:, 0, :hp])
-        return np.multiply(out, np.float32(0.5), dtype=np.float32)
+            shaded(canvas.runs(*vol, out[:, 0, hp:], on), shade, out=out[:, 0, hp:])
+        if ma is not None:  # the line is drawn over the bars at full brightness
+            _draw_thin(*_ma_runs(rows(ma), centres, w_px), price, full)
+        return _finish(out, dtype, full)
     out = np.zeros((len(ends), 3, h, w_px), dtype=np.uint8)
     for channel, side in ((0, ~up), (1, up)):  # red: down bars, green: up bars
-        out[:, channel, :hp] = _runs(np.where(side, top, hp), bot, hp)
+        canvas.runs(np.where(side, top, hp), bot, out[:, channel, :hp], on)
         if vol is not None:
-            out[:, channel, hp:] = _runs(np.where(side, vol[0], hv), vol[1], hv)
-    if line is not None:
-        out[:, 2, :hp] = line
-    return out.astype(np.float32)
+            canvas.runs(np.where(side, vol[0], hv), vol[1], out[:, channel, hp:], on)
+    if ma is not None:
+        _draw_thin(*_ma_runs(rows(ma), centres, w_px), out[:, 2, :hp], on)
+    return _finish(out, dtype, 1)
 
 
-def rasterize_ohlc_bars(spec, bars: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """JKX OHLC-bar kernel: ``(T, 5)`` bars, ``(N,)`` ends -> ``(N, 1, H, W)`` float32 in {0, 1}."""
+def rasterize_ohlc_bars(spec, bars: np.ndarray, ends: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """JKX OHLC-bar kernel: ``(T, 5)`` bars, ``(N,)`` ends -> ``(N, 1, H, W)`` float32 in {0, 1} (uint8 {0, 255})."""
     h, w_px = spec.size
     hp, hv = _panels(spec)
     win, ma = _gather(spec, bars, ends)
@@ -185,12 +237,14 @@ def rasterize_ohlc_bars(spec, bars: np.ndarray, ends: np.ndarray) -> np.ndarray:
     top = np.select([part == 0, part == 1, part == 2], [o, hi_, cl], hp)
     bot = np.select([part == 0, part == 1, part == 2], [o, lo_, cl], -1)
     out = np.zeros((len(ends), 1, h, w_px), dtype=np.uint8)
-    out[:, 0, :hp] = _runs(top, bot, hp)
+    canvas = _Canvas(len(ends), hp, w_px)
+    on = _levels(dtype)[0]
+    canvas.runs(top, bot, out[:, 0, :hp], on)
     if hv > 1:
-        out[:, 0, hp:] = _runs(*_volume_runs(win, cols, part == 1, hv), hv)
+        canvas.runs(*_volume_runs(win, cols, part == 1, hv), out[:, 0, hp:], on)
     if ma is not None:
         centres = 3 * np.arange(spec.window) + 1
         lo_ma, hi_ma = _ma_runs(rows(ma), centres, w_px)
         inside = np.arange(w_px) < n_cols
-        np.maximum(out[:, 0, :hp], _runs(np.where(inside, lo_ma, hp), hi_ma, hp), out=out[:, 0, :hp])
-    return out.astype(np.float32)
+        _draw_thin(np.where(inside, lo_ma, hp), hi_ma, out[:, 0, :hp], on)
+    return _finish(out, dtype, 1)

@@ -140,12 +140,23 @@ def _check_ends(ends, first: int, n: int) -> np.ndarray:
     return ends
 
 
+# kernels that write uint8 0..255 themselves (``dtype=np.uint8``): no float32 image in between
+_NATIVE_UINT8 = frozenset({"candles", "ohlc_bars"})
+
+
+def _render_one(m: _Prepared, ends: np.ndarray, dtype) -> np.ndarray:
+    kernel = KERNELS[m.spec.kind]
+    if np.dtype(dtype) != np.uint8:
+        return kernel(m.spec, m.bars, m.map_end(ends)).astype(dtype, copy=False)
+    if m.spec.kind in _NATIVE_UINT8:
+        return kernel(m.spec, m.bars, m.map_end(ends), dtype=np.uint8)
+    out = kernel(m.spec, m.bars, m.map_end(ends))
+    return np.rint(np.multiply(out, 255.0, out=out), out=out).astype(np.uint8)
+
+
 def _render_members(members: list[_Prepared], ends: np.ndarray, dtype) -> np.ndarray:
-    parts = [KERNELS[m.spec.kind](m.spec, m.bars, m.map_end(ends)) for m in members]
-    out = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
-    if np.dtype(dtype) == np.uint8:
-        return np.rint(out * 255.0).astype(np.uint8)
-    return out.astype(dtype, copy=False)
+    parts = [_render_one(m, ends, dtype) for m in members]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
 
 def render(spec: AnySpec, ohlcv, ends=None, *, dtype=np.float32) -> np.ndarray:

@@ -18,6 +18,7 @@ from typing import Any
 
 from effnet_trading.errors import ModelCardError, SpecError
 from effnet_trading.imaging.spec import AnySpec, spec_from_dict
+from effnet_trading.model_zoo.calibration import check_calibration
 from effnet_trading.outputs import file_sha256 as sha256_file  # one implementation, in the lowest layer
 from effnet_trading.outputs import write_json_atomic
 
@@ -66,6 +67,8 @@ class ModelCard:
     opset: int = 17
     onnx_sha256: str = ""
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)  # "fp16"/"int8" -> {"file", "sha256", ...}
+    # {"method": "temperature", "temperature": T, "ece_before", "ece_after", "fitted_on", ...}; {} = uncalibrated
+    calibration: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=versions)
     card_version: int = CARD_VERSION
 
@@ -74,7 +77,14 @@ class ModelCard:
         d["spec"] = self.spec.to_dict()
         d["input_shape"] = list(self.input_shape)
         d["class_names"] = list(self.class_names)
+        if not self.calibration:  # uncalibrated cards carry no "calibration" key
+            d.pop("calibration")
         return d
+
+    @property
+    def temperature(self) -> float:
+        """The temperature the Predictor divides the logits by (1.0 when the card is uncalibrated)."""
+        return check_calibration(self.calibration) if self.calibration else 1.0
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelCard:
@@ -100,9 +110,12 @@ class ModelCard:
             d["input_shape"] = tuple(int(x) for x in d["input_shape"])
             d["class_names"] = tuple(d.get("class_names", ("sell", "hold", "buy")))
             known = set(cls.__dataclass_fields__)
-            return cls(**{k: v for k, v in d.items() if k in known})
+            card = cls(**{k: v for k, v in d.items() if k in known})
         except (KeyError, TypeError, ValueError, SpecError) as exc:
             raise ModelCardError(f"card.json is malformed ({exc}); {_REEXPORT}.") from exc
+        if "calibration" in d:
+            check_calibration(d["calibration"])
+        return card
 
     def save(self, model_dir: str | os.PathLike) -> Path:
         """Write ``card.json`` atomically (temp file + rename)."""
@@ -145,6 +158,7 @@ class ModelCard:
             f"normalization mean={self.normalization.get('mean')} std={self.normalization.get('std')} (in-graph)",
             f"training      {json.dumps(self.training, sort_keys=True, default=str) if self.training else '(untrained / not recorded)'}",
             f"metrics       {json.dumps(self.metrics, sort_keys=True, default=str) if self.metrics else '(none)'}",
+            f"calibration   {json.dumps({k: v for k, v in self.calibration.items() if k != 'check'}, sort_keys=True) if self.calibration else '(none: raw softmax)'}",
             f"opset         {self.opset}",
             f"fp32          {ONNX_FILE}  sha256 {self.onnx_sha256[:16]}…",
         ]

@@ -78,6 +78,18 @@ def _export(wrapper: nn.Module, dummy: torch.Tensor, onnx_path: Path, opset: int
     )
 
 
+def _calibration_record(calibration: dict[str, Any] | None, onnx_path: Path, shape: tuple[int, int, int]) -> dict:
+    """The card's calibration record plus ``check``: the calibrated probabilities of the fixed probe batch."""
+    from effnet_trading.model_zoo.calibration import apply_temperature, check_calibration, probe_images
+
+    if not calibration:
+        return {}
+    t = check_calibration(calibration)
+    probs = apply_temperature(_onnx_probs(onnx_path, probe_images(shape)).astype(np.float64), t)
+    check = {"probe": "calibration.probe_images(input_shape): 4 uniform images, seed 0", "probs": probs.tolist()}
+    return {k: v for k, v in calibration.items() if k != "check"} | {"check": check}
+
+
 # what a model folder may hold: an export replaces such a folder whole, and refuses any other
 _MODEL_FILES = {CARD_FILE, *VARIANT_FILES.values(), MANIFEST_FILE}
 
@@ -126,12 +138,16 @@ def export_onnx(
     calib_images: np.ndarray | None = None,
     holdout_images: np.ndarray | None = None,
     holdout_labels: np.ndarray | None = None,
+    calibration: dict[str, Any] | None = None,
 ) -> ModelCard:
     """Write ``out_dir/model.onnx`` + ``card.json``; verify ONNX == torch on random and ``sample_images``.
 
     fp16: also write ``model_fp16.onnx`` (checked against fp32 on ``sample_images``).
     int8: also write ``model_int8.onnx``, calibrated on ``calib_images`` (training images);
     its agreement/accuracy change vs fp32 is measured on ``holdout_images``/``holdout_labels``.
+    calibration: a temperature-scaling record (``{"method": "temperature", "temperature": T, ...}``)
+    stored in the card and applied by the Predictor (the graph stays raw softmax); the card also
+    records the calibrated probabilities of a fixed probe batch, which ``zoo verify`` re-computes.
     The folder is written to a temporary sibling and renamed into place, so a failed
     export leaves nothing behind.
     """
@@ -174,6 +190,7 @@ def export_onnx(
             metrics=dict(metrics or {}),
             opset=opset,
             onnx_sha256=sha256_file(onnx_path),
+            calibration=_calibration_record(calibration, onnx_path, (c, h, w)),
         )
         card.metrics.setdefault("export_max_abs_err", max_err)
         card.metrics.setdefault("export_checked_on", "random + sample images" if has_real else "random images only")

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from effnet_trading.errors import TrainingError
+from effnet_trading.model_zoo.calibration import calibration_report
 
 __all__ = [
     "block_indices",
@@ -81,7 +82,9 @@ def classification_report(
     Keys: n, accuracy, macro_f1, log_loss, majority_class, majority_rate (from y_true: the
     accuracy of always guessing the commonest class), edge (accuracy - majority_rate),
     confusion (rows true, cols predicted), per_class {name: precision/recall/f1/support},
-    pred_shares {name: share}, collapsed (one class > ``collapse_share`` of predictions), warnings.
+    pred_shares {name: share}, true_shares {name: share}, collapsed (one class > ``collapse_share`` of
+    predictions), warnings, ece (top-label expected calibration error, equal-width bins) and
+    reliability (the bins of the reliability diagram, ``calibration.reliability_bins``).
     """
     y_true = np.asarray(y_true, np.int64).reshape(-1)
     proba = np.asarray(proba, np.float64)
@@ -114,6 +117,7 @@ def classification_report(
             warnings.warn(notes[-1], CollapseWarning, stacklevel=2)
     acc = float(np.mean(y_true == y_pred))
     present = (cm.sum(0) + cm.sum(1)) > 0
+    cal = calibration_report(y_true, proba, tuple(class_names))
     return {
         "n": int(len(y_true)),
         "accuracy": acc,
@@ -133,19 +137,22 @@ def classification_report(
             for i, name in enumerate(class_names)
         },
         "pred_shares": {name: float(shares[i]) for i, name in enumerate(class_names)},
+        "true_shares": cal["true_shares"],
         "collapsed": collapsed,
         "warnings": notes,
+        "ece": cal["ece"],
+        "reliability": cal["reliability"],
     }
 
 
 def format_report(reports: dict[str, dict]) -> str:
     """A plain-text table: one row per named report (e.g. {"valid": ..., "test": ...})."""
-    head = f"{'split':<10}{'n':>8}{'accuracy':>10}{'macro-F1':>10}{'log-loss':>10}{'majority':>10}{'edge':>8}"
+    head = f"{'split':<10}{'n':>8}{'accuracy':>10}{'macro-F1':>10}{'log-loss':>10}{'ECE':>8}{'majority':>10}{'edge':>8}"
     rows = [head, "-" * len(head)]
     for name, r in reports.items():
         flag = "  COLLAPSED" if r.get("collapsed") else ""
         rows.append(
-            f"{name:<10}{r['n']:>8d}{r['accuracy']:>10.4f}{r['macro_f1']:>10.4f}{r['log_loss']:>10.4f}"
+            f"{name:<10}{r['n']:>8d}{r['accuracy']:>10.4f}{r['macro_f1']:>10.4f}{r['log_loss']:>10.4f}{r.get('ece', float('nan')):>8.4f}"
             f"{r['majority_rate']:>10.4f}{r['edge']:>+8.4f}{flag}"
         )
     return "\n".join(rows)

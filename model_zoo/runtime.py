@@ -2,6 +2,7 @@
 
 ``Predictor(model_dir)`` loads a checked model folder and maps rendered images
 ``(N, C, H, W)`` float32 in [0, 1] (or uint8 in [0, 255]) to probabilities ``(N, K)`` float32.
+A calibrated card (``card.calibration``) has its temperature applied to the graph's output.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from effnet_trading.errors import ModelCardError, require
+from effnet_trading.model_zoo.calibration import apply_temperature
 from effnet_trading.model_zoo.card import ModelCard, load_card
 
 __all__ = ["Predictor", "resolve_providers", "LatencyRecorder", "default_threads"]
@@ -128,6 +130,7 @@ class Predictor:
                 "the file changed). Restore the original file or re-export the model (`effnet-trading zoo export` / `train`)."
             ) from exc
         self._check_graph()
+        self.temperature = self.card.temperature  # 1.0 = uncalibrated: output as the graph returns it
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
         if batch_size < 1:
@@ -220,7 +223,7 @@ class Predictor:
             probs = run(part)
             self.latency.add((time.perf_counter() - t0) * 1e3)
             out[start : start + m] = probs[:m]
-        return out
+        return out if self.temperature == 1.0 else apply_temperature(out, self.temperature)
 
     def warmup(self, n_calls: int = 2) -> None:
         """Run a few calls on blank images (first-call allocation / kernel selection) without recording latency."""

@@ -23,6 +23,12 @@ from torch import nn
 
 from effnet_trading.errors import TrainingError
 from effnet_trading.imaging.spec import AnySpec, ImageSpec, spec_from_dict
+from effnet_trading.model_zoo.calibration import (
+    DEFAULT_BINS,
+    apply_temperature,
+    expected_calibration_error,
+    fit_temperature,
+)
 from effnet_trading.model_zoo.curves import curves_by_fold, diagnose
 from effnet_trading.model_zoo.dataset import ImageDataset
 from effnet_trading.model_zoo.metrics import classification_report
@@ -68,6 +74,9 @@ class TrainConfig:
     num_threads: int | None = None
     progress: bool = True
     model_kwargs: dict = field(default_factory=dict)
+    calibrate: str | None = (
+        None  # "temperature": fit T on the validation fold; the card stores it, the Predictor applies it
+    )
 
     def __post_init__(self) -> None:
         """Refuse settings that cannot train, one line each (the CLI maps them to messages)."""
@@ -81,6 +90,13 @@ class TrainConfig:
             raise TrainingError(f"TrainConfig lr={self.lr!r} must be > 0 (a learning rate, e.g. 3e-3).")
         if not 0.0 <= float(self.label_smoothing) < 1.0:
             raise TrainingError(f"TrainConfig label_smoothing={self.label_smoothing} must be in [0, 1) (e.g. 0.1).")
+        if self.calibrate not in (None, "temperature"):
+            raise TrainingError(f"TrainConfig calibrate={self.calibrate!r} is unknown; use 'temperature' or None.")
+        if self.calibrate and not self.valid:
+            raise TrainingError(
+                "calibrate='temperature' fits the temperature on the validation fold, but valid=0 leaves none; "
+                "set valid > 0 (e.g. 0.15) or drop calibrate."
+            )
         if self.class_weights not in (None, "balanced"):
             raise TrainingError(f"TrainConfig class_weights={self.class_weights!r} is unknown; use 'balanced' or None.")
         if self.max_train_samples is not None and int(self.max_train_samples) < 1:
@@ -400,6 +416,25 @@ class _Fold:
         self.net.eval()
         self.ema = None  # from here on self.net holds the weights that are scored
 
+    def _calibrate(self, valid_proba: np.ndarray) -> dict:
+        """Fit the temperature on the validation fold; rescale ``test_proba``; ECE before/after on both folds."""
+        ds, sp = self.ds, self.split
+        yv, yt = ds.labels[sp.valid], ds.labels[sp.test]
+        t = fit_temperature(yv, valid_proba)
+        raw_test = self.test_proba
+        self.test_proba = apply_temperature(raw_test, t)
+        return {
+            "method": "temperature",
+            "temperature": t,
+            "ece_before": expected_calibration_error(yt, raw_test),
+            "ece_after": expected_calibration_error(yt, self.test_proba),
+            "fitted_on": f"validation fold {_span(ds, sp.valid)} ({len(sp.valid)} samples), fold {sp.fold}",
+            "measured_on": f"test fold {_span(ds, sp.test)} ({len(sp.test)} samples): out-of-sample for T",
+            "valid_ece_before": expected_calibration_error(yv, valid_proba),
+            "valid_ece_after": expected_calibration_error(yv, apply_temperature(valid_proba, t)),
+            "n_bins": DEFAULT_BINS,
+        }
+
     def report(self) -> dict:
         ds, sp, cfg = self.ds, self.split, self.cfg
         out = {
@@ -417,13 +452,17 @@ class _Fold:
                 "purge": "train/valid label windows end before the next part",
             },
         }
-        if sp.valid is not None:
-            out["valid"] = classification_report(
-                ds.labels[sp.valid],
-                _predict(self.net, ds, sp.valid, self.dev, cfg.batch_size, self.amp),
-                ds.class_names,
-            )
         self.test_proba = _predict(self.net, ds, sp.test, self.dev, cfg.batch_size, self.amp)
+        if sp.valid is not None:
+            valid_proba = _predict(self.net, ds, sp.valid, self.dev, cfg.batch_size, self.amp)
+            if cfg.calibrate:
+                out["calibration"] = self._calibrate(valid_proba)
+                valid_proba = apply_temperature(valid_proba, out["calibration"]["temperature"])
+            out["valid"] = classification_report(ds.labels[sp.valid], valid_proba, ds.class_names)
+        elif cfg.calibrate:
+            raise TrainingError(
+                f"fold {sp.fold} has no validation samples to fit the temperature on; use more data or a larger valid."
+            )
         out["test"] = classification_report(ds.labels[sp.test], self.test_proba, ds.class_names)
         prior = list(ds.class_balance(self.train).values())
         out["diagnosis"] = diagnose(self.history, self.test_proba, prior)
@@ -509,6 +548,8 @@ def train_model(
         "architecture": last["architecture"],
         "curves": curves_by_fold(history),
     }
+    if "calibration" in last:
+        metrics["calibration"] = last["calibration"]
     info = ds.info()
     if out is not None:
         _write_json(out / "metrics.json", metrics)
@@ -530,6 +571,11 @@ def train_model(
     )
 
 
+def _lean(report: dict | None) -> dict | None:
+    """A classification report for the card: the reliability bins stay in the run's metrics.json."""
+    return None if report is None else {k: v for k, v in report.items() if k != "reliability"}
+
+
 def train_and_export(
     ohlcv,
     cfg: TrainConfig,
@@ -549,8 +595,8 @@ def train_and_export(
     res = train_model(ohlcv, cfg, out_dir, callbacks=callbacks, resume=resume, dataset=dataset)
     ds, sp = res.dataset, res.split
     metrics = {
-        "valid": res.metrics["valid"],
-        "test": res.metrics["test"],
+        "valid": _lean(res.metrics["valid"]),
+        "test": _lean(res.metrics["test"]),
         "split": res.metrics["split"],
         "summary": res.metrics["summary"],
         "folds": [
@@ -589,6 +635,7 @@ def train_and_export(
         training=training,
         metrics=metrics,
         sample_images=sample,
+        calibration=res.metrics.get("calibration"),
     )
     _write_json(Path(out_dir) / "metrics.json", res.metrics)
     return res

@@ -131,6 +131,49 @@ class _Ring:
         return None if self.count == 0 else int(self.times[(self.count - 1) % self.size])
 
 
+class _HigherBars:
+    """One timeframe member's bars, resampled one base bar at a time (``update()``'s incremental path).
+
+    Buckets are ``imaging.resample_ohlcv``'s: ``[k * step, (k + 1) * step)`` from the epoch, labelled
+    by open time, first/max/min/last/sum, empty buckets skipped. The last ``keep`` completed bars
+    are kept plus the forming one, which counts as closed once its end is at or before the decision
+    time (end of the newest base bar), as in ``imaging.last_closed_index``. Each base bar costs
+    O(1), whatever the timeframe, instead of resampling the whole buffer.
+    """
+
+    def __init__(self, spec, step_ns: int):
+        self.spec = spec.replace(timeframe=None)  # renders from already-resampled bars
+        self.step = int(step_ns)
+        self.done = _Ring(spec.history + 1)  # completed bars
+        self.label: int | None = None  # open time (ns) of the forming bar
+        self.bar = np.zeros(5)
+        self.count = 0  # completed bars ever
+
+    def push(self, ts_ns: int, row: np.ndarray) -> None:
+        label = ts_ns - ts_ns % self.step
+        if label == self.label:
+            b = self.bar
+            b[1] = max(b[1], row[1])
+            b[2] = min(b[2], row[2])
+            b[3] = row[3]
+            b[4] += row[4]
+            return
+        if self.label is not None:
+            self.done.push(self.label, self.bar)
+            self.count += 1
+        self.label, self.bar = label, np.array(row, dtype=np.float64)
+
+    def closed(self, decision_ns: int) -> np.ndarray:
+        """``(n, 5)`` the closed bars at the decision time, oldest first (the last ``spec.history + 1`` at most)."""
+        bars = self.done.ordered()[1]
+        if self.label is not None and self.label + self.step <= decision_ns:
+            bars = np.concatenate([bars, self.bar[None, :]])
+        return bars
+
+    def n_closed(self, decision_ns: int) -> int:
+        return self.count + int(self.label is not None and self.label + self.step <= decision_ns)
+
+
 class SignalModel:
     """Scores OHLCV bars with an image model: ``predict_proba`` (history) and ``update`` (live).
 
@@ -162,6 +205,7 @@ class SignalModel:
         self.name = name or getattr(card, "name", None) or getattr(model, "name", None) or type(model).__name__
         self._base = None if base_interval is None else parse_timeframe(base_interval)
         self._ring: _Ring | None = None
+        self._higher: list[_HigherBars | None] | None = None  # per member: incremental resample (timeframe specs)
         self._pending: tuple[int, np.ndarray] | None = None
         self._ready = False  # once a bar was scoreable, every later one is (the buffer keeps enough)
 
@@ -253,41 +297,77 @@ class SignalModel:
                 self._base = step  # a gap between the first bars overstated the bar size: grow the buffer
                 if self._ring is not None:
                     self._ring = self._ring.resized(self.history)
+                    self._higher = None  # rebuilt from the buffer below
         if self._ring is None:
             self._ring = _Ring(self.history)
             if self._pending is not None:
                 self._ring.push(*self._pending)
                 self._pending = None
         self._ring.push(ts_ns, row)
+        if self._needs_base():
+            self._push_higher(ts_ns, row)
         return self._score_last()
+
+    def _push_higher(self, ts_ns: int, row: np.ndarray) -> None:
+        """Add the new bar to every timeframe member's incremental bars (built from the buffer when missing)."""
+        if self._higher is None:
+            self._higher = [
+                None if s.timeframe is None else _HigherBars(s, parse_timeframe(s.timeframe).value)
+                for s in self.spec.specs
+            ]
+            times, bars = self._ring.ordered()  # type: ignore[union-attr]
+            for t, b in zip(times[:-1], bars[:-1]):
+                for h in self._higher:
+                    if h is not None:
+                        h.push(int(t), b)
+        for h in self._higher:
+            if h is not None:
+                h.push(ts_ns, row)
+
+    def _render_incremental(self, times: np.ndarray, bars: np.ndarray) -> np.ndarray | None:
+        """The image of the newest bar from the members' incremental bars; None while a member lacks history."""
+        decision = int(times[-1]) + self._base.value  # the end of the newest bar
+        parts = []
+        for s, h in zip(self.spec.specs, self._higher):  # type: ignore[arg-type]
+            if h is None:
+                if len(bars) < s.history:
+                    return None
+                parts.append(render(s, bars, np.array([len(bars) - 1]), dtype=IMAGE_DTYPE))
+                continue
+            if h.n_closed(decision) < s.history:
+                return None
+            closed = h.closed(decision)
+            parts.append(render(h.spec, closed, np.array([len(closed) - 1]), dtype=IMAGE_DTYPE))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+    def _render_plain(self, bars: np.ndarray) -> np.ndarray | None:
+        """The image of the newest bar for specs without a timeframe (rendered from the buffer array)."""
+        n = len(bars)
+        if not self._ready:
+            try:
+                self._ready = n >= 2 and warmup(self.spec, bars) <= n - 1
+            except DataError:
+                return None
+            if not self._ready:
+                return None
+        return render(self.spec, bars, np.array([n - 1], dtype=np.int64), dtype=IMAGE_DTYPE)
 
     def _score_last(self) -> pd.Series | None:
         times, bars = self._ring.ordered()  # type: ignore[union-attr]
         n = len(bars)
         if self._needs_base():
-            data = pd.DataFrame(
-                bars,
-                index=pd.DatetimeIndex(pd.to_datetime(times, utc=True), name="timestamp"),
-                columns=list(OHLCV_COLUMNS),
-            )
-            data.attrs["repairs"] = []
+            images = self._render_incremental(times, bars) if n >= 2 else None
         else:
-            data = bars  # plain specs render from the array: no frame to build per bar
-        if not self._ready:
-            try:
-                self._ready = n >= 2 and warmup(self.spec, data) <= n - 1
-            except DataError:
-                return None
-            if not self._ready:
-                return None
-        ends = np.array([n - 1], dtype=np.int64)
-        images = render(self.spec, data, ends, dtype=IMAGE_DTYPE)
-        probs = self._predict(images, self._closes(bars, ends))[0]
+            images = self._render_plain(bars)
+        if images is None:
+            return None
+        probs = self._predict(images, self._closes(bars, np.array([n - 1], dtype=np.int64)))[0]
         return pd.Series(probs, index=list(self.class_names), name=pd.Timestamp(int(times[-1]), tz="UTC"))
 
     def reset(self) -> None:
         """Forget the incremental buffer (start a new live session)."""
         self._ring = None
+        self._higher = None
         self._pending = None
         self._ready = False
 

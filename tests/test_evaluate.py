@@ -76,7 +76,13 @@ def test_outputs_and_resume(planted_run):
     assert "Learning curves" in md and "| small_cnn | 0 |" in md and "| small_cnn | 1 |" in md  # every fold's curve
     assert "Learning curves (solid train" in (out / "report.html").read_text()
     assert '<img src="data:image/png;base64,' in (out / "report.html").read_text()
+    # calibration: pooled ECE in the table, class shares in the text, the reliability figure in the page
+    assert "| log-loss | ECE |" in md and "Calibration (pooled test windows" in md
+    assert "small_cnn: ECE " in md and "predicted/true class shares" in md
+    assert "Calibration: reliability diagrams" in (out / "report.html").read_text()
     saved = json.loads((out / "results.json").read_text())
+    cls = saved["strategies"]["small_cnn"]["classification"]
+    assert 0 <= cls["ece"] <= 1 and sum(cls["reliability"]["count"]) == cls["n"]
     assert saved["strategies"]["small_cnn"]["sharpe_ci"]["low"] <= saved["strategies"]["small_cnn"]["sharpe_ci"]["high"]
     cfg = EvalConfig.from_dict(json.loads((out / "config.json").read_text()))
     assert cfg.to_dict() == _cfg().to_dict()

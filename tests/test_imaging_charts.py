@@ -103,3 +103,31 @@ def test_moving_average_line_passes_through_bar_centres(kind):
         assert line[int(2 * (13 - ma)), col] == 1.0
     if kind == "candles":  # the line is connected: every column has a lit pixel
         assert (line.max(axis=0)[: centres[-1] + 1] == 1.0).all()
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        ImageSpec("candles", window=20, size=64, ma=5),
+        ImageSpec("candles", window=12, size=(30, 40), color="grey", ma=4),
+        ImageSpec("candles", window=9, size=(8, 20), volume=True),  # a 1-row volume panel (separator only)
+        ImageSpec("candles", window=10, size=24, volume=False, color="grey"),
+        ImageSpec("ohlc_bars", window=20, size=(64, 60), ma=20),
+        ImageSpec("ohlc_bars", window=5, size=(16, 20), volume=False),
+    ],
+    ids=lambda s: f"{s.kind}-{s.color}-{s.size[0]}x{s.size[1]}-v{int(s.volume)}-ma{s.ma}",
+)
+def test_uint8_output_is_the_rounded_float_image(spec):
+    """The chart kernels write uint8 themselves: equal to rint(255 * the float32 image), pixel for pixel."""
+    rng = np.random.default_rng(3)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 300)))
+    open_ = np.r_[close[0], close[:-1]]
+    high = np.maximum(open_, close) * (1 + rng.uniform(0, 0.01, 300))
+    low = np.minimum(open_, close) * (1 - rng.uniform(0, 0.01, 300))
+    bars = np.c_[open_, high, low, close, rng.uniform(1, 10, 300)]
+    bars[50:60, :4] = bars[50, 3]  # a flat stretch: flat windows sit in the middle row
+    f = render(spec, bars)
+    u = render(spec, bars, dtype=np.uint8)
+    assert u.dtype == np.uint8 and f.dtype == np.float32
+    np.testing.assert_array_equal(u, np.rint(f * 255).astype(np.uint8))
+    assert set(np.unique(f)) <= ({0.0, 1.0} if spec.color == "rgb" else {0.0, 0.5, 1.0})

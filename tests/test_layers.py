@@ -29,6 +29,7 @@ TORCH_FREE = [
     "model_zoo/failover.py",
     "model_zoo/registry.py",
     "model_zoo/metrics.py",
+    "model_zoo/calibration.py",
     "model_zoo/splits.py",
     "model_zoo/explain.py",
 ]

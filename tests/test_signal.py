@@ -103,6 +103,46 @@ def test_update_matches_batch_every_kind(planted, kind):
     np.testing.assert_array_equal(live, batch)
 
 
+def _random_bars_with_gaps(n: int, seed: int) -> pd.DataFrame:
+    """Random-walk 5m bars starting mid-hour, with ~3 % of bars and one whole 2-hour stretch missing."""
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.003, n)))
+    open_ = np.r_[100.0, close[:-1]]
+    frame = pd.DataFrame(
+        {
+            "open": open_,
+            "high": np.maximum(open_, close) * (1 + rng.uniform(0, 0.002, n)),
+            "low": np.minimum(open_, close) * (1 - rng.uniform(0, 0.002, n)),
+            "close": close,
+            "volume": rng.uniform(1, 5, n),
+        },
+        index=pd.date_range("2024-03-01 00:35", periods=n, freq="5min", tz="UTC", name="timestamp"),
+    )
+    keep = rng.random(n) > 0.03
+    keep[200:224] = False  # two hours without data: empty 15m and 1h buckets
+    keep[:2] = True
+    return frame[keep]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_incremental_timeframe_update_equals_the_full_resample(seed):
+    """update() keeps per-timeframe partial bars instead of resampling its buffer: on random bars with
+    gaps it must give exactly what predict_proba gets from resampling the whole history."""
+    spec = StackSpec(
+        (
+            ImageSpec("gasf", window=6, size=(6, 6), returns=True),
+            ImageSpec("gadf", window=5, size=(6, 6), timeframe="15m", fields=("open", "high")),
+            ImageSpec("candles", window=3, size=(6, 6), timeframe="1h", ma=2, volume=False, color="grey"),
+        )
+    )
+    frame = _random_bars_with_gaps(500, seed)
+    batch = SignalModel(ImageStatModel(spec)).predict_proba(frame).to_numpy()
+    sm = SignalModel(ImageStatModel(spec))
+    live = _live(sm, frame)
+    assert len(frame) > sm.history and np.isfinite(batch[-200:]).all()
+    np.testing.assert_array_equal(live, batch)
+
+
 def test_timeframe_buffer_without_margin_would_differ(planted):
     """The history margin matters: scoring from only window * ratio bars (a partial first higher
     bar inside the window) gives different numbers from the full history."""

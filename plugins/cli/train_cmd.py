@@ -55,6 +55,12 @@ _SPEC_FLAGS = ("kind", "window", "size", "timeframe", "fields", "returns")
 @click.option(
     "--max-train-samples", default=None, type=int, help="Train on at most this many of the most recent samples."
 )
+@click.option(
+    "--calibrate",
+    type=click.Choice(["temperature"]),
+    default=None,
+    help="Fit a temperature on the validation fold; stored in the card and applied by the Predictor.",
+)
 @click.option("--resume", is_flag=True, help="Continue from the checkpoints in --out.")
 @click.option("--overwrite", is_flag=True, help="Write into a --out folder holding other files (they are kept).")
 @click.option(
@@ -79,6 +85,7 @@ def train(date_format, tz, data_path, config_path, resume, overwrite, out_dir, *
     and a ``[spec]`` table); options given on the command line override it.
     """
     from effnet_trading.config import read_toml
+    from effnet_trading.evaluation.calibration_plot import calibration_lines, write_calibration_png
     from effnet_trading.imaging import load_ohlcv, spec_from_options
     from effnet_trading.model_zoo.curves import format_curves
     from effnet_trading.model_zoo.metrics import format_report
@@ -125,6 +132,16 @@ def train(date_format, tz, data_path, config_path, resume, overwrite, out_dir, *
             f"mean over {s['folds']} folds: accuracy {s['accuracy']:.4f}, macro-F1 {s['macro_f1']:.4f}, "
             f"log-loss {s['log_loss']:.4f}, majority {s['majority_rate']:.4f}"
         )
+    for line in calibration_lines(reports):
+        click.echo(line)
+    cal = m.get("calibration")
+    if cal:
+        click.echo(
+            f"temperature {cal['temperature']:.3f} (fitted on the validation fold): test ECE "
+            f"{cal['ece_before']:.4f} -> {cal['ece_after']:.4f}"
+        )
+    png = write_calibration_png(reports, f"{out_dir}/calibration.png")
+    click.echo(f"reliability diagram: {png}")
     click.echo(format_curves(res.history, res.folds))
     click.echo(f"architecture: {m['architecture']}")
     click.echo(f"test span {m['split']['test'][0]} .. {m['split']['test'][1]} (purged, horizon {horizon} bars)")

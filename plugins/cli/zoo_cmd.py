@@ -219,6 +219,7 @@ def export_cmd(
 def verify_cmd(model_dir: str, data: str | None, n_images: int) -> None:
     """Check a model folder: hashes, spec, graph shapes, and a numerical self-check of every variant."""
     from effnet_trading.errors import EffnetTradingError
+    from effnet_trading.model_zoo.calibration import check_calibration_probe
     from effnet_trading.model_zoo.quantize import FP16_ATOL, INT8_MEAN_ATOL
     from effnet_trading.model_zoo.runtime import Predictor
 
@@ -255,6 +256,13 @@ def verify_cmd(model_dir: str, data: str | None, n_images: int) -> None:
             )
         else:
             click.echo(f"ok   {line}")
+    calibrated = check_calibration_probe(ref)
+    if calibrated is not None:
+        ok, line = calibrated
+        if ok:
+            click.echo(f"ok   {line}")
+        else:
+            problems.append(line)
     for p in problems:
         click.echo(f"FAIL {p}")
     if problems:
