@@ -26,6 +26,7 @@ _COMMANDS = {
     "evaluate": "evaluate_cmd:evaluate",
     "fetch": "fetch_cmd:fetch",
     "live": "live_cmd:live",
+    "patterns": "patterns_cmd:patterns",
 }
 
 
