@@ -62,19 +62,11 @@ class PatternTrainConfig:
 
 def _shift_metrics(res, cfg: PatternTrainConfig, background) -> dict:
     """The trained model on the shift-test set (other noise / length / height ranges, other seed)."""
-    import torch
-
     from effnet_trading.model_zoo.metrics import classification_report
 
     shift_cfg = shifted(cfg.patterns)
     ds = pattern_dataset(make_patterns(cfg.n_shift, shift_cfg, background=background), cfg.spec)
-    mean = torch.tensor(res.mean, dtype=torch.float32).view(1, -1, 1, 1)
-    std = torch.tensor(res.std, dtype=torch.float32).view(1, -1, 1, 1)
-    out = []
-    with torch.no_grad():
-        for x, _ in ds.batches(np.arange(len(ds)), 256):
-            out.append(torch.softmax(res.model((x - mean) / std), 1).numpy())
-    report = classification_report(ds.labels, np.concatenate(out).astype(np.float64), ds.class_names, warn=False)
+    report = classification_report(ds.labels, res.predict(ds), ds.class_names, warn=False)
     return {"shift_test": report | {"generator": shift_cfg.to_dict()}}
 
 

@@ -132,6 +132,13 @@ class TrainResult:
         default_factory=list
     )  # per fold: (test sample idx, proba (n, K))
 
+    def predict(self, dataset: ImageDataset, idx: np.ndarray | None = None) -> np.ndarray:
+        """``(n, K)`` probabilities of the trained model on ``dataset``'s images (all, or ``idx``), on CPU:
+        softmax, or one sigmoid per label for a multi-label dataset (e.g. a shift-test set)."""
+        idx = np.arange(len(dataset)) if idx is None else np.asarray(idx)
+        net = _Normalised(self.model, self.mean, self.std)
+        return _predict(net, dataset, idx, torch.device("cpu"), self.config.batch_size, False)
+
     @property
     def test_ends(self) -> np.ndarray:
         """Bar positions of the last fold's test samples."""
@@ -599,8 +606,9 @@ def train_and_export(
         ],
     }
     if extra_metrics is not None:
-        res.metrics.update(extra_metrics(res))
-        metrics.update(extra_metrics(res))
+        extra = extra_metrics(res)  # once: it may be costly (e.g. a shift-test set)
+        res.metrics.update(extra)
+        metrics.update(extra)
     training = {
         "span": res.metrics["split"]["train"],
         "n_train": res.metrics["split"]["n_train"],

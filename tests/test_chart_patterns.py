@@ -183,7 +183,8 @@ def test_compact_model_learns_patterns_well_above_chance(pattern_model):
     assert m["test"]["accuracy"] > 3 * chance, m["test"]["accuracy"]
     assert m["shift_test"]["accuracy"] > 2 * chance
     assert len(m["test"]["confusion"]) == len(PATTERN_CLASSES)
-    assert m["shift_test"]["generator"]["noise"] != m["test"].get("generator", CLEAN.to_dict())["noise"]
+    assert m["shift_test"]["generator"]["noise"] != list(PatternConfig().noise)  # other noise and lengths
+    assert pattern_model.model_dir.joinpath("card.json").read_text().count("shift_test") == 1
 
 
 def test_model_folder_is_a_scorer_and_backtests(pattern_model, sample_dir):
@@ -248,7 +249,7 @@ def test_patterns_cli_train_and_scan(tmp_path, sample_dir, pattern_model):
 
     r = CliRunner().invoke(
         main,
-        ["patterns", "train", "--out", str(tmp_path / "run"), "--window", "32", "--size", "16", "--n", "130",
+        ["patterns", "train", "--out", str(tmp_path / "run"), "--window", "32", "--size", "32", "--n", "130",
          "--n-shift", "26", "--epochs", "1", "--batch-size", "32", "--no-progress"],
     )  # fmt: skip
     assert r.exit_code == 0, r.output

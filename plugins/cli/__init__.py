@@ -27,6 +27,7 @@ _COMMANDS = {
     "fetch": "fetch_cmd:fetch",
     "live": "live_cmd:live",
     "patterns": "patterns_cmd:patterns",
+    "candles": "candles_cmd:candles",
 }
 
 

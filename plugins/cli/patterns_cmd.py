@@ -74,9 +74,10 @@ def train(out_dir, model, kind, window, size, n_train, n_shift, epochs, lr, batc
 @click.option("--min-prob", default=0.6, show_default=True, type=click.FloatRange(0, 1))
 @click.option("--top", default=3, show_default=True, help="Gallery detections per class.")
 @click.option("--horizons", default="6,24", show_default=True, help="Forward-return horizons in bars.")
+@click.option("--last", default=None, type=click.IntRange(1), help="Scan the last N bars only.")
 @click.option("--overwrite", is_flag=True, help="Replace this command's files in an existing --out.")
 @data_read_options
-def scan(data_path, model_dir, out_dir, min_prob, top, horizons, overwrite, date_format, tz):
+def scan(data_path, model_dir, out_dir, min_prob, top, horizons, last, overwrite, date_format, tz):
     """Slide over the bars (causal windows), write detections.csv, forward_returns.csv, probabilities.csv,
     summary.json and gallery/<class>.png."""
     from effnet_trading.applications.chart_patterns import forward_returns, scan_patterns, write_detections
@@ -86,7 +87,8 @@ def scan(data_path, model_dir, out_dir, min_prob, top, horizons, overwrite, date
 
     hs = tuple(int(h) for h in horizons.split(",") if h.strip())
     frame = load_ohlcv(data_path, date_format=date_format, tz=tz)
-    config = {"model": str(model_dir), "min_prob": min_prob, "top": top, "horizons": list(hs)}
+    frame = frame.iloc[-last:] if last else frame
+    config = {"model": str(model_dir), "min_prob": min_prob, "top": top, "horizons": list(hs), "last": last}
     with run_folder(
         out_dir, command="patterns scan", config=config, inputs={"data": data_path}, overwrite=overwrite
     ) as work:
