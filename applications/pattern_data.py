@@ -35,7 +35,9 @@ class PatternConfig:
     vol: per-bar log-return volatility of the background. trend: drift per bar over the whole
     window, in background sigmas. occlude: probability that up to ``occlude_max`` of the pattern
     lies before the window's left edge. end_gap: bars between the pattern's end and the window's
-    right edge, as a share of the window.
+    right edge, as a share of the window. distractor: share of ``no_pattern`` windows that hold a lone
+    jump of pattern height somewhere (real bars have jumps; without these the model calls any jump a
+    flag or pennant).
     """
 
     window: int = 64
@@ -48,6 +50,7 @@ class PatternConfig:
     occlude_max: float = 0.25
     end_gap: tuple[float, float] = (0.0, 0.1)
     wick: float = 0.6  # high/low beyond the body, in background sigmas (half-normal)
+    distractor: float = 0.5  # share of "no_pattern" windows holding a lone jump (a pole without a pattern)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -147,6 +150,10 @@ def make_patterns(n: int, cfg: PatternConfig | None = None, *, background: np.nd
     for i in range(n):
         name = PATTERN_CLASSES[labels[i]]
         if name == "no_pattern":
+            if rng.random() < cfg.distractor:  # a lone jump: a steep move, then nothing that forms a pattern
+                at, steep = int(rng.integers(t - w, t - 2)), int(rng.integers(2, 6))
+                jump = rng.choice([-1.0, 1.0]) * rng.uniform(*cfg.height) * vol[i] * np.sqrt(w / 2)
+                clean[i, at:] = jump * np.clip((np.arange(at, t) - at + 1) / steep, 0.0, 1.0)
             continue
         length = max(8, int(round(rng.uniform(*cfg.length) * w)))
         end = t - 1 - int(round(rng.uniform(*cfg.end_gap) * w))

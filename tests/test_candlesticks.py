@@ -153,14 +153,14 @@ def test_candles_cli(tmp_path, sample_dir, candle_model):
     from effnet_trading.plugins.cli import main
 
     csv = tmp_path / "bars.csv"
-    pd.read_csv(sample_dir / "btcusdt_1h.csv").iloc[:1200].to_csv(csv, index=False)
+    pd.read_csv(sample_dir / "btcusdt_1h.csv").iloc[:600].to_csv(csv, index=False)
     run = CliRunner().invoke
     r = run(main, ["candles", "label", "--data", str(csv), "--out", str(tmp_path / "labels.csv")])
     assert r.exit_code == 0, r.output
     lab = pd.read_csv(tmp_path / "labels.csv")
-    assert list(lab.columns) == ["timestamp", *CANDLE_PATTERNS] and len(lab) == 1200
+    assert list(lab.columns) == ["timestamp", *CANDLE_PATTERNS] and len(lab) == 600
     r = run(main, ["candles", "train", "--data", str(csv), "--out", str(tmp_path / "run"), "--window", "12",
-                   "--size", "24x36", "--zoom", "2", "--epochs", "1", "--no-progress"])  # fmt: skip
+                   "--size", "24x36", "--zoom", "2", "--last", "300", "--epochs", "1", "--no-progress"])  # fmt: skip
     assert r.exit_code == 0, r.output
     assert "CDLENGULFING" in r.output and (tmp_path / "run" / "model" / "card.json").is_file()
     r = run(main, ["candles", "scan", "--data", str(csv), "--model", str(candle_model.model_dir), "--out",
