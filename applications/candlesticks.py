@@ -154,7 +154,9 @@ def candle_dataset(ohlcv, spec: AnySpec, patterns: tuple[str, ...] = CANDLE_PATT
 
 
 def tune_thresholds(y: np.ndarray, proba: np.ndarray, grid=np.linspace(0.05, 0.95, 19)) -> np.ndarray:
-    """Per label, the threshold of ``grid`` with the best F1 on (validation) targets ``y``; 0.5 without positives."""
+    """Per label, the threshold of ``grid`` with the best F1 on (validation) targets ``y``. 0.5 without
+    positives, or when no threshold beats the F1 of always saying yes (2b / (1 + b) at base rate b): a
+    threshold that fires on every bar detects nothing."""
     out = np.full(y.shape[1], 0.5)
     for j in range(y.shape[1]):
         t = y[:, j] > 0.5
@@ -163,7 +165,9 @@ def tune_thresholds(y: np.ndarray, proba: np.ndarray, grid=np.linspace(0.05, 0.9
         pred = proba[:, j][:, None] >= grid[None, :]
         tp = (pred & t[:, None]).sum(0)
         f1 = 2 * tp / np.maximum(pred.sum(0) + t.sum(), 1)
-        out[j] = float(grid[int(np.argmax(f1))])
+        floor = 2 * t.mean() / (1 + t.mean())
+        if f1.max() > floor + 0.01:
+            out[j] = float(grid[int(np.argmax(f1))])
     return out
 
 
