@@ -2,6 +2,10 @@
 order-book analysis. Each produces ``strategies.Scorer``-compatible scorers, so a detection can
 drive a ``Policy`` in both backtest engines. Sits beside ``evaluation`` (DESIGN.md layers)."""
 
+# chart and candlestick patterns (torch is imported only when training)
+from effnet_trading.applications.candlesticks import CANDLE_PATTERNS, candle_labels, scan_candles, train_candles
+from effnet_trading.applications.chart_patterns import forward_returns, scan_patterns, train_patterns
+from effnet_trading.applications.gallery import detection_gallery
 from effnet_trading.applications.orderbook import (
     MOVE_CLASSES,
     ImpactModel,
@@ -15,6 +19,7 @@ from effnet_trading.applications.orderbook import (
     slippage,
     walk_depth,
 )
+from effnet_trading.applications.pattern_data import PATTERN_CLASSES, PatternConfig, make_patterns
 from effnet_trading.applications.regimes import (
     REGIMES,
     TRENDING,
@@ -28,8 +33,21 @@ from effnet_trading.applications.regimes import (
     regime_labels,
     scan_regimes,
 )
+from effnet_trading.applications.signals import DetectionScorer
 
 __all__ = [
+    "CANDLE_PATTERNS",
+    "candle_labels",
+    "train_candles",
+    "scan_candles",
+    "PATTERN_CLASSES",
+    "PatternConfig",
+    "make_patterns",
+    "train_patterns",
+    "scan_patterns",
+    "forward_returns",
+    "detection_gallery",
+    "DetectionScorer",
     "REGIMES",
     "TRENDING",
     "RegimeRules",

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from effnet_trading.evaluation.report import _subplots, fig_to_data_uri
+from effnet_trading.outputs import atomic_file
 
 __all__ = ["calibration_figure", "calibration_data_uri", "write_calibration_png", "calibration_lines"]
 
@@ -53,9 +54,8 @@ def write_calibration_png(reports: Mapping[str, Mapping], path: str | os.PathLik
     """Save the calibration figure as a PNG file."""
     path = Path(path)
     fig = calibration_figure(reports)
-    tmp = path.with_name(path.name + ".tmp")
-    fig.savefig(tmp, format="png", dpi=90, bbox_inches="tight")
-    tmp.replace(path)
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90, bbox_inches="tight")
     return path
 
 

@@ -47,7 +47,10 @@ def _render_into(spec: AnySpec, frame: pd.DataFrame, ends: np.ndarray, out: np.n
 
 @dataclass
 class ImageDataset:
-    """Images ``(N, C, H, W)`` uint8, labels ``(N,)`` int64 in {0,1,2}, bar positions ``ends``, timestamps ``index``."""
+    """Images ``(N, C, H, W)`` uint8, labels ``(N,)`` int64 in {0,1,2}, bar positions ``ends``, timestamps ``index``.
+
+    Multi-label datasets hold labels ``(N, K)`` float32 in {0, 1} (one column per ``class_names``
+    entry, several may be 1): the training loop then fits one sigmoid per label (BCE)."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -133,9 +136,16 @@ class ImageDataset:
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def multilabel(self) -> bool:
+        """True for ``(N, K)`` 0/1 targets (independent labels), False for ``(N,)`` class indices."""
+        return np.ndim(self.labels) == 2
+
     def class_balance(self, idx: np.ndarray | None = None) -> dict[str, float]:
         """Share of each class (over ``idx`` if given)."""
         y = self.labels if idx is None else self.labels[idx]
+        if self.multilabel:  # share of positives per label (they need not sum to 1)
+            return {n: float(v) for n, v in zip(self.class_names, y.mean(0) if len(y) else np.zeros(y.shape[1]))}
         counts = np.bincount(y, minlength=len(self.class_names))
         return {n: float(c / max(len(y), 1)) for n, c in zip(self.class_names, counts)}
 

@@ -31,17 +31,24 @@ __all__ = ["ExportWrapper", "export_onnx", "verify_onnx"]
 DEFAULT_OPSET = 17
 
 
-class ExportWrapper(nn.Module):
-    """Normalise in-graph, run the network, return probabilities."""
+_OUTPUTS = ("softmax", "sigmoid")
 
-    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]):
+
+class ExportWrapper(nn.Module):
+    """Normalise in-graph, run the network, return probabilities (softmax over classes, or one
+    sigmoid per label for multi-label models)."""
+
+    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float], output: str = "softmax"):
         super().__init__()
-        self.model = model
+        if output not in _OUTPUTS:
+            raise ModelCardError(f"output={output!r} is unknown; use one of {list(_OUTPUTS)}.")
+        self.model, self.output = model, output
         self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.model((images - self.mean) / self.std), dim=1)
+        logits = self.model((images - self.mean) / self.std)
+        return torch.sigmoid(logits) if self.output == "sigmoid" else torch.softmax(logits, dim=1)
 
 
 def _onnx_probs(path: Path, images: np.ndarray) -> np.ndarray:
@@ -139,6 +146,7 @@ def export_onnx(
     holdout_images: np.ndarray | None = None,
     holdout_labels: np.ndarray | None = None,
     calibration: dict[str, Any] | None = None,
+    output: str = "softmax",
 ) -> ModelCard:
     """Write ``out_dir/model.onnx`` + ``card.json``; verify ONNX == torch on random and ``sample_images``.
 
@@ -148,13 +156,15 @@ def export_onnx(
     calibration: a temperature-scaling record (``{"method": "temperature", "temperature": T, ...}``)
     stored in the card and applied by the Predictor (the graph stays raw softmax); the card also
     records the calibrated probabilities of a fixed probe batch, which ``zoo verify`` re-computes.
+    output: "softmax" (classes, rows sum to 1) or "sigmoid" (independent labels, multi-label models);
+    recorded in the card's ``normalization["output"]``.
     The folder is written to a temporary sibling and renamed into place, so a failed
     export leaves nothing behind.
     """
     c, (h, w) = spec.channels, spec.size
     mean = [0.5] * c if mean is None else list(mean)
     std = [0.25] * c if std is None else list(std)
-    wrapper = ExportWrapper(model, mean, std).eval().cpu()
+    wrapper = ExportWrapper(model, mean, std, output).eval().cpu()
     out_dir = Path(out_dir)
     _check_replaceable(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -185,7 +195,12 @@ def export_onnx(
             input_shape=(c, h, w),
             class_names=tuple(class_names),
             label=dict(label or {}),
-            normalization={"mean": mean, "std": std, "applied": "in-graph: (x - mean) / std, x in [0, 1]"},
+            normalization={
+                "mean": mean,
+                "std": std,
+                "applied": "in-graph: (x - mean) / std, x in [0, 1]",
+                "output": output,
+            },
             training=dict(training or {}),
             metrics=dict(metrics or {}),
             opset=opset,

@@ -21,6 +21,8 @@ __all__ = [
     "classification_report",
     "format_report",
     "bootstrap_ci",
+    "roc_auc",
+    "multilabel_report",
 ]
 
 _EPS = 1e-15
@@ -156,6 +158,84 @@ def format_report(reports: dict[str, dict]) -> str:
             f"{r['majority_rate']:>10.4f}{r['edge']:>+8.4f}{flag}"
         )
     return "\n".join(rows)
+
+
+def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve of ``score`` for binary ``y_true`` (Mann-Whitney U, ties count half); NaN
+    when only one class is present."""
+    y = np.asarray(y_true).reshape(-1) > 0
+    s = np.asarray(score, np.float64).reshape(-1)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s))
+    sorted_s = s[order]
+    # average ranks over ties
+    _, first, counts = np.unique(sorted_s, return_index=True, return_counts=True)
+    avg = first + (counts + 1) / 2.0
+    ranks[order] = np.repeat(avg, counts)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def multilabel_report(
+    y_true: np.ndarray,
+    proba: np.ndarray,
+    label_names: Sequence[str],
+    *,
+    thresholds: Sequence[float] | float = 0.5,
+) -> dict:
+    """Per-label metrics of independent probabilities ``(N, K)`` against 0/1 targets ``(N, K)`` (labels may
+    overlap: no argmax), JSON-ready.
+
+    Per label: base_rate (share of positives), precision / recall / f1 at its threshold, auc, support,
+    log_loss (binary) and base_log_loss (always predicting the base rate: the number to beat).
+    Summary keys: n, macro_f1 and mean_auc (over labels with positives), log_loss and base_log_loss
+    (means over labels), edge (base_log_loss - log_loss, > 0 = better than the base rates), warnings.
+    """
+    y = np.asarray(y_true, np.float64)
+    p = np.clip(np.asarray(proba, np.float64), _EPS, 1 - 1e-12)
+    k = len(label_names)
+    if y.ndim != 2 or y.shape != p.shape or y.shape[1] != k:
+        raise TrainingError(f"targets and proba must both be (N, {k}); got {y.shape} and {p.shape}.")
+    if len(y) == 0:
+        raise TrainingError("multilabel_report needs at least one sample; the evaluated span is empty.")
+    thr = np.broadcast_to(np.asarray(thresholds, np.float64), (k,))
+    per, notes = {}, []
+    for j, name in enumerate(label_names):
+        t, q = y[:, j] > 0.5, p[:, j]
+        pred = q >= thr[j]
+        tp, fp, fn = int((pred & t).sum()), int((pred & ~t).sum()), int((~pred & t).sum())
+        prec = tp / (tp + fp) if tp + fp else 0.0
+        rec = tp / (tp + fn) if tp + fn else 0.0
+        base = float(t.mean())
+        b = min(max(base, _EPS), 1 - 1e-12)
+        per[name] = {
+            "base_rate": base,
+            "support": int(t.sum()),
+            "threshold": float(thr[j]),
+            "precision": float(prec),
+            "recall": float(rec),
+            "f1": float(2 * prec * rec / (prec + rec)) if prec + rec else 0.0,
+            "auc": roc_auc(t, q),
+            "log_loss": float(-np.mean(np.where(t, np.log(q), np.log1p(-q)))),
+            "base_log_loss": float(-(base * np.log(b) + (1 - base) * np.log1p(-b))),
+        }
+        if not t.any():
+            notes.append(f"{name}: no positives in this span; its precision/recall/AUC say nothing.")
+    has = [v for v in per.values() if v["support"] > 0]
+    ll = float(np.mean([v["log_loss"] for v in per.values()]))
+    base_ll = float(np.mean([v["base_log_loss"] for v in per.values()]))
+    return {
+        "n": int(len(y)),
+        "macro_f1": float(np.mean([v["f1"] for v in has])) if has else float("nan"),
+        "mean_auc": float(np.nanmean([v["auc"] for v in has])) if has else float("nan"),
+        "log_loss": ll,
+        "base_log_loss": base_ll,
+        "edge": base_ll - ll,
+        "per_label": per,
+        "warnings": notes,
+    }
 
 
 _METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {"accuracy": accuracy, "macro_f1": macro_f1}

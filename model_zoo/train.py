@@ -31,7 +31,7 @@ from effnet_trading.model_zoo.calibration import (
 )
 from effnet_trading.model_zoo.curves import curves_by_fold, diagnose
 from effnet_trading.model_zoo.dataset import ImageDataset
-from effnet_trading.model_zoo.metrics import classification_report
+from effnet_trading.model_zoo.metrics import classification_report, multilabel_report
 from effnet_trading.model_zoo.registry import check_model_kwargs, create_model, model_info
 from effnet_trading.model_zoo.splits import Split, walk_forward_splits
 from effnet_trading.model_zoo.threads import with_torch_threads
@@ -149,6 +149,13 @@ class TrainResult:
         default_factory=list
     )  # per fold: (test sample idx, proba (n, K))
 
+    def predict(self, dataset: ImageDataset, idx: np.ndarray | None = None) -> np.ndarray:
+        """``(n, K)`` probabilities of the trained model on ``dataset``'s images (all, or ``idx``), on CPU:
+        softmax, or one sigmoid per label for a multi-label dataset (e.g. a shift-test set)."""
+        idx = np.arange(len(dataset)) if idx is None else np.asarray(idx)
+        net = _Normalised(self.model, self.mean, self.std)
+        return _predict(net, dataset, idx, torch.device("cpu"), self.config.batch_size, False)
+
     @property
     def test_ends(self) -> np.ndarray:
         """Bar positions of the last fold's test samples."""
@@ -170,10 +177,14 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def _class_weights(labels: np.ndarray, mode: str | None, k: int) -> torch.Tensor | None:
+    """Cross-entropy class weights; for multi-label targets ``(N, K)``, BCE ``pos_weight`` (negatives / positives, capped at 100)."""
     if mode is None:
         return None
     if mode != "balanced":
         raise TrainingError(f"class_weights={mode!r} is unknown; use 'balanced' or None.")
+    if labels.ndim == 2:
+        pos = labels.sum(0).astype(np.float64)
+        return torch.tensor(np.clip((len(labels) - pos) / np.maximum(pos, 1.0), 1.0, 100.0), dtype=torch.float32)
     counts = np.bincount(labels, minlength=k).astype(np.float64)
     if (counts == 0).any():
         raise TrainingError(
@@ -218,12 +229,13 @@ class _Normalised(nn.Module):
 
 
 def _predict(net: nn.Module, ds: ImageDataset, idx: np.ndarray, dev: torch.device, bs: int, amp: bool) -> np.ndarray:
-    """Softmax probabilities ``(len(idx), K)`` float64."""
+    """Probabilities ``(len(idx), K)`` float64: softmax, or one sigmoid per label for multi-label datasets."""
     net.eval()
     out = []
+    act = torch.sigmoid if ds.multilabel else (lambda z: torch.softmax(z, 1))
     with torch.no_grad(), torch.autocast(dev.type, enabled=amp):
         for x, _ in ds.batches(idx, bs * 2):
-            out.append(torch.softmax(net(x.to(dev)).float(), 1).cpu().numpy())
+            out.append(act(net(x.to(dev)).float()).cpu().numpy())
     return np.concatenate(out).astype(np.float64) if out else np.zeros((0, len(ds.class_names)))
 
 
@@ -259,9 +271,12 @@ class _Fold:
             for p in self.ema.parameters():
                 p.requires_grad_(False)
         w = _class_weights(ds.labels[train], cfg.class_weights, len(ds.class_names))
-        self.loss_fn = nn.CrossEntropyLoss(
-            weight=None if w is None else w.to(self.dev), label_smoothing=cfg.label_smoothing
-        )
+        if ds.multilabel:  # one sigmoid per label (labels may overlap): binary cross-entropy
+            self.loss_fn = nn.BCEWithLogitsLoss(pos_weight=None if w is None else w.to(self.dev))
+        else:
+            self.loss_fn = nn.CrossEntropyLoss(
+                weight=None if w is None else w.to(self.dev), label_smoothing=cfg.label_smoothing
+            )
         self.opt = torch.optim.AdamW(_param_groups(self.net, cfg.weight_decay, cfg.decay_norm_and_bias), lr=cfg.lr)
         steps = max(1, -(-len(train) // cfg.batch_size))
         self.sched = torch.optim.lr_scheduler.LambdaLR(
@@ -371,7 +386,10 @@ class _Fold:
             if self.ema is not None:
                 self._update_ema()
             tot_loss += float(loss.detach()) * len(y)
-            tot_ok += int((logits.argmax(1) == y).sum())
+            if self.ds.multilabel:  # share of labels right at 0.5, per sample
+                tot_ok += float(((logits > 0) == (y > 0.5)).float().mean(1).sum())
+            else:
+                tot_ok += int((logits.argmax(1) == y).sum())
             tot_n += len(y)
             bar.set_postfix(loss=f"{tot_loss / tot_n:.4f}", acc=f"{tot_ok / tot_n:.3f}")
         bar.close()
@@ -385,8 +403,13 @@ class _Fold:
         if self.split.valid is not None:
             proba = _predict(self.scored, self.ds, self.split.valid, self.dev, cfg.batch_size, self.amp)
             yv = self.ds.labels[self.split.valid]
-            row["val_loss"] = float(-np.mean(np.log(np.clip(proba[np.arange(len(yv)), yv], 1e-15, 1))))
-            row["val_acc"] = float(np.mean(proba.argmax(1) == yv))
+            if self.ds.multilabel:
+                q = np.clip(proba, 1e-15, 1 - 1e-12)
+                row["val_loss"] = float(-np.mean(np.where(yv > 0.5, np.log(q), np.log1p(-q))))
+                row["val_acc"] = float(np.mean((proba >= 0.5) == (yv > 0.5)))
+            else:
+                row["val_loss"] = float(-np.mean(np.log(np.clip(proba[np.arange(len(yv)), yv], 1e-15, 1))))
+                row["val_acc"] = float(np.mean(proba.argmax(1) == yv))
         row["seconds"] = time.perf_counter() - t0
         return row
 
@@ -452,20 +475,29 @@ class _Fold:
                 "purge": "train/valid label windows end before the next part",
             },
         }
+        report = multilabel_report if ds.multilabel else classification_report
         self.test_proba = _predict(self.net, ds, sp.test, self.dev, cfg.batch_size, self.amp)
+        if cfg.calibrate and ds.multilabel:
+            raise TrainingError(
+                "calibrate='temperature' scales softmax classifiers; this model is multi-label (one sigmoid per "
+                "label): train it without --calibrate."
+            )
         if sp.valid is not None:
             valid_proba = _predict(self.net, ds, sp.valid, self.dev, cfg.batch_size, self.amp)
             if cfg.calibrate:
                 out["calibration"] = self._calibrate(valid_proba)
                 valid_proba = apply_temperature(valid_proba, out["calibration"]["temperature"])
-            out["valid"] = classification_report(ds.labels[sp.valid], valid_proba, ds.class_names)
+            out["valid"] = report(ds.labels[sp.valid], valid_proba, ds.class_names)
         elif cfg.calibrate:
             raise TrainingError(
                 f"fold {sp.fold} has no validation samples to fit the temperature on; use more data or a larger valid."
             )
-        out["test"] = classification_report(ds.labels[sp.test], self.test_proba, ds.class_names)
-        prior = list(ds.class_balance(self.train).values())
-        out["diagnosis"] = diagnose(self.history, self.test_proba, prior)
+        out["test"] = report(ds.labels[sp.test], self.test_proba, ds.class_names)
+        if ds.multilabel:
+            out["diagnosis"] = _multilabel_diagnosis(out["test"])
+        else:
+            prior = list(ds.class_balance(self.train).values())
+            out["diagnosis"] = diagnose(self.history, self.test_proba, prior)
         out["architecture"] = self.architecture
         return out
 
@@ -474,8 +506,22 @@ def _write_json(path: Path, obj: Any) -> None:
     write_json_atomic(path, obj)
 
 
+def _multilabel_diagnosis(test: dict) -> dict:
+    """One readable line for a multi-label model: its test log-loss beside the base-rate predictor's."""
+    better = [k for k, v in test["per_label"].items() if v["log_loss"] < v["base_log_loss"]]
+    state = "learned" if test["edge"] > 0 else "converged to base rate"
+    line = (
+        f"mean binary log-loss {test['log_loss']:.4f} vs {test['base_log_loss']:.4f} for the base rates; "
+        f"{len(better)} of {len(test['per_label'])} labels beat their base rate"
+    )
+    return {"state": state, "labels_beating_base_rate": better, "line": line}
+
+
+_SUMMARY_KEYS = ("accuracy", "macro_f1", "log_loss", "majority_rate", "edge", "mean_auc", "base_log_loss")
+
+
 def _summary(folds: list[dict]) -> dict:
-    keys = ("accuracy", "macro_f1", "log_loss", "majority_rate", "edge")
+    keys = [k for k in _SUMMARY_KEYS if k in folds[0]["test"]]
     return {k: float(np.mean([f["test"][k] for f in folds])) for k in keys} | {"folds": len(folds)}
 
 
@@ -603,14 +649,15 @@ def train_and_export(
             {
                 "fold": f["fold"],
                 "split": f["split"],
-                **{k: f["test"][k] for k in ("accuracy", "macro_f1", "log_loss", "majority_rate", "confusion")},
+                **{k: f["test"][k] for k in (*_SUMMARY_KEYS, "confusion") if k in f["test"]},
             }
             for f in res.folds
         ],
     }
     if extra_metrics is not None:
-        res.metrics.update(extra_metrics(res))
-        metrics.update(extra_metrics(res))
+        extra = extra_metrics(res)  # once: it may be costly (e.g. a shift-test set)
+        res.metrics.update(extra)
+        metrics.update(extra)
     training = {
         "span": res.metrics["split"]["train"],
         "n_train": res.metrics["split"]["n_train"],
@@ -636,6 +683,7 @@ def train_and_export(
         metrics=metrics,
         sample_images=sample,
         calibration=res.metrics.get("calibration"),
+        output="sigmoid" if ds.multilabel else "softmax",
     )
     _write_json(Path(out_dir) / "metrics.json", res.metrics)
     return res

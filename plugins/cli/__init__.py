@@ -31,6 +31,8 @@ _COMMANDS = {
     "regimes": "regimes_cmd:regimes",
     "lob": "lob_cmd:lob",
     "explain": "explain_cmd:explain",
+    "patterns": "patterns_cmd:patterns",
+    "candles": "candles_cmd:candles",
 }
 
 

@@ -119,12 +119,13 @@ def train(date_format, tz, data_path, config_path, resume, overwrite, out_dir, *
         ignore=("progress", "num_threads"),
     ):
         res = train_and_export(frame, cfg, out_dir, resume=resume)
+        m = res.metrics
+        if len(res.folds) > 1:
+            reports = {f"fold{f['fold']}": f["test"] for f in res.folds}
+        else:
+            reports = ({"valid": m["valid"]} if m.get("valid") else {}) | {"test": m["test"]}
+        png = write_calibration_png(reports, f"{out_dir}/calibration.png")  # inside the run: one of its files
     horizon = cfg.horizon
-    m = res.metrics
-    if len(res.folds) > 1:
-        reports = {f"fold{f['fold']}": f["test"] for f in res.folds}
-    else:
-        reports = ({"valid": m["valid"]} if m.get("valid") else {}) | {"test": m["test"]}
     click.echo(format_report(reports))
     if len(res.folds) > 1:
         s = m["summary"]
@@ -140,7 +141,6 @@ def train(date_format, tz, data_path, config_path, resume, overwrite, out_dir, *
             f"temperature {cal['temperature']:.3f} (fitted on the validation fold): test ECE "
             f"{cal['ece_before']:.4f} -> {cal['ece_after']:.4f}"
         )
-    png = write_calibration_png(reports, f"{out_dir}/calibration.png")
     click.echo(f"reliability diagram: {png}")
     click.echo(format_curves(res.history, res.folds))
     click.echo(f"architecture: {m['architecture']}")
