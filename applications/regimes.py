@@ -184,7 +184,9 @@ class RegimeHMM:
         emission_from: ``(true, predicted)`` codes to estimate the emissions from (default: the
         pairs of ``labels`` / ``observed``); pass out-of-sample predictions here.
         """
-        from hmmlearn.hmm import CategoricalHMM
+        from effnet_trading.errors import require
+
+        CategoricalHMM = require("hmmlearn.hmm", "apps").CategoricalHMM  # noqa: N806
 
         obs, lab = np.asarray(observed, np.int64), np.asarray(labels, np.int64)
         k = len(regimes)
