@@ -46,7 +46,12 @@ class SmallMapConv2d(nn.Conv2d):
             return super().forward(x)  # exported graphs keep the plain conv (and any input size)
         kh, kw = self.kernel_size
         h, w = int(x.shape[-2]), int(x.shape[-1])
-        if (h >= kh and w >= kw) or self.dilation != (1, 1) or self.padding_mode != "zeros":
+        if (
+            (h >= kh and w >= kw)
+            or isinstance(self.padding, str)  # "same"/"valid": left to nn.Conv2d
+            or self.dilation != (1, 1)
+            or self.padding_mode != "zeros"
+        ):
             return super().forward(x)
         (ph, pw), (sh, sw) = self.padding, self.stride  # type: ignore[misc]
         hout, wout = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
