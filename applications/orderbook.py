@@ -94,8 +94,11 @@ def slippage(book, units: float, side: str = "buy") -> pd.DataFrame:
 def impact_curve(book, sizes) -> pd.DataFrame:
     """Expected cost of market orders of each size (base units) over all snapshots: per side the
     median and 90th percentile slippage in bps and the share of snapshots deep enough to fill."""
+    sizes = sorted(float(s) for s in sizes)
+    if not sizes or any(not np.isfinite(s) or s <= 0 for s in sizes):
+        raise SpecError(f"impact sizes {sizes} must be a non-empty list of positive order sizes (base units).")
     rows = []
-    for units in sorted(float(s) for s in sizes):
+    for units in sizes:
         row = {"size": units}
         for side in ("buy", "sell"):
             s = slippage(book, units, side)
@@ -325,8 +328,8 @@ def read_books(path: str | os.PathLike, *, levels: int = 20, every_ms: int = 100
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     books[f.name] = as_order_book(read_binance_depth(f, levels=levels, every_ms=every_ms))
-        except (DataError, ValueError, KeyError) as exc:
-            skipped[f.name] = str(exc).splitlines()[0][:200]
+        except (DataError, ValueError, KeyError, OSError, EOFError) as exc:  # a truncated .gz is OSError/EOFError
+            skipped[f.name] = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
     if not books:
         raise DataError(f"no readable order book in {path} (skipped: {skipped}); see `lob analyze --help` for formats.")
     return books, skipped

@@ -390,6 +390,9 @@ def policy_grid(
     combos = list(itertools.product(threshold, hysteresis, long_only, sizing))
     labels = [(*c[:3], c[3] if isinstance(c[3], str) else repr(c[3])) for c in combos]
     targets = np.empty((len(frame), len(combos)))
+    for si in set(c[3] for c in combos):
+        if not isinstance(si, str):
+            si.check(scores)  # e.g. CappedKelly refuses uncalibrated probabilities, as in backtrader
     for j, (th, hy, lo, si) in enumerate(combos):
         sizer = None if isinstance(si, str) else si  # a strategies.sizing object sizes the fixed-size decisions
         rule = base.replace(

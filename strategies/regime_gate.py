@@ -12,6 +12,7 @@ row (or with NaN) gets ``default``. It has the members adapters use (``positions
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,9 +22,10 @@ import pandas as pd
 from effnet_trading.errors import DataError, SpecError
 from effnet_trading.strategies.policy import Policy
 
-__all__ = ["RegimeGate", "regime_weights", "TREND_ONLY"]
+__all__ = ["RegimeGate", "regime_weights", "TREND_ONLY", "NOT_REGIMES"]
 
 TREND_ONLY = {"trend_up": 1.0, "trend_down": 1.0}  # trend-following: trade only in trends, flat otherwise
+NOT_REGIMES = ("regime", "p_switch")  # columns of regimes.csv that are not regime probabilities
 
 
 def regime_weights(regimes: pd.DataFrame, weights: Mapping[str, float], *, mode: str = "argmax", default=0.0):
@@ -55,6 +57,15 @@ class RegimeGate:
                 "RegimeGate needs regimes as a DataFrame of regime probabilities on a DatetimeIndex "
                 "(RegimeModel(...).predict_proba(ohlcv), or regimes.csv read with index_col='timestamp')."
             )
+        # a regimes.csv from `regimes scan` also holds the argmax label and the switch probability
+        regimes = regimes.drop(columns=[c for c in NOT_REGIMES if c in regimes.columns])
+        try:
+            regimes = regimes.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise DataError(
+                f"RegimeGate needs one probability column per regime; columns {list(regimes.columns)} are not all "
+                f"numeric ({exc}). Pass RegimeModel.predict_proba(...) or regimes.csv from `regimes scan`."
+            ) from exc
         unknown = sorted(set(weights) - set(map(str, regimes.columns)))
         if unknown:
             raise SpecError(f"RegimeGate weights name regime(s) {unknown} not in the regimes {list(regimes.columns)}.")
@@ -68,7 +79,7 @@ class RegimeGate:
         index = regimes.index.tz_localize("UTC") if regimes.index.tz is None else regimes.index.tz_convert("UTC")
         self.policy, self.mode, self.default = policy, mode, float(default)
         self.weights = {str(k): float(v) for k, v in weights.items()}
-        self.regimes = regimes.set_axis(index).astype(np.float64)
+        self.regimes = regimes.set_axis(index)
         self._w = pd.Series(regime_weights(self.regimes, self.weights, mode=mode, default=default), index=index)
 
     @property
@@ -88,6 +99,16 @@ class RegimeGate:
     def positions(self, probs: pd.DataFrame) -> pd.Series:
         """The wrapped policy's targets times the regime weight of each bar."""
         base = self.policy.positions(probs)
+        idx = pd.DatetimeIndex(probs.index)
+        covered = (
+            idx.tz_localize("UTC").isin(self._w.index) if idx.tz is None else idx.tz_convert("UTC").isin(self._w.index)
+        )
+        if len(idx) and covered.mean() < 0.5:
+            warnings.warn(
+                f"RegimeGate: only {covered.mean():.0%} of the bars have a regime row at the same timestamp; the "
+                f"others get default={self.default}. Score the regimes on the same bars (regimes scan on this data).",
+                stacklevel=2,
+            )
         return (base * self.weight_at(probs.index)).rename("target")
 
     def step(self, probs_row) -> float:

@@ -94,6 +94,8 @@ def test_impact_equals_hand_computation():
 
 def test_impact_curve_and_model(planted_book):
     book, _ = planted_book
+    with pytest.raises(SpecError, match="non-empty list of positive"):
+        impact_curve(book, [])
     curve = impact_curve(book, [0.5, 2, 5, 1000])
     assert curve.loc[0.5, "buy_bps_median"] < curve.loc[5, "buy_bps_median"]  # bigger orders cost more
     assert curve.loc[1000, "buy_fillable"] == 0.0 and np.isnan(curve.loc[1000, "buy_bps_median"])

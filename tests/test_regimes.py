@@ -152,6 +152,11 @@ def test_regime_gate_scales_policy_by_regime():
         RegimeGate(Policy(), reg, {"bull": 1.0})
     with pytest.raises(DataError, match="DatetimeIndex"):
         RegimeGate(Policy(), reg.reset_index(drop=True))
+    # a regimes.csv from `regimes scan` also has the argmax label and p_switch: not regimes
+    csv = reg.assign(regime="trend_up", p_switch=0.9)
+    assert RegimeGate(Policy(0.5), csv, {"trend_up": 1.0}).positions(probs).tolist() == [1.0, 0, 0, 0, 0, 1.0]
+    with pytest.warns(UserWarning, match="regime row"):  # regimes on another clock: said, not silent
+        RegimeGate(Policy(0.5), reg.shift(30, freq="min")).positions(probs)
 
 
 @pytest.mark.parametrize("engine", ["vectorbt", "backtrader"])

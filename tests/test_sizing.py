@@ -88,6 +88,11 @@ def test_kelly_needs_a_calibrated_model(decisive_model_dir, tmp_path, bars):
     CappedKelly().check(SignalModel(calibrated))  # accepted
     with pytest.raises(SpecError, match="calibrated"):
         run_backtrader(bars, decisive_model_dir, sizer=CappedKelly())
+    from effnet_trading.plugins.vectorbt import policy_grid
+
+    raw = pd.DataFrame({"sell": 0.2, "hold": 0.3, "buy": 0.5}, index=bars.index)
+    with pytest.raises(SpecError, match="calibrated"):  # the vectorbt grid refuses it too
+        policy_grid(bars, raw, sizing=[CappedKelly()])
 
 
 @pytest.mark.slow
