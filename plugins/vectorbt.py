@@ -230,6 +230,17 @@ def contract_orders(target) -> pd.DataFrame | pd.Series:
     return shifted.where(changed)
 
 
+def _contract_orders_per_symbol(target: pd.DataFrame, open_w: pd.DataFrame) -> pd.DataFrame:
+    """``contract_orders`` per column on that symbol's own bars (where it has a price), placed on the joint
+    index: a symbol missing some bars of the others still fills at its own next bar, never at a bar where
+    it has no price (where vectorbt would drop the order)."""
+    out = pd.DataFrame(np.nan, index=target.index, columns=target.columns)
+    for j in range(target.shape[1]):
+        own = np.flatnonzero(open_w.iloc[:, j].notna().to_numpy())
+        out.iloc[own, j] = contract_orders(target.iloc[own, j]).to_numpy()
+    return out
+
+
 def portfolio_from_signals(
     ohlcv,
     signal_or_target,
@@ -258,7 +269,7 @@ def portfolio_from_signals(
     target = getattr(signal_or_target, "signal", signal_or_target)
     if isinstance(ohlcv, dict):  # several symbols: each target column trades at its own symbol's prices
         open_w, high_w, low_w, close_w, index = _wide(ohlcv, target)
-        target = target.reindex(index).fillna(0.0)
+        target = target.reindex(index)
         if (target.abs() > 1.0 + 1e-12).to_numpy().any():
             raise DataError(
                 "targets must be fractions of equity in [-1, 1]; clip or rescale them (e.g. Risk(max_exposure=...))."
@@ -270,7 +281,7 @@ def portfolio_from_signals(
         shared = {"group_by": True, "cash_sharing": True, "call_seq": "auto"} if cash_sharing else {}
         return vbt.Portfolio.from_orders(
             close_w,
-            size=contract_orders(target),
+            size=_contract_orders_per_symbol(target, open_w),
             size_type="targetpercent",
             price=open_w,
             fees=fees,

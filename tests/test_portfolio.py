@@ -88,3 +88,22 @@ def test_backtest_cli_on_a_folder_of_symbols(frames, decisive_model_dir, tmp_pat
     assert list(signals.columns) == ["timestamp", "symbol", "sell", "hold", "buy", "target"]
     assert signals["symbol"].value_counts().to_dict() == {"aaa": N, "bbb": N}
     assert (out / "report.html").is_file()
+
+
+@pytest.mark.parametrize("cash_sharing", [True, False])
+def test_a_symbol_with_missing_bars_fills_at_its_own_next_bar(cash_sharing):
+    """Several symbols on a joint index: B has every second bar of A. B's order decided at its first
+    bar fills at B's next bar, not at a joint bar where B has no price (vectorbt would drop it)."""
+    from effnet_trading.plugins.vectorbt import portfolio_from_signals
+
+    idx = pd.date_range("2024-01-01", periods=8, freq="1h", tz="UTC")
+
+    def bars(ix):
+        c = np.linspace(100.0, 107.0, len(ix))
+        return pd.DataFrame({"open": c, "high": c + 1, "low": c - 1, "close": c, "volume": 1.0}, index=ix)
+
+    frames = {"A": bars(idx), "B": bars(idx[::2])}
+    target = pd.DataFrame({"A": 0.0, "B": pd.Series(0.5, index=idx[::2])}, index=idx)
+    pf = portfolio_from_signals(frames, target, fees=0.0, cash_sharing=cash_sharing)
+    orders = pf.orders.records_readable
+    assert list(orders["Column"]) == ["B"] and list(orders["Timestamp"]) == [idx[2]]
