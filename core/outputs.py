@@ -297,8 +297,10 @@ def resumable_folder(
     - ``resume=True`` continues a run of ``command`` (finished or not) only when its config equals the new
       one (settings named in ``ignore``, dotted for nested ones, do not count), else the error names the
       settings that differ;
+    - ``resume=True`` also refuses input files whose sha256 differs from the stored run's;
     - without ``resume``, the files of an earlier run of ``command`` are removed first (no stale folds or
-      checkpoints), and nothing else is.
+      checkpoints), and nothing else is. An unfinished run records no file list, so every file in its
+      folder except the ``kept`` ones is taken as the run's own.
     """
     target = Path(out_dir)
     config = _jsonable(dict(config or {}))
@@ -320,6 +322,14 @@ def resumable_folder(
     if resume and own:
         _check_resume(target, manifest.get("config", {}), config, ignore)  # type: ignore[union-attr]
     inputs_sha = _input_hashes(inputs)
+    if resume and own:
+        stored = {k: v.get("sha256") for k, v in manifest.get("inputs", {}).items()}  # type: ignore[union-attr]
+        changed = sorted(k for k, v in inputs_sha.items() if k in stored and stored[k] != v["sha256"])
+        if changed:
+            raise OutputError(
+                f"cannot resume in {target}: input {', '.join(changed)} is not the file the stored run read (its "
+                "sha256 differs). Resume with the same data, or choose a new --out folder (or drop --resume)."
+            )
     target.mkdir(parents=True, exist_ok=True)
     if own and not resume:  # start over: remove the earlier run's files, never the kept ones
         for rel in present:

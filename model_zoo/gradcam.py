@@ -43,8 +43,14 @@ def load_checkpoint_model(model_dir: Path, card, *, check_with=None, images=None
     net.load_state_dict(state)
     net.eval()
     if check_with is not None and images is not None and len(images):
+        from effnet_trading.model_zoo.calibration import apply_temperature
+
         with torch.no_grad():
-            ref = torch.softmax(net(torch.from_numpy(np.asarray(images, np.float32))), 1).numpy()
+            logits = net(torch.from_numpy(np.asarray(images, np.float32)))
+        sigmoid = (card.normalization or {}).get("output") == "sigmoid"  # multi-label cards
+        ref = (torch.sigmoid(logits) if sigmoid else torch.softmax(logits, 1)).numpy()
+        if not sigmoid and card.temperature != 1.0:  # the Predictor applies a calibrated card's temperature
+            ref = apply_temperature(ref, card.temperature)
         err = float(np.abs(check_with.predict(images) - ref).max())
         if err > atol:
             raise ModelCardError(

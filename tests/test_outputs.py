@@ -182,6 +182,12 @@ def test_interrupted_resumable_run_stays_unfinished_and_resumes_with_same_config
     with pytest.raises(OutputError, match="epochs: 2 -> 3"):
         _resumable(out, {}, config={"epochs": 3}, resume=True)
     assert (out / "ckpt/epoch_001.pt").read_text() == "1"  # a refused resume touches nothing
+    data = tmp_path / "bars.csv"
+    data.write_text("a")
+    _resumable(out, {}, resume=True, inputs={"data": data})
+    data.write_text("b")
+    with pytest.raises(OutputError, match="input data is not the file the stored run read"):
+        _resumable(out, {}, resume=True, inputs={"data": data})
     _resumable(out, {"ckpt/epoch_003.pt": "3"}, resume=True, ignore=("progress",))
     m = read_manifest(out)
     assert m["complete"] is True and "ckpt/epoch_001.pt" in m["files"] and "ckpt/epoch_003.pt" in m["files"]

@@ -156,7 +156,8 @@ def evaluate(
     with resumable_folder(
         out_dir,
         command="evaluate",
-        config=cfg.to_dict(),
+        # how the frame was cut and read is part of the run: a resume must use the same
+        config=cfg.to_dict() | {"last_bars": last_bars, "date_format": date_format, "tz": tz},
         inputs={"data": data_path},
         overwrite=overwrite,
         resume=resume,

@@ -1,5 +1,5 @@
 """``effnet-trading predict``: class probabilities per bar (and per symbol) into a score file that
-``backtest --scores`` / ``PrecomputedScores.from_file`` re-use without scoring again."""
+``PrecomputedScores.from_file`` (a Scorer for both engines) and ``ProbabilityData.from_scores`` re-use without scoring again."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def predict(date_format, tz, data_paths, timeframes, models, out, progress, over
     if Path(out).exists() and not overwrite:
         try:
             read_scores(out)
-        except EffnetTradingError:
+        except (EffnetTradingError, ValueError):  # a foreign parquet/CSV or a corrupt sidecar
             raise OutputError(
                 f"--out {out} exists and is not a score file written by predict; choose another path or pass --overwrite."
             ) from None

@@ -231,8 +231,14 @@ def verify_cmd(model_dir: str, data: str | None, n_images: int) -> None:
     p32 = ref.predict(images)
     problems = []
     sums = p32.sum(axis=1)
+    multilabel = (ref.card.normalization or {}).get("output") == "sigmoid"  # one probability per label
     if not np.all(np.isfinite(p32)):
         problems.append("fp32 output has NaN/inf")
+    elif multilabel:
+        if p32.min() < 0.0 or p32.max() > 1.0:
+            problems.append(f"fp32 label probabilities span {p32.min():.5f}..{p32.max():.5f}, not within [0, 1]")
+        else:
+            click.echo(f"ok   fp32 on {len(images)} rendered images: finite, every label probability in [0, 1]")
     elif np.max(np.abs(sums - 1)) > 1e-4:
         problems.append(f"fp32 rows sum to {sums.min():.5f}..{sums.max():.5f}, not 1")
     else:
