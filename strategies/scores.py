@@ -139,6 +139,11 @@ class ScoresWriter:
             self.write(pd.DataFrame(columns=self.class_names, index=pd.DatetimeIndex([], tz="UTC")))
         text = json.dumps(self.meta, sort_keys=True, default=str)
         if self.csv:
+            from effnet_trading.outputs import file_sha256
+
+            # the sidecar names the CSV's own hash: a crash between the two renames leaves a pair that
+            # read_scores refuses, never new scores under old provenance
+            text = json.dumps(self.meta | {"csv_sha256": file_sha256(self._tmp)}, sort_keys=True, default=str)
             side = scores_sidecar(self.path)
             tmp_side = side.with_name(f".{side.name}.tmp")
             tmp_side.write_text(text + "\n")
@@ -169,7 +174,17 @@ def read_scores(path: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, Any]]:
                 f"score file {path} has no provenance sidecar {side.name}: it was not written by "
                 "`effnet-trading predict` (or the sidecar was lost); re-run predict."
             )
-        meta = json.loads(side.read_text())
+        from effnet_trading.outputs import file_sha256
+
+        try:
+            meta = json.loads(side.read_text())
+        except ValueError as exc:
+            raise DataError(f"the sidecar {side} of {path} is not valid JSON ({exc}); re-run predict.") from exc
+        if meta.get("csv_sha256") not in (None, file_sha256(path)):
+            raise DataError(
+                f"score file {path} does not match its sidecar {side.name} (sha256 differs: one of the two was "
+                "replaced or edited); re-run `effnet-trading predict`."
+            )
         frame = pd.read_csv(path, dtype={"symbol": str})
         frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
     else:

@@ -56,6 +56,14 @@ def test_predict_csv_equals_backtest_signals(data_dir, decisive_model_dir, tmp_p
     assert side["models"]["model"]["onnx_sha256"] == card["onnx_sha256"]
     assert side["models"]["model"]["spec"] == card["spec"]
     assert side["symbols"] == ["aaa"]
+    from effnet_trading.errors import DataError
+    from effnet_trading.strategies.scores import read_scores
+
+    read_scores(tmp_path / "p.csv")  # the pair matches
+    with open(tmp_path / "p.csv", "a") as fh:  # a CSV replaced or edited behind its sidecar's back
+        fh.write(probs.iloc[[-1]].to_csv(index=False, header=False))
+    with pytest.raises(DataError, match="does not match its sidecar"):
+        read_scores(tmp_path / "p.csv")
 
 
 def test_predict_parquet_several_symbols_and_refusals(data_dir, decisive_model_dir, tiny_model_dir, planted, tmp_path):
