@@ -123,7 +123,7 @@ def write_explanations(
     out = Path(out_dir)
     rows = []
     for i, end in enumerate(ends):
-        stamp = frame.index[end].strftime("%Y%m%dT%H%M")
+        stamp = frame.index[end].strftime("%Y%m%dT%H%M%S")
         inp, heat = _save_input_and_heat(images[i], ex.maps[i], out / stamp)
         chart = f"{stamp}_chart.png"
         _save_chart(frame, end, ex.bars[i], out / chart)

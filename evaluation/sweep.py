@@ -248,7 +248,10 @@ def run_sweep(
     cells_dir.mkdir(parents=True, exist_ok=True)
     for tmp in cells_dir.glob(".*.tmp-*"):  # left by a run that was killed mid-cell
         shutil.rmtree(tmp, ignore_errors=True)
-    cpus = float(config.get("cpus_per_cell") or config.get("threads") or 1)
+    threads = config.get("threads")
+    if isinstance(threads, list) and not config.get("cpus_per_cell"):  # a grid axis: reserve the largest
+        threads = max((t for t in threads if t), default=None)
+    cpus = float(config.get("cpus_per_cell") or threads or 1)
     gpus = float(config.get("gpus_per_cell") or 0)
     device = "cuda" if gpus > 0 else None
     outcome = {c.id: {"status": "ok", "skipped": True} for c in cells if _finished(c, cells_dir / c.id)}

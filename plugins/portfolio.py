@@ -100,6 +100,15 @@ def run_backtest_many(
             "or separate sleeves (init_cash / n per symbol) in backtrader."
         )
     scorer = as_scorer(scorer, what="run_backtest_many")
+    bound = getattr(scorer, "symbol", None)
+    if bound is not None and len(frames) > 1:
+        from effnet_trading.errors import DataError
+
+        raise DataError(
+            f"these precomputed scores belong to symbol {bound!r} but {len(frames)} symbols were given: they would "
+            "score every symbol with its probabilities. Backtest that symbol alone, or pass a model (or score each "
+            "symbol with PrecomputedScores.by_symbol and run them one by one)."
+        )
     policy = policy if policy is not None else Policy()
     n = len(frames)
     sleeve_cash = init_cash / n

@@ -103,6 +103,8 @@ class PrecomputedScores:
     class, NaN where there is no score yet): lets precomputed or third-party predictions drive
     the same ``Policy`` / adapters as a live model."""
 
+    symbol: str | None = None  # set when loaded from a score file: the symbol these scores belong to
+
     def __init__(self, probs: pd.DataFrame):
         if not isinstance(probs, pd.DataFrame) or not isinstance(probs.index, pd.DatetimeIndex):
             raise DataError(
@@ -157,6 +159,7 @@ class PrecomputedScores:
             probs = part.set_index(pd.DatetimeIndex(part["timestamp"], name="timestamp"))[list(meta["class_names"])]
             out[s] = cls(probs)
             out[s].meta = meta
+            out[s].symbol = s  # bound to one symbol's bars: a multi-symbol backtest refuses it
         return out
 
     @property

@@ -88,6 +88,10 @@ def test_predict_parquet_several_symbols_and_refusals(data_dir, decisive_model_d
 
     with pytest.raises(DataError, match="holds 2 symbols"):
         PrecomputedScores.from_file(out)
+    from effnet_trading.plugins.portfolio import run_backtest_many
+
+    with pytest.raises(DataError, match="belong to symbol 'bbb' but 2 symbols"):  # one symbol's scores for all
+        run_backtest_many({"aaa": a, "bbb": b}, scores["bbb"])
     moved = a.copy()
     moved.iloc[300, moved.columns.get_loc("close")] *= 1.0001
     with pytest.raises(DataError, match="other bars for 'aaa'"):
