@@ -556,6 +556,11 @@ def train_model(
             f"dataset was built for spec={ds.spec}, horizon={ds.horizon} but the config says "
             f"spec={cfg.spec}, horizon={cfg.horizon}; rebuild it with ImageDataset.build(ohlcv, cfg.spec, cfg.horizon)."
         )
+    if cfg.calibrate and ds.multilabel:  # before any fold trains (the fold report says the same)
+        raise TrainingError(
+            "calibrate='temperature' scales softmax classifiers; this model is multi-label (one sigmoid per "
+            "label): train it without --calibrate."
+        )
     step = int(np.min(np.diff(ds.ends))) if len(ds) > 1 else 1
     h = -(-cfg.horizon // step)  # horizon in samples
     splits = walk_forward_splits(
