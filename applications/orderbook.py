@@ -114,7 +114,10 @@ def impact_curve(book, sizes) -> pd.DataFrame:
 class ImpactModel:
     """Fill prices from a measured impact curve: ``model(side, units, price)`` moves ``price``
     against the trade by the median slippage for ``units`` (linear between the measured sizes, the
-    smallest size's cost below them, the last segment's slope beyond them). ``PaperBroker(fill_model=ImpactModel.from_book(book, sizes))``."""
+    smallest size's cost below them, the last segment's slope beyond them, never falling). The medians
+    are over the snapshots deep enough to fill each size (``impact_curve``'s ``*_fillable`` share): a size
+    that few snapshots could fill is priced at those deep books' cost, so keep the sizes where
+    ``*_fillable`` is high. ``PaperBroker(fill_model=ImpactModel.from_book(book, sizes))``."""
 
     sizes: np.ndarray
     buy_bps: np.ndarray
@@ -133,7 +136,7 @@ class ImpactModel:
         x, y = self.sizes, self.buy_bps if side == "buy" else self.sell_bps
         if units <= x[-1]:
             return float(np.interp(units, x, y))  # below the smallest size: its cost (about half the spread)
-        slope = (y[-1] - y[-2]) / (x[-1] - x[-2])
+        slope = max((y[-1] - y[-2]) / (x[-1] - x[-2]), 0.0)  # a bigger order never costs less
         return float(y[-1] + slope * (units - x[-1]))
 
     def __call__(self, side: str, units: float, price: float) -> float:
