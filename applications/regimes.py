@@ -101,13 +101,21 @@ def regime_labels(
 ) -> pd.Series:
     """Regime code per bar (index into ``REGIMES``; -1 = warm-up), by the module's definitions.
 
-    liquidity: optional boolean Series (True = illiquid) on the same index, e.g. from order books;
-    replaces the volume rule. ahead: label bar t with bar t+ahead's regime (training targets only).
+    liquidity: optional boolean Series (True = illiquid), e.g. ``liquidity_flags(book)["illiquid"]`` from
+    order-book snapshots; each bar takes the last flag at or before its timestamp (never a later one);
+    replaces the volume rule. Refused when it covers less than half of the bars. ahead: label bar t with bar t+ahead's regime (training targets only).
     """
     f = regime_features(ohlcv, rules)
     ready = f[["vol", "vol_base", "er", "ret"]].notna().all(axis=1).to_numpy()
     if liquidity is not None:
-        illiquid = liquidity.reindex(f.index).fillna(False).to_numpy(bool)
+        flags = liquidity.sort_index().astype(float).reindex(f.index, method="ffill")
+        if flags.notna().mean() < 0.5:
+            raise DataError(
+                f"liquidity flags cover {flags.notna().mean():.0%} of the bars ({liquidity.index.min()} .. "
+                f"{liquidity.index.max()} vs bars {f.index[0]} .. {f.index[-1]}); pass flags over the same span "
+                "(or leave liquidity=None for the volume rule)."
+            )
+        illiquid = flags.fillna(0.0).to_numpy() > 0.5
     else:
         illiquid = (f["vratio"] < rules.liq_mult).to_numpy()  # NaN (no volume at all) compares False
     high_vol = (f["vol"] > rules.vol_mult * f["vol_base"]).to_numpy()
