@@ -53,6 +53,20 @@ def test_sine_is_ranging():
     assert (lab == "ranging").mean() > 0.95
 
 
+def test_order_book_liquidity_flags_on_their_own_clock():
+    """Flags from order-book snapshots (every minute here) apply to the hourly bars at or after them;
+    a later flag never reaches an earlier bar, and flags that miss the bars are refused."""
+    t = np.arange(600)
+    bars = _ohlcv(100 * (1 + 0.02 * np.sin(2 * np.pi * t / 24)))
+    minutes = pd.date_range(bars.index[0], bars.index[-1], freq="1min")
+    flags = pd.Series(minutes >= bars.index[400], index=minutes)  # illiquid from bar 400 on
+    lab = regime_labels(bars, RULES, liquidity=flags)
+    names = lab.map(dict(enumerate(REGIMES)))
+    assert (names.iloc[400:] == "low_liquidity").all() and not (names.iloc[:400] == "low_liquidity").any()
+    with pytest.raises(DataError, match="cover"):
+        regime_labels(bars, RULES, liquidity=flags.iloc[-60:])
+
+
 def test_volatility_burst_and_thin_volume():
     rng = np.random.default_rng(0)
     r = rng.normal(0, 0.001, 800)
