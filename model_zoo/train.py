@@ -477,11 +477,6 @@ class _Fold:
         }
         report = multilabel_report if ds.multilabel else classification_report
         self.test_proba = _predict(self.net, ds, sp.test, self.dev, cfg.batch_size, self.amp)
-        if cfg.calibrate and ds.multilabel:
-            raise TrainingError(
-                "calibrate='temperature' scales softmax classifiers; this model is multi-label (one sigmoid per "
-                "label): train it without --calibrate."
-            )
         if sp.valid is not None:
             valid_proba = _predict(self.net, ds, sp.valid, self.dev, cfg.batch_size, self.amp)
             if cfg.calibrate:
@@ -556,7 +551,7 @@ def train_model(
             f"dataset was built for spec={ds.spec}, horizon={ds.horizon} but the config says "
             f"spec={cfg.spec}, horizon={cfg.horizon}; rebuild it with ImageDataset.build(ohlcv, cfg.spec, cfg.horizon)."
         )
-    if cfg.calibrate and ds.multilabel:  # before any fold trains (the fold report says the same)
+    if cfg.calibrate and ds.multilabel:  # before any fold trains
         raise TrainingError(
             "calibrate='temperature' scales softmax classifiers; this model is multi-label (one sigmoid per "
             "label): train it without --calibrate."
