@@ -311,11 +311,12 @@ def plot_book(book, events: pd.DataFrame, path: str | os.PathLike, *, levels: in
 
 def read_books(path: str | os.PathLike, *, levels: int = 20, every_ms: int = 1000) -> tuple[dict, dict]:
     """``({name: OrderBook}, {name: why skipped})`` from a file or a folder of files: hftbacktest
-    Binance captures (``.gz``, rebuilt by ``imaging.read_binance_depth``) or wide order-book CSVs
+    captures (``.gz``: Binance rebuilt by ``imaging.read_binance_depth``, Hyperliquid ``l2Book``
+    snapshots by ``imaging.read_hyperliquid_l2``; ``imaging.read_hftbacktest`` tells them apart) or wide order-book CSVs
     (``bid_px_0, bid_sz_0, ask_px_0, ask_sz_0, ...`` with a ``timestamp`` column)."""
     import warnings
 
-    from effnet_trading.imaging.lob import read_binance_depth
+    from effnet_trading.imaging.lob import read_hftbacktest
 
     path = Path(path)
     if not path.exists():
@@ -330,7 +331,7 @@ def read_books(path: str | os.PathLike, *, levels: int = 20, every_ms: int = 100
             else:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    books[f.name] = as_order_book(read_binance_depth(f, levels=levels, every_ms=every_ms))
+                    books[f.name] = as_order_book(read_hftbacktest(f, levels=levels, every_ms=every_ms))
         except (DataError, ValueError, KeyError, OSError, EOFError) as exc:  # a truncated .gz is OSError/EOFError
             skipped[f.name] = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
     if not books:

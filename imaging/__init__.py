@@ -13,7 +13,15 @@ from effnet_trading.imaging.data import (
     time_gaps,
     validate_ohlcv,
 )
-from effnet_trading.imaging.lob import OrderBook, as_order_book, lob_valid_ends, read_binance_depth, render_lob
+from effnet_trading.imaging.lob import (
+    OrderBook,
+    as_order_book,
+    lob_valid_ends,
+    read_binance_depth,
+    read_hftbacktest,
+    read_hyperliquid_l2,
+    render_lob,
+)
 from effnet_trading.imaging.png import channel_grid, to_png
 from effnet_trading.imaging.render import MODEL_INPUT_DTYPE, iter_render, render, valid_ends, warmup
 from effnet_trading.imaging.spec import (
@@ -55,6 +63,8 @@ __all__ = [
     "render_lob",
     "lob_valid_ends",
     "read_binance_depth",
+    "read_hyperliquid_l2",
+    "read_hftbacktest",
     "to_png",
     "channel_grid",
 ]

@@ -1,4 +1,4 @@
-"""Order books -> heatmap images: the input format, validation, a Binance depth parser.
+"""Order books -> heatmap images: the input format, validation, Binance and Hyperliquid parsers.
 
 The input is an :class:`OrderBook`: ``timestamps (T,)`` datetime64[ns] UTC and
 ``levels (T, L, 4)`` float64 with columns ``bid_px, bid_sz, ask_px, ask_sz``, best level
@@ -25,7 +25,15 @@ from effnet_trading.errors import DataError, SpecError
 from effnet_trading.imaging._lob import lob_heatmap_images
 from effnet_trading.imaging.spec import AnySpec
 
-__all__ = ["OrderBook", "as_order_book", "render_lob", "lob_valid_ends", "read_binance_depth"]
+__all__ = [
+    "OrderBook",
+    "as_order_book",
+    "render_lob",
+    "lob_valid_ends",
+    "read_binance_depth",
+    "read_hyperliquid_l2",
+    "read_hftbacktest",
+]
 
 _COLUMNS = ("bid_px", "bid_sz", "ask_px", "ask_sz")
 
@@ -220,3 +228,59 @@ def read_binance_depth(path: str | os.PathLike, levels: int = 20, every_ms: int 
             f"{os.path.basename(path)}: {gaps} depth diff(s) out of sequence; the rebuilt book may drift.", stacklevel=2
         )
     return OrderBook(np.array(stamps, dtype="datetime64[ns]"), np.array(rows))
+
+
+def _on_grid(times: list[int], rows: list[np.ndarray], every_ms: int) -> OrderBook:
+    """Snapshot ``k`` = the last state received at or before grid time ``t0 + k * every_ms`` (``t0`` =
+    the first receive time rounded up; the last row is the first grid time at or after the last state)."""
+    step = int(every_ms) * 1_000_000
+    t = np.asarray(times, dtype=np.int64)
+    grid = np.arange(-(-t[0] // step) * step, -(-t[-1] // step) * step + 1, step, dtype=np.int64)
+    pick = np.searchsorted(t, grid, side="right") - 1
+    return OrderBook(grid.astype("datetime64[ns]"), np.stack(rows)[pick])
+
+
+def read_hyperliquid_l2(path: str | os.PathLike, levels: int = 20, every_ms: int = 1000) -> OrderBook:
+    """A Hyperliquid book from an hftbacktest capture, sampled every ``every_ms``.
+
+    The file is gzip text, one ``<receive_ts_ns> <websocket JSON>`` per line. ``l2Book`` messages
+    are full snapshots: ``data.levels = [bids, asks]``, each a best-first list of ``{"px", "sz", "n"}``
+    (price and size in coin units as decimal strings, ``n`` = number of orders, not used); other
+    channels (``trades``, ...) are skipped. Unlike Binance there are no diffs: snapshot ``k`` is the
+    last ``l2Book`` received at or before grid time ``t0 + k * every_ms`` (receive times, UTC).
+    Levels beyond ``levels`` are dropped; missing ones have size 0.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise DataError(f"order-book file {path!r} does not exist; check the path.")
+    times, rows = [], []
+    with gzip.open(path, "rt") as fh:
+        for line in fh:
+            ts, _, payload = line.partition(" ")
+            if '"l2Book"' not in payload:
+                continue
+            sides = json.loads(payload)["data"]["levels"]
+            row = np.zeros((levels, 4))
+            row[:, [0, 2]] = np.nan
+            for col, side in ((0, sides[0]), (2, sides[1])):
+                for k, lvl in enumerate(side[:levels]):
+                    row[k, col : col + 2] = float(lvl["px"]), float(lvl["sz"])
+            times.append(int(ts))
+            rows.append(row)
+    if not rows:
+        raise DataError(f"{path!r} has no Hyperliquid 'l2Book' line; cannot build the book.")
+    order = np.argsort(times, kind="stable")
+    return _on_grid([times[i] for i in order], [rows[i] for i in order], every_ms)
+
+
+def read_hftbacktest(path: str | os.PathLike, levels: int = 20, every_ms: int = 1000) -> OrderBook:
+    """An hftbacktest capture of either venue: Hyperliquid when its first lines hold an ``l2Book``
+    message (``read_hyperliquid_l2``), Binance otherwise (``read_binance_depth``)."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise DataError(f"order-book file {path!r} does not exist; check the path.")
+    with gzip.open(path, "rt") as fh:
+        head = [line for _, line in zip(range(20), fh)]
+    if any('"l2Book"' in line for line in head):
+        return read_hyperliquid_l2(path, levels=levels, every_ms=every_ms)
+    return read_binance_depth(path, levels=levels, every_ms=every_ms)
