@@ -20,7 +20,7 @@ def lob() -> None:
     "data_path",
     required=True,
     type=click.Path(exists=True),
-    help="hftbacktest Binance capture (.gz), wide order-book CSV, or a folder of them.",
+    help="hftbacktest capture (.gz; Binance or Hyperliquid), wide order-book CSV, or a folder of them.",
 )
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the results.")
 @click.option("--levels", default=20, show_default=True, type=click.IntRange(min=1), help="Levels per side kept.")
