@@ -437,13 +437,20 @@ def write_outputs(res: dict, real: list[dict], out: Path) -> None:
     curves = learning_curves_markdown(real)
     if curves:
         md += "\n\n" + curves
+    abl = ""
+    if res.get("ablations"):
+        from effnet_trading.evaluation.ablation import ablation_markdown
+
+        abl = ablation_markdown(res["ablations"])
     verdict = "OK" if res["verdict"]["ok"] else "PIPELINE LEAKS: " + "; ".join(res["verdict"]["reasons"])
-    (out / "results.md").write_text(f"# Evaluation results\n\nVerdict: {verdict}\n\n{md}\n\n{res['literature']}\n")
+    (out / "results.md").write_text(
+        f"# Evaluation results\n\nVerdict: {verdict}\n\n{md}\n\n{res['literature']}\n" + (f"\n{abl}" if abl else "")
+    )
     (out / "results.json").write_text(json.dumps(_strip(res), indent=1, default=str))
     sections = [
         ("Verdict", f"<p><b>{html.escape(verdict)}</b></p><p>{html.escape(res['literature'])}</p>"),
         ("Results", _markdown_to_html(md)),
-    ]
+    ] + ([("Ablations", _markdown_to_html(abl.replace("#", "")))] if abl else [])
     sections += [
         (title, f'<img src="{uri}" style="max-width:100%">') for title, uri in _figures(res, real) + _curve_figure(real)
     ]

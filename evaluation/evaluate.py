@@ -73,9 +73,13 @@ class EvalConfig:
     model_kwargs: dict = field(default_factory=dict)  # model name -> builder kwargs
     data: str | None = None  # recorded only
     timeframe: str | None = None  # recorded only (resampling happens before evaluate)
+    ablations: tuple[str, ...] = ()  # evaluation.ablation.ABLATIONS run on the same folds after the main run
+    ablation_timeframes: tuple[str, ...] = ("5m", "15m", "1h")  # the timeframes ablation's members
+    books: str | None = None  # order-book snapshots (folder or file) for the orderbook ablation
 
     def __post_init__(self) -> None:
         self.models, self.baselines = tuple(self.models), tuple(self.baselines)
+        self.ablations, self.ablation_timeframes = tuple(self.ablations), tuple(self.ablation_timeframes)
         if self.null_models is not None:
             self.null_models = tuple(self.null_models)
         if not isinstance(self.train, TrainConfig) or not isinstance(self.policy, Policy):
@@ -394,7 +398,10 @@ def _flat(d: dict) -> dict:
 
 
 # settings that do not change fold results: a resume may change them
-RESUME_IGNORES = frozenset({"lookahead_samples", "bootstrap", "extra_trials", "train.num_threads", "train.progress"})
+RESUME_IGNORES = frozenset(
+    {"lookahead_samples", "bootstrap", "extra_trials", "train.num_threads", "train.progress"}
+    | {"ablations", "ablation_timeframes", "books"}  # run after the folds, not saved with them
+)
 
 
 def _check_config(out: Path, cfg: EvalConfig, resume: bool) -> None:
@@ -421,6 +428,10 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     frame = validate_ohlcv(ohlcv)
     _check_config(out, cfg, resume)
+    if cfg.ablations:  # refuse before any training (e.g. order books that do not cover the span)
+        from effnet_trading.evaluation.ablation import check_ablations
+
+        check_ablations(frame, cfg)
     kw = {"resume": resume, "progress": progress}
     real = _run_set(frame, cfg, out, "real", cfg.models, cfg.baselines, **kw)
     null = None
@@ -439,6 +450,10 @@ def evaluate(
         if entry.get("kind") == "model":
             looks[name] = lookahead_check(entry["model_dir"], frame, ends, seed=cfg.seed)
     results = summarise(real, null, looks, cfg, infer_interval(frame.index))
+    if cfg.ablations:
+        from effnet_trading.evaluation.ablation import run_ablations
+
+        results["ablations"] = run_ablations(frame, cfg, real, out)
     results["seconds_total"] = time.perf_counter() - t_start
     results["data"] = {"bars": len(frame), "span": [str(frame.index[0]), str(frame.index[-1])], "path": cfg.data}
     write_outputs(results, real, out)

@@ -43,6 +43,9 @@ OPTION_PATHS: dict[str, tuple[str | None, str]] = {
     "threads": ("train", "num_threads"),
     "threshold": ("policy", "threshold"),
     "long_only": ("policy", "long_only"),
+    "ablations": (None, "ablations"),
+    "ablation_timeframes": (None, "ablation_timeframes"),
+    "books": (None, "books"),
 }
 # the image-encoding options and their defaults (evaluate's); given together they replace the spec whole
 SPEC_OPTIONS: dict[str, Any] = {"spec": "candles", "window": 32, "size": 64, "returns": False}
@@ -64,6 +67,8 @@ def _value(name: str, value):
     """An option's value as EvalConfig holds it: comma lists split, ``model_kwargs`` JSON read."""
     if name in ("models", "baselines"):
         return _csv(value or "")
+    if name in ("ablations", "ablation_timeframes"):  # a comma list, or several (--ablation a --ablation b,c)
+        return [s for v in ([value] if isinstance(value, str) else value or []) for s in _csv(v)]
     if name == "null_models":
         return None if value is None else _csv(value)
     if name == "model_kwargs":

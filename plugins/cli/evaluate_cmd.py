@@ -110,6 +110,24 @@ __all__ = ["evaluate"]
     default=None,
     help='JSON: model name -> builder kwargs, e.g. {"small_cnn": {"widths": [16, 32, 64]}}.',
 )
+@click.option(
+    "--ablation",
+    "ablations",
+    multiple=True,
+    help="Ablation on the same folds: timeframes, regime, orderbook (repeat or comma list; docs/results.md).",
+)
+@click.option(
+    "--ablation-timeframes",
+    default="5m,15m,1h",
+    show_default=True,
+    help="Timeframes ablation: the data's bar size and coarser ones.",
+)
+@click.option(
+    "--books",
+    default=None,
+    type=click.Path(exists=True),
+    help="Order-book snapshots (folder or file, as `lob analyze --data`) for --ablation orderbook.",
+)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--threads", default=None, type=click.IntRange(min=1), help="torch CPU threads.")
 @click.option(

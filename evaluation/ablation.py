@@ -1,0 +1,344 @@
+"""The literature's ablations as ``evaluate`` options (``--ablation timeframes|regime|orderbook``).
+
+Each ablation runs after the main walk-forward run, on **its** test windows (read from the fold
+records, so the folds are the same by construction), with the run's fees, slippage and ``Policy``,
+and compares two arms bar by bar on the same test bars (paired per fold). The measured difference
+is the mean per-bar return of one arm minus the other, in basis points per bar, with a
+block-bootstrap interval (``stats.bootstrap_stat``; blocks of one day of bars, at least the label
+horizon) per fold and pooled over the folds.
+
+- ``regime``: each evaluated model (re-scored from its exported ONNX model through the runtime) and
+  the ``ma_crossover`` rule traded always vs only in trending regimes
+  (``RegimeGate(policy, regimes, TREND_ONLY)``; flat unless the bar's regime is ``trend_up`` or
+  ``trend_down``). Regimes are the rule labels of ``applications.regimes`` (default ``RegimeRules``;
+  causal: bar t's label uses bars <= t, no model). Reported over all test bars and within the
+  trending bars.
+- ``timeframes``: the first evaluated model at the data's bar size (the main run's model) and one
+  model per coarser timeframe of ``EvalConfig.ablation_timeframes`` (trained per fold with the run's
+  ``TrainConfig`` on that timeframe's bars whose labels end, plus the embargo, before the test
+  window; the last 64 of them are ``train_and_export``'s own held-out test), each traded alone and
+  together as a ``TimeframeEnsemble`` (mean of the members' last closed-bar probabilities). A single
+  timeframe trades as a one-member ensemble, so every arm has the same closed-bar alignment.
+  Differences: ensemble minus each single timeframe.
+- ``orderbook``: candles vs candles + an order-book channel needs snapshots behind the bars. The
+  coverage of ``EvalConfig.books`` (share of the evaluated bars with at least one snapshot inside
+  the bar) is computed before any training, and the run is refused with the coverage stated when it
+  is under ``BOOK_COVERAGE_NEEDED``.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from effnet_trading.errors import DataError, SpecError
+
+__all__ = [
+    "ABLATIONS",
+    "BOOK_COVERAGE_NEEDED",
+    "check_ablations",
+    "book_coverage",
+    "run_ablations",
+    "regime_ablation",
+    "timeframe_ablation",
+    "ablation_markdown",
+]
+
+ABLATIONS = ("timeframes", "regime", "orderbook")
+BOOK_COVERAGE_NEEDED = 0.95  # share of the evaluated bars (every fold's training and test span) with a snapshot
+_OWN_TEST = 64  # samples train_and_export holds out of each coarser-timeframe model's training bars
+_BPS = 1e4
+
+
+def _timeframes(frame: pd.DataFrame, cfg) -> tuple[str, list[tuple[str, pd.Timedelta]]]:
+    """(the data's timeframe as named in the config, [(name, step)] of the coarser ones)."""
+    from effnet_trading.imaging import infer_interval, parse_timeframe
+
+    base = infer_interval(frame.index)
+    steps = [(str(tf), parse_timeframe(tf)) for tf in cfg.ablation_timeframes]
+    names = [tf for tf, s in steps if s == base]
+    coarse = [(tf, s) for tf, s in steps if s > base]
+    bad = [tf for tf, s in steps if s < base or s % base != pd.Timedelta(0)]
+    if not names or bad or not coarse:
+        raise SpecError(
+            f"the timeframes ablation compares the data's bar size ({base}) with coarser ones; ablation_timeframes "
+            f"{list(cfg.ablation_timeframes)} must hold it, at least one multiple of it, and nothing finer or not a "
+            "multiple (e.g. --ablation-timeframes 5m,15m,1h on 5-minute data, 1h,4h,1d on hourly data)."
+        )
+    return names[0], coarse
+
+
+def book_coverage(frame: pd.DataFrame, books_dir) -> dict:
+    """Share of the bars of ``frame`` with at least one order-book snapshot inside ``[t, t + bar)``
+    (snapshots of every book ``applications.orderbook.read_books`` reads from ``books_dir``)."""
+    from effnet_trading.applications.orderbook import read_books
+    from effnet_trading.imaging import infer_interval
+
+    books, skipped = read_books(books_dir)
+    stamps = np.sort(
+        np.concatenate([pd.to_datetime(b.timestamps, utc=True).as_unit("ns").asi8 for b in books.values()])
+    )
+    starts = frame.index.as_unit("ns").asi8
+    step = infer_interval(frame.index).value
+    covered = np.searchsorted(stamps, starts + step, side="left") > np.searchsorted(stamps, starts, side="left")
+    return {
+        "books": sorted(books),
+        "skipped": skipped,
+        "book_span": [str(pd.Timestamp(stamps[0], tz="UTC")), str(pd.Timestamp(stamps[-1], tz="UTC"))],
+        "bars": int(len(frame)),
+        "covered_bars": int(covered.sum()),
+        "coverage": float(covered.mean()),
+    }
+
+
+def check_ablations(frame: pd.DataFrame, cfg) -> dict:
+    """Refuse, before any training, an ablation the run cannot do; returns what was checked."""
+    unknown = sorted(set(cfg.ablations) - set(ABLATIONS))
+    if unknown:
+        raise SpecError(f"unknown ablation(s) {unknown}; choose from {list(ABLATIONS)}.")
+    checked: dict = {}
+    if "timeframes" in cfg.ablations:
+        if not cfg.models:
+            raise SpecError("the timeframes ablation trains the first of --models per timeframe; give at least one.")
+        checked["timeframes"] = _timeframes(frame, cfg)[0]
+    if "regime" in cfg.ablations and not cfg.models and "ma_crossover" not in cfg.baselines:
+        raise SpecError("the regime ablation gates the evaluated models and ma_crossover; the run has neither.")
+    if "orderbook" in cfg.ablations:
+        if not cfg.books:
+            raise SpecError(
+                "the orderbook ablation needs order-book snapshots over the evaluated span: pass --books DIR."
+            )
+        cov = book_coverage(frame, cfg.books)
+        if cov["coverage"] < BOOK_COVERAGE_NEEDED:
+            raise DataError(
+                f"the order books in {cfg.books} cover {cov['covered_bars']} of the {cov['bars']} evaluated bars "
+                f"({cov['coverage']:.2%}; snapshots {cov['book_span'][0]} .. {cov['book_span'][1]}, bars "
+                f"{frame.index[0]} .. {frame.index[-1]}); every fold trains and tests on candles with a book behind "
+                f"them, so the orderbook ablation needs >= {BOOK_COVERAGE_NEEDED:.0%}. Pass books over the same span "
+                "(or drop --ablation orderbook)."
+            )
+        raise SpecError(
+            f"the order books cover {cov['coverage']:.1%} of the bars, but the candles + order-book arm is not built "
+            "yet: no order-book data long enough to test it exists here (the samples cover minutes). Drop "
+            "--ablation orderbook."
+        )
+    return checked
+
+
+def _span(frame: pd.DataFrame, rec: dict) -> tuple[int, int]:
+    """Positions ``lo, hi`` (inclusive) of a fold's test window in ``frame``."""
+    lo, hi = (int(frame.index.get_loc(pd.Timestamp(t))) for t in rec["test_span"])
+    return lo, hi
+
+
+def _block(frame: pd.DataFrame, cfg) -> int:
+    from effnet_trading.imaging import infer_interval
+
+    return max(int(cfg.horizon), int(round(pd.Timedelta("1D") / infer_interval(frame.index))))
+
+
+def _diff(d: np.ndarray, cfg, block: int, seed: int) -> dict | None:
+    """Mean of ``d`` in bps with its block-bootstrap interval (None for under 3 bars)."""
+    from effnet_trading.evaluation.stats import bootstrap_stat
+
+    d = np.asarray(d, np.float64)
+    if len(d) < 3:
+        return None
+    ci = bootstrap_stat(d, np.mean, n=cfg.bootstrap, block=min(block, len(d)), seed=seed)
+    return {k: ci[k] * _BPS for k in ("estimate", "low", "high")} | {"bars": int(len(d)), "block": ci["block"]}
+
+
+def _sim(span: pd.DataFrame, target, cfg, interval) -> tuple[np.ndarray, dict]:
+    from effnet_trading.strategies.execution import simulate
+    from effnet_trading.strategies.performance import performance_summary
+
+    sim = simulate(span, np.asarray(target, np.float64), fees=cfg.fees, slippage=cfg.slippage)
+    perf = performance_summary(sim, interval=interval)
+    pos = sim.position.to_numpy()
+    return sim.returns.to_numpy(), {
+        "total_return": perf["total_return"],
+        "sharpe": perf["sharpe"],
+        "orders": int(len(sim.orders)),
+        "exposure": float((pos != 0).mean()),
+    }
+
+
+def _compare(arms: dict[str, list[np.ndarray]], pairs, masks, cfg, block: int) -> dict:
+    """Per pair (a, b): per-fold and pooled ``a - b`` (bps/bar, CIs), over all bars and each mask."""
+    out = {}
+    for j, (a, b) in enumerate(pairs):
+        d = [x - y for x, y in zip(arms[a], arms[b])]
+        entry = {"per_fold": [_diff(x, cfg, block, cfg.seed + 10 * j + k) for k, x in enumerate(d)]}
+        entry["pooled"] = _diff(np.concatenate(d), cfg, block, cfg.seed + 10 * j + 9)
+        for name, m in masks.items():
+            sub = [x[mm] for x, mm in zip(d, m)]
+            entry[f"per_fold_{name}"] = [_diff(x, cfg, block, cfg.seed + 10 * j + k) for k, x in enumerate(sub)]
+            entry[f"pooled_{name}"] = _diff(np.concatenate(sub), cfg, block, cfg.seed + 10 * j + 8)
+        out[f"{a} - {b}"] = entry
+    return out
+
+
+def regime_ablation(frame: pd.DataFrame, cfg, real: list[dict]) -> dict:
+    """Ungated vs ``RegimeGate(TREND_ONLY)`` for each evaluated model and ``ma_crossover`` (module docstring)."""
+    from effnet_trading.applications.regimes import REGIMES, TRENDING, RegimeRules, regime_labels
+    from effnet_trading.evaluation.baselines import ma_crossover_target
+    from effnet_trading.evaluation.evaluate import _score
+    from effnet_trading.imaging import infer_interval
+    from effnet_trading.strategies.regime_gate import TREND_ONLY, RegimeGate
+
+    interval = infer_interval(frame.index)
+    codes = regime_labels(frame, RegimeRules()).to_numpy()
+    onehot = np.full((len(codes), len(REGIMES)), np.nan)
+    onehot[codes >= 0] = np.eye(len(REGIMES))[codes[codes >= 0]]
+    gate = RegimeGate(cfg.policy, pd.DataFrame(onehot, index=frame.index, columns=list(REGIMES)), TREND_ONLY)
+    trending = np.isin(codes, [REGIMES.index(r) for r in TRENDING])
+    signals = [m for m in cfg.models] + (["ma_crossover"] if "ma_crossover" in cfg.baselines else [])
+    ma = ma_crossover_target(frame["close"].to_numpy(), cfg.ma_fast, cfg.ma_slow, long_only=cfg.policy.long_only)
+    arms: dict[str, list[np.ndarray]] = {}
+    folds, masks = [], []
+    for rec in real:
+        lo, hi = _span(frame, rec)
+        span = frame.iloc[lo : hi + 1]
+        row = {
+            "fold": rec["fold"],
+            "test_span": rec["test_span"],
+            "trending_share": float(trending[lo : hi + 1].mean()),
+        }
+        masks.append(trending[lo : hi + 1])
+        for s in signals:
+            if s == "ma_crossover":
+                base = ma[lo : hi + 1]
+            else:
+                probs = _score(Path(rec["strategies"][s]["model_dir"]), frame, lo, hi)
+                base = cfg.policy.replace(class_names=tuple(probs.columns)).positions(probs).to_numpy()
+            for arm, target in ((s, base), (f"{s} | trending only", base * gate.weight_at(span.index))):
+                r, row[arm] = _sim(span, target, cfg, interval)
+                arms.setdefault(arm, []).append(r)
+        folds.append(row)
+    pairs = [(f"{s} | trending only", s) for s in signals]
+    labelled = codes[codes >= 0]
+    return {
+        "what": "each signal traded always vs only in trending regimes (RegimeGate TREND_ONLY, rule labels)",
+        "regime_rules": asdict(RegimeRules()),
+        "label_shares": {r: float(np.mean(labelled == i)) for i, r in enumerate(REGIMES)},
+        "folds": folds,
+        "differences_bps_per_bar": _compare(arms, pairs, {"trending": masks}, cfg, _block(frame, cfg)),
+    }
+
+
+def _train_coarse(frame: pd.DataFrame, cfg, model: str, tf: str, step: pd.Timedelta, test_start, root: Path) -> Path:
+    """A model on ``tf`` bars whose labels end, plus the embargo, before ``test_start``; its model dir."""
+    from effnet_trading.imaging import resample_ohlcv
+    from effnet_trading.model_zoo.train import train_and_export
+
+    bars = resample_ohlcv(frame[frame.index < test_start], step)
+    emb = cfg.horizon if cfg.embargo is None else int(cfg.embargo)
+    keep = (bars.index + step * (1 + cfg.horizon + emb) <= test_start) & bars["closed"].to_numpy()
+    bars = bars.loc[keep, ["open", "high", "low", "close", "volume"]]
+    tcfg = replace(
+        cfg.train,
+        model=model,
+        folds=1,
+        embargo=0,
+        test_size=_OWN_TEST,
+        valid=0.15,
+        progress=False,
+        max_train_samples=cfg.max_train_bars,
+        model_kwargs=dict(cfg.model_kwargs.get(model, {})),
+    )
+    return train_and_export(bars, tcfg, root / tf).model_dir
+
+
+def timeframe_ablation(frame: pd.DataFrame, cfg, real: list[dict], model_root: Path) -> dict:
+    """Single timeframes vs their ``TimeframeEnsemble`` on the run's test windows (module docstring)."""
+    from effnet_trading.imaging import infer_interval
+    from effnet_trading.strategies.ensemble import TimeframeEnsemble
+    from effnet_trading.strategies.signal import SignalModel
+
+    base_tf, coarse = _timeframes(frame, cfg)
+    model = cfg.models[0]
+    interval = infer_interval(frame.index)
+    names = [base_tf] + [tf for tf, _ in coarse]
+    arms: dict[str, list[np.ndarray]] = {}
+    folds = []
+    for rec in real:
+        lo, hi = _span(frame, rec)
+        members = {base_tf: SignalModel(rec["strategies"][model]["model_dir"])}
+        for tf, step in coarse:
+            members[tf] = SignalModel(
+                _train_coarse(frame, cfg, model, tf, step, frame.index[lo], model_root / f"fold_{rec['fold']}")
+            )
+        row = {"fold": rec["fold"], "test_span": rec["test_span"]}
+        for arm in [*names, "ensemble"]:
+            ens = TimeframeEnsemble(members if arm == "ensemble" else {arm: members[arm]}, base_timeframe=base_tf)
+            hist = frame.iloc[max(0, lo - ens.warmup - 2) : hi + 1]
+            probs = ens.predict_proba(hist).iloc[-(hi - lo + 1) :][list(ens.class_names)]
+            target = cfg.policy.replace(class_names=ens.class_names).positions(probs).to_numpy()
+            r, row[arm] = _sim(frame.iloc[lo : hi + 1], target, cfg, interval)
+            row[arm]["scored"] = float(probs.notna().all(axis=1).mean())
+            arms.setdefault(arm, []).append(r)
+        folds.append(row)
+    return {
+        "what": f"{model} per timeframe {names} traded alone vs their TimeframeEnsemble (mean of probabilities)",
+        "model": model,
+        "timeframes": names,
+        "folds": folds,
+        "differences_bps_per_bar": _compare(arms, [("ensemble", tf) for tf in names], {}, cfg, _block(frame, cfg)),
+    }
+
+
+def run_ablations(frame: pd.DataFrame, cfg, real: list[dict], out: Path) -> dict:
+    """Every ablation in ``cfg.ablations`` on the main run's folds ``real``; results.json's ``ablations``."""
+    check_ablations(frame, cfg)
+    res = {}
+    if "regime" in cfg.ablations:
+        res["regime"] = regime_ablation(frame, cfg, real)
+    if "timeframes" in cfg.ablations:
+        root = Path(out) / "models" / "ablation_timeframes"
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=root) as tmp:  # the coarser models are only needed here
+            res["timeframes"] = timeframe_ablation(frame, cfg, real, Path(tmp))
+    return res
+
+
+def _ci(d: dict | None) -> str:
+    if d is None:
+        return "n/a"
+    f = lambda x: "n/a" if not math.isfinite(x) else f"{x:+.2f}"  # noqa: E731
+    return f"{f(d['estimate'])} [{f(d['low'])}, {f(d['high'])}]"
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:+.1%}"
+
+
+def ablation_markdown(ablations: dict) -> str:
+    """The ablation section of results.md: per-fold arms and the paired differences with intervals."""
+    lines = ["## Ablations (same folds, fees and policy as above; paired per fold)", ""]
+    for name, a in ablations.items():
+        lines += [f"### {name}: {a['what']}", ""]
+        arms = [k for k in a["folds"][0] if isinstance(a["folds"][0][k], dict)]
+        lines += ["| fold (test span) | " + " | ".join(arms) + " |", "|---|" + "---|" * len(arms)]
+        for f in a["folds"]:
+            cells = [
+                f"{_pct(f[k]['total_return'])} (Sharpe {f[k]['sharpe']:.2f}, exp. {f[k]['exposure']:.0%})" for k in arms
+            ]
+            lines.append(
+                f"| {f['fold']} ({f['test_span'][0][:10]} → {f['test_span'][1][:10]}) | " + " | ".join(cells) + " |"
+            )
+        masks = sorted(
+            {k[len("pooled_") :] for d in a["differences_bps_per_bar"].values() for k in d if k.startswith("pooled_")}
+        )
+        head = ["difference, bps/bar [95 % CI]", "pooled", *[f"pooled, {m} bars" for m in masks]]
+        head += [f"fold {f['fold']}" for f in a["folds"]]
+        lines += ["", "| " + " | ".join(head) + " |", "|---|" + "---|" * (len(head) - 1)]
+        for pair, d in a["differences_bps_per_bar"].items():
+            cells = [_ci(d["pooled"]), *[_ci(d[f"pooled_{m}"]) for m in masks], *[_ci(x) for x in d["per_fold"]]]
+            lines.append(f"| {pair} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
