@@ -186,11 +186,21 @@ def _class_weights(labels: np.ndarray, mode: str | None, k: int) -> torch.Tensor
         pos = labels.sum(0).astype(np.float64)
         return torch.tensor(np.clip((len(labels) - pos) / np.maximum(pos, 1.0), 1.0, 100.0), dtype=torch.float32)
     counts = np.bincount(labels, minlength=k).astype(np.float64)
-    if (counts == 0).any():
-        raise TrainingError(
-            f"the training part has no samples of some class (counts {counts.tolist()}); use more data or another label_k."
+    present = counts > 0
+    if not present.any():
+        raise TrainingError("the training part has no labelled samples; use more data.")
+    if not present.all():  # e.g. a regime that never occurs in a fold: balance the classes that do
+        import warnings
+
+        warnings.warn(
+            f"class(es) {np.flatnonzero(~present).tolist()} have no training samples (counts {counts.astype(int).tolist()}); "
+            "they get weight 0 and the others are balanced among themselves. The model cannot learn an absent class.",
+            RuntimeWarning,
+            stacklevel=3,
         )
-    return torch.tensor(len(labels) / (k * counts), dtype=torch.float32)
+    w = np.zeros(k)
+    w[present] = len(labels) / (present.sum() * counts[present])
+    return torch.tensor(w, dtype=torch.float32)
 
 
 def _lr_lambda(total_steps: int, warmup_steps: int) -> Callable[[int], float]:

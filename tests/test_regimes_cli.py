@@ -36,7 +36,12 @@ def test_fit_writes_classifier_hmm_and_summary(fitted):
     t = np.array(summary["transition_matrix"])
     assert t.shape == (5, 5) and np.allclose(t.sum(1), 1)
     assert (root / "model" / "classifier" / "model" / "model.onnx").is_file()
-    assert 0 < summary["classifier_test"]["majority_rate"] <= 1
+    test = summary["classifier_test"]
+    assert 0 < test["majority_rate"] <= 1
+    # per-regime recall beside the base rates of the test and training parts
+    assert set(test["recall"]) == set(test["test_shares"]) == set(test["train_part_shares"]) == set(summary["regimes"])
+    assert max(test["test_shares"].values()) == pytest.approx(test["majority_rate"])
+    assert sum(test["train_part_shares"].values()) == pytest.approx(1.0)
 
 
 def test_scan_is_causal_and_gates_a_policy(fitted):

@@ -346,3 +346,15 @@ def test_train_config_file_and_flags_build_the_same_config(tmp_path, planted, mo
     assert config(["--config", str(toml)]).to_dict() == config(flags).to_dict()
     over = config(["--config", str(toml), "--epochs", "5"])
     assert over.epochs == 5 and over.horizon == 4 and over.spec == ImageSpec("gadf", window=16, size=(16, 16))
+
+
+def test_balanced_weights_skip_a_class_absent_from_the_training_part():
+    """A class with no training samples (a regime that never occurs in a fold) gets weight 0 with a
+    warning; the present classes are balanced among themselves: n / (present classes x count)."""
+    from effnet_trading.model_zoo.train import _class_weights
+
+    labels = np.array([0] * 6 + [2] * 2)
+    with pytest.warns(RuntimeWarning, match=r"class\(es\) \[1, 3\] have no training samples"):
+        w = _class_weights(labels, "balanced", 4)
+    np.testing.assert_allclose(w.numpy(), [8 / (2 * 6), 0.0, 8 / (2 * 2), 0.0])
+    np.testing.assert_allclose(_class_weights(np.array([0, 1, 1, 2]), "balanced", 3).numpy(), [4 / 3, 2 / 3, 4 / 3])
