@@ -257,7 +257,7 @@ def _train_coarse(frame: pd.DataFrame, cfg, model: str, tf: str, step: pd.Timede
 def timeframe_ablation(frame: pd.DataFrame, cfg, real: list[dict], model_root: Path) -> dict:
     """Single timeframes vs their ``TimeframeEnsemble`` on the run's test windows (module docstring)."""
     from effnet_trading.imaging import infer_interval
-    from effnet_trading.strategies.ensemble import TimeframeEnsemble
+    from effnet_trading.strategies.ensemble import TimeframeEnsemble, combine_probabilities
     from effnet_trading.strategies.signal import SignalModel
 
     base_tf, coarse = _timeframes(frame, cfg)
@@ -274,13 +274,18 @@ def timeframe_ablation(frame: pd.DataFrame, cfg, real: list[dict], model_root: P
                 _train_coarse(frame, cfg, model, tf, step, frame.index[lo], model_root / f"fold_{rec['fold']}")
             )
         row = {"fold": rec["fold"], "test_span": rec["test_span"]}
+        ens = TimeframeEnsemble(members, base_timeframe=base_tf)
+        # each member's probabilities once (last closed bar of its timeframe), then every arm from them:
+        # a single timeframe is exactly a one-member ensemble, the ensemble is predict_proba's combination
+        part = ens.member_proba(frame.iloc[max(0, lo - ens.warmup - 2) : hi + 1])
+        probs = {tf: p.iloc[-(hi - lo + 1) :] for tf, p in part.items()}
+        stacked = np.stack([probs[tf].to_numpy() for tf in ens.timeframes])
+        both = combine_probabilities(stacked, ens.weights, ens.method)[0]
+        probs["ensemble"] = pd.DataFrame(both, index=probs[base_tf].index, columns=list(ens.class_names))
+        policy = cfg.policy.replace(class_names=ens.class_names)
         for arm in [*names, "ensemble"]:
-            ens = TimeframeEnsemble(members if arm == "ensemble" else {arm: members[arm]}, base_timeframe=base_tf)
-            hist = frame.iloc[max(0, lo - ens.warmup - 2) : hi + 1]
-            probs = ens.predict_proba(hist).iloc[-(hi - lo + 1) :][list(ens.class_names)]
-            target = cfg.policy.replace(class_names=ens.class_names).positions(probs).to_numpy()
-            r, row[arm] = _sim(frame.iloc[lo : hi + 1], target, cfg, interval)
-            row[arm]["scored"] = float(probs.notna().all(axis=1).mean())
+            r, row[arm] = _sim(frame.iloc[lo : hi + 1], policy.positions(probs[arm]).to_numpy(), cfg, interval)
+            row[arm]["scored"] = float(probs[arm].notna().all(axis=1).mean())
             arms.setdefault(arm, []).append(r)
         folds.append(row)
     return {
