@@ -179,7 +179,7 @@ def _compare(arms: dict[str, list[np.ndarray]], pairs, masks, cfg, block: int) -
             sub = [x[mm] for x, mm in zip(d, m)]
             entry[f"per_fold_{name}"] = [_diff(x, cfg, block, cfg.seed + 10 * j + k) for k, x in enumerate(sub)]
             entry[f"pooled_{name}"] = _diff(np.concatenate(sub), cfg, block, cfg.seed + 10 * j + 8)
-        out[f"{a} - {b}"] = entry
+        out[f"{a} − {b}"] = entry
     return out
 
 
@@ -216,11 +216,11 @@ def regime_ablation(frame: pd.DataFrame, cfg, real: list[dict]) -> dict:
             else:
                 probs = _score(Path(rec["strategies"][s]["model_dir"]), frame, lo, hi)
                 base = cfg.policy.replace(class_names=tuple(probs.columns)).positions(probs).to_numpy()
-            for arm, target in ((s, base), (f"{s} | trending only", base * gate.weight_at(span.index))):
+            for arm, target in ((s, base), (f"{s} (trending only)", base * gate.weight_at(span.index))):
                 r, row[arm] = _sim(span, target, cfg, interval)
                 arms.setdefault(arm, []).append(r)
         folds.append(row)
-    pairs = [(f"{s} | trending only", s) for s in signals]
+    pairs = [(f"{s} (trending only)", s) for s in signals]
     labelled = codes[codes >= 0]
     return {
         "what": "each signal traded always vs only in trending regimes (RegimeGate TREND_ONLY, rule labels)",
