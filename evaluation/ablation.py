@@ -179,7 +179,7 @@ def _compare(arms: dict[str, list[np.ndarray]], pairs, masks, cfg, block: int) -
             sub = [x[mm] for x, mm in zip(d, m)]
             entry[f"per_fold_{name}"] = [_diff(x, cfg, block, cfg.seed + 10 * j + k) for k, x in enumerate(sub)]
             entry[f"pooled_{name}"] = _diff(np.concatenate(sub), cfg, block, cfg.seed + 10 * j + 8)
-        out[f"{a} − {b}"] = entry
+        out[f"{a} - {b}"] = entry
     return out
 
 

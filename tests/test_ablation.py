@@ -82,12 +82,12 @@ def test_regime_ablation_pairs_the_main_runs_folds(run):
             )
             assert reg["folds"][k][f"{name} (trending only)"]["exposure"] <= reg["folds"][k][name]["exposure"]
     for name in ("small_cnn", "ma_crossover"):
-        d = reg["differences_bps_per_bar"][f"{name} (trending only) − {name}"]
+        d = reg["differences_bps_per_bar"][f"{name} (trending only) - {name}"]
         assert d["pooled"]["low"] <= d["pooled"]["estimate"] <= d["pooled"]["high"]
         assert d["pooled"]["bars"] == sum(s.stop - s.start for s in spans) and len(d["per_fold"]) == 2
         assert d["pooled_trending"]["bars"] == sum(int(trending[s].sum()) for s in spans)
     md = (out / "results.md").read_text()
-    assert "## Ablations" in md and "small_cnn (trending only) − small_cnn" in md
+    assert "## Ablations" in md and "small_cnn (trending only) - small_cnn" in md
     assert "Ablations" in (out / "report.html").read_text()
 
 
