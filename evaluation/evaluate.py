@@ -425,13 +425,13 @@ def evaluate(
 
     t_start = time.perf_counter()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     frame = validate_ohlcv(ohlcv)
-    _check_config(out, cfg, resume)
-    if cfg.ablations:  # refuse before any training (e.g. order books that do not cover the span)
+    if cfg.ablations:  # refuse before anything is written (e.g. order books that do not cover the span)
         from effnet_trading.evaluation.ablation import check_ablations
 
         check_ablations(frame, cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_config(out, cfg, resume)
     kw = {"resume": resume, "progress": progress}
     real = _run_set(frame, cfg, out, "real", cfg.models, cfg.baselines, **kw)
     null = None
