@@ -16,7 +16,8 @@ horizon) per fold and pooled over the folds.
 - ``timeframes``: the first evaluated model at the data's bar size (the main run's model) and one
   model per coarser timeframe of ``EvalConfig.ablation_timeframes`` (trained per fold with the run's
   ``TrainConfig`` on that timeframe's bars whose labels end, plus the embargo, before the test
-  window; the last 64 of them are ``train_and_export``'s own held-out test), each traded alone and
+  window; the last 64 of them are ``train_and_export``'s own held-out test; kept in
+  ``models/ablation_timeframes/fold_k/<timeframe>``), each traded alone and
   together as a ``TimeframeEnsemble`` (mean of the members' last closed-bar probabilities). A single
   timeframe trades as a one-member ensemble, so every arm has the same closed-bar alignment.
   Differences: ensemble minus each single timeframe.
@@ -29,7 +30,7 @@ horizon) per fold and pooled over the folds.
 from __future__ import annotations
 
 import math
-import tempfile
+import shutil
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -251,7 +252,9 @@ def _train_coarse(frame: pd.DataFrame, cfg, model: str, tf: str, step: pd.Timede
         max_train_samples=cfg.max_train_bars,
         model_kwargs=dict(cfg.model_kwargs.get(model, {})),
     )
-    return train_and_export(bars, tcfg, root / tf).model_dir
+    res = train_and_export(bars, tcfg, root / tf)
+    shutil.rmtree(root / tf / "checkpoints", ignore_errors=True)  # as the main run: checkpoints only cost disk
+    return res.model_dir
 
 
 def timeframe_ablation(frame: pd.DataFrame, cfg, real: list[dict], model_root: Path) -> dict:
@@ -303,11 +306,8 @@ def run_ablations(frame: pd.DataFrame, cfg, real: list[dict], out: Path) -> dict
     res = {}
     if "regime" in cfg.ablations:
         res["regime"] = regime_ablation(frame, cfg, real)
-    if "timeframes" in cfg.ablations:
-        root = Path(out) / "models" / "ablation_timeframes"
-        root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=root) as tmp:  # the coarser models are only needed here
-            res["timeframes"] = timeframe_ablation(frame, cfg, real, Path(tmp))
+    if "timeframes" in cfg.ablations:  # the coarser models stay beside the main run's: models/ablation_timeframes
+        res["timeframes"] = timeframe_ablation(frame, cfg, real, Path(out) / "models" / "ablation_timeframes")
     return res
 
 

@@ -22,6 +22,7 @@ from effnet_trading.imaging import ImageSpec
 from effnet_trading.model_zoo import train as train_module
 from effnet_trading.model_zoo.train import TrainConfig
 from effnet_trading.plugins.cli import main
+from effnet_trading.strategies import SignalModel, TimeframeEnsemble, simulate
 
 SPEC = ImageSpec("gadf", window=16, size=(16, 16), returns=True)
 
@@ -111,6 +112,18 @@ def test_timeframe_ablation_single_arm_is_the_main_model_and_coarse_training_is_
         assert bars.index[-1] + pd.Timedelta("15min") * (1 + 6 + 6) <= test_start
         assert bars.index[-1] + pd.Timedelta("15min") * (1 + 6 + 6) > test_start - pd.Timedelta("15min")
     assert json.loads((out / "results.json").read_text())["ablations"]["timeframes"]["model"] == "small_cnn"
+    # the ensemble arm against TimeframeEnsemble.predict_proba on the kept models (an independent path)
+    cfg = _cfg()
+    for k, fold in enumerate(folds):
+        members = {
+            "5m": SignalModel(fold["strategies"]["small_cnn"]["model_dir"]),
+            "15m": SignalModel(out / "models" / "ablation_timeframes" / f"fold_{k}" / "15m" / "model"),
+        }
+        lo, hi = (frame.index.get_loc(pd.Timestamp(t)) for t in fold["test_span"])
+        probs = TimeframeEnsemble(members, base_timeframe="5m").predict_proba(frame.iloc[: hi + 1]).iloc[lo:]
+        target = cfg.policy.replace(class_names=("sell", "hold", "buy")).positions(probs.drop(columns="agreement"))
+        sim = simulate(frame.iloc[lo : hi + 1], target.to_numpy(), fees=cfg.fees, slippage=cfg.slippage)
+        assert tf["folds"][k]["ensemble"]["total_return"] == pytest.approx(sim.final_equity / sim.init_cash - 1)
 
 
 def test_orderbook_ablation_refused_with_the_coverage_before_training(tmp_path, planted):
