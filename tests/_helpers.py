@@ -45,30 +45,24 @@ def edit_card(model_dir: Path, edit: Callable[[dict], object], copy_to: Path | N
 
 
 def live_args(
-    fake, model_dir, out, *, max_bars: int, stale_after: float, mode: str = "--paper", extra: Sequence[str] = ()
+    fake,
+    model_dir,
+    out,
+    *,
+    max_bars: int | None = None,
+    stale_after: float | None = None,
+    mode: str = "--paper",
+    extra: Sequence[str] = (),
 ) -> list[str]:
-    """``effnet-trading live`` arguments for BTCUSDT 5m bars streamed by the loopback fake Bybit ``fake``."""
-    return [
-        "live",
-        "--symbol",
-        "BTCUSDT",
-        "--interval",
-        "5",
-        "--model",
-        str(model_dir),
-        mode,
-        "--out",
-        str(out),
-        "--max-bars",
-        str(max_bars),
-        "--rest-url",
-        fake.rest_url,
-        "--ws-url",
-        fake.ws_url,
-        "--stale-after",
-        str(stale_after),
-        *extra,
-    ]
+    """``effnet-trading live`` arguments for BTCUSDT 5m bars from ``fake`` (the loopback fake Bybit, or
+    anything with ``rest_url`` and ``ws_url``); options left None are not passed."""
+    args = ["live", "--symbol", "BTCUSDT", "--interval", "5", "--model", str(model_dir), mode, "--out", str(out)]
+    if max_bars is not None:
+        args += ["--max-bars", str(max_bars)]
+    args += ["--rest-url", fake.rest_url, "--ws-url", fake.ws_url]
+    if stale_after is not None:
+        args += ["--stale-after", str(stale_after)]
+    return args + list(extra)
 
 
 def zoo_export_args(out, *, kind: str, window: int, size: int, model: str = "small_cnn", extra=()) -> list[str]:

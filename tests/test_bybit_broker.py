@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -155,22 +156,8 @@ def test_testnet_session_trades_reconciles_and_never_shows_the_keys(
 def test_mainnet_needs_explicit_confirmation(tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("BYBIT_API_KEY", KEY)
     monkeypatch.setenv("BYBIT_API_SECRET", SECRET)
-    args = [
-        "live",
-        "--symbol",
-        "BTCUSDT",
-        "--interval",
-        "5",
-        "--model",
-        str(tiny_model_dir),
-        "--live",
-        "--out",
-        str(tmp_path),
-        "--rest-url",
-        "http://127.0.0.1:9",
-        "--ws-url",
-        "ws://127.0.0.1:9",
-    ]
+    nowhere = SimpleNamespace(rest_url="http://127.0.0.1:9", ws_url="ws://127.0.0.1:9")  # nothing may connect
+    args = live_args(nowhere, tiny_model_dir, tmp_path, mode="--live")
     r = CliRunner().invoke(main, args, input="yes\n")
     assert r.exit_code != 0 and "REAL MONEY" in r.output and "not confirmed; nothing was traded" in r.output
     r = CliRunner().invoke(main, args + ["--confirm-live", "ETHUSDT"])
