@@ -127,7 +127,9 @@ def _entries(folder: Path) -> list[str]:
 
 
 def _is_own_run(manifest: dict | None, command: str) -> bool:
-    return bool(manifest) and manifest.get("command") == command and manifest.get("complete") is True
+    if not manifest:
+        return False
+    return manifest.get("command") == command and manifest.get("complete") is True
 
 
 def _foreign_files(folder: Path, manifest: dict | None) -> list[str]:
@@ -217,7 +219,8 @@ def run_folder(
     started = _now()
     try:
         if resume and own:
-            for rel in manifest.get("files", []):  # type: ignore[union-attr]
+            assert manifest is not None  # own: it is a complete run of this command
+            for rel in manifest.get("files", []):
                 if (target / rel).is_file():
                     (work / rel).parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(target / rel, work / rel)
@@ -306,12 +309,12 @@ def resumable_folder(
     config = _jsonable(dict(config or {}))
     if target.exists() and not target.is_dir():
         raise OutputError(f"--out {target} is a file, not a folder; choose a folder path for the results.")
-    manifest = read_manifest(target) if target.is_dir() else None
-    own = bool(manifest) and manifest.get("command") == command  # type: ignore[union-attr]
-    kept = set((manifest or {}).get("kept", [])) if own else set()
+    manifest = (read_manifest(target) if target.is_dir() else None) or {}
+    own = bool(manifest) and manifest.get("command") == command
+    kept = set(manifest.get("kept", [])) if own else set()
     present = _entries(target) if target.is_dir() else []
-    if own and manifest.get("complete") is True:  # type: ignore[union-attr]
-        foreign = [f for f in present if f not in set(manifest.get("files", [])) | kept | {MANIFEST_FILE}]  # type: ignore[union-attr]
+    if own and manifest.get("complete") is True:
+        foreign = [f for f in present if f not in set(manifest.get("files", [])) | kept | {MANIFEST_FILE}]
     elif own:
         foreign = []  # an unfinished run of ours: everything but the recorded ``kept`` files is its own
     else:
@@ -320,10 +323,10 @@ def resumable_folder(
         _refuse_foreign(target, foreign, own)
     kept |= set(foreign)
     if resume and own:
-        _check_resume(target, manifest.get("config", {}), config, ignore)  # type: ignore[union-attr]
+        _check_resume(target, manifest.get("config", {}), config, ignore)
     inputs_sha = _input_hashes(inputs)
     if resume and own:
-        stored = {k: v.get("sha256") for k, v in manifest.get("inputs", {}).items()}  # type: ignore[union-attr]
+        stored = {k: v.get("sha256") for k, v in manifest.get("inputs", {}).items()}
         changed = sorted(k for k, v in inputs_sha.items() if k in stored and stored[k] != v["sha256"])
         if changed:
             raise OutputError(
@@ -343,7 +346,7 @@ def resumable_folder(
         "config": config,
         "inputs": inputs_sha,
         "package_version": __version__,
-        "started": (manifest or {}).get("started", _now()) if (own and resume) else _now(),
+        "started": manifest.get("started", _now()) if (own and resume) else _now(),
         "kept": sorted(kept),
         "files": [],
         "complete": False,

@@ -145,7 +145,7 @@ def _finish(out: np.ndarray, dtype, full: int) -> np.ndarray:
     return np.multiply(out, np.float32(1.0 / full), dtype=np.float32)
 
 
-def _volume_runs(win: np.ndarray, cols: np.ndarray, on: np.ndarray, hv: int):
+def _volume_runs(win: np.ndarray, cols: np.ndarray, on: np.ndarray, hv: int) -> tuple[np.ndarray, np.ndarray]:
     """Volume bars: ``(N, W)`` run bounds in volume-panel rows for columns ``on`` of bar ``cols``."""
     vol = win[:, :, 4]
     vmax = vol.max(axis=1, keepdims=True)
@@ -154,7 +154,7 @@ def _volume_runs(win: np.ndarray, cols: np.ndarray, on: np.ndarray, hv: int):
     return hv - height, np.full_like(height, hv - 1)
 
 
-def _ma_runs(y: np.ndarray, centres: np.ndarray, w_px: int):
+def _ma_runs(y: np.ndarray, centres: np.ndarray, w_px: int) -> tuple[np.ndarray, np.ndarray]:
     """MA line: bar-centre rows ``y (N, window)`` at columns ``centres`` -> ``(N, W)`` run bounds.
 
     Rows are linearly interpolated between centres (held flat outside them); each column

@@ -9,6 +9,7 @@ only higher-timeframe bars that have closed by the end of base bar ``ends[i]``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any, Protocol, cast
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,12 @@ __all__ = ["MODEL_INPUT_DTYPE", "render", "iter_render", "warmup", "valid_ends",
 MODEL_INPUT_DTYPE = np.uint8
 
 Kernel = Callable[[ImageSpec, np.ndarray, np.ndarray], np.ndarray]
+
+
+class _NativeUint8Kernel(Protocol):
+    """A kernel of ``_NATIVE_UINT8``: also takes ``dtype=np.uint8`` and writes 0..255 itself."""
+
+    def __call__(self, spec: ImageSpec, bars: np.ndarray, ends: np.ndarray, dtype: Any = ...) -> np.ndarray: ...
 
 
 _KERNEL_PATHS = {
@@ -149,7 +156,7 @@ def _render_one(m: _Prepared, ends: np.ndarray, dtype) -> np.ndarray:
     if np.dtype(dtype) != np.uint8:
         return kernel(m.spec, m.bars, m.map_end(ends)).astype(dtype, copy=False)
     if m.spec.kind in _NATIVE_UINT8:
-        return kernel(m.spec, m.bars, m.map_end(ends), dtype=np.uint8)
+        return cast(_NativeUint8Kernel, kernel)(m.spec, m.bars, m.map_end(ends), dtype=np.uint8)
     out = kernel(m.spec, m.bars, m.map_end(ends))
     return np.rint(np.multiply(out, 255.0, out=out), out=out).astype(np.uint8)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Union
+from typing import Any, Union, cast
 
 from effnet_trading.errors import SpecError
 
@@ -186,7 +186,8 @@ def spec_from_dict(d: dict[str, Any]) -> AnySpec:
     if not isinstance(d, dict) or "kind" not in d:
         raise SpecError(f"spec dict must have a 'kind' key, got {d!r}.")
     if d["kind"] == "stack":
-        return StackSpec(tuple(spec_from_dict(s) for s in d["specs"]))  # type: ignore[arg-type]
+        # A nested stack is refused by StackSpec.__post_init__ (members must be ImageSpec).
+        return StackSpec(tuple(cast(ImageSpec, spec_from_dict(s)) for s in d["specs"]))
     known = {f.name for f in fields(ImageSpec)}
     unknown = set(d) - known
     if unknown:
@@ -242,7 +243,7 @@ def spec_from_options(
         )
     if isinstance(fields, str):
         fields = tuple(f.strip() for f in fields.split(",") if f.strip())
-    options = {
+    options: dict[str, Any] = {
         "fields": fields or None,
         "color": color,
         "ma": ma,

@@ -12,6 +12,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -85,9 +86,9 @@ class LatencyRecorder:
 
     def histogram(self, edges: Sequence[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(counts (B,) int64, edges (B+1,) ms)``; samples beyond the last edge count in the last bin."""
-        edges = _HIST_EDGES_MS if edges is None else np.asarray(edges, dtype=np.float64)
-        counts, _ = np.histogram(np.clip(self.samples, edges[0], edges[-1]), bins=edges)
-        return counts.astype(np.int64), edges
+        bins = _HIST_EDGES_MS if edges is None else np.asarray(edges, dtype=np.float64)
+        counts, _ = np.histogram(np.clip(self.samples, bins[0], bins[-1]), bins=bins)
+        return counts.astype(np.int64), bins
 
 
 class Predictor:
@@ -139,7 +140,7 @@ class Predictor:
         self.latency = LatencyRecorder()
         self.use_io_binding = "CUDAExecutionProvider" in self.session.get_providers()
         self._bind_device = "cuda"  # where bound buffers live (tests exercise the path with "cpu")
-        self._binding = None
+        self._binding: tuple[Any, Any, Any] | None = None  # (io binding, input OrtValue, output OrtValue)
 
     def _check_graph(self) -> None:
         """The ONNX graph's input (C, H, W) and output K must match the card."""

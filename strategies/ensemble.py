@@ -55,11 +55,13 @@ class _Bucket:
         start = ts_ns // self.step_ns * self.step_ns  # origin = epoch, as resample_ohlcv
         if self.start is not None and start != self.start:
             if not self.emitted:
+                assert self.row is not None  # set together with start
                 out.append((self.start, self.row))
             self.start = None
         if self.start is None:
             self.start, self.row, self.emitted = start, row.copy(), False
         else:
+            assert self.row is not None  # set together with start
             o, h, lo, c, v = self.row
             self.row = np.array([o, max(h, row[1]), min(lo, row[2]), row[3], v + row[4]])
         if base_ns is not None and ts_ns + base_ns >= self.start + self.step_ns and not self.emitted:
@@ -76,6 +78,13 @@ class TimeframeEnsemble:
     base_timeframe: the input bar size; inferred from the data when omitted (live: from the
     smallest spacing seen so far, so pass it when the first bars may have gaps).
     """
+
+    # live state, set by reset()
+    _buckets: dict[str, _Bucket]
+    _latest: dict[str, pd.Series | None]
+    _last: int | None
+    _base_ns: int | None
+    last_member_probs: dict[str, pd.Series | None]
 
     def __init__(
         self,
@@ -193,9 +202,10 @@ class TimeframeEnsemble:
                     {"timestamp": pd.Timestamp(start, tz="UTC"), **dict(zip(OHLCV_COLUMNS, hrow))}
                 )
         self.last_member_probs = {tf: self._latest.get(tf) for tf in self.timeframes}
-        if any(p is None for p in self.last_member_probs.values()):
+        rows = [p for p in self.last_member_probs.values() if p is not None]
+        if len(rows) < len(self.timeframes):
             return None
-        stacked = np.stack([self.last_member_probs[tf].to_numpy()[None, :] for tf in self.timeframes])
+        stacked = np.stack([p.to_numpy()[None, :] for p in rows])
         probs, agreement = combine_probabilities(stacked, self.weights, self.method)
         return pd.Series([*probs[0], agreement[0]], index=[*self.class_names, "agreement"], name=ts)
 
@@ -203,11 +213,11 @@ class TimeframeEnsemble:
         """Forget live state (members' buffers included)."""
         for model in self.members.values():
             model.reset()
-        self._buckets: dict[str, _Bucket] = {}
-        self._latest: dict[str, pd.Series | None] = {}
-        self._last: int | None = None
-        self._base_ns: int | None = None
-        self.last_member_probs: dict[str, pd.Series | None] = {}
+        self._buckets = {}
+        self._latest = {}
+        self._last = None
+        self._base_ns = None
+        self.last_member_probs = {}
 
     def __repr__(self) -> str:
         return f"TimeframeEnsemble({self.timeframes}, method={self.method!r}, weights={self.weights.tolist()})"

@@ -175,7 +175,7 @@ def performance_summary(
     mean = r.mean() if n else float("nan")
     days = None if years is None else years * 365.25
     cagr, note = None, None
-    if days is None or days < MIN_CAGR_DAYS:
+    if years is None or days is None or days < MIN_CAGR_DAYS:
         note = (
             f"not annualised: the span is {days:.1f} days, under {MIN_CAGR_DAYS:.0f}"
             if days is not None

@@ -37,6 +37,16 @@ __all__ = ["Risk"]
 class Risk:
     """Position sizing and protective exits; ``apply`` (history) and ``step`` (live) agree."""
 
+    # live state, set by reset()
+    _prev: float
+    _held_before: float
+    _entry: float
+    _cool: int
+    _returns: deque[float]
+    _last_close: float | None
+    _last_ts: pd.Timestamp | None
+    _bpy_live: float | None
+
     def __init__(
         self,
         vol_target: float | None = None,
@@ -179,10 +189,10 @@ class Risk:
         self._held_before = 0.0
         self._entry = float("nan")
         self._cool = 0
-        self._returns: deque[float] = deque(maxlen=self.vol_window)
-        self._last_close: float | None = None
+        self._returns = deque(maxlen=self.vol_window)
+        self._last_close = None
         self._last_ts = None
-        self._bpy_live: float | None = None
+        self._bpy_live = None
 
     def _state(self) -> tuple:
         return (self._prev, self._held_before, self._entry, self._cool)

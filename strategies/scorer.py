@@ -104,6 +104,7 @@ class PrecomputedScores:
     the same ``Policy`` / adapters as a live model."""
 
     symbol: str | None = None  # set when loaded from a score file: the symbol these scores belong to
+    meta: dict[str, Any] | None = None  # set when loaded from a score file: its provenance
 
     def __init__(self, probs: pd.DataFrame):
         if not isinstance(probs, pd.DataFrame) or not isinstance(probs.index, pd.DatetimeIndex):

@@ -102,7 +102,7 @@ class ScoresWriter:
         self.meta = meta
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.path.with_name(f".{self.path.name}.tmp")
-        self._writer = None
+        self._writer: Any = None  # pyarrow.parquet.ParquetWriter, opened by the first write()
         self._started = False
         if not self.csv:
             from effnet_trading.errors import require
@@ -150,6 +150,7 @@ class ScoresWriter:
             self._tmp.replace(self.path)
             tmp_side.replace(side)
         else:
+            assert self._writer is not None  # the write() above (or an earlier one) opened it
             self._writer.add_key_value_metadata({SCORES_META_KEY: text})
             self._writer.close()
             self._tmp.replace(self.path)

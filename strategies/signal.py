@@ -315,7 +315,8 @@ class SignalModel:
                 None if s.timeframe is None else _HigherBars(s, parse_timeframe(s.timeframe).value)
                 for s in self.spec.specs
             ]
-            times, bars = self._ring.ordered()  # type: ignore[union-attr]
+            assert self._ring is not None  # update() pushed this bar into the ring first
+            times, bars = self._ring.ordered()
             for t, b in zip(times[:-1], bars[:-1]):
                 for h in self._higher:
                     if h is not None:
@@ -326,9 +327,11 @@ class SignalModel:
 
     def _render_incremental(self, times: np.ndarray, bars: np.ndarray) -> np.ndarray | None:
         """The image of the newest bar from the members' incremental bars; None while a member lacks history."""
+        # _score_last calls this after _push_higher, which needs (and built) the base interval and members
+        assert self._base is not None and self._higher is not None
         decision = int(times[-1]) + self._base.value  # the end of the newest bar
         parts = []
-        for s, h in zip(self.spec.specs, self._higher):  # type: ignore[arg-type]
+        for s, h in zip(self.spec.specs, self._higher):
             if h is None:
                 if len(bars) < s.history:
                     return None
@@ -353,7 +356,8 @@ class SignalModel:
         return render(self.spec, bars, np.array([n - 1], dtype=np.int64), dtype=IMAGE_DTYPE)
 
     def _score_last(self) -> pd.Series | None:
-        times, bars = self._ring.ordered()  # type: ignore[union-attr]
+        assert self._ring is not None  # update() pushed this bar into the ring first
+        times, bars = self._ring.ordered()
         n = len(bars)
         if self._needs_base():
             images = self._render_incremental(times, bars) if n >= 2 else None

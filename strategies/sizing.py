@@ -61,6 +61,10 @@ def calibration_of(scorer: Any) -> dict | None:
 class Sizer:
     """Base: subclasses give the size in [0, 1] per bar (``_raw_history``) and for one bar (``_raw_step``)."""
 
+    # live state, set by reset()
+    _last_target: float
+    _size: float
+
     def __init__(self):
         self.reset()
 
@@ -163,6 +167,9 @@ class ProbabilityWeighted(Sizer):
 class CappedKelly(Sizer):
     """Kelly fraction from the direction's class probability and the recent payoff ratio, capped."""
 
+    _returns: deque[float]
+    _last_close: float | None
+
     def __init__(self, cap: float = 0.25, window: int = 100, allow_uncalibrated: bool = False):
         if not 0.0 < cap <= 1.0:
             raise SpecError(f"CappedKelly cap={cap} must be in (0, 1] (e.g. 0.25 = a quarter of equity at most).")
@@ -226,8 +233,8 @@ class CappedKelly(Sizer):
 
     def reset(self) -> None:
         super().reset()
-        self._returns: deque[float] = deque(maxlen=getattr(self, "window", 2))
-        self._last_close: float | None = None
+        self._returns = deque(maxlen=getattr(self, "window", 2))
+        self._last_close = None
 
 
 class VolTarget(Sizer):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -99,6 +101,26 @@ def decisive_model_dir(planted, tmp_path_factory):
 TRAINED_SPEC = ImageSpec("gadf", window=16, size=(16, 16), returns=True)
 
 
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """A folder that ``build(folder)`` fills once per test run. Under pytest-xdist session fixtures run
+    once per worker: the first worker builds the folder in the run's shared temp dir (under a file
+    lock) and the others wait for it and reuse it, instead of repeating a minute of training."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        folder = tmp_path_factory.mktemp(name)
+        build(folder)
+        return folder
+    from filelock import FileLock
+
+    folder = tmp_path_factory.getbasetemp().parent / f"shared-{name}"
+    with FileLock(f"{folder}.lock"):
+        if not (folder / ".complete").exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a worker that died half-way
+            folder.mkdir()
+            build(folder)
+            (folder / ".complete").touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def trained_model_dir(tmp_path_factory, planted, planted_events) -> Path:
     """small_cnn (widths 16/32/64) trained on the first 12,000 planted bars, GADF 16x16 of
@@ -118,14 +140,17 @@ def trained_model_dir(tmp_path_factory, planted, planted_events) -> Path:
         num_threads=1,
         model_kwargs={"widths": (16, 32, 64)},
     )
-    out = tmp_path_factory.mktemp("trained") / "planted_small_cnn"
-    res = train_and_export(
-        planted.iloc[:12_000],
-        cfg,
-        out,
-        extra_metrics=lambda r: {"event_accuracy": r.accuracy_on(planted_events["position"])},
-    )
-    return res.model_dir
+
+    def build(folder: Path) -> None:
+        res = train_and_export(
+            planted.iloc[:12_000],
+            cfg,
+            folder / "planted_small_cnn",
+            extra_metrics=lambda r: {"event_accuracy": r.accuracy_on(planted_events["position"])},
+        )
+        assert res.model_dir == folder / "planted_small_cnn" / "model"
+
+    return built_once(tmp_path_factory, "trained", build) / "planted_small_cnn" / "model"
 
 
 @pytest.fixture(scope="session", autouse=True)

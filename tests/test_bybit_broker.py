@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+from _helpers import live_args
 from click.testing import CliRunner
 
 from effnet_trading.errors import AuthError
@@ -113,31 +115,8 @@ def test_kill_switch_rules():
 
 def test_stale_feed_trips_the_kill_switch(fake_bybit, planted, tiny_model_dir, tmp_path):
     fake = fake_bybit(planted.iloc[:120], start_index=100, bar_seconds=0.03, faults=Faults(stall_s={3: 30.0}))
-    r = CliRunner().invoke(
-        main,
-        [
-            "live",
-            "--symbol",
-            "BTCUSDT",
-            "--interval",
-            "5",
-            "--model",
-            str(tiny_model_dir),
-            "--paper",
-            "--out",
-            str(tmp_path),
-            "--max-bars",
-            "50",
-            "--rest-url",
-            fake.rest_url,
-            "--ws-url",
-            fake.ws_url,
-            "--stale-after",
-            "5",
-            "--max-stale",
-            "0.5",
-        ],
-    )
+    args = live_args(fake, tiny_model_dir, tmp_path, max_bars=50, stale_after=5, extra=["--max-stale", "0.5"])
+    r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
     status = json.loads((tmp_path / "status.json").read_text())
     assert status["state"] == "KILLED" and status["killed"].startswith("stale data: no bar for 0.5 s")
@@ -161,31 +140,8 @@ def test_testnet_session_trades_reconciles_and_never_shows_the_keys(
     )
     out = tmp_path / "out"
     with caplog.at_level(logging.DEBUG):
-        r = CliRunner().invoke(
-            main,
-            [
-                "live",
-                "--symbol",
-                "BTCUSDT",
-                "--interval",
-                "5",
-                "--model",
-                str(trained_model_dir),
-                "--testnet",
-                "--out",
-                str(out),
-                "--max-bars",
-                "40",
-                "--rest-url",
-                fake.rest_url,
-                "--ws-url",
-                fake.ws_url,
-                "--stale-after",
-                "0.5",
-                "--cash",
-                "1000",
-            ],
-        )
+        args = live_args(fake, trained_model_dir, out, max_bars=40, stale_after=0.5, mode="--testnet")
+        r = CliRunner().invoke(main, args + ["--cash", "1000"])
     assert r.exit_code == 0, r.output
     status = json.loads((out / "status.json").read_text())
     assert status["position"]["broker"] == "bybit" and status["position"]["reconciles"] >= 2  # start + after the drop
@@ -200,22 +156,8 @@ def test_testnet_session_trades_reconciles_and_never_shows_the_keys(
 def test_mainnet_needs_explicit_confirmation(tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("BYBIT_API_KEY", KEY)
     monkeypatch.setenv("BYBIT_API_SECRET", SECRET)
-    args = [
-        "live",
-        "--symbol",
-        "BTCUSDT",
-        "--interval",
-        "5",
-        "--model",
-        str(tiny_model_dir),
-        "--live",
-        "--out",
-        str(tmp_path),
-        "--rest-url",
-        "http://127.0.0.1:9",
-        "--ws-url",
-        "ws://127.0.0.1:9",
-    ]
+    nowhere = SimpleNamespace(rest_url="http://127.0.0.1:9", ws_url="ws://127.0.0.1:9")  # nothing may connect
+    args = live_args(nowhere, tiny_model_dir, tmp_path, mode="--live")
     r = CliRunner().invoke(main, args, input="yes\n")
     assert r.exit_code != 0 and "REAL MONEY" in r.output and "not confirmed; nothing was traded" in r.output
     r = CliRunner().invoke(main, args + ["--confirm-live", "ETHUSDT"])

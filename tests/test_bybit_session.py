@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from _helpers import live_args
 from click.testing import CliRunner
 
 from effnet_trading.plugins.bybit import build_live_session
@@ -38,33 +39,8 @@ def test_live_paper_cli_equals_backtest_bar_by_bar(fake_bybit, planted, trained_
     data = planted.iloc[12_000 - W : 12_000 + N + 5]
     fake = fake_bybit(data, start_index=W, bar_seconds=0.1, faults=faults)
     out = tmp_path / "live"
-    r = CliRunner().invoke(
-        main,
-        [
-            "live",
-            "--symbol",
-            "BTCUSDT",
-            "--interval",
-            "5",
-            "--model",
-            str(trained_model_dir),
-            "--paper",
-            "--out",
-            str(out),
-            "--max-bars",
-            str(N),
-            "--rest-url",
-            fake.rest_url,
-            "--ws-url",
-            fake.ws_url,
-            "--stale-after",
-            "0.4",
-            "--fees",
-            "0.001",
-            "--slippage",
-            "0.0005",
-        ],
-    )
+    args = live_args(fake, trained_model_dir, out, max_bars=N, stale_after=0.4)
+    r = CliRunner().invoke(main, args + ["--fees", "0.001", "--slippage", "0.0005"])
     assert r.exit_code == 0, r.output
     dec = pd.read_csv(out / "decisions.csv")
     assert (dec["phase"] == "live").sum() == N and (dec["phase"] == "warmup").sum() >= 1

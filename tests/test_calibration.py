@@ -2,10 +2,10 @@
 Predictor, `zoo verify`), and the calibration figures in `train` and `evaluate` outputs."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
+from _helpers import edit_card
 from click.testing import CliRunner
 
 from effnet_trading.errors import ModelCardError, TrainingError
@@ -127,16 +127,11 @@ def test_verify_catches_a_tampered_temperature(calibrated_dir, tmp_path):
     ok = runner.invoke(main, ["zoo", "verify", str(out), "--n-images", "8"])
     assert ok.exit_code == 0, ok.output
     assert "calibration: temperature 2.5 reproduces the probe" in ok.output
-    tampered = tmp_path / "tampered"
-    shutil.copytree(out, tampered)
-    card = json.loads((tampered / "card.json").read_text())
-    card["calibration"]["temperature"] = 1.7
-    (tampered / "card.json").write_text(json.dumps(card))
+    tampered = edit_card(out, lambda card: card["calibration"].update(temperature=1.7), copy_to=tmp_path / "tampered")
     bad = runner.invoke(main, ["zoo", "verify", str(tampered), "--n-images", "8"])
     assert bad.exit_code != 0
     assert "FAIL calibration: with temperature 1.7 from card.json the probe probabilities differ" in bad.output
-    card["calibration"]["temperature"] = -1
-    (tampered / "card.json").write_text(json.dumps(card))
+    edit_card(tampered, lambda card: card["calibration"].update(temperature=-1))
     from effnet_trading.model_zoo import load_card
 
     with pytest.raises(ModelCardError, match="temperature -1 must be a finite number > 0"):

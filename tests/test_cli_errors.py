@@ -5,10 +5,10 @@ the traceback instead)."""
 from __future__ import annotations
 
 import gzip
-import json
 import shutil
 
 import pytest
+from _helpers import edit_card
 from click.testing import CliRunner
 
 from effnet_trading.plugins.cli import main
@@ -38,11 +38,7 @@ def files(tmp_path_factory, planted, tiny_model_dir):
     corrupt_model = d / "corrupt_model"
     shutil.copytree(tiny_model_dir, corrupt_model)
     (corrupt_model / "model.onnx").write_bytes(b"not an onnx graph")
-    newer_card = d / "newer_card"
-    shutil.copytree(tiny_model_dir, newer_card)
-    card = json.loads((newer_card / "card.json").read_text())
-    card["card_version"] = 999
-    (newer_card / "card.json").write_text(json.dumps(card))
+    newer_card = edit_card(tiny_model_dir, lambda card: card.update(card_version=999), copy_to=d / "newer_card")
     return {
         "ok": ok,
         "short": short,

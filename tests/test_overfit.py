@@ -1,6 +1,6 @@
-"""Every registered classifier memorises a small fixed set: 256 images of the shipped planted
-data to training accuracy >= 0.9 within a bounded number of full-batch steps. A net that cannot
-memorise 256 images has a bug (a dead branch, a broken init, a stride that erases the input),
+"""Every registered classifier memorises a small fixed set: 64 images of the shipped planted data
+to training accuracy >= 0.9 within a bounded number of full-batch steps. A net that cannot
+memorise 64 images has a bug (a dead branch, a broken init, a stride that erases the input),
 not a data problem. Registry-driven: a new variant is checked the day it is registered.
 
 CI cost: 16x16 GADF images of returns (1 channel), full-batch AdamW. Every model is built with
@@ -9,9 +9,17 @@ on, which makes B5-B7 (30-66 M parameters) affordable on a 2-core CPU while ever
 module and parameter is still trained end to end (strides have no parameters, so the layout
 for small images has exactly the same ones). The size-aware layout that training picks for
 small images (``create_model(..., input_size=16)``: 2x2 maps, 4-16x the compute) is
-memorised by the small EfficientNets in a second test. B5-B7 and EfficientNetV2-S/M/L (>= ``BIG``
-parameters) memorise ``N_BIG`` of the 256 images (a quarter of the compute per step): with all 256 one
-of them ran for over 8 minutes on the shared 2-core CPU (V2-S with all 256: 497 s at load average 13).
+memorised by the small EfficientNets in a second test. B1-B7 and EfficientNetV2-S/M/L (>= ``BIG``
+parameters) memorise ``N_BIG`` of the 64 images (half the compute per step).
+
+A broken net still fails at these sizes (measured, 150 steps each): with the stem's output zeroed
+(the input erased) compact stayed at 0.33 on 64 images and the nano at 0.25 on 32; B0 with every
+parameter zero-initialised at 0.38 on 64. No constant output can reach 0.9 while the largest class
+is under half the set. The working models measured (small_cnn, compact, compact_v2, nano, B0, B1 on
+64; B5, V2-S on 32) were at 1.0 by the first check (10 steps). A detached backbone (only the head
+trained, on fixed random features) memorises 64 images, and did 256 too (compact: 0.90 after 130
+steps): no sample count this test can afford tells it apart, which is why test_models checks that
+every parameter gets a gradient.
 """
 
 from __future__ import annotations
@@ -26,8 +34,8 @@ from effnet_trading.model_zoo._blocks import recalibrate_batchnorm  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-N, SIZE, MAX_STEPS, TARGET = 256, 16, 150, 0.9
-BIG, N_BIG = 20_000_000, 64  # parameters; sample count for models at least this big
+N, SIZE, MAX_STEPS, TARGET = 64, 16, 150, 0.9
+BIG, N_BIG = 5_000_000, 32  # parameters; sample count for models at least this big
 SPEC = ImageSpec("gadf", window=16, size=(SIZE, SIZE), returns=True)
 
 
@@ -68,7 +76,7 @@ def _memorise(name: str, x: torch.Tensor, y: torch.Tensor, size: int | None = No
 
 
 @pytest.mark.parametrize("name", list_models())
-def test_every_registered_classifier_memorises_256_images(name, small_set):
+def test_every_registered_classifier_memorises_64_images(name, small_set):
     x, y = small_set
     with torch.device("meta"):
         n_params = sum(p.numel() for p in create_model(name, num_classes=3, in_chans=1).parameters())

@@ -163,6 +163,8 @@ def test_risk_vol_target_uses_the_same_calendar():
 
 def test_statistics_match_vectorbt():
     """Sharpe, Sortino, max drawdown, CAGR and win rate against vectorbt's own implementations."""
+    import vectorbt  # noqa: F401  (registers the .vbt accessor; run alone, no other test has imported it)
+
     from effnet_trading.plugins.vectorbt import portfolio_from_signals
 
     idx = pd.date_range("2023-01-01", periods=24 * 200, freq="1h", tz="UTC")  # 200 days of 24/7 bars

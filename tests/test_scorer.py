@@ -8,9 +8,9 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from _helpers import MomentumRule
 
 from effnet_trading.errors import DataError, ModelCardError, SpecError
-from effnet_trading.imaging import ImageSpec
 from effnet_trading.strategies import (
     Policy,
     PrecomputedScores,
@@ -22,28 +22,14 @@ from effnet_trading.strategies import (
 )
 
 
-class _Rule:
-    """A predictor-like rule model: momentum over the window's closes."""
-
-    def __init__(self):
-        self.spec = ImageSpec("gasf", window=16, size=(16, 16))
-        self.class_names, self.input_shape = ("sell", "hold", "buy"), (1, 16, 16)
-
-    def predict(self, images, closes=None):
-        z = np.log(closes[:, -1] / closes[:, -8]) / 0.004
-        logits = np.column_stack([-z, np.full(len(z), 0.5), z])
-        e = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
-
-
 @pytest.fixture(scope="module")
 def bars(planted) -> pd.DataFrame:
     return planted.iloc[:400]
 
 
 def test_signal_model_and_ensemble_are_scorers():
-    sm = SignalModel(_Rule())
-    ens = TimeframeEnsemble({"5m": SignalModel(_Rule())})  # warmup raises until the bar size is known
+    sm = SignalModel(MomentumRule())
+    ens = TimeframeEnsemble({"5m": SignalModel(MomentumRule())})  # warmup raises until the bar size is known
     assert is_scorer(sm) and isinstance(sm, Scorer)
     assert is_scorer(ens)
     assert as_scorer(sm) is sm and as_scorer(ens) is ens
@@ -52,8 +38,8 @@ def test_signal_model_and_ensemble_are_scorers():
 def test_coercions(tiny_model_dir):
     assert isinstance(as_scorer(tiny_model_dir), SignalModel)
     assert isinstance(as_scorer(str(tiny_model_dir)), SignalModel)
-    assert isinstance(as_scorer(_Rule()), SignalModel)
-    ens = as_scorer({"5m": tiny_model_dir, "1h": _Rule()})
+    assert isinstance(as_scorer(MomentumRule()), SignalModel)
+    ens = as_scorer({"5m": tiny_model_dir, "1h": MomentumRule()})
     assert isinstance(ens, TimeframeEnsemble) and ens.timeframes == ["5m", "1h"]
     assert as_scorer(tiny_model_dir, load=lambda p: "loaded") == "loaded"
 
@@ -73,7 +59,7 @@ def test_as_scorer_errors(model, error, fragment):
 
 
 def test_precomputed_scores_drive_the_same_policy(bars):
-    sm = SignalModel(_Rule())
+    sm = SignalModel(MomentumRule())
     probs = sm.predict_proba(bars)
     pre = PrecomputedScores(probs)
     assert is_scorer(pre) and as_scorer(pre) is pre

@@ -3,13 +3,12 @@ the calibration guard, and the same fills in backtrader, vectorbt and ``simulate
 
 from __future__ import annotations
 
-import json
 import math
-import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
+from _helpers import edit_card
 
 from effnet_trading.errors import SpecError
 from effnet_trading.strategies import CappedKelly, FixedFraction, Policy, ProbabilityWeighted, VolTarget, simulate
@@ -80,11 +79,10 @@ def test_kelly_needs_a_calibrated_model(decisive_model_dir, tmp_path, bars):
 
     with pytest.raises(SpecError, match="calibrated probabilities.*allow_uncalibrated=True"):
         CappedKelly().check(SignalModel(decisive_model_dir))
-    calibrated = tmp_path / "calibrated"
-    shutil.copytree(decisive_model_dir, calibrated)
-    card = json.loads((calibrated / "card.json").read_text())
-    card["calibration"] = {"method": "temperature", "temperature": 1.3}
-    (calibrated / "card.json").write_text(json.dumps(card))
+    calibration = {"method": "temperature", "temperature": 1.3}
+    calibrated = edit_card(
+        decisive_model_dir, lambda card: card.update(calibration=calibration), copy_to=tmp_path / "calibrated"
+    )
     CappedKelly().check(SignalModel(calibrated))  # accepted
     with pytest.raises(SpecError, match="calibrated"):
         run_backtrader(bars, decisive_model_dir, sizer=CappedKelly())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from _helpers import OHLCV, MomentumRule
 
 from effnet_trading.errors import DataError, SpecError
 from effnet_trading.plugins import vectorbt as plugin
@@ -14,19 +15,9 @@ from effnet_trading.strategies import Policy, SignalModel, simulate
 N_BARS = 800
 
 
-class _Counting:
-    """A rule model (momentum over the window's closes) that counts the images it scores."""
-
-    def __init__(self, spec):
-        self.spec, self.class_names, self.input_shape = spec, ("sell", "hold", "buy"), (spec.channels, *spec.size)
-        self.images = 0
-
-    def predict(self, images, closes=None):
-        self.images += len(images)
-        z = np.log(closes[:, -1] / closes[:, -8]) / 0.004
-        logits = np.column_stack([-z, np.full(len(z), 0.5), z])
-        e = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
+def _run(ohlcv, **kw):
+    """``EfficientNetIndicator.run`` over the five columns of ``ohlcv`` (a frame, or a dict of wide frames)."""
+    return plugin.EfficientNetIndicator.run(*(ohlcv[c] for c in OHLCV), **kw)
 
 
 @pytest.fixture(scope="module")
@@ -36,19 +27,13 @@ def bars(planted) -> pd.DataFrame:
 
 @pytest.fixture()
 def counting():
-    from effnet_trading.imaging import ImageSpec
-
-    return _Counting(ImageSpec("gasf", window=16, size=(16, 16)))
+    return MomentumRule()
 
 
 def test_grid_scores_once_and_applies_policy_per_parameter(bars, counting):
     sm = SignalModel(counting)
-    ind = plugin.EfficientNetIndicator.run(
-        bars.open,
-        bars.high,
-        bars.low,
-        bars.close,
-        bars.volume,
+    ind = _run(
+        bars,
         model=sm,
         threshold=[0.4, 0.5, 0.6],
         hysteresis=[0.0, 0.0, 0.1],
@@ -70,26 +55,12 @@ def test_grid_scores_once_and_applies_policy_per_parameter(bars, counting):
 
 
 def test_two_input_columns_param_major(bars, counting):
-    close = pd.concat([bars.close, bars.close[::-1].set_axis(bars.index)], axis=1, keys=["a", "b"])
-    frames = {
-        c: pd.concat([bars[c], bars[c][::-1].set_axis(bars.index)], axis=1, keys=["a", "b"])
-        for c in ("open", "high", "low", "volume")
-    }
-    ind = plugin.EfficientNetIndicator.run(
-        frames["open"],
-        frames["high"],
-        frames["low"],
-        close,
-        frames["volume"],
-        model=SignalModel(counting),
-        threshold=[0.4, 0.6],
-    )
+    frames = {c: pd.concat([bars[c], bars[c][::-1].set_axis(bars.index)], axis=1, keys=["a", "b"]) for c in OHLCV}
+    ind = _run(frames, model=SignalModel(counting), threshold=[0.4, 0.6])
     assert ind.signal.shape == (N_BARS, 4)
     assert list(ind.signal.columns) == [(0.4, "a"), (0.4, "b"), (0.6, "a"), (0.6, "b")]
-    rev = pd.DataFrame({c: frames[c]["b"] for c in ("open", "high", "low", "volume")} | {"close": close["b"]})
-    expected = Policy(0.6).positions(
-        SignalModel(counting).predict_proba(rev[["open", "high", "low", "close", "volume"]])
-    )
+    rev = pd.DataFrame({c: frames[c]["b"] for c in OHLCV})
+    expected = Policy(0.6).positions(SignalModel(counting).predict_proba(rev))
     np.testing.assert_array_equal(ind.signal[(0.6, "b")].to_numpy(), expected.to_numpy())
 
 
@@ -116,9 +87,7 @@ def test_portfolio_fills_at_next_open(bars):
 
 
 def test_portfolio_takes_indicator_output_and_grids(bars, counting):
-    ind = plugin.EfficientNetIndicator.run(
-        bars.open, bars.high, bars.low, bars.close, bars.volume, model=SignalModel(counting), threshold=[0.4, 0.6]
-    )
+    ind = _run(bars, model=SignalModel(counting), threshold=[0.4, 0.6])
     pf = plugin.portfolio_from_signals(bars, ind, fees=0.001)
     assert pf.value().shape == (N_BARS, 2)
     ref = simulate(bars, ind.signal.iloc[:, 1].to_numpy(), fees=0.001)
@@ -142,7 +111,7 @@ def test_errors(bars):
     with pytest.raises(SpecError, match="-1, 0 or \\+1"):
         plugin.portfolio_from_signals(bars, pd.Series(0.5, index=bars.index), sl_stop=0.01)
     with pytest.raises(SpecError, match="needs model="):
-        plugin.EfficientNetIndicator.run(bars.open, bars.high, bars.low, bars.close, bars.volume, threshold=0.5)
+        _run(bars, threshold=0.5)
     with pytest.raises(DataError, match="share no timestamps"):
         plugin.portfolio_from_signals(bars, pd.Series(1.0, index=bars.index.tz_convert(None) + pd.Timedelta("3s")))
 
@@ -151,9 +120,7 @@ def test_timeframe_dict_matches_ensemble(bars, counting):
     from effnet_trading.strategies import TimeframeEnsemble
 
     members = {"5m": SignalModel(counting), "15m": SignalModel(counting)}
-    ind = plugin.EfficientNetIndicator.run(
-        bars.open, bars.high, bars.low, bars.close, bars.volume, model=members, threshold=0.4
-    )
+    ind = _run(bars, model=members, threshold=0.4)
     expected = TimeframeEnsemble(members).predict_proba(bars)
     np.testing.assert_allclose(ind.buy.to_numpy(), expected["buy"].to_numpy(), equal_nan=True)
     np.testing.assert_array_equal(ind.signal.to_numpy(), Policy(0.4).positions(expected).to_numpy())
@@ -183,9 +150,7 @@ def test_reexport_to_the_same_folder_is_not_served_from_the_cache(tmp_path, bars
             label={"rule": "forward_return", "horizon": 6},
             sample_images=render(spec, frame.iloc[:32]),
         )
-        ind = plugin.EfficientNetIndicator.run(
-            frame.open, frame.high, frame.low, frame.close, frame.volume, model=str(folder), threshold=0.4
-        )
+        ind = _run(frame, model=str(folder), threshold=0.4)
         return ind.buy.to_numpy()
 
     first, second = export(0), export(1)
@@ -203,18 +168,14 @@ def _two_symbols(bars, late=200):
         b[["open", "high", "low", "close"]].min(axis=1),
     )
     b = b.iloc[late:]
-    wide = {c: pd.concat([bars[c], b[c]], axis=1, keys=["a", "b"]) for c in ("open", "high", "low", "close", "volume")}
+    wide = {c: pd.concat([bars[c], b[c]], axis=1, keys=["a", "b"]) for c in OHLCV}
     return {"a": bars, "b": b}, wide
 
 
 def test_nan_padded_symbols_scored_over_their_own_span(bars, counting):
     frames, wide = _two_symbols(bars)
-    ind = plugin.EfficientNetIndicator.run(
-        wide["open"],
-        wide["high"],
-        wide["low"],
-        wide["close"],
-        wide["volume"],
+    ind = _run(
+        wide,
         model=SignalModel(counting),
         threshold=0.5,
     )
@@ -226,12 +187,8 @@ def test_nan_padded_symbols_scored_over_their_own_span(bars, counting):
     # a hole inside a symbol's data is refused, not bridged
     wide["close"].iloc[500, 1] = np.nan
     with pytest.raises(DataError, match=r"column 'b' has NaN bars inside its data"):
-        plugin.EfficientNetIndicator.run(
-            wide["open"],
-            wide["high"],
-            wide["low"],
-            wide["close"],
-            wide["volume"],
+        _run(
+            wide,
             model=SignalModel(counting),
             threshold=0.5,
         )
@@ -239,12 +196,8 @@ def test_nan_padded_symbols_scored_over_their_own_span(bars, counting):
 
 def test_portfolio_trades_each_symbol_at_its_own_prices(bars, counting):
     frames, wide = _two_symbols(bars)
-    ind = plugin.EfficientNetIndicator.run(
-        wide["open"],
-        wide["high"],
-        wide["low"],
-        wide["close"],
-        wide["volume"],
+    ind = _run(
+        wide,
         model=SignalModel(counting),
         threshold=0.5,
     )

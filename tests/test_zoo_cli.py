@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from _helpers import zoo_export_args
 from click.testing import CliRunner
 
 from effnet_trading.plugins.cli import main
@@ -23,27 +24,8 @@ def calib_csv(tmp_path_factory, planted):
 @pytest.fixture(scope="module")
 def exported(runner, tmp_path_factory, calib_csv):
     out = tmp_path_factory.mktemp("cli_models") / "zoo" / "small"
-    res = runner.invoke(
-        main,
-        [
-            "zoo",
-            "export",
-            "--model",
-            "small_cnn",
-            "--kind",
-            "gasf",
-            "--window",
-            "32",
-            "--size",
-            "32",
-            "--fp16",
-            "--int8",
-            "--calib-data",
-            str(calib_csv),
-            "--out",
-            str(out),
-        ],
-    )
+    extra = ["--fp16", "--int8", "--calib-data", str(calib_csv)]
+    res = runner.invoke(main, zoo_export_args(out, kind="gasf", window=32, size=32, extra=extra))
     assert res.exit_code == 0, res.output
     return out, res.output
 
@@ -69,27 +51,8 @@ def test_export_with_weights_and_channels(runner, tmp_path):
     model = create_model("small_cnn", in_chans=2).eval()
     torch.save(model.state_dict(), tmp_path / "w.pt")
     out = tmp_path / "m"
-    res = runner.invoke(
-        main,
-        [
-            "zoo",
-            "export",
-            "--model",
-            "small_cnn",
-            "--kind",
-            "gadf",
-            "--size",
-            "16",
-            "--window",
-            "16",
-            "--channels",
-            "close,volume",
-            "--weights",
-            str(tmp_path / "w.pt"),
-            "--out",
-            str(out),
-        ],
-    )
+    extra = ["--channels", "close,volume", "--weights", str(tmp_path / "w.pt")]
+    res = runner.invoke(main, zoo_export_args(out, kind="gadf", window=16, size=16, extra=extra))
     assert res.exit_code == 0, res.output
     p = Predictor(out, "cpu")
     assert p.input_shape == (2, 16, 16)
@@ -212,7 +175,7 @@ def test_export_never_deletes_foreign_files(runner, tmp_path, monkeypatch, cwd):
     if cwd:
         monkeypatch.chdir(target)
         out = "."
-    args = ["zoo", "export", "--model", "small_cnn", "--kind", "gasf", "--window", "16", "--size", "16", "--out", out]
+    args = zoo_export_args(out, kind="gasf", window=16, size=16)
     res = runner.invoke(main, args)
     assert res.exit_code == 1 and "refusing to write into" in res.output and "notes.txt" in res.output
     assert "Traceback" not in res.output
@@ -227,41 +190,9 @@ def test_export_never_deletes_foreign_files(runner, tmp_path, monkeypatch, cwd):
 
     load_card(target)
     # a plain re-export into its own model folder needs no flag
-    res = runner.invoke(
-        main,
-        [
-            "zoo",
-            "export",
-            "--model",
-            "small_cnn",
-            "--kind",
-            "gasf",
-            "--window",
-            "16",
-            "--size",
-            "16",
-            "--out",
-            str(tmp_path / "m"),
-        ],
-    )
+    res = runner.invoke(main, zoo_export_args(tmp_path / "m", kind="gasf", window=16, size=16))
     assert res.exit_code == 0, res.output
-    res = runner.invoke(
-        main,
-        [
-            "zoo",
-            "export",
-            "--model",
-            "small_cnn",
-            "--kind",
-            "gadf",
-            "--window",
-            "16",
-            "--size",
-            "16",
-            "--out",
-            str(tmp_path / "m"),
-        ],
-    )
+    res = runner.invoke(main, zoo_export_args(tmp_path / "m", kind="gadf", window=16, size=16))
     assert res.exit_code == 0, res.output
     assert load_card(tmp_path / "m").spec.kind == "gadf"
 

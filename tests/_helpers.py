@@ -1,0 +1,84 @@
+"""Set-ups that several test files share (plain functions and classes; fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+OHLCV = ("open", "high", "low", "close", "volume")
+
+
+class MomentumRule:
+    """A predictor-like rule model (momentum over the window's last 8 closes) that counts the
+    images it scores: the sell/hold/buy probabilities are a softmax of (-z, 0.5, z)."""
+
+    def __init__(self, spec=None):
+        from effnet_trading.imaging import ImageSpec
+
+        self.spec = spec if spec is not None else ImageSpec("gasf", window=16, size=(16, 16))
+        self.class_names, self.input_shape = ("sell", "hold", "buy"), (self.spec.channels, *self.spec.size)
+        self.images = 0
+
+    def predict(self, images, closes=None):
+        self.images += len(images)
+        z = np.log(closes[:, -1] / closes[:, -8]) / 0.004
+        logits = np.column_stack([-z, np.full(len(z), 0.5), z])
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+
+def edit_card(model_dir: Path, edit: Callable[[dict], object], copy_to: Path | None = None) -> Path:
+    """Rewrite ``card.json`` of ``model_dir`` (or of a copy of it at ``copy_to``) through ``edit(card)``,
+    which changes the dict in place; the folder that was edited is returned."""
+    folder = Path(model_dir)
+    if copy_to is not None:
+        shutil.copytree(folder, copy_to)
+        folder = Path(copy_to)
+    card = json.loads((folder / "card.json").read_text())
+    edit(card)
+    (folder / "card.json").write_text(json.dumps(card))
+    return folder
+
+
+def live_args(
+    fake,
+    model_dir,
+    out,
+    *,
+    max_bars: int | None = None,
+    stale_after: float | None = None,
+    mode: str = "--paper",
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """``effnet-trading live`` arguments for BTCUSDT 5m bars from ``fake`` (the loopback fake Bybit, or
+    anything with ``rest_url`` and ``ws_url``); options left None are not passed."""
+    args = ["live", "--symbol", "BTCUSDT", "--interval", "5", "--model", str(model_dir), mode, "--out", str(out)]
+    if max_bars is not None:
+        args += ["--max-bars", str(max_bars)]
+    args += ["--rest-url", fake.rest_url, "--ws-url", fake.ws_url]
+    if stale_after is not None:
+        args += ["--stale-after", str(stale_after)]
+    return args + list(extra)
+
+
+def zoo_export_args(out, *, kind: str, window: int, size: int, model: str = "small_cnn", extra=()) -> list[str]:
+    """``effnet-trading zoo export`` arguments for an (untrained unless ``--weights``) ``model``."""
+    return [
+        "zoo",
+        "export",
+        "--model",
+        model,
+        "--kind",
+        kind,
+        "--window",
+        str(window),
+        "--size",
+        str(size),
+        *extra,
+        "--out",
+        str(out),
+    ]
