@@ -7,14 +7,16 @@ Symbols are shifted copies of Binance BTCUSDT 5m bars: symbol i takes the ``bars
 ``i * stride`` into the history, re-stamped onto symbol 0's timestamps (one common index, different
 prices). Untrained ``compact`` @32 GASF exported to ONNX, ``Policy(threshold=0)`` (acts on every argmax change: many trades). Each measurement runs in a fresh child
 process (peak RSS = VmHWM after a reset, Python-heap peak = tracemalloc): scoring alone
-(``SignalModel.predict_proba`` per symbol), then ``run_backtest_many`` per engine (separate sleeves),
-and vectorbt with cash sharing.
+(``SignalModel.predict_proba`` per symbol), then ``run_backtest_many`` per engine with cash sharing
+(one cash pool; backtrader: one Cerebro, one feed per symbol) and with separate sleeves. Each row is
+printed as it ends, so a run stopped early still leaves the rows it finished.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import platform
 import tempfile
 import time
@@ -79,6 +81,7 @@ def _run(what, model_dir, symbols, bars) -> dict:
     proc.start()
     out = queue.get()
     proc.join()
+    out["load1"] = os.getloadavg()[0]  # the machine's 1-minute load average when the row ended
     print(out, flush=True)
     return out
 
@@ -102,16 +105,16 @@ def main() -> None:
         Path(tempfile.mkdtemp()) / "compact",
     )
     runs = [_run("score", model, args.symbols, args.bars)]
-    for engine in args.engines.split(","):
-        runs.append(_run(f"{engine}:sleeves", model, args.symbols, args.bars))
-    if "vectorbt" in args.engines:
-        runs.append(_run("vectorbt:shared", model, args.symbols, args.bars))
+    for split in ("shared", "sleeves"):
+        for engine in args.engines.split(","):
+            runs.append(_run(f"{engine}:{split}", model, args.symbols, args.bars))
     score = runs[0]["secs"]
     names = {
         "score": "scoring alone (predict_proba per symbol)",
         "vectorbt:sleeves": "vectorbt, separate sleeves",
         "backtrader:sleeves": "backtrader, separate sleeves",
         "vectorbt:shared": "vectorbt, cash sharing",
+        "backtrader:shared": "backtrader, cash sharing (one broker)",
     }
     lines = [
         "## Several symbols (run_backtest_many)",
