@@ -594,6 +594,18 @@ class BacktraderResult:
         return float(self.equity.iloc[-1])
 
 
+def _contract_cerebro(runonce: bool, fees: float, slippage: float, init_cash: float):
+    """A Cerebro under the execution contract: cheat-on-open (orders sized and filled at the next open),
+    percentage fees, slippage on the open."""
+    cerebro = bt.Cerebro(runonce=runonce, cheat_on_open=True, stdstats=False)
+    cerebro.broker.set_coo(True)
+    cerebro.broker.setcash(float(init_cash))
+    cerebro.broker.setcommission(commission=float(fees))
+    if slippage:
+        cerebro.broker.set_slippage_perc(float(slippage), slip_open=True, slip_match=True, slip_out=True)
+    return cerebro
+
+
 def run_backtrader(
     ohlcv: pd.DataFrame,
     model: Any,
@@ -618,12 +630,7 @@ def run_backtrader(
         model, chunk=chunk, what="run_backtrader"
     )  # loaded once: the strategy's indicator uses this object
     require_history(model, frame)
-    cerebro = bt.Cerebro(runonce=runonce, cheat_on_open=True, stdstats=False)
-    cerebro.broker.set_coo(True)
-    cerebro.broker.setcash(float(init_cash))
-    cerebro.broker.setcommission(commission=float(fees))
-    if slippage:
-        cerebro.broker.set_slippage_perc(float(slippage), slip_open=True, slip_match=True, slip_out=True)
+    cerebro = _contract_cerebro(runonce, fees, slippage, init_cash)
     cerebro.adddata(ArrayData(dataname=frame))
     policy = policy if policy is not None else Policy()
     cerebro.addstrategy(EfficientNetStrategy, model=model, policy=policy, risk=risk, chunk=chunk, sizer=sizer)
@@ -720,12 +727,7 @@ def run_backtrader_many(
         scorers = [one] * len(names)  # the strategy gives each feed its own copy
     for sc, s in zip(scorers, names):
         require_history(sc, canon[s])
-    cerebro = bt.Cerebro(runonce=runonce, cheat_on_open=True, stdstats=False)
-    cerebro.broker.set_coo(True)
-    cerebro.broker.setcash(float(init_cash))
-    cerebro.broker.setcommission(commission=float(fees))
-    if slippage:
-        cerebro.broker.set_slippage_perc(float(slippage), slip_open=True, slip_match=True, slip_out=True)
+    cerebro = _contract_cerebro(runonce, fees, slippage, init_cash)
     for s in names:
         cerebro.adddata(ArrayData(dataname=canon[s]), name=s)
     policy = policy if policy is not None else Policy()
