@@ -110,3 +110,16 @@ def test_run_backtest_many_cash_sharing_in_backtrader(frames, scores):
         one = PrecomputedScores(scores["aaa"].probs)
         one.symbol = "aaa"
         run_backtest_many(frames, one, engine="backtrader", cash_sharing=True)
+
+
+def test_one_model_for_every_feed_keeps_each_symbols_live_state(frames, decisive_model_dir):
+    """One model for all feeds: each feed scores with its own copy of the live state, so next()
+    (one bar at a time, as live) gives what once() gives (a shared buffer would see each timestamp twice)."""
+    small = {s: f.iloc[:150] for s, f in frames.items() if s != "ccc"}
+    policy = Policy(threshold=0.4)
+    once = run_backtrader_many(small, decisive_model_dir, policy=policy, stake=0.5)
+    live = run_backtrader_many(small, decisive_model_dir, policy=policy, stake=0.5, runonce=False)
+    for sym in small:
+        np.testing.assert_allclose(live.probs[sym].to_numpy(), once.probs[sym].to_numpy(), rtol=1e-5, atol=1e-6)
+        assert len(once.fills[sym]) >= 2
+    np.testing.assert_allclose(live.equity.to_numpy(), once.equity.to_numpy(), rtol=1e-6)
