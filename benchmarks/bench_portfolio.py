@@ -1,20 +1,22 @@
 """Several symbols in one backtest: wall time and peak memory vs scoring alone.
 
     python benchmarks/bench_portfolio.py [--symbols 10] [--bars 100000] [--engines vectorbt,backtrader]
-                                         [--out benchmarks/RESULTS_portfolio.md]
+                                         [--rows vectorbt:shared,...] [--out benchmarks/RESULTS_portfolio.md]
 
 Symbols are shifted copies of Binance BTCUSDT 5m bars: symbol i takes the ``bars`` bars starting
 ``i * stride`` into the history, re-stamped onto symbol 0's timestamps (one common index, different
 prices). Untrained ``compact`` @32 GASF exported to ONNX, ``Policy(threshold=0)`` (acts on every argmax change: many trades). Each measurement runs in a fresh child
 process (peak RSS = VmHWM after a reset, Python-heap peak = tracemalloc): scoring alone
-(``SignalModel.predict_proba`` per symbol), then ``run_backtest_many`` per engine (separate sleeves),
-and vectorbt with cash sharing.
+(``SignalModel.predict_proba`` per symbol), then ``run_backtest_many`` per engine with cash sharing
+(one cash pool; backtrader: one Cerebro, one feed per symbol) and with separate sleeves. Each row is
+printed as it ends, so a run stopped early still leaves the rows it finished.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import platform
 import tempfile
 import time
@@ -79,6 +81,7 @@ def _run(what, model_dir, symbols, bars) -> dict:
     proc.start()
     out = queue.get()
     proc.join()
+    out["load1"] = os.getloadavg()[0]  # the machine's 1-minute load average when the row ended
     print(out, flush=True)
     return out
 
@@ -89,6 +92,9 @@ def main() -> None:
     ap.add_argument("--bars", type=int, default=100_000)
     ap.add_argument("--engines", default="vectorbt,backtrader")
     ap.add_argument("--out", default=None)
+    ap.add_argument(
+        "--rows", default=None, help="only these rows besides scoring alone, e.g. vectorbt:shared,backtrader:shared"
+    )
     args = ap.parse_args()
 
     from bench_engines import _export
@@ -102,32 +108,33 @@ def main() -> None:
         Path(tempfile.mkdtemp()) / "compact",
     )
     runs = [_run("score", model, args.symbols, args.bars)]
-    for engine in args.engines.split(","):
-        runs.append(_run(f"{engine}:sleeves", model, args.symbols, args.bars))
-    if "vectorbt" in args.engines:
-        runs.append(_run("vectorbt:shared", model, args.symbols, args.bars))
+    wanted = [f"{e}:{split}" for split in ("shared", "sleeves") for e in args.engines.split(",")]
+    for what in args.rows.split(",") if args.rows else wanted:
+        runs.append(_run(what, model, args.symbols, args.bars))
     score = runs[0]["secs"]
     names = {
         "score": "scoring alone (predict_proba per symbol)",
         "vectorbt:sleeves": "vectorbt, separate sleeves",
         "backtrader:sleeves": "backtrader, separate sleeves",
         "vectorbt:shared": "vectorbt, cash sharing",
+        "backtrader:shared": "backtrader, cash sharing (one broker)",
     }
     lines = [
         "## Several symbols (run_backtest_many)",
         "",
-        f"Command: `python benchmarks/bench_portfolio.py --symbols {args.symbols} --bars {args.bars} --engines {args.engines}` "
+        f"Command: `python benchmarks/bench_portfolio.py --symbols {args.symbols} --bars {args.bars} --engines {args.engines}"
+        f"{' --rows ' + args.rows if args.rows else ''}` "
         f"({platform.machine()}, 2 cores shared with other jobs, onnxruntime CPU; untrained compact @32 GASF; "
         f"{args.symbols} shifted copies of `binance_btcusdt_5m.csv.gz`, {args.bars:,} bars each, "
         f"{args.symbols * args.bars:,} bars in all). Fresh child process per row.",
         "",
-        "| run | seconds | ratio to scoring alone | bars/s | peak RSS MB | RSS before MB | Python-heap peak MB |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| run | seconds | ratio to scoring alone | bars/s | peak RSS MB | RSS before MB | Python-heap peak MB | load at end |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in runs:
         lines.append(
             f"| {names[r['what']]} | {r['secs']:.1f} | {r['secs'] / score:.2f} | {args.symbols * args.bars / r['secs']:,.0f} | "
-            f"{r['rss_mb']:.0f} | {r['rss0_mb']:.0f} | {r['heap_mb']:.0f} |"
+            f"{r['rss_mb']:.0f} | {r['rss0_mb']:.0f} | {r['heap_mb']:.0f} | {r['load1']:.1f} |"
         )
     text = "\n".join(lines) + "\n"
     print(text)

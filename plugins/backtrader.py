@@ -13,6 +13,7 @@ backtrader is imported on first use (``pip install "effnet-trading[backtrader]"`
 from __future__ import annotations
 
 import array
+import copy
 import datetime
 import math
 from dataclasses import dataclass, field
@@ -31,10 +32,14 @@ from effnet_trading.strategies.signal import require_history
 __all__ = [
     "EfficientNetSignal",
     "EfficientNetStrategy",
+    "EfficientNetPortfolioStrategy",
+    "EffnetSizer",
     "ProbabilityData",
     "ArrayData",
     "BacktraderResult",
     "run_backtrader",
+    "run_backtrader_many",
+    "BacktraderManyResult",
     "num2timestamps",
     "LINE_NAMES",
 ]
@@ -356,24 +361,218 @@ class EfficientNetStrategy(bt.Strategy):
         self.next()
 
     def notify_order(self, order) -> None:
-        ex = order.executed
-        if order.status in (order.Partial, order.Completed):
-            self._log_fill(order)
-            if order.status == order.Partial and abs(ex.remsize) <= 1e-9 * abs(order.size):
-                self.broker.cancel(order)  # float dust left by backtrader's position arithmetic: the order is filled
-        elif order.status in (order.Margin, order.Rejected):
-            self.order_log.append((self.data.datetime[0], 0.0, math.nan, 0.0))
-            self.held_target = math.nan  # not reached: decide again (and retry) at the next bar
+        record = _order_event(self, order, self._fills)
+        if record is not None:
+            self.order_log.append(record)
+            if record[1] == 0.0:
+                self.held_target = math.nan  # not reached: decide again (and retry) at the next bar
 
-    def _log_fill(self, order) -> None:
-        """Log what this notification adds to the order's cumulative execution."""
-        ex = order.executed
-        size0, value0, comm0 = self._fills.get(order.ref, (0.0, 0.0, 0.0))
+
+def _order_event(strategy, order, fills: dict) -> tuple | None:
+    """What an order notification adds to a strategy's order log: ``(fill bar as a backtrader float date,
+    units, price, fee)`` for a (partial) fill, ``(date, 0.0, nan, 0.0)`` for a rejection, else None.
+    ``fills`` (order ref -> logged cumulative size, value, commission) is updated in place."""
+    ex = order.executed
+    if order.status in (order.Partial, order.Completed):
+        size0, value0, comm0 = fills.get(order.ref, (0.0, 0.0, 0.0))
+        fills[order.ref] = (ex.size, ex.price * ex.size, ex.comm)
         size = ex.size - size0
-        if size != 0.0:
-            value = ex.price * ex.size
-            self.order_log.append((self.data.datetime[0], size, (value - value0) / size, ex.comm - comm0))
-        self._fills[order.ref] = (ex.size, ex.price * ex.size, ex.comm)
+        record = (
+            None
+            if size == 0.0
+            else (order.data.datetime[0], size, (ex.price * ex.size - value0) / size, ex.comm - comm0)
+        )
+        if order.status == order.Partial and abs(ex.remsize) <= 1e-9 * abs(order.size):
+            strategy.broker.cancel(order)  # float dust left by backtrader's position arithmetic: the order is filled
+        return record
+    if order.status in (order.Margin, order.Rejected):
+        return (order.data.datetime[0], 0.0, math.nan, 0.0)
+    return None
+
+
+def _own_state(scorer):
+    """A copy of ``scorer`` with its own live state (buffers, policy memory) sharing the loaded model:
+    one per symbol, so symbols scored one bar at a time do not feed one another's buffers."""
+    twin = copy.copy(scorer)
+    members = getattr(scorer, "members", None)
+    if isinstance(members, dict):
+        twin.members = {k: copy.copy(m) for k, m in members.items()}
+    twin.reset()
+    return twin
+
+
+class EfficientNetPortfolioStrategy(bt.Strategy):
+    """Trades every data feed (one per symbol) on its own ``EfficientNetSignal`` with one broker: the
+    symbols share the cash. Same execution contract as ``EfficientNetStrategy`` (cheat-on-open: orders
+    sized at the next open, the fill price): at each bar the portfolio equity is valued at the opens,
+    each symbol whose target changed gets ``target x stake`` of that equity, and the orders go out
+    sells first, then buys in increasing order value (what vectorbt's ``cash_sharing`` with
+    ``call_seq='auto'`` does), each buy clipped to the cash left by the orders before it, so no
+    order spends cash the portfolio does not have.
+
+    params: model (one scorer for every feed, each feed getting a copy with its own live state, or a
+    list with one per feed in ``datas`` order); policy, risk, sizer (copied per feed), chunk (see
+    ``EfficientNetSignal``); stake (fraction of the portfolio equity per symbol at |target| = 1;
+    default 1 / number of feeds).
+    """
+
+    params = _SIGNAL_PARAMS + (("stake", None),)
+
+    def start(self) -> None:
+        if not self.cerebro.p.cheat_on_open:
+            self.cerebro.p.cheat_on_open = True
+            if hasattr(self.broker, "set_coo"):
+                self.broker.set_coo(True)
+
+    def __init__(self):
+        n = len(self.datas)
+        models = self.p.model
+        if isinstance(models, (list, tuple)):
+            if len(models) != n:
+                raise SpecError(f"{len(models)} models for {n} data feeds: pass one model, or one per feed.")
+            scorers = [
+                _own_state(as_scorer(m, chunk=self.p.chunk, what="EfficientNetPortfolioStrategy")) for m in models
+            ]
+        else:
+            shared = as_scorer(models, chunk=self.p.chunk, what="EfficientNetPortfolioStrategy")
+            scorers = [_own_state(shared) for _ in range(n)]
+        self.indicators = [
+            EfficientNetSignal(
+                d,
+                model=sc,
+                policy=self.p.policy,
+                risk=copy.deepcopy(self.p.risk),
+                sizer=copy.deepcopy(self.p.sizer),
+                chunk=self.p.chunk,
+            )
+            for d, sc in zip(self.datas, scorers)
+        ]
+        self.stake = 1.0 / n if self.p.stake is None else float(self.p.stake)
+        self.held = [0.0] * n
+        self._seen = [0] * n  # bars of each feed already decided on (a feed without a new bar is not traded)
+        self._feed = {id(d): i for i, d in enumerate(self.datas)}
+        self.order_log: list[tuple] = []  # (feed index, fill bar as a backtrader float date, units, price, fee)
+        self.equity_log: list[float] = []
+        self._fills: dict[int, tuple[float, float, float]] = {}
+
+    def next_open(self) -> None:
+        cash = self.broker.getcash()
+        value = cash
+        changed = []
+        for i, d in enumerate(self.datas):
+            if not len(d):
+                continue  # this symbol's bars have not started
+            units = self.getposition(d).size
+            if units:
+                value += units * float(d.open[0])  # the open of its newest bar (its last one, when it has none now)
+            if len(d) == self._seen[i]:
+                continue
+            self._seen[i] = len(d)
+            sig = self.indicators[i].signal
+            decision = float(sig[0]) if len(sig) else 0.0  # before this bar's lines: the previous bar's decision
+            target = 0.0 if decision != decision else decision * self.stake
+            if target != self.held[i]:
+                changed.append((i, target, units))
+        plan = []
+        for i, target, units in changed:
+            open_ = float(self.datas[i].open[0])
+            # order value as vectorbt approximates it (its auto call sequence sorts by it; ties keep feed order)
+            plan.append((target * value - units * open_, i, target * value / open_ - units, target))
+        plan.sort(key=lambda x: x[0])  # sells first (they free cash), then buys from the smallest
+        slip = float(self.broker.p.slip_perc or 0.0)
+        for _, i, delta, target in plan:
+            d = self.datas[i]
+            comm = self.broker.getcommissioninfo(d).p.commission
+            price = float(d.open[0]) * (1.0 + slip * np.sign(delta))
+            if delta > 0:
+                # at most the cash left after this bar's earlier orders (1e-12: backtrader's own check on rounding)
+                delta = min(delta, max(cash, 0.0) / (price * (1.0 + comm)) * (1.0 - 1e-12))
+                if delta * price < 1e-9 * value:
+                    delta = 0.0  # no cash left: the buy is dropped (vectorbt: NoCashLong), not retried later
+                cash -= delta * price * (1.0 + comm)
+            else:
+                cash += -delta * price * (1.0 - comm)
+            if delta != 0.0:
+                (self.buy if delta > 0 else self.sell)(data=d, size=abs(delta))
+            self.held[i] = target
+
+    def prenext_open(self) -> None:
+        self.next_open()  # a symbol trades from its own warm-up, not from the slowest symbol's
+
+    def nextstart_open(self) -> None:
+        self.next_open()
+
+    def next(self) -> None:
+        self.equity_log.append(self.broker.getvalue())
+
+    def prenext(self) -> None:
+        self.next()
+
+    def nextstart(self) -> None:
+        self.next()
+
+    def notify_order(self, order) -> None:
+        record = _order_event(self, order, self._fills)
+        if record is not None:
+            i = self._feed[id(order.data)]
+            self.order_log.append((i, *record))
+            if record[1] == 0.0:
+                self.held[i] = math.nan  # not reached: decide again (and retry) at its next bar
+
+
+class EffnetSizer(bt.Sizer):
+    """A backtrader ``Sizer`` from a ``strategies.sizing`` object: ``cerebro.addsizer(EffnetSizer,
+    rule=ProbabilityWeighted(0.8))`` (``rule``, not ``sizer``: ``addsizer`` takes the class as
+    ``sizer``) makes a plain ``self.buy()`` / ``self.sell()`` in your own
+    strategy open a long / short of ``size x broker value / close`` units, the size the built-in
+    ``EfficientNetStrategy`` (``exact=False``) takes at that bar: the sizer's size for the order's
+    direction from the probabilities of the bar's close. Exit with ``self.close()`` (it passes the
+    position's own size).
+
+    The probabilities come from the strategy's ``EfficientNetSignal`` on the order's data, or from
+    the data's own sell/hold/buy lines (a ``ProbabilityData`` feed).
+    """
+
+    params = (("rule", None),)  # a strategies.sizing object
+
+    def _probabilities(self, data) -> tuple[Any, list[str], Any]:
+        """(line owner, class names of its sell/hold/buy lines, scorer or None) for ``data``."""
+        for ind in self.strategy.getindicators():
+            if isinstance(ind, EfficientNetSignal) and ind.data is data:
+                return ind, list(ind.columns), ind.scorer
+        if all(hasattr(data.lines, name) for name in ("sell", "hold", "buy")):
+            return data, ["sell", "hold", "buy"], None
+        raise SpecError(
+            "EffnetSizer found no probabilities for this data: add an EfficientNetSignal on it in your strategy's "
+            "__init__, or feed a ProbabilityData (lines sell/hold/buy)."
+        )
+
+    def _getsizing(self, comminfo, cash, data, isbuy) -> float:
+        from effnet_trading.strategies.sizing import Sizer
+
+        if not isinstance(self.p.rule, Sizer):
+            raise SpecError(
+                "EffnetSizer needs rule=<a strategies.sizing object>, e.g. "
+                "cerebro.addsizer(EffnetSizer, rule=ProbabilityWeighted(0.8))."
+            )
+        owner, names, scorer = self._probabilities(data)
+        if not getattr(self, "_checked", False):
+            self.p.rule.check(scorer)  # Kelly: calibrated probabilities only
+            self._checked = True
+        n = len(data)
+        frame = pd.DataFrame(
+            {c: np.asarray(getattr(data, c).get(size=n), dtype=np.float64) for c in OHLCV_COLUMNS},
+            index=num2timestamps(data.datetime.get(size=n)),
+        )
+        lines = ("sell", "hold", "buy")
+        m = min(n, len(owner))
+        probs = pd.DataFrame(np.nan, index=frame.index, columns=names)
+        for c, line in zip(names, lines):
+            probs.iloc[n - m :, probs.columns.get_loc(c)] = np.asarray(getattr(owner.lines, line).get(size=m))
+        target = np.zeros(n)
+        target[-1] = 1.0 if isbuy else -1.0  # the direction changes here: the sizer takes its size at this bar
+        size = float(self.p.rule.sizes(frame, probs, target).iloc[-1])
+        return abs(size) * self.broker.getvalue() / float(data.close[0])
 
 
 @dataclass
@@ -393,6 +592,18 @@ class BacktraderResult:
     @property
     def final_equity(self) -> float:
         return float(self.equity.iloc[-1])
+
+
+def _contract_cerebro(runonce: bool, fees: float, slippage: float, init_cash: float):
+    """A Cerebro under the execution contract: cheat-on-open (orders sized and filled at the next open),
+    percentage fees, slippage on the open."""
+    cerebro = bt.Cerebro(runonce=runonce, cheat_on_open=True, stdstats=False)
+    cerebro.broker.set_coo(True)
+    cerebro.broker.setcash(float(init_cash))
+    cerebro.broker.setcommission(commission=float(fees))
+    if slippage:
+        cerebro.broker.set_slippage_perc(float(slippage), slip_open=True, slip_match=True, slip_out=True)
+    return cerebro
 
 
 def run_backtrader(
@@ -419,12 +630,7 @@ def run_backtrader(
         model, chunk=chunk, what="run_backtrader"
     )  # loaded once: the strategy's indicator uses this object
     require_history(model, frame)
-    cerebro = bt.Cerebro(runonce=runonce, cheat_on_open=True, stdstats=False)
-    cerebro.broker.set_coo(True)
-    cerebro.broker.setcash(float(init_cash))
-    cerebro.broker.setcommission(commission=float(fees))
-    if slippage:
-        cerebro.broker.set_slippage_perc(float(slippage), slip_open=True, slip_match=True, slip_out=True)
+    cerebro = _contract_cerebro(runonce, fees, slippage, init_cash)
     cerebro.adddata(ArrayData(dataname=frame))
     policy = policy if policy is not None else Policy()
     cerebro.addstrategy(EfficientNetStrategy, model=model, policy=policy, risk=risk, chunk=chunk, sizer=sizer)
@@ -473,4 +679,88 @@ def run_backtrader(
         rejected=len(strat.order_log) - len(filled),
         config=config,
         fills=fills,
+    )
+
+
+@dataclass
+class BacktraderManyResult:
+    """``run_backtrader_many`` output: per symbol (on its own index) probabilities, targets, fills and
+    trades; the portfolio equity (broker value at each close, on the union of the symbols' indexes)."""
+
+    probs: dict[str, pd.DataFrame]
+    target: dict[str, pd.Series]  # the policy's target at each close (before the stake)
+    fills: dict[str, list[Fill]]
+    trades: dict[str, pd.DataFrame]
+    equity: pd.Series
+    init_cash: float
+    stake: float
+    rejected: int = 0
+
+
+def run_backtrader_many(
+    frames: dict[str, pd.DataFrame],
+    model: Any,
+    *,
+    policy: Policy | None = None,
+    risk=None,
+    sizer=None,
+    fees: float = 0.001,
+    slippage: float = 0.0,
+    init_cash: float = 10_000.0,
+    stake: float | None = None,
+    runonce: bool = True,
+    chunk: int = 2048,
+) -> BacktraderManyResult:
+    """Several symbols in one Cerebro with one broker (shared cash): one ``ArrayData`` feed per symbol,
+    traded by ``EfficientNetPortfolioStrategy`` (each symbol ``target x stake`` of the portfolio equity,
+    stake default 1 / number of symbols). model: one for every symbol, or ``{symbol: model}``
+    (e.g. ``PrecomputedScores.by_symbol(path)``)."""
+    from effnet_trading.strategies.signal import canonical_ohlcv
+
+    check_costs(fees, slippage, init_cash)
+    names = list(frames)
+    canon = {s: canonical_ohlcv(f) for s, f in frames.items()}
+    if isinstance(model, dict) and set(model) == set(names):
+        scorers = [as_scorer(model[s], chunk=chunk, what="run_backtrader_many") for s in names]
+    else:
+        one = as_scorer(model, chunk=chunk, what="run_backtrader_many")
+        scorers = [one] * len(names)  # the strategy gives each feed its own copy
+    for sc, s in zip(scorers, names):
+        require_history(sc, canon[s])
+    cerebro = _contract_cerebro(runonce, fees, slippage, init_cash)
+    for s in names:
+        cerebro.adddata(ArrayData(dataname=canon[s]), name=s)
+    policy = policy if policy is not None else Policy()
+    cerebro.addstrategy(
+        EfficientNetPortfolioStrategy, model=scorers, policy=policy, risk=risk, sizer=sizer, chunk=chunk, stake=stake
+    )
+    strat = cerebro.run()[0]
+    probs, targets, fills, trades = {}, {}, {}, {}
+    for i, s in enumerate(names):
+        ind, idx = strat.indicators[i], canon[s].index
+        n = len(idx)
+        lines = np.column_stack([np.asarray(line.array[:n], dtype=np.float64) for line in ind.lines])
+        probs[s] = pd.DataFrame(lines[:, :3], index=idx, columns=list(ind.columns))
+        targets[s] = pd.Series(np.nan_to_num(lines[:, 3]), index=idx, name="target")
+        mine = [r[1:] for r in strat.order_log if r[0] == i and r[2] != 0.0]
+        pos = idx.get_indexer(num2timestamps([r[0] for r in mine]))
+        units = np.cumsum([r[1] for r in mine]) if mine else np.array([])
+        fills[s] = [
+            Fill(int(p), float(r[1]), float(r[2]), float(r[3]), math.nan, float(u), math.nan)
+            for p, r, u in zip(pos, mine, units)
+        ]
+        trades[s] = trades_from_orders(fills[s], idx, float(canon[s]["close"].iloc[-1]))
+    union = canon[names[0]].index
+    for s in names[1:]:
+        union = union.union(canon[s].index)
+    equity = pd.Series(strat.equity_log[: len(union)], index=union, name="equity")
+    return BacktraderManyResult(
+        probs,
+        targets,
+        fills,
+        trades,
+        equity,
+        float(init_cash),
+        strat.stake,
+        rejected=sum(1 for r in strat.order_log if r[2] == 0.0),
     )

@@ -4,8 +4,21 @@ at a time, chunked), and the portfolio spans the symbols.
 Two ways to split the cash:
 - separate sleeves (default, both engines): each symbol trades ``init_cash / n`` on its own, exactly
   as a one-symbol ``run_backtest``; the portfolio equity is the sum of the sleeves.
-- ``cash_sharing=True`` (vectorbt only): one cash pool (vectorbt ``group_by=True, cash_sharing=True``,
-  sells before buys in a bar), each symbol's target a fraction ``target / n`` of the whole equity.
+- ``cash_sharing=True``: one cash pool, each symbol's target a fraction ``target / n`` of the whole
+  equity valued at the bar's opens; within a bar the orders go sells first, then buys from the
+  smallest, each buy at most the cash left. vectorbt: ``group_by=True, cash_sharing=True,
+  call_seq='auto'``; backtrader: one Cerebro, one data feed per symbol, one broker
+  (``EfficientNetPortfolioStrategy``). Where the cash does not bind both give the same fills. Where it
+  binds (targets summing above the equity, or fees on a fully invested book) the order within a bar
+  decides who gets the cash: both engines sort a bar's orders by vectorbt's order value (sells first,
+  then buys from the smallest, ties in symbol order), cut the last buys to the cash left and drop a
+  buy that finds no cash (not retried later); with that they agree to float precision in the tests
+  (long-only and long/short). What still differs: an order backtrader's broker rejects is retried at
+  the symbol's next bar (vectorbt never retries), and a strategy of your own that submits its orders
+  in another order gets other fills.
+
+The scorer is one for all symbols, or ``{symbol: scorer}`` with exactly the frames' symbols (e.g.
+``PrecomputedScores.by_symbol(path)`` for a score file of several symbols).
 """
 
 from __future__ import annotations
@@ -54,14 +67,13 @@ def _sum_sleeves(curves: dict[str, pd.Series], cash: float) -> pd.Series:
     return total.rename("equity")
 
 
-def _shared_cash(frames, scorer, policy, fees, slippage, init_cash):
-    """vectorbt, one cash pool: (probs, targets, equity, trades with symbol, per-symbol rows)."""
+def _shared_cash(frames, scorers, policy, fees, slippage, init_cash):
+    """vectorbt, one cash pool: (probs, targets, equity, trades with symbol)."""
     from effnet_trading.plugins.vectorbt import portfolio_from_signals
 
     n = len(frames)
-    probs = {s: scorer.predict_proba(f) for s, f in frames.items()}
-    rule = policy.replace(class_names=scorer.class_names)
-    targets = {s: rule.positions(p) for s, p in probs.items()}
+    probs = {s: scorers[s].predict_proba(f) for s, f in frames.items()}
+    targets = {s: policy.replace(class_names=scorers[s].class_names).positions(p) for s, p in probs.items()}
     wide = pd.DataFrame(targets).fillna(0.0) / n
     wide.columns = pd.Index(list(frames), name="symbol")
     pf = portfolio_from_signals(frames, wide, fees=fees, slippage=slippage, init_cash=init_cash, cash_sharing=True)
@@ -69,6 +81,43 @@ def _shared_cash(frames, scorer, policy, fees, slippage, init_cash):
     records = pf.trades.records_readable
     trades.insert(0, "symbol", records["Column"].astype(str).to_numpy() if len(records) else [])
     return probs, targets, pf.value().rename("equity"), trades
+
+
+def _shared_cash_backtrader(frames, scorers, policy, fees, slippage, init_cash):
+    """backtrader, one broker for all symbols: (probs, targets, equity, trades with symbol)."""
+    from effnet_trading.plugins.backtrader import run_backtrader_many
+
+    res = run_backtrader_many(frames, scorers, policy=policy, fees=fees, slippage=slippage, init_cash=init_cash)
+    parts = [t.assign(symbol=s)[["symbol", *t.columns]] for s, t in res.trades.items()]
+    return res.probs, res.target, res.equity, pd.concat(parts, ignore_index=True)
+
+
+def _scorers(scorer, frames) -> dict:
+    """``{symbol: scorer}``: one scorer for every symbol, or a mapping with exactly the frames' symbols."""
+    from collections.abc import Mapping
+
+    from effnet_trading.errors import DataError
+    from effnet_trading.strategies import as_scorer
+
+    if isinstance(scorer, Mapping) and set(map(str, scorer)) == set(frames):
+        out = {s: as_scorer(scorer[s], what="run_backtest_many") for s in frames}
+        for s, sc in out.items():
+            bound = getattr(sc, "symbol", None)
+            if bound is not None and bound != s:
+                raise DataError(
+                    f"the scores given for symbol {s!r} belong to symbol {bound!r}; key the mapping by the symbols "
+                    "the scores were computed on (PrecomputedScores.by_symbol does)."
+                )
+        return out
+    one = as_scorer(scorer, what="run_backtest_many")
+    bound = getattr(one, "symbol", None)
+    if bound is not None and len(frames) > 1:
+        raise DataError(
+            f"these precomputed scores belong to symbol {bound!r} but {len(frames)} symbols were given: they would "
+            "score every symbol with its probabilities. Backtest that symbol alone, or pass "
+            "PrecomputedScores.by_symbol(path) ({symbol: scores}) as the scorer."
+        )
+    return dict.fromkeys(frames, one)
 
 
 def run_backtest_many(
@@ -88,33 +137,20 @@ def run_backtest_many(
     """Backtest ``scorer`` on ``{symbol: OHLCV frame}`` in ``engine`` (see the module docstring for how
     the cash is split); per-symbol statistics beside the portfolio's in ``summary``."""
     from effnet_trading.errors import SpecError
-    from effnet_trading.strategies import Policy, as_scorer, buy_and_hold, performance_summary
+    from effnet_trading.strategies import Policy, buy_and_hold, performance_summary
 
     if engine not in ENGINES:
         raise SpecError(f"engine {engine!r} is not one of {list(ENGINES)}.")
     if not frames:
         raise SpecError("no symbols: pass {symbol: OHLCV frame} with at least one frame.")
-    if cash_sharing and engine != "vectorbt":
-        raise SpecError(
-            "cash sharing across symbols is implemented for the vectorbt engine only; use --engine vectorbt, "
-            "or separate sleeves (init_cash / n per symbol) in backtrader."
-        )
-    scorer = as_scorer(scorer, what="run_backtest_many")
-    bound = getattr(scorer, "symbol", None)
-    if bound is not None and len(frames) > 1:
-        from effnet_trading.errors import DataError
-
-        raise DataError(
-            f"these precomputed scores belong to symbol {bound!r} but {len(frames)} symbols were given: they would "
-            "score every symbol with its probabilities. Backtest that symbol alone, or pass a model (or score each "
-            "symbol with PrecomputedScores.by_symbol and run them one by one)."
-        )
+    scorers = _scorers(scorer, frames)
     policy = policy if policy is not None else Policy()
     n = len(frames)
     sleeve_cash = init_cash / n
     per: dict[str, dict] = {}
     if cash_sharing:
-        probs, targets, equity, trades = _shared_cash(frames, scorer, policy, fees, slippage, init_cash)
+        shared = _shared_cash if engine == "vectorbt" else _shared_cash_backtrader
+        probs, targets, equity, trades = shared(frames, scorers, policy, fees, slippage, init_cash)
         for sym, frame in frames.items():
             mine = trades[trades["symbol"] == sym]
             per[sym] = {
@@ -127,10 +163,10 @@ def run_backtest_many(
     else:
         probs, targets, curves, parts = {}, {}, {}, []
         for sym, frame in frames.items():
-            scorer.reset()
+            scorers[sym].reset()
             out = run_backtest(
                 frame,
-                scorer,
+                scorers[sym],
                 engine=engine,
                 policy=policy,
                 fees=fees,

@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from effnet_trading.plugins.backtest import images_expected, scoring_progress
-from effnet_trading.strategies.scores import SCORES_FORMAT, ScoresWriter, model_fingerprint, ohlcv_sha256
+from effnet_trading.strategies.scores import (
+    SCORES_FORMAT,
+    ScoresWriter,
+    model_fingerprint,
+    ohlcv_sha256,
+    scores_calibration,
+)
 
 __all__ = ["predict_to_file"]
 
@@ -56,12 +62,14 @@ def predict_to_file(
         "format": SCORES_FORMAT,
         "class_names": list(scorer.class_names),
         "models": model_fingerprint(scorer),
+        "calibration": None,  # filled below: None, or the temperature the cards' probabilities carry
         "symbols": [],
         "data": {},
         "execution": "probabilities of each bar from bars up to and including it (decide at its close)",
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "effnet_trading": __version__,
     }
+    meta["calibration"] = scores_calibration(meta["models"])
     writer = ScoresWriter(out, scorer.class_names, symbols=n_symbols > 1, meta=meta)
     try:
         for symbol, source, frame in _frames(data, {"date_format": date_format, "tz": tz}):

@@ -90,6 +90,7 @@ class Policy:
             raise SpecError(f"Policy needs at least 2 class names, got {list(self.class_names)}.")
         self._dirs = class_directions(self.class_names)
         self._current = 0.0
+        self._row_index: tuple[Any, list[int]] | None = None  # (last row's Index, positions of class_names in it)
 
     # -- shared per-class tables --------------------------------------------------------
     def _targets_by_class(self) -> np.ndarray:
@@ -144,9 +145,16 @@ class Policy:
     def step(self, probs_row) -> float:
         """Target position after one bar's probabilities (Series/Mapping by class name, or a
         sequence in ``class_names`` order); updates the policy's state."""
-        if isinstance(probs_row, (pd.Series, Mapping)):
+        if isinstance(probs_row, pd.Series) and self._row_index is not None and probs_row.index is self._row_index[0]:
+            # live scorers reuse one Index for every row: look the class positions up once (a label lookup
+            # per class on a string Index costs more than the rest of the step)
+            values = probs_row.to_numpy()
+            p = [float(values[j]) for j in self._row_index[1]]
+        elif isinstance(probs_row, (pd.Series, Mapping)):
             try:
                 p = [float(probs_row[c]) for c in self.class_names]
+                if isinstance(probs_row, pd.Series) and probs_row.index.is_unique:
+                    self._row_index = (probs_row.index, [probs_row.index.get_loc(c) for c in self.class_names])
             except KeyError as exc:
                 raise SpecError(
                     f"probabilities row lacks class {exc.args[0]!r}; Policy.class_names are {list(self.class_names)}."

@@ -101,12 +101,13 @@ def as_scorer(
 class PrecomputedScores:
     """A ``Scorer`` over probabilities computed elsewhere (a DataFrame: UTC index, one column per
     class, NaN where there is no score yet): lets precomputed or third-party predictions drive
-    the same ``Policy`` / adapters as a live model."""
+    the same ``Policy`` / adapters as a live model. calibration: how they were calibrated (score
+    files carry it; ``CappedKelly`` sizes only calibrated probabilities)."""
 
     symbol: str | None = None  # set when loaded from a score file: the symbol these scores belong to
     meta: dict[str, Any] | None = None  # set when loaded from a score file: its provenance
 
-    def __init__(self, probs: pd.DataFrame):
+    def __init__(self, probs: pd.DataFrame, *, calibration: dict | None = None):
         if not isinstance(probs, pd.DataFrame) or not isinstance(probs.index, pd.DatetimeIndex):
             raise DataError(
                 "PrecomputedScores needs a DataFrame of probabilities on a DatetimeIndex "
@@ -117,6 +118,9 @@ class PrecomputedScores:
         self.class_names = tuple(str(c) for c in probs.columns)
         scored = np.flatnonzero(self.probs.notna().all(axis=1).to_numpy())
         self._warmup = int(scored[0]) if len(scored) else len(self.probs)
+        # how the probabilities were calibrated (a score file's record, e.g. {"method": "temperature",
+        # "temperature": 1.3}); None = uncalibrated or unknown, which CappedKelly refuses
+        self.calibration = calibration
 
     @classmethod
     def from_file(cls, path, *, model: Any = None, data: Any = None, symbol: str | None = None) -> PrecomputedScores:
@@ -158,7 +162,7 @@ class PrecomputedScores:
         for s in symbols:
             part = frame[frame["symbol"] == s] if "symbol" in frame.columns else frame
             probs = part.set_index(pd.DatetimeIndex(part["timestamp"], name="timestamp"))[list(meta["class_names"])]
-            out[s] = cls(probs)
+            out[s] = cls(probs, calibration=meta.get("calibration"))
             out[s].meta = meta
             out[s].symbol = s  # bound to one symbol's bars: a multi-symbol backtest refuses it
         return out

@@ -3,7 +3,8 @@ backtests, with what they were computed from, so a file is never read against an
 
 A score file is Parquet (default; ``pyarrow``) or CSV (when the name ends in ``.csv``): columns
 ``timestamp``, then ``symbol`` when it holds several symbols, then one column per class name. Its
-provenance (``SCORES_META_KEY``: the models' ONNX sha256 and spec, the class names, and per symbol
+provenance (``SCORES_META_KEY``: the models' ONNX sha256, spec and calibration, the class names,
+``calibration`` (None, or the temperature the probabilities were calibrated with), and per symbol
 the sha256 of the OHLCV values it scored) is the Parquet file's schema metadata, or a sidecar
 ``<file>.json`` beside a CSV.
 """
@@ -31,6 +32,7 @@ __all__ = [
     "ScoresWriter",
     "read_scores",
     "check_scores_meta",
+    "scores_calibration",
 ]
 
 SCORES_META_KEY = "effnet_trading"
@@ -64,17 +66,36 @@ def _member_fingerprint(model: Any) -> dict[str, Any]:
             "name": str(getattr(model, "name", type(model).__name__)),
             "onnx_sha256": None,
             "spec": None if spec is None else spec.to_dict(),
+            "calibration": None,
         }
-    return {"name": card.name, "onnx_sha256": card.onnx_sha256, "spec": card.spec.to_dict()}
+    cal = card.calibration or None
+    return {
+        "name": card.name,
+        "onnx_sha256": card.onnx_sha256,
+        "spec": card.spec.to_dict(),
+        # the Predictor applies the card's temperature: same graph, other temperature = other probabilities
+        "calibration": None if cal is None else {"method": cal.get("method"), "temperature": cal.get("temperature")},
+    }
 
 
 def model_fingerprint(model: Any) -> dict[str, dict[str, Any]]:
-    """``{timeframe or "model": {name, onnx_sha256, spec}}`` for a model folder, Predictor, SignalModel,
+    """``{timeframe or "model": {name, onnx_sha256, spec, calibration}}`` for a model folder, Predictor, SignalModel,
     TimeframeEnsemble or ``{timeframe: any of these}``: what a score file records and is checked against."""
     members = getattr(model, "members", model)
     if isinstance(members, Mapping):
         return {str(tf): _member_fingerprint(m) for tf, m in members.items()}
     return {"model": _member_fingerprint(model)}
+
+
+def scores_calibration(models: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
+    """What a score file records as its probabilities' calibration, from ``model_fingerprint``: None when
+    any model is uncalibrated; one model's ``{method, temperature}``; several: ``{method, members}``."""
+    cals = {k: m.get("calibration") for k, m in models.items()}
+    if not cals or any(c is None for c in cals.values()):
+        return None
+    if len(cals) == 1:
+        return dict(next(iter(cals.values())))
+    return {"method": "temperature", "members": cals}
 
 
 def scores_sidecar(path: str | os.PathLike) -> Path:
@@ -217,7 +238,7 @@ def _differences(stored: dict, given: dict) -> list[str]:
         if a is None or b is None:
             out.append(f"{key}: in the file {'yes' if a else 'no'}, given {'yes' if b else 'no'}")
             continue
-        for field in ("onnx_sha256", "spec"):
+        for field in ("onnx_sha256", "spec", "calibration"):
             if a.get(field) != b.get(field):
                 shown = (
                     (str(a.get(field))[:12], str(b.get(field))[:12])

@@ -208,6 +208,7 @@ class SignalModel:
         self._higher: list[_HigherBars | None] | None = None  # per member: incremental resample (timeframe specs)
         self._pending: tuple[int, np.ndarray] | None = None
         self._ready = False  # once a bar was scoreable, every later one is (the buffer keeps enough)
+        self._class_index: pd.Index | None = None
 
     # -- sizes ---------------------------------------------------------------------------
     def _ratios(self) -> list[int]:
@@ -366,7 +367,9 @@ class SignalModel:
         if images is None:
             return None
         probs = self._predict(images, self._closes(bars, np.array([n - 1], dtype=np.int64)))[0]
-        return pd.Series(probs, index=list(self.class_names), name=pd.Timestamp(int(times[-1]), tz="UTC"))
+        if self._class_index is None:
+            self._class_index = pd.Index(list(self.class_names))  # one Index for every row (cheaper rows)
+        return pd.Series(probs, index=self._class_index, name=pd.Timestamp(int(times[-1]), tz="UTC"))
 
     def reset(self) -> None:
         """Forget the incremental buffer (start a new live session)."""

@@ -40,7 +40,8 @@ __all__ = ["Sizer", "FixedFraction", "ProbabilityWeighted", "CappedKelly", "VolT
 
 
 def calibration_of(scorer: Any) -> dict | None:
-    """The ``calibration`` entry of the model card(s) behind ``scorer`` (None when any member has none)."""
+    """The ``calibration`` entry of the model card(s) behind ``scorer``, or the one a score file recorded
+    (``PrecomputedScores.calibration``); None when any member has none."""
     members = list(getattr(scorer, "members", {}).values()) or [scorer]
     found = None
     for m in members:
@@ -52,6 +53,8 @@ def calibration_of(scorer: Any) -> dict | None:
                 cal = json.loads((Path(inner.model_dir) / "card.json").read_text()).get("calibration")
             except (OSError, ValueError):
                 cal = None
+        if cal is None and card is None:
+            cal = getattr(m, "calibration", None)  # precomputed scores: what their score file records
         if not cal:
             return None
         found = cal
@@ -181,8 +184,9 @@ class CappedKelly(Sizer):
     def check(self, scorer: Any) -> None:
         if not self.allow_uncalibrated and calibration_of(scorer) is None:
             raise SpecError(
-                "CappedKelly needs calibrated probabilities but the model card has no 'calibration' entry: fit one "
-                "(temperature scaling on the validation fold, `effnet-trading train --calibrate`), or pass "
+                "CappedKelly needs calibrated probabilities but the model card (or the score file, which records "
+                "its model's) has no 'calibration' entry: fit one (temperature scaling on the validation fold, "
+                "`effnet-trading train --calibrate temperature`, then re-run `predict` for score files), or pass "
                 "CappedKelly(allow_uncalibrated=True) to size from the raw probabilities knowingly."
             )
 

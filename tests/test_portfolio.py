@@ -44,16 +44,17 @@ def test_sleeves_agree_across_engines_and_with_one_symbol_runs(frames, decisive_
 
 
 @pytest.mark.slow
-def test_cash_sharing_with_two_copies_equals_one_symbol(planted, decisive_model_dir):
+@pytest.mark.parametrize("engine", ["vectorbt", "backtrader"])
+def test_cash_sharing_with_two_copies_equals_one_symbol(planted, decisive_model_dir, engine):
     bars = planted.iloc[:N]
-    shared = run_backtest_many({"a": bars, "b": bars}, decisive_model_dir, policy=POLICY, cash_sharing=True, fees=0.001)
+    shared = run_backtest_many(
+        {"a": bars, "b": bars}, decisive_model_dir, engine=engine, policy=POLICY, cash_sharing=True, fees=0.001
+    )
     one = run_backtest(bars, decisive_model_dir, policy=POLICY, fees=0.001)
     # two identical symbols at target / 2 each of one pool hold what one symbol at the full target holds
     np.testing.assert_allclose(shared.equity.to_numpy(), one.equity.to_numpy(), rtol=1e-9)
     assert set(shared.trades["symbol"]) == {"a", "b"}
     assert shared.summary["symbols"]["a"]["trades"] == len(one.trades)
-    with pytest.raises(Exception, match="vectorbt engine only"):
-        run_backtest_many({"a": bars}, decisive_model_dir, engine="backtrader", cash_sharing=True)
 
 
 @pytest.mark.slow

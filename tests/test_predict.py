@@ -179,3 +179,44 @@ def test_probability_feed_carries_the_scores(bars, decisive_model_dir, tmp_path)
     probs = scores.predict_proba(bars)
     want = np.column_stack([probs[["sell", "hold", "buy"]].to_numpy(), policy.positions(probs).to_numpy()])
     np.testing.assert_allclose(np.array(seen), want, rtol=1e-12)
+
+
+def test_score_files_record_calibration_and_kelly_follows_it(bars, decisive_model_dir, tmp_path):
+    """A score file records whether its model's card was calibrated (method, temperature);
+    ``PrecomputedScores`` carries it; ``CappedKelly`` sizes from a calibrated file and refuses a raw one."""
+    import shutil
+
+    from effnet_trading.errors import SpecError
+    from effnet_trading.plugins.backtrader import run_backtrader
+    from effnet_trading.plugins.predict import predict_to_file
+    from effnet_trading.plugins.vectorbt import policy_grid
+    from effnet_trading.strategies import CappedKelly
+    from effnet_trading.strategies.scores import scores_sidecar
+
+    bars = bars.iloc[:250]
+    calibrated = tmp_path / "calibrated"
+    shutil.copytree(decisive_model_dir, calibrated)
+    card = json.loads((calibrated / "card.json").read_text())
+    card["calibration"] = {"method": "temperature", "temperature": 1.7, "ece_before": 0.1, "ece_after": 0.05}
+    (calibrated / "card.json").write_text(json.dumps(card))
+    raw_file = predict_to_file({"aaa": bars}, decisive_model_dir, tmp_path / "raw.parquet")
+    cal_file = predict_to_file({"aaa": bars}, calibrated, tmp_path / "cal.csv")
+    want = {"method": "temperature", "temperature": 1.7}
+    assert json.loads(scores_sidecar(cal_file).read_text())["calibration"] == want
+    assert read_scores(raw_file)[1]["calibration"] is None
+    raw = PrecomputedScores.from_file(raw_file, model=decisive_model_dir, data=bars)
+    cal = PrecomputedScores.from_file(cal_file, model=calibrated, data=bars)
+    assert raw.calibration is None and cal.calibration == want
+    # the temperature changes the probabilities: a calibrated card's file is not the raw card's
+    assert not np.allclose(raw.probs.dropna().to_numpy(), cal.probs.dropna().to_numpy())
+    with pytest.raises(ModelCardError, match="calibration"):
+        PrecomputedScores.from_file(cal_file, model=decisive_model_dir)
+    policy, kelly = Policy(threshold=0.4), CappedKelly(cap=0.5, window=20)
+    kelly.check(cal)
+    sized = run_backtrader(bars, cal, policy=policy, sizer=kelly)
+    assert sized.target.abs().max() > 0.0
+    assert policy_grid(bars, cal, sizing=[kelly]) is not None
+    with pytest.raises(SpecError, match="calibrated probabilities"):
+        run_backtrader(bars, raw, policy=policy, sizer=CappedKelly(window=20))
+    with pytest.raises(SpecError, match="calibrated probabilities"):
+        policy_grid(bars, raw, sizing=[CappedKelly(window=20)])

@@ -121,3 +121,70 @@ def test_same_fills_in_backtrader_vectorbt_and_simulate(sizer, bars, decisive_mo
     np.testing.assert_allclose(
         np.array([f.units for f in bt_once.fills]), np.array([f.units for f in ref.fills]), rtol=1e-9
     )
+
+
+@pytest.mark.parametrize("sizer", SIZERS, ids=lambda s: type(s).__name__)
+def test_effnet_sizer_gives_the_built_in_strategy_sizes(sizer, bars, probs):
+    """A plain bt.Strategy that calls self.buy()/self.sell()/self.close() with ``EffnetSizer`` trades
+    the units the built-in ``EfficientNetStrategy`` (exact=False: sized from the close) trades."""
+    import copy
+
+    import backtrader as bt
+
+    from effnet_trading.plugins.backtrader import ArrayData, EfficientNetSignal, EfficientNetStrategy, EffnetSizer
+    from effnet_trading.strategies import PrecomputedScores
+
+    frame, policy = bars.iloc[:300], Policy(threshold=0.4)
+    scores = PrecomputedScores(probs.iloc[:300])
+
+    class Mine(bt.Strategy):
+        def __init__(self):
+            self.sig = EfficientNetSignal(self.data, model=scores, policy=policy)  # no sizer: the Sizer sizes
+            self.last, self.values = 0.0, []
+
+        def next(self):
+            t = float(self.sig.signal[0])
+            t = 0.0 if t != t else float(np.sign(t))
+            if t != self.last:
+                if self.position:
+                    self.close()
+                if t:
+                    (self.buy if t > 0 else self.sell)()
+                self.last = t
+            self.values.append(self.broker.getvalue())
+
+    def cerebro():
+        c = bt.Cerebro(stdstats=False)
+        c.adddata(ArrayData(dataname=frame))
+        c.broker.setcash(10_000.0)
+        c.broker.setcommission(commission=0.001)
+        return c
+
+    built_in = cerebro()
+    built_in.addstrategy(EfficientNetStrategy, model=scores, policy=policy, sizer=copy.deepcopy(sizer), exact=False)
+    ref = built_in.run()[0]
+    mine = cerebro()
+    mine.addstrategy(Mine)
+    mine.addsizer(EffnetSizer, rule=copy.deepcopy(sizer))
+    got = mine.run()[0]
+    traded = [r for r in ref.order_log if r[1] != 0.0]
+    assert len(traded) >= 4 and len({round(abs(r[1]), 9) for r in traded}) >= 3  # several different sizes
+    np.testing.assert_allclose(got.values, ref.equity_log[-len(got.values) :], rtol=1e-9)
+    assert got.broker.getvalue() != pytest.approx(10_000.0)
+
+
+def test_effnet_sizer_without_probabilities_says_what_to_add(bars):
+    import backtrader as bt
+
+    from effnet_trading.plugins.backtrader import ArrayData, EffnetSizer
+
+    class BuysBlind(bt.Strategy):
+        def next(self):
+            self.buy()
+
+    c = bt.Cerebro(stdstats=False)
+    c.adddata(ArrayData(dataname=bars.iloc[:50]))
+    c.addstrategy(BuysBlind)
+    c.addsizer(EffnetSizer, rule=ProbabilityWeighted(0.8))
+    with pytest.raises(SpecError, match="add an EfficientNetSignal"):
+        c.run()

@@ -42,8 +42,8 @@ def _fmt_line(name: str, s: dict[str, Any]) -> str:
     "--cash-sharing/--no-cash-sharing",
     default=False,
     show_default=True,
-    help="Several symbols: one cash pool (vectorbt; target / n of the equity per symbol) instead of "
-    "separate sleeves of cash / n.",
+    help="Several symbols: one cash pool (target / n of the equity per symbol; backtrader: one broker for "
+    "all symbols) instead of separate sleeves of cash / n.",
 )
 @model_options
 @click.option("--engine", default="vectorbt", show_default=True, type=click.Choice(ENGINES))
