@@ -94,7 +94,9 @@ def scores_calibration(models: Mapping[str, Mapping[str, Any]]) -> dict[str, Any
     if not cals or any(c is None for c in cals.values()):
         return None
     if len(cals) == 1:
-        return dict(next(iter(cals.values())))
+        (only,) = cals.values()
+        assert only is not None  # every value was checked above
+        return dict(only)
     return {"method": "temperature", "members": cals}
 
 
