@@ -124,3 +124,13 @@ def test_holdout_run_trains_on_its_parts_and_says_holdout(planted, tmp_path):
     md = (tmp_path / "results.md").read_text()
     assert "Mode: holdout 70/15/15" in md and "| holdout test (" in md and "walk-forward" in md  # "not walk-forward"
     assert "validation = the holdout's validation part" in md
+
+
+def test_sweep_cells_read_the_window_and_the_split(sample_dir):
+    from effnet_trading.evaluation import sweep as sweep_module
+
+    conf = {"data": str(sample_dir / "btcusdt_1h.csv"), "start": "2025-06-01", "end": datetime.date(2025, 6, 30)}
+    (cell,) = sweep_module.expand_grid(conf | {"split": "70/15/15", "models": ["small_cnn"]})
+    frame = sweep_module._load(cell)
+    assert str(frame.index[0]) == "2025-06-01 00:00:00+00:00" and str(frame.index[-1]) == "2025-06-30 23:00:00+00:00"
+    assert sweep_module._cell_config(cell)["eval_config"]["split"] == [0.7, 0.15, 0.15]
