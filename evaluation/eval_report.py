@@ -133,6 +133,14 @@ def _null_verdict(agg: dict, level: float) -> tuple[bool, list[str]]:
     return not leaks, leaks
 
 
+def run_mode(cfg) -> str:
+    """How the run split its data, in words: "holdout 70/15/15 ..." or "walk-forward, N folds"."""
+    if cfg.split is not None:
+        shares = "/".join(f"{100 * x:g}" for x in cfg.split)
+        return f"holdout {shares} (one chronological train/validation/test split; not walk-forward)"
+    return f"walk-forward, {cfg.folds} folds"
+
+
 def summarise(real: list[dict], null: list[dict] | None, looks: dict, cfg, interval) -> dict:
     """results.json content: aggregated strategies, per-fold table, null and look-ahead verdicts."""
     agg = _aggregate(real, cfg, interval, 0.95)
@@ -143,7 +151,11 @@ def summarise(real: list[dict], null: list[dict] | None, looks: dict, cfg, inter
         "bars_per_year": bars_per_year(interval),
         "strategies": agg,
         "n_trials": n_trials,
-        "folds": [{k: r[k] for k in ("fold", "test_span", "train_span", "n_test", "seconds")} for r in real],
+        "mode": run_mode(cfg),
+        "folds": [
+            {k: r[k] for k in ("fold", "test_span", "train_span", "valid_span", "n_test", "seconds") if k in r}
+            for r in real
+        ],
         "literature": LITERATURE,
     }
     reasons = []
@@ -216,7 +228,10 @@ def markdown_table(res: dict) -> str:
         "Per-fold Sharpe (accuracy / majority where a classifier):",
         "",
         "| strategy | "
-        + " | ".join(f"fold {k} ({res['folds'][i]['test_span'][0][:10]}…)" for i, k in enumerate(folds))
+        + " | ".join(
+            f"{'holdout test' if 'valid_span' in res['folds'][i] else f'fold {k}'} ({res['folds'][i]['test_span'][0][:10]}…)"
+            for i, k in enumerate(folds)
+        )
         + " |",
         "|---|" + "---|" * len(folds),
     ]
@@ -252,7 +267,13 @@ def learning_curves_markdown(real: list[dict]) -> str:
     """Per model and fold: train/validation loss and accuracy per epoch beside the test accuracy and
     majority rate, and the diagnosis line where the probabilities stayed near-uniform."""
     rows = [
-        "Learning curves (per epoch; validation = last 15 % of each training span; * = epoch kept by early stopping):",
+        "Learning curves (per epoch; validation = "
+        + (
+            "the holdout's validation part"
+            if any("valid_span" in r for r in real)
+            else "last 15 % of each training span"
+        )
+        + "; * = epoch kept by early stopping):",
         "",
         "| model | fold | train loss | valid loss | train acc | valid acc | test acc / majority | diagnosis |",
         "|---|---|---|---|---|---|---|---|",
@@ -443,12 +464,17 @@ def write_outputs(res: dict, real: list[dict], out: Path) -> None:
 
         abl = ablation_markdown(res["ablations"])
     verdict = "OK" if res["verdict"]["ok"] else "PIPELINE LEAKS: " + "; ".join(res["verdict"]["reasons"])
+    mode = f"Mode: {res['mode']}\n\n" if "mode" in res else ""
     (out / "results.md").write_text(
-        f"# Evaluation results\n\nVerdict: {verdict}\n\n{md}\n\n{res['literature']}\n" + (f"\n{abl}" if abl else "")
+        f"# Evaluation results\n\n{mode}Verdict: {verdict}\n\n{md}\n\n{res['literature']}\n"
+        + (f"\n{abl}" if abl else "")
     )
     (out / "results.json").write_text(json.dumps(_strip(res), indent=1, default=str))
     sections = [
-        ("Verdict", f"<p><b>{html.escape(verdict)}</b></p><p>{html.escape(res['literature'])}</p>"),
+        (
+            "Verdict",
+            f"<p><b>{html.escape(verdict)}</b></p><p>{html.escape(mode)}</p><p>{html.escape(res['literature'])}</p>",
+        ),
         ("Results", _markdown_to_html(md)),
     ] + ([("Ablations", _markdown_to_html(abl.replace("#", "")))] if abl else [])
     sections += [

@@ -32,10 +32,50 @@ from effnet_trading.strategies.performance import performance_summary
 from effnet_trading.strategies.policy import Policy
 from effnet_trading.strategies.signal import SignalModel
 
-__all__ = ["EvalConfig", "evaluate", "lookahead_check", "BASELINES"]
+__all__ = ["EvalConfig", "evaluate", "lookahead_check", "parse_split", "holdout_split", "BASELINES"]
 
 BASELINES = ("buy_and_hold", "ma_crossover", "logreg", "effnet_features_gbm")
 _VALID = 0.15  # share of each training span held out for early stopping
+
+
+def parse_split(value) -> tuple[float, float, float]:
+    """``"70/15/15"`` or three numbers -> train/validation/test fractions summing to 1."""
+    parts = value.split("/") if isinstance(value, str) else list(value)
+    try:
+        nums = [float(x) for x in parts]
+    except (TypeError, ValueError):
+        nums = []
+    if len(nums) != 3 or not all(np.isfinite(nums)) or min(nums) <= 0:
+        raise SpecError(
+            f"split {value!r} must be three positive train/validation/test shares, e.g. 70/15/15 (or 0.7/0.15/0.15)."
+        )
+    total = sum(nums)
+    return tuple(round(x / total, 10) for x in nums)
+
+
+def holdout_split(n: int, split, *, horizon: int, embargo: int) -> dict[str, np.ndarray]:
+    """One chronological train/validation/test split of ``n`` labelled samples (index arrays).
+
+    Validation and test get their shares of ``n``; between train and validation and between
+    validation and test lie the purge (``horizon`` samples: no label window reaches the next part)
+    plus the ``embargo``; train gets the rest. A ``TrainingError`` when a part would be too small."""
+    fr = parse_split(split)
+    n_test, n_valid = int(n * fr[2]), int(n * fr[1])
+    gap = int(horizon) + int(embargo)
+    t0 = n - n_test
+    v0 = t0 - gap - n_valid
+    n_train = v0 - gap
+    if min(n_test, n_valid) < 10 or n_train < 10:
+        raise TrainingError(
+            f"{n} labelled samples are too few for a {'/'.join(f'{x:g}' for x in fr)} split with a gap of {gap} "
+            f"(horizon {horizon} + embargo {embargo}) between parts: train {max(n_train, 0)}, validation {n_valid}, "
+            f"test {n_test} (each needs >= 10); use a longer --start/--end window or a smaller horizon."
+        )
+    return {
+        "train": np.arange(0, n_train, dtype=np.int64),
+        "valid": np.arange(v0, v0 + n_valid, dtype=np.int64),
+        "test": np.arange(t0, n, dtype=np.int64),
+    }
 
 
 def _default_train() -> TrainConfig:
@@ -71,6 +111,9 @@ class EvalConfig:
     bootstrap: int = 1000
     extra_trials: int = 0  # variants tried before this run, for the deflated Sharpe ratio
     model_kwargs: dict = field(default_factory=dict)  # model name -> builder kwargs
+    # holdout mode: one chronological train/validation/test split (fractions, e.g. (0.7, 0.15, 0.15)) in place
+    # of the walk-forward folds; None = walk-forward
+    split: tuple[float, float, float] | None = None
     data: str | None = None  # recorded only
     timeframe: str | None = None  # recorded only (resampling happens before evaluate)
     ablations: tuple[str, ...] = ()  # evaluation.ablation.ABLATIONS run on the same folds after the main run
@@ -92,6 +135,8 @@ class EvalConfig:
             raise SpecError(f"unknown baseline(s) {unknown}; choose from {list(BASELINES)}.")
         if self.folds < 1:
             raise SpecError(f"folds={self.folds} must be >= 1.")
+        if self.split is not None:
+            self.split = parse_split(self.split)
 
     # the training settings evaluate itself reads (labels, splits, statistics): one source, the TrainConfig
     spec = property(lambda self: self.train.spec)
@@ -210,15 +255,27 @@ def _features(net, images: np.ndarray, mean, std) -> np.ndarray:
 class _Fold:
     """One walk-forward fold of one data set: train/export/score each model, then the baselines."""
 
-    def __init__(self, frame, ds, test: np.ndarray, k: int, cfg: EvalConfig, model_root: Path, progress: bool):
+    def __init__(
+        self,
+        frame,
+        ds,
+        test: np.ndarray,
+        k: int,
+        cfg: EvalConfig,
+        model_root: Path,
+        progress: bool,
+        holdout: dict[str, np.ndarray] | None = None,
+    ):
         self.frame, self.ds, self.test, self.k, self.cfg = frame, ds, test, k, cfg
-        self.model_root, self.progress = model_root, progress
+        self.model_root, self.progress, self.holdout = model_root, progress, holdout
         self.interval = infer_interval(frame.index)
         emb = cfg.horizon if cfg.embargo is None else int(cfg.embargo)
         self.t0, self.t1 = int(test[0]), int(test[-1]) + 1
         self.stop = self.t0 - emb  # training (+ validation) samples end before this, then the purge inside train_model
         cap = cfg.max_train_bars
         self.start = 0 if cap is None else max(0, self.stop - cfg.horizon - int(cap / (1 - _VALID)) - cfg.horizon)
+        if holdout is not None:  # holdout_split placed the parts and their gaps; the models train on its train part
+            self.start, self.stop = 0, int(holdout["valid"][-1]) + 1 + cfg.horizon
         if self.stop - self.start <= 2 * cfg.horizon + 10:
             raise TrainingError(
                 f"fold {k}: only {self.stop - self.start} samples before the test window; use fewer folds or more data."
@@ -236,6 +293,7 @@ class _Fold:
             "train_span": [str(ds.index[self.start]), str(ds.index[self.stop - 1 - self.cfg.horizon])],
             "n_train_span": self.stop - self.start,
             "n_test": self.t1 - self.t0,
+            **self._holdout_record(),
             "strategies": {},
             "seconds": {},
         }
@@ -253,14 +311,20 @@ class _Fold:
         from effnet_trading.model_zoo.train import train_and_export
 
         cfg = self.cfg
-        sub = _subset(self.ds, np.r_[self.start : self.stop, self.t0 : self.t1])
+        if self.holdout is None:
+            sub = _subset(self.ds, np.r_[self.start : self.stop, self.t0 : self.t1])
+            valid = _VALID
+        else:  # train + the horizon after it (purged inside train_model), valid + the horizon after it, test
+            tr, va, h = self.holdout["train"], self.holdout["valid"], cfg.horizon
+            sub = _subset(self.ds, np.r_[tr[0] : tr[-1] + 1 + h, va[0] : va[-1] + 1 + h, self.t0 : self.t1])
+            valid = len(va)
         tcfg = replace(
             cfg.train,
             model=name,
             folds=1,
             embargo=0,
             test_size=self.t1 - self.t0,
-            valid=_VALID,
+            valid=valid,
             progress=self.progress,
             max_train_samples=cfg.max_train_bars,
             model_kwargs=dict(cfg.model_kwargs.get(name, {})),
@@ -309,7 +373,21 @@ class _Fold:
 
     def _train_samples(self, cap: int | None) -> np.ndarray:
         idx = np.arange(self.start, self.stop - self.cfg.horizon)  # purged: labels end before the embargo gap
+        if self.holdout is not None:  # the baselines fit on train + validation (they do not early-stop)
+            idx = np.r_[self.holdout["train"], self.holdout["valid"]]
         return idx[-cap:] if cap else idx
+
+    def _holdout_record(self) -> dict:
+        if self.holdout is None:
+            return {}
+        ds, tr, va = self.ds, self.holdout["train"], self.holdout["valid"]
+        return {
+            "mode": "holdout",
+            "train_span": [str(ds.index[tr[0]]), str(ds.index[tr[-1]])],
+            "valid_span": [str(ds.index[va[0]]), str(ds.index[va[-1]])],
+            "n_train": len(tr),
+            "n_valid": len(va),
+        }
 
     def _logreg(self) -> dict:
         x = lagged_features(self.frame)
@@ -345,17 +423,23 @@ def _run_set(
     """All folds of one data set (real or null); each finished fold is saved and skipped on resume."""
     from tqdm.auto import tqdm
 
-    from effnet_trading.model_zoo.splits import walk_forward_splits
+    from effnet_trading.model_zoo.splits import Split, walk_forward_splits
 
     ds = _dataset(frame, cfg)
-    splits = walk_forward_splits(len(ds), cfg.folds, horizon=cfg.horizon, valid=None)
+    holdout = None
+    if cfg.split is not None:
+        emb = cfg.horizon if cfg.embargo is None else int(cfg.embargo)
+        holdout = holdout_split(len(ds), cfg.split, horizon=cfg.horizon, embargo=emb)
+        splits = [Split(train=holdout["train"], valid=holdout["valid"], test=holdout["test"], fold=0)]
+    else:
+        splits = walk_forward_splits(len(ds), cfg.folds, horizon=cfg.horizon, valid=None)
     records = []
     for sp in tqdm(splits, desc=f"{tag} folds", disable=not progress):
         path = out / "folds" / f"{'' if tag == 'real' else tag + '_'}fold_{sp.fold}.json"
         if resume and path.exists():
             records.append(json.loads(path.read_text()))
             continue
-        fold = _Fold(frame, ds, sp.test, sp.fold, cfg, out / "models" / tag, progress)
+        fold = _Fold(frame, ds, sp.test, sp.fold, cfg, out / "models" / tag, progress, holdout)
         rec = fold.record(models, baselines)
         _write_json(path, rec)
         records.append(rec)

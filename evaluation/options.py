@@ -2,20 +2,32 @@
 (its flags and ``--config``) and sweep configs (``sweep``) both build a run's configuration here.
 
 An option name is the command-line flag without dashes, dashes as underscores (``--max-train-bars``
--> ``max_train_bars``). ``data``, ``timeframe``, ``last_bars``, ``date_format`` and ``tz`` say which
-bars a run reads (``load_eval_data``); the others set ``EvalConfig`` fields.
+-> ``max_train_bars``). ``data``, ``timeframe``, ``start``, ``end``, ``last_bars``, ``date_format`` and
+``tz`` say which bars a run reads (``load_eval_data``); the others set ``EvalConfig`` fields.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from effnet_trading.errors import SpecError
 
-__all__ = ["OPTION_PATHS", "SPEC_OPTIONS", "DATA_OPTIONS", "option_names", "eval_config_dict", "load_eval_data"]
+__all__ = [
+    "OPTION_PATHS",
+    "SPEC_OPTIONS",
+    "DATA_OPTIONS",
+    "option_names",
+    "eval_config_dict",
+    "load_eval_data",
+    "date_window",
+]
 
 # option -> (section, key) in EvalConfig.to_dict(); None = top level
 OPTION_PATHS: dict[str, tuple[str | None, str]] = {
@@ -33,6 +45,7 @@ OPTION_PATHS: dict[str, tuple[str | None, str]] = {
     "extra_trials": (None, "extra_trials"),
     "bootstrap": (None, "bootstrap"),
     "model_kwargs": (None, "model_kwargs"),
+    "split": (None, "split"),
     "horizon": ("train", "horizon"),
     "label_k": ("train", "label_k"),
     "epochs": ("train", "epochs"),
@@ -49,7 +62,8 @@ OPTION_PATHS: dict[str, tuple[str | None, str]] = {
 }
 # the image-encoding options and their defaults (evaluate's); given together they replace the spec whole
 SPEC_OPTIONS: dict[str, Any] = {"spec": "candles", "window": 32, "size": 64, "returns": False}
-DATA_OPTIONS = ("data", "timeframe", "last_bars", "date_format", "tz")
+DATA_OPTIONS = ("data", "timeframe", "last_bars", "date_format", "tz", "start", "end")
+MIN_WINDOW_BARS = 100  # fewest bars a --start/--end window may hold (as --last-bars)
 
 
 def option_names() -> list[str]:
@@ -69,6 +83,10 @@ def _value(name: str, value):
         return _csv(value or "")
     if name in ("ablations", "ablation_timeframes"):  # a comma list, or several (--ablation a --ablation b,c)
         return [s for v in ([value] if isinstance(value, str) else value or []) for s in _csv(v)]
+    if name == "split":
+        from effnet_trading.evaluation.evaluate import parse_split
+
+        return None if value in (None, "") else list(parse_split(value))
     if name == "null_models":
         return None if value is None else _csv(value)
     if name == "model_kwargs":
@@ -114,14 +132,61 @@ def load_eval_data(
     last_bars: int | None = None,
     date_format: str | None = None,
     tz: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
 ):
     """The bars a run evaluates: ``path`` loaded and validated, resampled to ``timeframe`` (closed bars
-    only), then the most recent ``last_bars``."""
+    only), cut to the ``start``..``end`` window (see ``date_window``), then the most recent ``last_bars``."""
     from effnet_trading.imaging import load_ohlcv, resample_ohlcv
 
     frame = load_ohlcv(path, date_format=date_format, tz=tz)
     if timeframe:
         frame = resample_ohlcv(frame, timeframe)
+    if start is not None or end is not None:
+        frame = date_window(frame, start, end, tz=tz)
     if last_bars:
         frame = frame.iloc[-int(last_bars) :]
     return frame
+
+
+def _bound(value, tz: str | None, name: str) -> tuple[pd.Timestamp, bool]:
+    """A window bound as a timestamp in the data's zone, and whether it was a bare date (a whole day)."""
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise SpecError(f"--{name} {value!r} is not a date; give e.g. 2022-01-01 or '2022-01-01 12:00'.") from exc
+    if ts is pd.NaT:
+        raise SpecError(f"--{name} {value!r} is not a date; give e.g. 2022-01-01 or '2022-01-01 12:00'.")
+    if isinstance(value, str):
+        whole_day = ts == ts.normalize() and ":" not in value and "T" not in value
+    else:  # a TOML date (``end = 2024-12-31``) is a whole day; a TOML date-time is not
+        whole_day = isinstance(value, datetime.date) and not isinstance(value, datetime.datetime)
+    if ts.tzinfo is None:  # naive bounds are read like naive data timestamps: in --tz, else UTC
+        ts = ts.tz_localize(tz or "UTC")
+    return ts, whole_day
+
+
+def date_window(frame, start=None, end=None, *, tz: str | None = None, min_bars: int = MIN_WINDOW_BARS):
+    """The bars of ``frame`` timestamped in ``start``..``end``, both inclusive; a bare date as ``end``
+    includes its whole day. Naive bounds are in ``tz`` (UTC when None), as naive data timestamps are.
+    A ``SpecError`` when the window is reversed or holds fewer than ``min_bars`` bars."""
+    index = frame.index
+    lo, _ = _bound(start, tz, "start") if start is not None else (None, False)
+    hi, day = _bound(end, tz, "end") if end is not None else (None, False)
+    if lo is not None and hi is not None and hi < lo:
+        raise SpecError(
+            f"--end {end} is before --start {start}; give a window like --start 2022-01-01 --end 2024-12-31."
+        )
+    keep = np.ones(len(index), bool)
+    if lo is not None:
+        keep &= index >= lo
+    if hi is not None:
+        keep &= (index < hi + pd.Timedelta(days=1)) if day else (index <= hi)
+    n = int(keep.sum())
+    if n < min_bars:
+        span = f"{index[0]} .. {index[-1]}" if len(index) else "no bars"
+        raise SpecError(
+            f"the window --start {start} --end {end} holds {n} bar(s) (need >= {min_bars}); the data spans {span}. "
+            "Widen the window or drop --start/--end."
+        )
+    return frame.loc[keep]

@@ -139,6 +139,8 @@ def _load(cell: Cell) -> pd.DataFrame:
         last_bars=o.get("last_bars"),
         date_format=o.get("date_format"),
         tz=o.get("tz"),
+        start=o.get("start"),
+        end=o.get("end"),
     )
 
 

@@ -174,7 +174,7 @@ def _markdown(table: pd.DataFrame, axes: list[str], meta: dict, n_trials: int, l
     parts = [
         f"{meta['cells']} cells ({meta['ran']} run now, {meta['skipped']} finished before, {meta['failed']} failed); "
         f"runner: {meta['runner']}; wall time of this invocation {meta['wall_seconds']:.0f} s.",
-        "Out-of-sample over each cell's walk-forward test windows, after fees and slippage; 'checks' = the cell's "
+        "Out-of-sample over each cell's test windows (walk-forward folds, or the test part of a holdout --split), after fees and slippage; 'checks' = the cell's "
         "null and look-ahead verdict. DSR (sweep): deflated Sharpe counting "
         f"{n_trials} distinct strategies tried over all cells.",
         "\n".join(lines),

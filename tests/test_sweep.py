@@ -155,7 +155,9 @@ def test_local_ray_gives_the_in_process_table(in_process, tmp_path):
     pd.testing.assert_frame_equal(got.drop(columns=VOLATILE), table.drop(columns=VOLATILE))
 
 
-@pytest.mark.parametrize("name, n_cells", [("btc_small", 2), ("evidence", 108)])
+@pytest.mark.parametrize(
+    "name, n_cells", [("btc_small", 2), ("evidence", 108), ("literature", 3), ("evidence_next", 4)]
+)
 def test_example_configs_build_every_cell(name, n_cells):
     """The shipped sweep configs stay valid: every cell builds its EvalConfig (nothing runs)."""
     from pathlib import Path

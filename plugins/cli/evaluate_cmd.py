@@ -22,6 +22,16 @@ __all__ = ["evaluate"]
     type=click.IntRange(min=100),
     help="Evaluate only the most recent N bars (after resampling).",
 )
+@click.option("--start", default=None, metavar="DATE", help="First bar to use (inclusive), e.g. 2022-01-01.")
+@click.option(
+    "--end", default=None, metavar="DATE", help="Last bar to use (inclusive; a bare date includes its whole day)."
+)
+@click.option(
+    "--split",
+    default=None,
+    metavar="TRAIN/VALID/TEST",
+    help="One chronological holdout split, e.g. 70/15/15, instead of walk-forward folds (--folds is then ignored).",
+)
 @click.option(
     "--models",
     default="small_cnn",
@@ -148,6 +158,8 @@ def evaluate(
     data_path,
     timeframe,
     last_bars,
+    start,
+    end,
     config_path,
     out_dir,
     resume,
@@ -170,12 +182,16 @@ def evaluate(
 
     ctx = click.get_current_context()
     cfg = EvalConfig.from_dict(_config_dict(ctx, config_path, flags) | {"data": str(data_path), "timeframe": timeframe})
-    frame = load_eval_data(data_path, timeframe=timeframe, last_bars=last_bars, date_format=date_format, tz=tz)
+    frame = load_eval_data(
+        data_path, timeframe=timeframe, last_bars=last_bars, date_format=date_format, tz=tz, start=start, end=end
+    )
     with resumable_folder(
         out_dir,
         command="evaluate",
         # how the frame was cut and read is part of the run: a resume must use the same
-        config=cfg.to_dict() | {"last_bars": last_bars, "date_format": date_format, "tz": tz},
+        config=cfg.to_dict()
+        | {"last_bars": last_bars, "date_format": date_format, "tz": tz}
+        | ({"start": start, "end": end} if start or end else {}),
         inputs={"data": data_path},
         overwrite=overwrite,
         resume=resume,
