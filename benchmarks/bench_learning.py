@@ -5,6 +5,10 @@ walk-forward folds with the same budget for all (``--train`` most recent samples
 ``--epochs``), the test predictions of all folds pooled, accuracy with a block-bootstrap
 95 % interval beside the majority rate of the same test bars, the number of folds in which
 the model collapsed (one class > 90 % of predictions) and the learning-curve diagnosis.
+Two sign-blind figures beside it (pooled, and per fold in ``--json``): ``hold vs move``
+(accuracy with buy and sell merged) and ``buy/sell at chance`` (expected accuracy when each
+predicted move is called buy or sell by a fair coin). GASF cannot tell them apart (a mirrored
+window gives the same image), so on GASF these, not the collapse flag, say whether a net learned.
 
 Data: ``shipped`` = ``sample_data/planted_5m.csv``; ``seedN`` = a planted set generated
 with seed N (same generator and settings, other draws). A model "finds the edge" when
@@ -53,6 +57,21 @@ def _spec(kind: str, size: int, window: int):
     return ImageSpec(kind, window=window, size=(size, size))
 
 
+def _sign_blind(y: np.ndarray, pred: np.ndarray, class_names) -> dict:
+    """What a model that cannot tell "buy" from "sell" (GASF: a mirrored window gives the same image) can be
+    judged on: ``hold_vs_move`` accuracy (buy and sell merged) and ``split_at_chance`` accuracy, the expected
+    accuracy when every predicted move is called buy or sell by a fair coin."""
+    if tuple(class_names) != ("sell", "hold", "buy"):
+        return {}
+    hold = class_names.index("hold")
+    both_hold = (pred == hold) & (y == hold)
+    both_move = (pred != hold) & (y != hold)
+    return {
+        "hold_vs_move": float(np.mean(both_hold | both_move)),
+        "split_at_chance": float(np.mean(both_hold) + 0.5 * np.mean(both_move)),
+    }
+
+
 def run_one(job: dict) -> dict:
     """One (data, kind, size, model, recipe) cell; returns a JSON-ready record."""
     import torch
@@ -92,6 +111,7 @@ def run_one(job: dict) -> dict:
     preds = np.concatenate([p.argmax(1) for _, p in res.fold_test]).astype(int)
     acc = bootstrap_ci(ys, preds, "accuracy", n=1000, block=job["horizon"], seed=0)
     counts = np.bincount(ys, minlength=3)
+    sign_blind = [_sign_blind(ds.labels[t].astype(int), pr.argmax(1), ds.class_names) for t, pr in res.fold_test]
     return {
         "tag": job["tag"],
         "data": job["data"],
@@ -104,6 +124,7 @@ def run_one(job: dict) -> dict:
         "n_test": int(len(ys)),
         "accuracy": acc,
         "majority_rate": float(counts.max() / counts.sum()),
+        **_sign_blind(ys, preds, ds.class_names),  # pooled over the folds
         "per_fold": [
             {
                 "fold": f["fold"],
@@ -113,8 +134,11 @@ def run_one(job: dict) -> dict:
                 "best_epoch": f["best_epoch"],
                 "epochs_run": f["epochs_run"],
                 "diagnosis": f["diagnosis"]["state"],
+                "pred_shares": f["test"]["pred_shares"],
+                "true_shares": f["test"]["true_shares"],
+                **sb,
             }
-            for f in folds
+            for f, sb in zip(folds, sign_blind)
         ],
         "collapsed_folds": int(sum(f["test"]["collapsed"] for f in folds)),
         "architecture": res.metrics["architecture"],
@@ -162,16 +186,18 @@ def _row(r: dict) -> str:
     a = r["accuracy"]
     found = "yes" if a["low"] > r["majority_rate"] else "no"
     states = ",".join(sorted({f["diagnosis"] for f in r["per_fold"]}))
+    blind = " | ".join(f"{r[k]:.3f}" if k in r else "–" for k in ("hold_vs_move", "split_at_chance"))
     return (
         f"| {r['data']} | {r['kind']} {r['size']} | {r['model']} | {a['estimate']:.3f} [{a['low']:.3f}, {a['high']:.3f}] | "
-        f"{r['majority_rate']:.3f} | {found} | {r['collapsed_folds']}/{len(r['per_fold'])} | {states} | {r['seconds']:.0f} |"
+        f"{r['majority_rate']:.3f} | {found} | {r['collapsed_folds']}/{len(r['per_fold'])} | {states} | {blind} | {r['seconds']:.0f} |"
     )
 
 
 def markdown(records: list[dict]) -> str:
     head = [
-        "| data | image | model | accuracy [95% CI] | majority | edge found | collapsed folds | diagnosis | train s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| data | image | model | accuracy [95% CI] | majority | edge found | collapsed folds | diagnosis | hold vs move "
+        "| buy/sell at chance | train s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     return "\n".join(head + [_row(r) for r in records])
 
