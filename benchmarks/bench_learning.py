@@ -72,9 +72,102 @@ def _sign_blind(y: np.ndarray, pred: np.ndarray, class_names) -> dict:
     }
 
 
+class _FoldsDone(Exception):
+    """Raised by the probe when the folds asked for (``--only-folds``) are done."""
+
+
+def _probe_epochs(store: list, only_folds: int | None = None) -> None:
+    """Instrument ``train_model`` (this process only): after every epoch, keep the scored weights'
+    validation and test probabilities, so that every checkpoint-selection rule can be judged from one run.
+    ``only_folds``: stop before fold ``only_folds`` starts (the first folds of the full run, same splits)."""
+    from effnet_trading.model_zoo import train as tr
+
+    plain = tr._Fold._epoch
+
+    def _epoch(self):
+        if only_folds is not None and self.split.fold >= only_folds:
+            raise _FoldsDone
+        row = plain(self)
+        sp, bs = self.split, self.cfg.batch_size
+        store.append(
+            {
+                "fold": sp.fold,
+                "epoch": self.epoch + 1,
+                "valid": tr._predict(self.scored, self.ds, sp.valid, self.dev, bs, self.amp),
+                "test": tr._predict(self.scored, self.ds, sp.test, self.dev, bs, self.amp),
+                "yv": self.ds.labels[sp.valid].astype(int),
+                "yt": self.ds.labels[sp.test].astype(int),
+            }
+        )
+        return row
+
+    tr._Fold._epoch = _epoch
+
+
+def _nll(y: np.ndarray, p: np.ndarray) -> float:
+    return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-15, 1))))
+
+
+SELECT_RULES = ("val_loss", "val_acc", "val_loss_T", "val_loss_from_2", "last")
+
+
+def _selections(store: list, class_names, horizon: int) -> dict:
+    """Per epoch: validation loss / accuracy / loss after a fitted temperature, test accuracy and
+    sign-blind figures; then the pooled test accuracy of the epoch each selection rule keeps per fold.
+    ``val_loss`` is what training does (restore the lowest validation loss)."""
+    from effnet_trading.model_zoo.calibration import apply_temperature, fit_temperature
+    from effnet_trading.model_zoo.metrics import bootstrap_ci
+
+    epochs = []
+    for e in store:
+        t = fit_temperature(e["yv"], e["valid"])
+        pred = e["test"].argmax(1)
+        epochs.append(
+            {
+                "fold": e["fold"],
+                "epoch": e["epoch"],
+                "val_loss": _nll(e["yv"], e["valid"]),
+                "val_acc": float(np.mean(e["valid"].argmax(1) == e["yv"])),
+                "val_loss_T": _nll(e["yv"], apply_temperature(e["valid"], t)),
+                "temperature": float(t),
+                "test_acc": float(np.mean(pred == e["yt"])),
+                "test_top_share": float(np.bincount(pred, minlength=len(class_names)).max() / len(pred)),
+                **{"test_" + k: v for k, v in _sign_blind(e["yt"], pred, class_names).items()},
+            }
+        )
+    out = {"epochs": epochs}
+    folds = sorted({e["fold"] for e in store})
+    for rule in SELECT_RULES:
+        kept = []
+        for f in folds:
+            rows = [(i, r) for i, r in enumerate(epochs) if r["fold"] == f]
+            if rule == "last":
+                i = rows[-1][0]
+            elif rule == "val_acc":
+                i = max(rows, key=lambda x: (x[1]["val_acc"], -x[1]["val_loss"]))[0]
+            else:
+                cand = [x for x in rows if x[1]["epoch"] >= 2] or rows if rule == "val_loss_from_2" else rows
+                key = "val_loss_T" if rule == "val_loss_T" else "val_loss"
+                i = min(cand, key=lambda x: x[1][key])[0]
+            kept.append(i)
+        y = np.concatenate([store[i]["yt"] for i in kept])
+        pred = np.concatenate([store[i]["test"].argmax(1) for i in kept])
+        out[rule] = {
+            "epochs": [epochs[i]["epoch"] for i in kept],
+            "accuracy": bootstrap_ci(y, pred, "accuracy", n=1000, block=horizon, seed=0),
+            "collapsed_folds": int(sum(epochs[i]["test_top_share"] > 0.9 for i in kept)),
+            **_sign_blind(y, pred, class_names),
+        }
+    return out
+
+
 def run_one(job: dict) -> dict:
     """One (data, kind, size, model, recipe) cell; returns a JSON-ready record."""
     import torch
+
+    store: list = []
+    if job.get("probe") or job.get("only_folds"):
+        _probe_epochs(store, job.get("only_folds"))
 
     torch.set_num_threads(job.get("threads", 1))
     from effnet_trading.model_zoo.dataset import ImageDataset
@@ -104,7 +197,10 @@ def run_one(job: dict) -> dict:
         model_kwargs=dict(job["model_kwargs"]),
     )
     t0 = time.perf_counter()
-    res = train_model(frame, cfg, dataset=ds)
+    try:
+        res = train_model(frame, cfg, dataset=ds)
+    except _FoldsDone:  # --only-folds: a record from the probe alone
+        return _probe_record(job, store, ds, time.perf_counter() - t0)
     seconds = time.perf_counter() - t0
     folds = res.folds
     ys = np.concatenate([ds.labels[t] for t, _ in res.fold_test]).astype(int)
@@ -144,6 +240,48 @@ def run_one(job: dict) -> dict:
         "architecture": res.metrics["architecture"],
         "seconds": seconds,
         "curves": {str(k): v for k, v in res.metrics["curves"].items()},
+        **({"selection": _selections(store, ds.class_names, job["horizon"])} if job.get("probe") else {}),
+    }
+
+
+def _probe_record(job: dict, store: list, ds, seconds: float) -> dict:
+    """The record of an ``--only-folds`` run: the default selection (lowest validation loss) is what
+    training would have restored, so its epoch's test predictions are the cell's figures."""
+    sel = _selections(store, ds.class_names, job["horizon"])
+    kept = sel["val_loss"]["epochs"]
+    ys = np.concatenate([e["yt"] for e in store if e["epoch"] == 1])
+    counts = np.bincount(ys, minlength=3)
+    per_fold = []
+    for f, ep in enumerate(kept):
+        row = next(r for r in sel["epochs"] if r["fold"] == f and r["epoch"] == ep)
+        per_fold.append(
+            {
+                "fold": f,
+                "accuracy": row["test_acc"],
+                "collapsed": row["test_top_share"] > 0.9,
+                "best_epoch": ep,
+                "diagnosis": "n/a (--only-folds)",
+            }
+        )
+    return {
+        "tag": job["tag"],
+        "data": job["data"],
+        "kind": job["kind"],
+        "size": job["size"],
+        "model": job["model"],
+        "recipe": job["recipe"],
+        "model_kwargs": job["model_kwargs"],
+        "float_inputs": bool(job.get("float_inputs")),
+        "only_folds": job["only_folds"],
+        "n_test": int(len(ys)),
+        "accuracy": sel["val_loss"]["accuracy"],
+        "majority_rate": float(counts.max() / counts.sum()),
+        "hold_vs_move": sel["val_loss"].get("hold_vs_move"),
+        "split_at_chance": sel["val_loss"].get("split_at_chance"),
+        "per_fold": per_fold,
+        "collapsed_folds": int(sum(f["collapsed"] for f in per_fold)),
+        "seconds": seconds,
+        "selection": sel,
     }
 
 
@@ -177,6 +315,8 @@ def _jobs(args) -> list[dict]:
                                 "seed": e.get("seed", args.seed),
                                 "cache_dir": args.cache_dir,
                                 "threads": args.threads,
+                                "probe": args.probe,
+                                "only_folds": args.only_folds,
                             }
                         )
     return jobs
@@ -221,6 +361,18 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=1, help="parallel processes (one torch thread each)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--cache-dir", default=None, help="rendered-image cache shared by the jobs")
+    p.add_argument(
+        "--probe",
+        action="store_true",
+        help="also score every epoch on the validation and test folds and record which test accuracy each "
+        f"checkpoint-selection rule ({', '.join(SELECT_RULES)}) would have kept (record key 'selection')",
+    )
+    p.add_argument(
+        "--only-folds",
+        type=int,
+        help="train only the first N of the --folds walk-forward folds (same splits as the full run; implies "
+        "--probe, and the record's figures are those of the epochs training would have restored)",
+    )
     p.add_argument("--json", help="write all records here (JSON lines)")
     p.add_argument("--out", help="write the markdown table here")
     args = p.parse_args()
