@@ -304,6 +304,39 @@ def test_ema_weights_are_the_ones_scored(planted):
     assert torch.allclose(w(frozen), init.classifier.weight.detach(), atol=1e-6)
 
 
+@pytest.mark.parametrize("select_by", ["val_loss", "val_acc", "val_loss_T"])
+def test_kept_epoch_follows_select_by(planted, select_by):
+    """The restored epoch is the best one of the recorded curve under ``select_by``; its test figures are that
+    epoch's (the weights really are restored)."""
+    spec = ImageSpec("gadf", window=16, size=(16, 16), returns=True)
+    cfg = TrainConfig(
+        model="small_cnn",
+        spec=spec,
+        epochs=3,
+        patience=3,
+        folds=1,
+        seed=0,
+        progress=False,
+        max_train_samples=400,
+        model_kwargs={"widths": (8, 16, 32)},
+        select_by=select_by,
+    )
+    res = train_model(planted.iloc[:1500], cfg)
+    h = res.history
+    assert all("val_loss_T" in r for r in h) == (select_by == "val_loss_T")
+    if select_by == "val_acc":
+        want = max(range(3), key=lambda i: (h[i]["val_acc"], -h[i]["val_loss"])) + 1
+    else:
+        want = min(range(3), key=lambda i: h[i][select_by]) + 1
+    assert res.metrics["best_epoch"] == want
+    assert res.metrics["valid"]["accuracy"] == pytest.approx(h[want - 1]["val_acc"])
+
+
+def test_unknown_select_by_refused():
+    with pytest.raises(TrainingError, match="select_by='val_f1' is unknown"):
+        TrainConfig(select_by="val_f1")
+
+
 class _Captured(Exception):
     pass
 
