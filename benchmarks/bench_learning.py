@@ -114,7 +114,8 @@ SELECT_RULES = ("val_loss", "val_acc", "val_loss_T", "val_loss_from_2", "last")
 def _selections(store: list, class_names, horizon: int) -> dict:
     """Per epoch: validation loss / accuracy / loss after a fitted temperature, test accuracy and
     sign-blind figures; then the pooled test accuracy of the epoch each selection rule keeps per fold.
-    ``val_loss`` is what training does (restore the lowest validation loss)."""
+    The rules named like ``TrainConfig.select_by`` are what training restores under that setting
+    (``val_loss_T`` by default; ``val_loss`` was the rule until 2026-11-30)."""
     from effnet_trading.model_zoo.calibration import apply_temperature, fit_temperature
     from effnet_trading.model_zoo.metrics import bootstrap_ci
 
@@ -200,7 +201,7 @@ def run_one(job: dict) -> dict:
     try:
         res = train_model(frame, cfg, dataset=ds)
     except _FoldsDone:  # --only-folds: a record from the probe alone
-        return _probe_record(job, store, ds, time.perf_counter() - t0)
+        return _probe_record(job, store, ds, time.perf_counter() - t0, cfg.select_by)
     seconds = time.perf_counter() - t0
     folds = res.folds
     ys = np.concatenate([ds.labels[t] for t, _ in res.fold_test]).astype(int)
@@ -209,14 +210,7 @@ def run_one(job: dict) -> dict:
     counts = np.bincount(ys, minlength=3)
     sign_blind = [_sign_blind(ds.labels[t].astype(int), pr.argmax(1), ds.class_names) for t, pr in res.fold_test]
     return {
-        "tag": job["tag"],
-        "data": job["data"],
-        "kind": job["kind"],
-        "size": job["size"],
-        "model": job["model"],
-        "recipe": job["recipe"],
-        "model_kwargs": job["model_kwargs"],
-        "float_inputs": bool(job.get("float_inputs")),
+        **_head(job),
         "n_test": int(len(ys)),
         "accuracy": acc,
         "majority_rate": float(counts.max() / counts.sum()),
@@ -244,11 +238,17 @@ def run_one(job: dict) -> dict:
     }
 
 
-def _probe_record(job: dict, store: list, ds, seconds: float) -> dict:
-    """The record of an ``--only-folds`` run: the default selection (lowest validation loss) is what
-    training would have restored, so its epoch's test predictions are the cell's figures."""
+def _head(job: dict) -> dict:
+    """The fields that name a cell in its record."""
+    keys = ("tag", "data", "kind", "size", "model", "recipe", "model_kwargs")
+    return {k: job[k] for k in keys} | {"float_inputs": bool(job.get("float_inputs"))}
+
+
+def _probe_record(job: dict, store: list, ds, seconds: float, select_by: str) -> dict:
+    """The record of an ``--only-folds`` run: the epochs the run's ``select_by`` keeps are what training
+    restores, so their test predictions are the cell's figures."""
     sel = _selections(store, ds.class_names, job["horizon"])
-    kept = sel["val_loss"]["epochs"]
+    kept = sel[select_by]["epochs"]
     ys = np.concatenate([e["yt"] for e in store if e["epoch"] == 1])
     counts = np.bincount(ys, minlength=3)
     per_fold = []
@@ -264,20 +264,14 @@ def _probe_record(job: dict, store: list, ds, seconds: float) -> dict:
             }
         )
     return {
-        "tag": job["tag"],
-        "data": job["data"],
-        "kind": job["kind"],
-        "size": job["size"],
-        "model": job["model"],
-        "recipe": job["recipe"],
-        "model_kwargs": job["model_kwargs"],
-        "float_inputs": bool(job.get("float_inputs")),
+        **_head(job),
         "only_folds": job["only_folds"],
         "n_test": int(len(ys)),
-        "accuracy": sel["val_loss"]["accuracy"],
+        "select_by": select_by,
+        "accuracy": sel[select_by]["accuracy"],
         "majority_rate": float(counts.max() / counts.sum()),
-        "hold_vs_move": sel["val_loss"].get("hold_vs_move"),
-        "split_at_chance": sel["val_loss"].get("split_at_chance"),
+        "hold_vs_move": sel[select_by]["hold_vs_move"],
+        "split_at_chance": sel[select_by]["split_at_chance"],
         "per_fold": per_fold,
         "collapsed_folds": int(sum(f["collapsed"] for f in per_fold)),
         "seconds": seconds,
