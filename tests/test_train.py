@@ -274,24 +274,25 @@ def test_no_weight_decay_on_norm_weights_and_biases():
     assert everything["weight_decay"] == 0.05 and len(everything["params"]) == len(list(net.parameters()))
 
 
+# a small_cnn run of a few seconds: 400 training samples of 16 px GADF, one fold
+TINY_RUN = dict(
+    model="small_cnn",
+    spec=ImageSpec("gadf", window=16, size=(16, 16), returns=True),
+    folds=1,
+    seed=0,
+    progress=False,
+    max_train_samples=400,
+    model_kwargs={"widths": (8, 16, 32)},
+)
+
+
 def test_ema_weights_are_the_ones_scored(planted):
     """With ema_decay the validated/exported weights are the average, not the last step's."""
     import torch
 
-    from effnet_trading.imaging import ImageSpec
     from effnet_trading.model_zoo.train import TrainConfig, train_model
 
-    spec = ImageSpec("gadf", window=16, size=(16, 16), returns=True)
-    base = dict(
-        model="small_cnn",
-        spec=spec,
-        epochs=1,
-        folds=1,
-        seed=0,
-        progress=False,
-        max_train_samples=400,
-        model_kwargs={"widths": (8, 16, 32)},
-    )
+    base = dict(TINY_RUN, epochs=1)
     plain = train_model(planted.iloc[:1500], TrainConfig(**base))
     ema = train_model(planted.iloc[:1500], TrainConfig(**base, ema_decay=0.5))
     frozen = train_model(planted.iloc[:1500], TrainConfig(**base, ema_decay=1.0 - 1e-12))  # EMA never moves: the init
@@ -308,19 +309,7 @@ def test_ema_weights_are_the_ones_scored(planted):
 def test_kept_epoch_follows_select_by(planted, select_by):
     """The restored epoch is the best one of the recorded curve under ``select_by``; its test figures are that
     epoch's (the weights really are restored)."""
-    spec = ImageSpec("gadf", window=16, size=(16, 16), returns=True)
-    cfg = TrainConfig(
-        model="small_cnn",
-        spec=spec,
-        epochs=3,
-        patience=3,
-        folds=1,
-        seed=0,
-        progress=False,
-        max_train_samples=400,
-        model_kwargs={"widths": (8, 16, 32)},
-        select_by=select_by,
-    )
+    cfg = TrainConfig(**TINY_RUN, epochs=3, patience=3, select_by=select_by)
     res = train_model(planted.iloc[:1500], cfg)
     h = res.history
     assert all("val_loss_T" in r for r in h) == (select_by == "val_loss_T")
