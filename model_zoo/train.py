@@ -60,6 +60,11 @@ class TrainConfig:
     label_smoothing: float = 0.0
     class_weights: str | None = "balanced"
     patience: int = 3
+    # the epoch kept (restored) and counted by early stopping: "val_loss_T" (lowest validation log-loss after
+    # one temperature fitted on it: what the probabilities know, not how over-confident they are; a one-class
+    # epoch scores ln K), "val_loss" (the raw log-loss: kept a one-class first epoch in 7 of 48 GASF folds of the
+    # learning benchmark, docs/training.md experiment 3) or "val_acc" (highest accuracy; ties: lower loss)
+    select_by: str = "val_loss_T"
     folds: int = 1
     embargo: int | None = None  # samples; None = horizon
     test_size: int | float | None = None  # per fold; None = 20 % (one fold) or even split
@@ -97,6 +102,8 @@ class TrainConfig:
                 "calibrate='temperature' fits the temperature on the validation fold, but valid=0 leaves none; "
                 "set valid > 0 (e.g. 0.15) or drop calibrate."
             )
+        if self.select_by not in SELECT_BY:
+            raise TrainingError(f"TrainConfig select_by={self.select_by!r} is unknown; use one of {list(SELECT_BY)}.")
         if self.class_weights not in (None, "balanced"):
             raise TrainingError(f"TrainConfig class_weights={self.class_weights!r} is unknown; use 'balanced' or None.")
         if self.max_train_samples is not None and int(self.max_train_samples) < 1:
@@ -294,7 +301,7 @@ class _Fold:
         )
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.history: list[dict] = []
-        self.best = (float("inf"), None, -1)  # (val_loss, state_dict, epoch)
+        self.best = (float("inf"), None, -1)  # (selection score, state_dict, epoch); lower is better
         self.bad_epochs, self.epoch, self.done = 0, 0, False
 
     # -- checkpoints -------------------------------------------------------------------
@@ -420,6 +427,9 @@ class _Fold:
             else:
                 row["val_loss"] = float(-np.mean(np.log(np.clip(proba[np.arange(len(yv)), yv], 1e-15, 1))))
                 row["val_acc"] = float(np.mean(proba.argmax(1) == yv))
+                if cfg.select_by == "val_loss_T":
+                    p_t = apply_temperature(proba, fit_temperature(yv, proba))
+                    row["val_loss_T"] = float(-np.mean(np.log(np.clip(p_t[np.arange(len(yv)), yv], 1e-15, 1))))
         row["seconds"] = time.perf_counter() - t0
         return row
 
@@ -433,7 +443,7 @@ class _Fold:
                 from tqdm.auto import tqdm
 
                 tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-            score = row.get("val_loss", row["loss"])
+            score = _selection_score(row, cfg.select_by)
             if score < self.best[0]:
                 state = {k: v.detach().cpu().clone() for k, v in self.scored.state_dict().items()}
                 self.best, self.bad_epochs = (score, state, self.epoch), 0
@@ -505,6 +515,19 @@ class _Fold:
             out["diagnosis"] = diagnose(self.history, self.test_proba, prior)
         out["architecture"] = self.architecture
         return out
+
+
+SELECT_BY = ("val_loss", "val_acc", "val_loss_T")
+
+
+def _selection_score(row: dict, select_by: str) -> float:
+    """Lower is better: the epoch's score under ``select_by``; the training loss when there is no validation
+    part; validation accuracy breaks its ties by validation loss (a multi-label model has no ``val_loss_T``)."""
+    if "val_loss" not in row:
+        return row["loss"]
+    if select_by == "val_acc":
+        return -row["val_acc"] + 1e-6 * min(row["val_loss"], 100.0)
+    return row.get(select_by, row["val_loss"])
 
 
 def _write_json(path: Path, obj: Any) -> None:

@@ -275,24 +275,25 @@ def test_no_weight_decay_on_norm_weights_and_biases():
     assert everything["weight_decay"] == 0.05 and len(everything["params"]) == len(list(net.parameters()))
 
 
+# a small_cnn run of a few seconds: 400 training samples of 16 px GADF, one fold
+TINY_RUN = dict(
+    model="small_cnn",
+    spec=ImageSpec("gadf", window=16, size=(16, 16), returns=True),
+    folds=1,
+    seed=0,
+    progress=False,
+    max_train_samples=400,
+    model_kwargs={"widths": (8, 16, 32)},
+)
+
+
 def test_ema_weights_are_the_ones_scored(planted):
     """With ema_decay the validated/exported weights are the average, not the last step's."""
     import torch
 
-    from effnet_trading.imaging import ImageSpec
     from effnet_trading.model_zoo.train import TrainConfig, train_model
 
-    spec = ImageSpec("gadf", window=16, size=(16, 16), returns=True)
-    base = dict(
-        model="small_cnn",
-        spec=spec,
-        epochs=1,
-        folds=1,
-        seed=0,
-        progress=False,
-        max_train_samples=400,
-        model_kwargs={"widths": (8, 16, 32)},
-    )
+    base = dict(TINY_RUN, epochs=1)
     plain = train_model(planted.iloc[:1500], TrainConfig(**base))
     ema = train_model(planted.iloc[:1500], TrainConfig(**base, ema_decay=0.5))
     frozen = train_model(planted.iloc[:1500], TrainConfig(**base, ema_decay=1.0 - 1e-12))  # EMA never moves: the init
@@ -303,6 +304,27 @@ def test_ema_weights_are_the_ones_scored(planted):
 
     init = create_model("small_cnn", num_classes=3, in_chans=1, widths=(8, 16, 32))
     assert torch.allclose(w(frozen), init.classifier.weight.detach(), atol=1e-6)
+
+
+@pytest.mark.parametrize("select_by", ["val_loss", "val_acc", "val_loss_T"])
+def test_kept_epoch_follows_select_by(planted, select_by):
+    """The restored epoch is the best one of the recorded curve under ``select_by``; its test figures are that
+    epoch's (the weights really are restored)."""
+    cfg = TrainConfig(**TINY_RUN, epochs=3, patience=3, select_by=select_by)
+    res = train_model(planted.iloc[:1500], cfg)
+    h = res.history
+    assert all("val_loss_T" in r for r in h) == (select_by == "val_loss_T")
+    if select_by == "val_acc":
+        want = max(range(3), key=lambda i: (h[i]["val_acc"], -h[i]["val_loss"])) + 1
+    else:
+        want = min(range(3), key=lambda i: h[i][select_by]) + 1
+    assert res.metrics["best_epoch"] == want
+    assert res.metrics["valid"]["accuracy"] == pytest.approx(h[want - 1]["val_acc"])
+
+
+def test_unknown_select_by_refused():
+    with pytest.raises(TrainingError, match="select_by='val_f1' is unknown"):
+        TrainConfig(select_by="val_f1")
 
 
 class _Captured(Exception):
