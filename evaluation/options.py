@@ -50,6 +50,7 @@ OPTION_PATHS: dict[str, tuple[str | None, str]] = {
     "label_k": ("train", "label_k"),
     "epochs": ("train", "epochs"),
     "patience": ("train", "patience"),
+    "select_by": ("train", "select_by"),
     "batch_size": ("train", "batch_size"),
     "lr": ("train", "lr"),
     "seed": ("train", "seed"),

@@ -123,3 +123,14 @@ def explain_top_option(func):
         type=click.IntRange(min=0),
         help="Add the N most confident buy and sell decisions with their maps (`explain`) to report.html.",
     )(func)
+
+
+def select_by_option(func):
+    """Add ``--select-by`` (train, evaluate): which validation score picks the epoch kept by early stopping."""
+    return click.option(  # a plain string: TrainConfig checks it (importing model_zoo.train here would load torch)
+        "--select-by",
+        default="val_loss_T",
+        show_default=True,
+        help="Epoch kept and counted by early stopping: validation log-loss after a fitted temperature "
+        "(val_loss_T), raw log-loss (val_loss) or accuracy (val_acc). docs/training.md, experiment 3.",
+    )(func)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from effnet_trading.plugins.cli._data_options import data_read_options, explain_top_option
+from effnet_trading.plugins.cli._data_options import data_read_options, explain_top_option, select_by_option
 
 __all__ = ["evaluate"]
 
@@ -149,6 +149,7 @@ __all__ = ["evaluate"]
 )
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run folder.")
 @explain_top_option
+@select_by_option
 @click.option("--resume", is_flag=True, help="Skip folds already finished in --out (folds/fold_k.json).")
 @click.option("--overwrite", is_flag=True, help="Write into a --out folder holding other files (they are kept).")
 @click.option("--progress/--no-progress", default=True, show_default=True)

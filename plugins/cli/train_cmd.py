@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from effnet_trading.plugins.cli._data_options import data_read_options
+from effnet_trading.plugins.cli._data_options import data_read_options, select_by_option
 
 __all__ = ["train"]
 
@@ -61,6 +61,7 @@ _SPEC_FLAGS = ("kind", "window", "size", "timeframe", "fields", "returns")
     default=None,
     help="Fit a temperature on the validation fold; stored in the card and applied by the Predictor.",
 )
+@select_by_option
 @click.option("--resume", is_flag=True, help="Continue from the checkpoints in --out.")
 @click.option("--overwrite", is_flag=True, help="Write into a --out folder holding other files (they are kept).")
 @click.option(
