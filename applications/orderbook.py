@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from effnet_trading.errors import DataError, SpecError
-from effnet_trading.imaging.lob import as_order_book
+from effnet_trading.imaging.lob import as_order_book, read_books  # read_books re-exported
 
 __all__ = [
     "MOVE_CLASSES",
@@ -307,36 +307,6 @@ def plot_book(book, events: pd.DataFrame, path: str | os.PathLike, *, levels: in
     ax.set_title(title or "order book: depth, mid and detections", fontsize=9)
     fig.tight_layout()
     fig.savefig(Path(path))
-
-
-def read_books(path: str | os.PathLike, *, levels: int = 20, every_ms: int = 1000) -> tuple[dict, dict]:
-    """``({name: OrderBook}, {name: why skipped})`` from a file or a folder of files: hftbacktest
-    captures (``.gz``: Binance rebuilt by ``imaging.read_binance_depth``, Hyperliquid ``l2Book``
-    snapshots by ``imaging.read_hyperliquid_l2``; ``imaging.read_hftbacktest`` tells them apart) or wide order-book CSVs
-    (``bid_px_0, bid_sz_0, ask_px_0, ask_sz_0, ...`` with a ``timestamp`` column)."""
-    import warnings
-
-    from effnet_trading.imaging.lob import read_hftbacktest
-
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"--data {path} does not exist; pass an order-book file or a folder of them.")
-    files = sorted(p for p in path.iterdir() if p.suffix in (".gz", ".csv")) if path.is_dir() else [path]
-    books, skipped = {}, {}
-    for f in files:
-        try:
-            if f.suffix == ".csv":
-                frame = pd.read_csv(f, parse_dates=["timestamp"], index_col="timestamp")
-                books[f.name] = as_order_book(frame)
-            else:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    books[f.name] = as_order_book(read_hftbacktest(f, levels=levels, every_ms=every_ms))
-        except (DataError, ValueError, KeyError, OSError, EOFError) as exc:  # a truncated .gz is OSError/EOFError
-            skipped[f.name] = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
-    if not books:
-        raise DataError(f"no readable order book in {path} (skipped: {skipped}); see `lob analyze --help` for formats.")
-    return books, skipped
 
 
 def _plot_impact(curves: dict[str, pd.DataFrame], path: Path) -> None:

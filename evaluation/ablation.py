@@ -10,7 +10,7 @@ horizon) per fold and pooled over the folds.
 - ``regime``: each evaluated model (re-scored from its exported ONNX model through the runtime) and
   the ``ma_crossover`` rule traded always vs only in trending regimes
   (``RegimeGate(policy, regimes, TREND_ONLY)``; flat unless the bar's regime is ``trend_up`` or
-  ``trend_down``). Regimes are the rule labels of ``applications.regimes`` (default ``RegimeRules``;
+  ``trend_down``). Regimes are the rule labels of ``strategies.regime_rules`` (default ``RegimeRules``;
   causal: bar t's label uses bars <= t, no model). Reported over all test bars and within the
   trending bars.
 - ``timeframes``: the first evaluated model at the data's bar size (the main run's model) and one
@@ -76,9 +76,9 @@ def _timeframes(frame: pd.DataFrame, cfg) -> tuple[str, list[tuple[str, pd.Timed
 
 def book_coverage(frame: pd.DataFrame, books_dir) -> dict:
     """Share of the bars of ``frame`` with at least one order-book snapshot inside ``[t, t + bar)``
-    (snapshots of every book ``applications.orderbook.read_books`` reads from ``books_dir``)."""
-    from effnet_trading.applications.orderbook import read_books
+    (snapshots of every book ``imaging.lob.read_books`` reads from ``books_dir``)."""
     from effnet_trading.imaging import infer_interval
+    from effnet_trading.imaging.lob import read_books
 
     books, skipped = read_books(books_dir)
     stamps = np.sort(
@@ -186,11 +186,11 @@ def _compare(arms: dict[str, list[np.ndarray]], pairs, masks, cfg, block: int) -
 
 def regime_ablation(frame: pd.DataFrame, cfg, real: list[dict]) -> dict:
     """Ungated vs ``RegimeGate(TREND_ONLY)`` for each evaluated model and ``ma_crossover`` (module docstring)."""
-    from effnet_trading.applications.regimes import REGIMES, TRENDING, RegimeRules, regime_labels
     from effnet_trading.evaluation.baselines import ma_crossover_target
     from effnet_trading.evaluation.evaluate import _score
     from effnet_trading.imaging import infer_interval
     from effnet_trading.strategies.regime_gate import TREND_ONLY, RegimeGate
+    from effnet_trading.strategies.regime_rules import REGIMES, TRENDING, RegimeRules, regime_labels
 
     interval = infer_interval(frame.index)
     codes = regime_labels(frame, RegimeRules()).to_numpy()

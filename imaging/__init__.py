@@ -18,6 +18,7 @@ from effnet_trading.imaging.lob import (
     as_order_book,
     lob_valid_ends,
     read_binance_depth,
+    read_books,
     read_hftbacktest,
     read_hyperliquid_l2,
     render_lob,
@@ -65,6 +66,7 @@ __all__ = [
     "read_binance_depth",
     "read_hyperliquid_l2",
     "read_hftbacktest",
+    "read_books",
     "to_png",
     "channel_grid",
 ]

@@ -17,6 +17,7 @@ import json
 import os
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,7 @@ __all__ = [
     "read_binance_depth",
     "read_hyperliquid_l2",
     "read_hftbacktest",
+    "read_books",
 ]
 
 _COLUMNS = ("bid_px", "bid_sz", "ask_px", "ask_sz")
@@ -284,3 +286,31 @@ def read_hftbacktest(path: str | os.PathLike, levels: int = 20, every_ms: int = 
     if any('"l2Book"' in line for line in head):
         return read_hyperliquid_l2(path, levels=levels, every_ms=every_ms)
     return read_binance_depth(path, levels=levels, every_ms=every_ms)
+
+
+def read_books(path: str | os.PathLike, *, levels: int = 20, every_ms: int = 1000) -> tuple[dict, dict]:
+    """``({name: OrderBook}, {name: why skipped})`` from a file or a folder of files: hftbacktest
+    captures (``.gz``: Binance rebuilt by ``imaging.read_binance_depth``, Hyperliquid ``l2Book``
+    snapshots by ``imaging.read_hyperliquid_l2``; ``imaging.read_hftbacktest`` tells them apart) or wide order-book CSVs
+    (``bid_px_0, bid_sz_0, ask_px_0, ask_sz_0, ...`` with a ``timestamp`` column)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"order-book path {path} does not exist; pass an order-book file or a folder of them.")
+    files = sorted(p for p in path.iterdir() if p.suffix in (".gz", ".csv")) if path.is_dir() else [path]
+    books, skipped = {}, {}
+    for f in files:
+        try:
+            if f.suffix == ".csv":
+                frame = pd.read_csv(f, parse_dates=["timestamp"], index_col="timestamp")
+                books[f.name] = as_order_book(frame)
+            else:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    books[f.name] = as_order_book(read_hftbacktest(f, levels=levels, every_ms=every_ms))
+        except (DataError, ValueError, KeyError, OSError, EOFError) as exc:  # a truncated .gz is OSError/EOFError
+            skipped[f.name] = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+    if not books:
+        raise DataError(
+            f"no readable order book in {path} (skipped: {skipped}); see `effnet-trading lob analyze --help` for formats."
+        )
+    return books, skipped
