@@ -26,7 +26,7 @@ from effnet_trading.errors import SpecError, require
 from effnet_trading.imaging import OHLCV_COLUMNS
 from effnet_trading.strategies.execution import Fill, check_costs, trades_from_orders
 from effnet_trading.strategies.policy import Policy, class_directions
-from effnet_trading.strategies.scorer import as_scorer
+from effnet_trading.strategies.scorer import as_scorer, scorers_by_symbol
 from effnet_trading.strategies.signal import require_history
 
 __all__ = [
@@ -392,11 +392,16 @@ def _order_event(strategy, order, fills: dict) -> tuple | None:
 
 def _own_state(scorer):
     """A copy of ``scorer`` with its own live state (buffers, policy memory) sharing the loaded model:
-    one per symbol, so symbols scored one bar at a time do not feed one another's buffers."""
+    one per symbol, so symbols scored one bar at a time do not feed one another's buffers. Scorers held
+    inside it (a ``TimeframeEnsemble``'s members, a wrapper's inner scorer) get their own copies too."""
+    from effnet_trading.strategies.scorer import is_scorer
+
     twin = copy.copy(scorer)
-    members = getattr(scorer, "members", None)
-    if isinstance(members, dict):
-        twin.members = {k: copy.copy(m) for k, m in members.items()}
+    for name, value in list(getattr(scorer, "__dict__", {}).items()):
+        if isinstance(value, dict) and value and all(is_scorer(v) for v in value.values()):
+            setattr(twin, name, {k: _own_state(v) for k, v in value.items()})
+        elif is_scorer(value):
+            setattr(twin, name, _own_state(value))
     twin.reset()
     return twin
 
@@ -556,9 +561,10 @@ class EffnetSizer(bt.Sizer):
                 "cerebro.addsizer(EffnetSizer, rule=ProbabilityWeighted(0.8))."
             )
         owner, names, scorer = self._probabilities(data)
-        if not getattr(self, "_checked", False):
-            self.p.rule.check(scorer)  # Kelly: calibrated probabilities only
-            self._checked = True
+        checked = self.__dict__.setdefault("_checked", set())
+        if id(scorer) not in checked:  # each feed's scorer (Kelly: calibrated probabilities only)
+            self.p.rule.check(scorer)
+            checked.add(id(scorer))
         n = len(data)
         frame = pd.DataFrame(
             {c: np.asarray(getattr(data, c).get(size=n), dtype=np.float64) for c in OHLCV_COLUMNS},
@@ -720,11 +726,8 @@ def run_backtrader_many(
     check_costs(fees, slippage, init_cash)
     names = list(frames)
     canon = {s: canonical_ohlcv(f) for s, f in frames.items()}
-    if isinstance(model, dict) and set(model) == set(names):
-        scorers = [as_scorer(model[s], chunk=chunk, what="run_backtrader_many") for s in names]
-    else:
-        one = as_scorer(model, chunk=chunk, what="run_backtrader_many")
-        scorers = [one] * len(names)  # the strategy gives each feed its own copy
+    by_symbol = scorers_by_symbol(model, names, chunk=chunk, what="run_backtrader_many")
+    scorers = [by_symbol[s] for s in names]  # one object for several symbols: the strategy copies its state
     for sc, s in zip(scorers, names):
         require_history(sc, canon[s])
     cerebro = _contract_cerebro(runonce, fees, slippage, init_cash)

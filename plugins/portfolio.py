@@ -92,34 +92,6 @@ def _shared_cash_backtrader(frames, scorers, policy, fees, slippage, init_cash):
     return res.probs, res.target, res.equity, pd.concat(parts, ignore_index=True)
 
 
-def _scorers(scorer, frames) -> dict:
-    """``{symbol: scorer}``: one scorer for every symbol, or a mapping with exactly the frames' symbols."""
-    from collections.abc import Mapping
-
-    from effnet_trading.errors import DataError
-    from effnet_trading.strategies import as_scorer
-
-    if isinstance(scorer, Mapping) and set(map(str, scorer)) == set(frames):
-        out = {s: as_scorer(scorer[s], what="run_backtest_many") for s in frames}
-        for s, sc in out.items():
-            bound = getattr(sc, "symbol", None)
-            if bound is not None and bound != s:
-                raise DataError(
-                    f"the scores given for symbol {s!r} belong to symbol {bound!r}; key the mapping by the symbols "
-                    "the scores were computed on (PrecomputedScores.by_symbol does)."
-                )
-        return out
-    one = as_scorer(scorer, what="run_backtest_many")
-    bound = getattr(one, "symbol", None)
-    if bound is not None and len(frames) > 1:
-        raise DataError(
-            f"these precomputed scores belong to symbol {bound!r} but {len(frames)} symbols were given: they would "
-            "score every symbol with its probabilities. Backtest that symbol alone, or pass "
-            "PrecomputedScores.by_symbol(path) ({symbol: scores}) as the scorer."
-        )
-    return dict.fromkeys(frames, one)
-
-
 def run_backtest_many(
     frames: dict[str, pd.DataFrame],
     scorer,
@@ -138,12 +110,13 @@ def run_backtest_many(
     the cash is split); per-symbol statistics beside the portfolio's in ``summary``."""
     from effnet_trading.errors import SpecError
     from effnet_trading.strategies import Policy, buy_and_hold, performance_summary
+    from effnet_trading.strategies.scorer import scorers_by_symbol
 
     if engine not in ENGINES:
         raise SpecError(f"engine {engine!r} is not one of {list(ENGINES)}.")
     if not frames:
         raise SpecError("no symbols: pass {symbol: OHLCV frame} with at least one frame.")
-    scorers = _scorers(scorer, frames)
+    scorers = scorers_by_symbol(scorer, list(frames), what="run_backtest_many")
     policy = policy if policy is not None else Policy()
     n = len(frames)
     sleeve_cash = init_cash / n

@@ -19,7 +19,7 @@ import pandas as pd
 
 from effnet_trading.errors import DataError, SpecError
 
-__all__ = ["Scorer", "as_scorer", "is_scorer", "PrecomputedScores", "SCORER_MEMBERS"]
+__all__ = ["Scorer", "as_scorer", "is_scorer", "scorers_by_symbol", "PrecomputedScores", "SCORER_MEMBERS"]
 
 SCORER_MEMBERS = ("predict_proba", "update", "reset", "class_names", "warmup")
 
@@ -96,6 +96,40 @@ def as_scorer(
         "predict(images); pass a model folder, a Predictor, a SignalModel or an object with "
         f"{list(SCORER_MEMBERS)}."
     )
+
+
+def scorers_by_symbol(model: Any, symbols: list[str], *, chunk: int = 2048, what: str = "the adapter") -> dict:
+    """``{symbol: Scorer}`` for a multi-symbol run: one model for every symbol, or a mapping with exactly
+    the symbols as keys (e.g. ``PrecomputedScores.by_symbol(path)``). Scores bound to one symbol
+    (``.symbol``) are refused for any other symbol; a mapping whose keys name some of the symbols but not
+    exactly them is refused with the missing and extra keys (rather than read as timeframes)."""
+    if isinstance(model, Mapping):
+        keys = {str(k) for k in model}
+        if keys == set(symbols):
+            by_key = {str(k): m for k, m in model.items()}
+            out = {s: as_scorer(by_key[s], chunk=chunk, what=what) for s in symbols}
+            for s, sc in out.items():
+                bound = getattr(sc, "symbol", None)
+                if bound is not None and bound != s:
+                    raise DataError(
+                        f"{what}: the scores given for symbol {s!r} belong to symbol {bound!r}; key the mapping by "
+                        "the symbols the scores were computed on (PrecomputedScores.by_symbol does)."
+                    )
+            return out
+        if keys & set(symbols):
+            raise DataError(
+                f"{what}: the {{symbol: model}} mapping must have exactly the symbols {sorted(symbols)} as keys; "
+                f"missing {sorted(set(symbols) - keys)}, extra {sorted(keys - set(symbols))}."
+            )
+    one = as_scorer(model, chunk=chunk, what=what)
+    bound = getattr(one, "symbol", None)
+    if bound is not None and len(symbols) > 1:
+        raise DataError(
+            f"{what}: these precomputed scores belong to symbol {bound!r} but the run trades {sorted(symbols)}: "
+            "they would score another symbol with its probabilities. Backtest that symbol alone, or pass "
+            "PrecomputedScores.by_symbol(path) ({symbol: scores}) as the scorer."
+        )
+    return dict.fromkeys(symbols, one)
 
 
 class PrecomputedScores:

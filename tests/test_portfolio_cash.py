@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from effnet_trading.errors import DataError
 from effnet_trading.plugins.backtrader import run_backtrader_many
 from effnet_trading.plugins.portfolio import run_backtest_many
 from effnet_trading.plugins.vectorbt import portfolio_from_signals
@@ -123,3 +124,75 @@ def test_one_model_for_every_feed_keeps_each_symbols_live_state(frames, decisive
         np.testing.assert_allclose(live.probs[sym].to_numpy(), once.probs[sym].to_numpy(), rtol=1e-5, atol=1e-6)
         assert len(once.fills[sym]) >= 2
     np.testing.assert_allclose(live.equity.to_numpy(), once.equity.to_numpy(), rtol=1e-6)
+
+
+# --- review findings: wrapper scorers, scores bound to a symbol, mappings with other keys ----------------------
+
+
+def _walk(seed: int, n: int = 80) -> pd.DataFrame:
+    idx = pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC")
+    c = 100 * np.exp(np.cumsum(np.random.default_rng(seed).normal(0, 0.02, n)))
+    return pd.DataFrame({"open": c, "high": c * 1.01, "low": c * 0.99, "close": c, "volume": 1.0}, index=idx)
+
+
+class _PrevClose:
+    """Buy when the close rose since the previous bar: its live state is the previous close."""
+
+    class_names = ("sell", "hold", "buy")
+    warmup = 1
+
+    def __init__(self):
+        self.reset()
+
+    def _row(self, up):
+        return [0.1, 0.1, 0.8] if up else [0.8, 0.1, 0.1]
+
+    def predict_proba(self, ohlcv):
+        c = ohlcv["close"].to_numpy()
+        out = np.full((len(c), 3), np.nan)
+        for i in range(1, len(c)):
+            out[i] = self._row(c[i] > c[i - 1])
+        return pd.DataFrame(out, index=ohlcv.index, columns=list(self.class_names))
+
+    def update(self, bar):
+        from effnet_trading.strategies.signal import parse_bar
+
+        ts, b = parse_bar(bar)
+        close = float(b[3])
+        prev, self._prev = self._prev, close
+        return None if prev is None else pd.Series(self._row(close > prev), index=list(self.class_names), name=ts)
+
+    def reset(self):
+        self._prev = None
+
+
+def test_a_wrapper_scorer_shared_by_several_feeds_keeps_each_symbols_state():
+    """A wrapper (DetectionScorer) holds its stateful scorer under another attribute: each feed must get its
+    own copy of that too, or next() (one bar at a time) mixes the symbols' buffers and differs from once()."""
+    from effnet_trading.applications.signals import DetectionScorer
+
+    frames = {"aaa": _walk(1), "bbb": _walk(2)}
+
+    def make():
+        return DetectionScorer(_PrevClose(), long=["buy"], short=["sell"])
+
+    once = run_backtrader_many(frames, make(), policy=Policy(threshold=0.5), runonce=True)
+    live = run_backtrader_many(frames, make(), policy=Policy(threshold=0.5), runonce=False)
+    for s in frames:
+        np.testing.assert_allclose(live.probs[s].to_numpy()[2:], once.probs[s].to_numpy()[2:])
+    assert live.equity.iloc[-1] == pytest.approx(once.equity.iloc[-1], rel=1e-12)
+
+
+def test_backtrader_many_refuses_scores_of_one_symbol_for_several_and_other_keys():
+    frames = {"aaa": _walk(1), "bbb": _walk(2)}
+    p = np.random.default_rng(0).dirichlet([1, 1, 1], size=80)
+    scores = PrecomputedScores(pd.DataFrame(p, index=frames["aaa"].index, columns=["sell", "hold", "buy"]))
+    scores.symbol = "aaa"  # as PrecomputedScores.from_file(..., symbol="aaa") sets it
+    with pytest.raises(DataError, match="belong to symbol 'aaa'"):
+        run_backtrader_many(frames, scores)
+    other = PrecomputedScores(pd.DataFrame(p, index=frames["aaa"].index, columns=["sell", "hold", "buy"]))
+    other.symbol = "bbb"
+    with pytest.raises(DataError, match="given for symbol 'aaa' belong to symbol 'bbb'"):
+        run_backtrader_many(frames, {"aaa": other, "bbb": scores})
+    with pytest.raises(DataError, match=r"missing \['ccc'\]"):
+        run_backtrader_many({**frames, "ccc": _walk(3)}, {"aaa": scores, "bbb": other})

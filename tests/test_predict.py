@@ -90,7 +90,7 @@ def test_predict_parquet_several_symbols_and_refusals(data_dir, decisive_model_d
         PrecomputedScores.from_file(out)
     from effnet_trading.plugins.portfolio import run_backtest_many
 
-    with pytest.raises(DataError, match="belong to symbol 'bbb' but 2 symbols"):  # one symbol's scores for all
+    with pytest.raises(DataError, match="belong to symbol 'bbb' but the run trades"):  # one symbol's scores for all
         run_backtest_many({"aaa": a, "bbb": b}, scores["bbb"])
     moved = a.copy()
     moved.iloc[300, moved.columns.get_loc("close")] *= 1.0001

@@ -188,3 +188,39 @@ def test_effnet_sizer_without_probabilities_says_what_to_add(bars):
     c.addsizer(EffnetSizer, rule=ProbabilityWeighted(0.8))
     with pytest.raises(SpecError, match="add an EfficientNetSignal"):
         c.run()
+
+
+def test_effnet_sizer_checks_every_feeds_scorer():
+    """Kelly refuses uncalibrated probabilities on each feed, not only on the first feed it sizes."""
+    import backtrader as bt
+
+    from effnet_trading.plugins.backtrader import ArrayData, EfficientNetSignal, EffnetSizer
+    from effnet_trading.strategies import PrecomputedScores
+
+    idx = pd.date_range("2024-01-01", periods=80, freq="h", tz="UTC")
+    p = pd.DataFrame(np.tile([0.1, 0.1, 0.8], (80, 1)), index=idx, columns=["sell", "hold", "buy"])
+    cal = PrecomputedScores(p, calibration={"method": "temperature", "temperature": 1.5})
+    raw = PrecomputedScores(p)
+
+    def frame(seed):
+        c = 100 * np.exp(np.cumsum(np.random.default_rng(seed).normal(0, 0.02, 80)))
+        return pd.DataFrame({"open": c, "high": c * 1.01, "low": c * 0.99, "close": c, "volume": 1.0}, index=idx)
+
+    class TwoFeeds(bt.Strategy):
+        def __init__(self):
+            self.sigs = [EfficientNetSignal(d, model=m, policy=Policy(0.4)) for d, m in zip(self.datas, (cal, raw))]
+
+        def next(self):
+            if len(self) == 40:
+                self.buy(data=self.datas[0])  # calibrated: sized
+            if len(self) == 41:
+                self.buy(data=self.datas[1])  # raw: must be refused
+
+    c = bt.Cerebro(stdstats=False)
+    c.adddata(ArrayData(dataname=frame(1)), name="calibrated")
+    c.adddata(ArrayData(dataname=frame(2)), name="raw")
+    c.broker.setcash(10_000.0)
+    c.addstrategy(TwoFeeds)
+    c.addsizer(EffnetSizer, rule=CappedKelly(cap=0.5, window=20))
+    with pytest.raises(SpecError, match="CappedKelly needs calibrated probabilities"):
+        c.run()
