@@ -301,13 +301,31 @@ def timeframe_ablation(frame: pd.DataFrame, cfg, real: list[dict], model_root: P
 
 
 def run_ablations(frame: pd.DataFrame, cfg, real: list[dict], out: Path) -> dict:
-    """Every ablation in ``cfg.ablations`` on the main run's folds ``real``; results.json's ``ablations``."""
+    """Every ablation in ``cfg.ablations`` on the main run's folds ``real``; results.json's ``ablations``.
+
+    An ablation that fails (e.g. too few coarser-timeframe bars before the first test window) is recorded
+    as ``{"error": ...}`` with a warning; the main run's results are written all the same.
+    """
+    import warnings
+
+    from effnet_trading.errors import EffnetTradingError
+
     check_ablations(frame, cfg)
-    res = {}
-    if "regime" in cfg.ablations:
-        res["regime"] = regime_ablation(frame, cfg, real)
-    if "timeframes" in cfg.ablations:  # the coarser models stay beside the main run's: models/ablation_timeframes
-        res["timeframes"] = timeframe_ablation(frame, cfg, real, Path(out) / "models" / "ablation_timeframes")
+    runs = {
+        "regime": lambda: regime_ablation(frame, cfg, real),
+        # the coarser models stay beside the main run's: models/ablation_timeframes
+        "timeframes": lambda: timeframe_ablation(frame, cfg, real, Path(out) / "models" / "ablation_timeframes"),
+    }
+    res: dict = {}
+    for name in ("regime", "timeframes"):
+        if name not in cfg.ablations:
+            continue
+        try:
+            res[name] = runs[name]()
+        except EffnetTradingError as exc:
+            msg = f"the {name} ablation failed: {exc}"
+            warnings.warn(msg, stacklevel=2)
+            res[name] = {"error": msg}
     return res
 
 
@@ -326,6 +344,9 @@ def ablation_markdown(ablations: dict) -> str:
     """The ablation section of results.md: per-fold arms and the paired differences with intervals."""
     lines = ["## Ablations (same folds, fees and policy as above; paired per fold)", ""]
     for name, a in ablations.items():
+        if "error" in a:
+            lines += [f"### {name}: not measured", "", a["error"], ""]
+            continue
         lines += [f"### {name}: {a['what']}", ""]
         arms = [k for k in a["folds"][0] if isinstance(a["folds"][0][k], dict)]
         lines += ["| fold (test span) | " + " | ".join(arms) + " |", "|---|" + "---|" * len(arms)]

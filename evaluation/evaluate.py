@@ -373,20 +373,24 @@ class _Fold:
 
     def _train_samples(self, cap: int | None) -> np.ndarray:
         idx = np.arange(self.start, self.stop - self.cfg.horizon)  # purged: labels end before the embargo gap
-        if self.holdout is not None:  # the baselines fit on train + validation (they do not early-stop)
-            idx = np.r_[self.holdout["train"], self.holdout["valid"]]
+        if self.holdout is not None:  # the baselines fit on the (capped) train part + validation (no early stop)
+            tr = self.holdout["train"]
+            return np.r_[tr[-cap:] if cap else tr, self.holdout["valid"]]
         return idx[-cap:] if cap else idx
 
     def _holdout_record(self) -> dict:
         if self.holdout is None:
             return {}
         ds, tr, va = self.ds, self.holdout["train"], self.holdout["valid"]
+        cap = self.cfg.max_train_bars
+        tr = tr[-cap:] if cap else tr  # the models train on the last max_train_bars of the train part
         return {
             "mode": "holdout",
             "train_span": [str(ds.index[tr[0]]), str(ds.index[tr[-1]])],
             "valid_span": [str(ds.index[va[0]]), str(ds.index[va[-1]])],
             "n_train": len(tr),
             "n_valid": len(va),
+            "baselines_fit_on": "the train span + the validation span",
         }
 
     def _logreg(self) -> dict:

@@ -182,7 +182,7 @@ def date_window(frame, start=None, end=None, *, tz: str | None = None, min_bars:
     if lo is not None:
         keep &= index >= lo
     if hi is not None:
-        keep &= (index < hi + pd.Timedelta(days=1)) if day else (index <= hi)
+        keep &= (index < hi + pd.DateOffset(days=1)) if day else (index <= hi)  # a calendar day (23-25 h on DST days)
     n = int(keep.sum())
     if n < min_bars:
         span = f"{index[0]} .. {index[-1]}" if len(index) else "no bars"

@@ -261,7 +261,10 @@ def read_hyperliquid_l2(path: str | os.PathLike, levels: int = 20, every_ms: int
             ts, _, payload = line.partition(" ")
             if '"l2Book"' not in payload:
                 continue
-            sides = json.loads(payload)["data"]["levels"]
+            msg = json.loads(payload)
+            if msg.get("channel") != "l2Book":  # e.g. a subscriptionResponse that names l2Book
+                continue
+            sides = msg["data"]["levels"]
             row = np.zeros((levels, 4))
             row[:, [0, 2]] = np.nan
             for col, side in ((0, sides[0]), (2, sides[1])):

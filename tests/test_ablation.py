@@ -139,7 +139,7 @@ def test_orderbook_ablation_refused_with_the_coverage_before_training(tmp_path, 
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 1, res.output
     assert "cover 3 of the 400 evaluated bars (0.75%" in res.output and ">= 95%" in res.output
-    assert not (out / "folds").exists()  # refused before the first fold trained
+    assert not out.exists()  # refused before anything was written (no manifest of an unfinished run either)
     res = CliRunner().invoke(main, args[:-2])
     assert res.exit_code == 1 and "pass --books DIR" in res.output
     res = CliRunner().invoke(main, ["evaluate", "--data", str(csv), "--out", str(out), "--ablation", "regime,nope"])
@@ -163,3 +163,24 @@ def test_ablation_options_and_timeframe_refusals(planted):
     assert ablation.check_ablations(planted.iloc[:300], replace(cfg, ablations=("timeframes", "regime"))) == {
         "timeframes": "5m"
     }
+
+
+def test_a_failed_ablation_is_recorded_and_the_main_results_are_kept(monkeypatch, tmp_path):
+    """An ablation that cannot run (here: it raises a TrainingError) is recorded with its reason and a
+    warning; run_ablations returns, so evaluate still writes the main run's results."""
+    from types import SimpleNamespace
+
+    from effnet_trading.errors import TrainingError
+    from effnet_trading.evaluation import ablation
+
+    def fail(*a, **k):
+        raise TrainingError("fold 0: only 0 training samples before the test window")
+
+    monkeypatch.setattr(ablation, "regime_ablation", fail)
+    cfg = SimpleNamespace(ablations=("regime",), models=("small_cnn",), baselines=(), books=None)
+    with pytest.warns(UserWarning, match="the regime ablation failed: fold 0: only 0 training samples"):
+        res = ablation.run_ablations(pd.DataFrame(), cfg, [], tmp_path)
+    assert res == {
+        "regime": {"error": "the regime ablation failed: fold 0: only 0 training samples before the test window"}
+    }
+    assert "### regime: not measured" in ablation.ablation_markdown(res)

@@ -70,6 +70,17 @@ def test_date_window_bounds_are_inclusive():
     assert w.index[-1] == pd.Timestamp("2022-01-06 22:00", tz="UTC")
 
 
+def test_a_bare_end_date_takes_its_whole_calendar_day_across_dst():
+    """--end 2024-10-27 in Europe/Berlin covers that day's 25 hours; 2024-03-31 its 23 (not 24 h after midnight)."""
+    idx = pd.date_range("2024-03-29", "2024-10-29", freq="h", tz="Europe/Berlin")
+    c = np.linspace(100, 110, len(idx))
+    frame = pd.DataFrame({"open": c, "high": c, "low": c, "close": c, "volume": 1.0}, index=idx)
+    for day, hours in (("2024-10-27", 25), ("2024-03-31", 23)):
+        cut = date_window(frame, None, day, tz="Europe/Berlin", min_bars=1)
+        assert cut.index[-1].strftime("%Y-%m-%d %H:%M") == f"{day} 23:00"
+        assert (cut.index.strftime("%Y-%m-%d") == day).sum() == hours
+
+
 def test_date_window_refusals():
     f = _hourly()
     with pytest.raises(SpecError, match="holds 23 bar\\(s\\) \\(need >= 100\\); the data spans 2022-01-01"):
@@ -98,7 +109,10 @@ def test_window_and_split_through_options_and_the_cli(sample_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_holdout_run_trains_on_its_parts_and_says_holdout(planted, tmp_path):
+@pytest.mark.parametrize("cap", [None, 300])
+def test_holdout_run_trains_on_its_parts_and_says_holdout(planted, tmp_path, cap):
+    """With --max-train-bars the models train on the last ``cap`` samples of the train part, and the
+    recorded train span says so (not the whole part)."""
     spec = ImageSpec("gadf", window=16, size=(16, 16), returns=True)
     tcfg = TrainConfig(spec=spec, horizon=6, epochs=1, patience=1, num_threads=1, seed=0)
     cfg = EvalConfig(
@@ -109,6 +123,7 @@ def test_holdout_run_trains_on_its_parts_and_says_holdout(planted, tmp_path):
         bootstrap=100,
         lookahead_samples=2,
         model_kwargs={"small_cnn": {"widths": (4, 8, 8)}},
+        max_train_bars=cap,
     )
     res = evaluate(planted.iloc[:1000], cfg, tmp_path, progress=False)
     assert res["mode"].startswith("holdout 70/15/15") and len(res["folds"]) == 1
@@ -116,6 +131,9 @@ def test_holdout_run_trains_on_its_parts_and_says_holdout(planted, tmp_path):
     # the model trained and early-stopped on exactly the holdout's train and validation parts
     card = json.loads((tmp_path / "models" / "real" / "fold_0" / "small_cnn" / "metrics.json").read_text())["split"]
     assert [card["train"], card["valid"], card["test"]] == [fold["train_span"], fold["valid_span"], fold["test_span"]]
+    if cap is not None:
+        assert card["n_train"] == fold["n_train"] == cap
+        return
     n = card["n_train"] + card["n_valid"] + card["n_test"] + 2 * 12  # + the two purge (6) + embargo (6) gaps
     assert card["n_test"] == fold["n_test"] == int(n * 0.15) and card["n_valid"] == fold["n_valid"] == int(n * 0.15)
     # the same tables, baselines and null as walk-forward, labelled holdout

@@ -68,3 +68,20 @@ def test_read_books_tells_hyperliquid_from_binance_and_lob_analyze_runs(tmp_path
     summary = json.loads((out / "summary.json").read_text())["books"]["hl.gz"]
     assert summary["snapshots"] == len(books["hl.gz"])
     assert abs(summary["spread_bps_median"] - 1e4 / 105_000) < 0.01  # a one-dollar spread at ~105,000
+
+
+def test_a_subscription_response_line_is_skipped(tmp_path):
+    """Lines that merely name l2Book (a subscriptionResponse) are not snapshots and must not spoil the file."""
+    path = tmp_path / "hl.gz"
+    _capture(path)
+    ack = {"channel": "subscriptionResponse", "data": {"method": "subscribe", "subscription": {"type": "l2Book"}}}
+    with gzip.open(path, "rt") as fh:
+        lines = fh.readlines()
+    with gzip.open(path, "wt") as fh:
+        fh.write(f"{T0 - 1} {json.dumps(ack)}\n")
+        fh.writelines(lines)
+    clean = tmp_path / "clean.gz"
+    _capture(clean)
+    np.testing.assert_array_equal(
+        read_hyperliquid_l2(path, levels=20).levels, read_hyperliquid_l2(clean, levels=20).levels
+    )

@@ -322,6 +322,21 @@ def test_kept_epoch_follows_select_by(planted, select_by):
     assert res.metrics["valid"]["accuracy"] == pytest.approx(h[want - 1]["val_acc"])
 
 
+def test_selection_score_rules_disagree_where_they_should():
+    """A one-class first epoch (raw loss lowest, about ln 3) against a later, over-confident but better-ranked
+    epoch: val_loss keeps the first, val_loss_T and val_acc the later one (the rule of docs/training.md, exp. 3)."""
+    from effnet_trading.model_zoo.train import _selection_score
+
+    hist = [
+        {"loss": 1.10, "val_loss": 1.0986, "val_acc": 0.34, "val_loss_T": 1.0986},
+        {"loss": 0.90, "val_loss": 1.2500, "val_acc": 0.41, "val_loss_T": 1.0700},
+        {"loss": 0.80, "val_loss": 1.3100, "val_acc": 0.42, "val_loss_T": 1.0800},
+    ]
+    best = {r: min(range(3), key=lambda i: _selection_score(hist[i], r)) for r in ("val_loss", "val_loss_T", "val_acc")}
+    assert best == {"val_loss": 0, "val_loss_T": 1, "val_acc": 2}
+    assert _selection_score({"loss": 0.5}, "val_loss_T") == 0.5  # no validation part: the training loss
+
+
 def test_unknown_select_by_refused():
     with pytest.raises(TrainingError, match="select_by='val_f1' is unknown"):
         TrainConfig(select_by="val_f1")

@@ -124,7 +124,8 @@ __all__ = ["evaluate"]
     "--ablation",
     "ablations",
     multiple=True,
-    help="Ablation on the same folds: timeframes, regime, orderbook (repeat or comma list; docs/results.md).",
+    help="Ablation on the same folds: timeframes, regime, orderbook (repeat or comma list; docs/results.md). "
+    "orderbook only checks the --books coverage: its arm is not built yet, so it is always refused.",
 )
 @click.option(
     "--ablation-timeframes",
@@ -186,6 +187,10 @@ def evaluate(
     frame = load_eval_data(
         data_path, timeframe=timeframe, last_bars=last_bars, date_format=date_format, tz=tz, start=start, end=end
     )
+    if cfg.ablations:  # refused ablations (e.g. order books that do not cover the bars) leave --out untouched
+        from effnet_trading.evaluation.ablation import check_ablations
+
+        check_ablations(frame, cfg)
     with resumable_folder(
         out_dir,
         command="evaluate",
