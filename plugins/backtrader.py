@@ -600,6 +600,26 @@ class BacktraderResult:
         return float(self.equity.iloc[-1])
 
 
+def _indicator_frames(ind, idx: pd.DatetimeIndex) -> tuple[pd.DataFrame, pd.Series]:
+    """An ``EfficientNetSignal``'s lines after a run: (class probabilities, target at each close) on ``idx``."""
+    n = len(idx)
+    lines = np.column_stack([np.asarray(line.array[:n], dtype=np.float64) for line in ind.lines])
+    probs = pd.DataFrame(lines[:, :3], index=idx, columns=list(ind.columns))
+    return probs, pd.Series(np.nan_to_num(lines[:, 3]), index=idx, name="target")
+
+
+def _fills_from_log(log: list[tuple], idx: pd.DatetimeIndex) -> list[Fill]:
+    """``Fill`` records from an order log of ``(backtrader float date, units, price, fee)`` rows (as
+    ``_order_event`` writes them); rejections (units 0) are left out, the position is cumulated."""
+    filled = [r for r in log if r[1] != 0.0]
+    pos = idx.get_indexer(num2timestamps([r[0] for r in filled]))
+    units = np.cumsum([r[1] for r in filled]) if filled else np.array([])
+    return [
+        Fill(int(p), float(r[1]), float(r[2]), float(r[3]), math.nan, float(u), math.nan)
+        for p, r, u in zip(pos, filled, units)
+    ]
+
+
 def _contract_cerebro(runonce: bool, fees: float, slippage: float, init_cash: float):
     """A Cerebro under the execution contract: cheat-on-open (orders sized and filled at the next open),
     percentage fees, slippage on the open."""
@@ -641,28 +661,18 @@ def run_backtrader(
     policy = policy if policy is not None else Policy()
     cerebro.addstrategy(EfficientNetStrategy, model=model, policy=policy, risk=risk, chunk=chunk, sizer=sizer)
     strat = cerebro.run()[0]
-    ind = strat.indicator
-    n = len(frame)
-    lines = np.column_stack([np.asarray(line.array[:n], dtype=np.float64) for line in ind.lines])
-    probs = pd.DataFrame(lines[:, :3], index=frame.index, columns=list(ind.columns))
-    target = pd.Series(np.nan_to_num(lines[:, 3]), index=frame.index, name="target")
-    idx = frame.index
-    filled = [r for r in strat.order_log if r[1] != 0.0]
-    pos = idx.get_indexer(num2timestamps([r[0] for r in filled]))
-    filled = [(int(p), *r[1:]) for p, r in zip(pos, filled)]
+    idx, n = frame.index, len(frame)
+    probs, target = _indicator_frames(strat.indicator, idx)
+    fills = _fills_from_log(strat.order_log, idx)
     orders = pd.DataFrame(
         {
-            "time": idx[[r[0] for r in filled]],
-            "side": ["buy" if r[1] > 0 else "sell" for r in filled],
-            "size": [abs(r[1]) for r in filled],
-            "price": [r[2] for r in filled],
-            "fee": [r[3] for r in filled],
+            "time": idx[[f.bar for f in fills]],
+            "side": [f.side for f in fills],
+            "size": [f.size for f in fills],
+            "price": [f.price for f in fills],
+            "fee": [f.fee for f in fills],
         }
     )
-    units = np.cumsum([r[1] for r in filled]) if filled else np.array([])
-    fills = [
-        Fill(r[0], float(r[1]), float(r[2]), float(r[3]), math.nan, float(u), math.nan) for r, u in zip(filled, units)
-    ]
     trades = trades_from_orders(fills, idx, float(frame["close"].iloc[-1]))
     equity = pd.Series(strat.equity_log[:n], index=idx, name="equity")
     config = {
@@ -682,7 +692,7 @@ def run_backtrader(
         orders,
         trades,
         float(init_cash),
-        rejected=len(strat.order_log) - len(filled),
+        rejected=len(strat.order_log) - len(fills),
         config=config,
         fills=fills,
     )
@@ -740,18 +750,9 @@ def run_backtrader_many(
     strat = cerebro.run()[0]
     probs, targets, fills, trades = {}, {}, {}, {}
     for i, s in enumerate(names):
-        ind, idx = strat.indicators[i], canon[s].index
-        n = len(idx)
-        lines = np.column_stack([np.asarray(line.array[:n], dtype=np.float64) for line in ind.lines])
-        probs[s] = pd.DataFrame(lines[:, :3], index=idx, columns=list(ind.columns))
-        targets[s] = pd.Series(np.nan_to_num(lines[:, 3]), index=idx, name="target")
-        mine = [r[1:] for r in strat.order_log if r[0] == i and r[2] != 0.0]
-        pos = idx.get_indexer(num2timestamps([r[0] for r in mine]))
-        units = np.cumsum([r[1] for r in mine]) if mine else np.array([])
-        fills[s] = [
-            Fill(int(p), float(r[1]), float(r[2]), float(r[3]), math.nan, float(u), math.nan)
-            for p, r, u in zip(pos, mine, units)
-        ]
+        idx = canon[s].index
+        probs[s], targets[s] = _indicator_frames(strat.indicators[i], idx)
+        fills[s] = _fills_from_log([r[1:] for r in strat.order_log if r[0] == i], idx)
         trades[s] = trades_from_orders(fills[s], idx, float(canon[s]["close"].iloc[-1]))
     union = canon[names[0]].index
     for s in names[1:]:
