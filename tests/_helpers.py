@@ -12,6 +12,15 @@ import numpy as np
 OHLCV = ("open", "high", "low", "close", "volume")
 
 
+def random_walk_ohlcv(seed: int, n: int = 80, start: str = "2024-01-01"):
+    """``n`` hourly UTC bars of a seeded log-normal walk (2 % a bar), high/low 1 % around the close."""
+    import pandas as pd
+
+    idx = pd.date_range(start, periods=n, freq="h", tz="UTC")
+    c = 100 * np.exp(np.cumsum(np.random.default_rng(seed).normal(0, 0.02, n)))
+    return pd.DataFrame({"open": c, "high": c * 1.01, "low": c * 0.99, "close": c, "volume": 1.0}, index=idx)
+
+
 class MomentumRule:
     """A predictor-like rule model (momentum over the window's last 8 closes) that counts the
     images it scores: the sell/hold/buy probabilities are a softmax of (-z, 0.5, z)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from _helpers import random_walk_ohlcv
 
 from effnet_trading.errors import DataError
 from effnet_trading.plugins.backtrader import run_backtrader_many
@@ -129,12 +130,6 @@ def test_one_model_for_every_feed_keeps_each_symbols_live_state(frames, decisive
 # --- review findings: wrapper scorers, scores bound to a symbol, mappings with other keys ----------------------
 
 
-def _walk(seed: int, n: int = 80) -> pd.DataFrame:
-    idx = pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC")
-    c = 100 * np.exp(np.cumsum(np.random.default_rng(seed).normal(0, 0.02, n)))
-    return pd.DataFrame({"open": c, "high": c * 1.01, "low": c * 0.99, "close": c, "volume": 1.0}, index=idx)
-
-
 class _PrevClose:
     """Buy when the close rose since the previous bar: its live state is the previous close."""
 
@@ -171,7 +166,7 @@ def test_a_wrapper_scorer_shared_by_several_feeds_keeps_each_symbols_state():
     own copy of that too, or next() (one bar at a time) mixes the symbols' buffers and differs from once()."""
     from effnet_trading.applications.signals import DetectionScorer
 
-    frames = {"aaa": _walk(1), "bbb": _walk(2)}
+    frames = {"aaa": random_walk_ohlcv(1), "bbb": random_walk_ohlcv(2)}
 
     def make():
         return DetectionScorer(_PrevClose(), long=["buy"], short=["sell"])
@@ -184,7 +179,7 @@ def test_a_wrapper_scorer_shared_by_several_feeds_keeps_each_symbols_state():
 
 
 def test_backtrader_many_refuses_scores_of_one_symbol_for_several_and_other_keys():
-    frames = {"aaa": _walk(1), "bbb": _walk(2)}
+    frames = {"aaa": random_walk_ohlcv(1), "bbb": random_walk_ohlcv(2)}
     p = np.random.default_rng(0).dirichlet([1, 1, 1], size=80)
     scores = PrecomputedScores(pd.DataFrame(p, index=frames["aaa"].index, columns=["sell", "hold", "buy"]))
     scores.symbol = "aaa"  # as PrecomputedScores.from_file(..., symbol="aaa") sets it
@@ -195,4 +190,4 @@ def test_backtrader_many_refuses_scores_of_one_symbol_for_several_and_other_keys
     with pytest.raises(DataError, match="given for symbol 'aaa' belong to symbol 'bbb'"):
         run_backtrader_many(frames, {"aaa": other, "bbb": scores})
     with pytest.raises(DataError, match=r"missing \['ccc'\]"):
-        run_backtrader_many({**frames, "ccc": _walk(3)}, {"aaa": scores, "bbb": other})
+        run_backtrader_many({**frames, "ccc": random_walk_ohlcv(3)}, {"aaa": scores, "bbb": other})

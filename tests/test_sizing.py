@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from _helpers import edit_card
+from _helpers import edit_card, random_walk_ohlcv
 
 from effnet_trading.errors import SpecError
 from effnet_trading.strategies import CappedKelly, FixedFraction, Policy, ProbabilityWeighted, VolTarget, simulate
@@ -202,10 +202,6 @@ def test_effnet_sizer_checks_every_feeds_scorer():
     cal = PrecomputedScores(p, calibration={"method": "temperature", "temperature": 1.5})
     raw = PrecomputedScores(p)
 
-    def frame(seed):
-        c = 100 * np.exp(np.cumsum(np.random.default_rng(seed).normal(0, 0.02, 80)))
-        return pd.DataFrame({"open": c, "high": c * 1.01, "low": c * 0.99, "close": c, "volume": 1.0}, index=idx)
-
     class TwoFeeds(bt.Strategy):
         def __init__(self):
             self.sigs = [EfficientNetSignal(d, model=m, policy=Policy(0.4)) for d, m in zip(self.datas, (cal, raw))]
@@ -217,8 +213,8 @@ def test_effnet_sizer_checks_every_feeds_scorer():
                 self.buy(data=self.datas[1])  # raw: must be refused
 
     c = bt.Cerebro(stdstats=False)
-    c.adddata(ArrayData(dataname=frame(1)), name="calibrated")
-    c.adddata(ArrayData(dataname=frame(2)), name="raw")
+    c.adddata(ArrayData(dataname=random_walk_ohlcv(1)), name="calibrated")
+    c.adddata(ArrayData(dataname=random_walk_ohlcv(2)), name="raw")
     c.broker.setcash(10_000.0)
     c.addstrategy(TwoFeeds)
     c.addsizer(EffnetSizer, rule=CappedKelly(cap=0.5, window=20))
