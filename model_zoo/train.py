@@ -31,7 +31,7 @@ from effnet_trading.model_zoo.calibration import (
 )
 from effnet_trading.model_zoo.curves import curves_by_fold, diagnose
 from effnet_trading.model_zoo.dataset import ImageDataset
-from effnet_trading.model_zoo.metrics import classification_report, multilabel_report
+from effnet_trading.model_zoo.metrics import classification_report, log_loss, multilabel_report
 from effnet_trading.model_zoo.registry import check_model_kwargs, create_model, model_info
 from effnet_trading.model_zoo.splits import Split, walk_forward_splits
 from effnet_trading.model_zoo.threads import with_torch_threads
@@ -428,8 +428,7 @@ class _Fold:
                 row["val_loss"] = float(-np.mean(np.log(np.clip(proba[np.arange(len(yv)), yv], 1e-15, 1))))
                 row["val_acc"] = float(np.mean(proba.argmax(1) == yv))
                 if cfg.select_by == "val_loss_T":
-                    p_t = apply_temperature(proba, fit_temperature(yv, proba))
-                    row["val_loss_T"] = float(-np.mean(np.log(np.clip(p_t[np.arange(len(yv)), yv], 1e-15, 1))))
+                    row["val_loss_T"] = log_loss(yv, apply_temperature(proba, fit_temperature(yv, proba)))
         row["seconds"] = time.perf_counter() - t0
         return row
 
