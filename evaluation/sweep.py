@@ -223,11 +223,15 @@ def run_sweep(
     use_ray: bool | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    table_only: bool = False,
 ) -> pd.DataFrame:
     """Run every unfinished cell of ``config`` into ``out_dir/cells/`` and write the sweep table;
     returns it (one row per cell and strategy; failed cells one row with ``status="failed"``).
 
     use_ray: None = Ray if installed, True = Ray (``MissingDependencyError`` without it), False = in-process.
+    table_only: run nothing; write the table of the cells finished so far, the others one row each with
+    ``status="pending"`` (safe beside a sweep still running into the same folder: its unfinished cells'
+    temporary folders are left alone).
     """
     from effnet_trading.evaluation.sweep_report import write_sweep
     from effnet_trading.outputs import run_folder
@@ -243,12 +247,12 @@ def run_sweep(
             _cell_config(cell)
         except EffnetTradingError as exc:  # SpecError, TrainingError from the config objects
             raise SpecError(f"sweep cell {cell.id}: {exc}") from exc
-    ray_on = _use_ray(use_ray, address)
+    ray_on = not table_only and _use_ray(use_ray, address)
     out = Path(out_dir).resolve()
     _check_out(out, overwrite)
     cells_dir = out / "cells"
     cells_dir.mkdir(parents=True, exist_ok=True)
-    for tmp in cells_dir.glob(".*.tmp-*"):  # left by a run that was killed mid-cell
+    for tmp in [] if table_only else cells_dir.glob(".*.tmp-*"):  # left by a run that was killed mid-cell
         shutil.rmtree(tmp, ignore_errors=True)
     threads = config.get("threads")
     if isinstance(threads, list) and not config.get("cpus_per_cell"):  # a grid axis: reserve the largest
@@ -258,6 +262,9 @@ def run_sweep(
     device = "cuda" if gpus > 0 else None
     outcome = {c.id: {"status": "ok", "skipped": True} for c in cells if _finished(c, cells_dir / c.id)}
     jobs = sorted(((c, cells_dir / c.id) for c in cells if c.id not in outcome), key=lambda j: _data_key(j[0]))
+    if table_only:
+        outcome |= {c.id: {"status": "pending"} for c, _ in jobs}
+        jobs = []
     ray_on = ray_on and bool(jobs)
     runner = _on_ray(jobs, address, cpus, gpus, device) if ray_on else _in_process(jobs, device)
     from tqdm.auto import tqdm
@@ -270,8 +277,13 @@ def run_sweep(
         "cells": len(cells),
         "ran": len(jobs),
         "skipped": len(cells) - len(jobs),
-        "failed": sum(o["status"] != "ok" for o in outcome.values()),
-        "runner": ("ray" + (f" at {address}" if address else " (local)")) if ray_on else "in-process",
+        "failed": sum(o["status"] == "failed" for o in outcome.values()),
+        "pending": sum(o["status"] == "pending" for o in outcome.values()),
+        "runner": "none (table only)"
+        if table_only
+        else ("ray" + (f" at {address}" if address else " (local)"))
+        if ray_on
+        else "in-process",
         "wall_seconds": time.perf_counter() - t0,
     }
     with run_folder(out, command=SWEEP_COMMAND, config=config, overwrite=True) as work:

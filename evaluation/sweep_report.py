@@ -170,10 +170,12 @@ def _markdown(table: pd.DataFrame, axes: list[str], meta: dict, n_trials: int, l
     for _, r in cls.iterrows():
         trio = [" · ".join(_f(r[f"{m}_{c}"], ".2f") for c in CLASS_NAMES) for m in ("precision", "recall", "f1")]
         prf.append(f"| {cell_ref(r)} | {r['strategy']} | " + " | ".join(trio) + " |")
-    failed = table[table["status"] != "ok"]
+    failed = table[table["status"] == "failed"]
+    pending = table[table["status"] == "pending"]
     parts = [
-        f"{meta['cells']} cells ({meta['ran']} run now, {meta['skipped']} finished before, {meta['failed']} failed); "
-        f"runner: {meta['runner']}; wall time of this invocation {meta['wall_seconds']:.0f} s.",
+        f"{meta['cells']} cells ({meta['ran']} run now, {meta['skipped']} finished before, {meta['failed']} failed"
+        + (f", **{meta['pending']} not run yet: a partial table**" if meta.get("pending") else "")
+        + f"); runner: {meta['runner']}; wall time of this invocation {meta['wall_seconds']:.0f} s.",
         "Out-of-sample over each cell's test windows (walk-forward folds, or the test part of a holdout --split), after fees and slippage; 'checks' = the cell's "
         "null and look-ahead verdict. DSR (sweep): deflated Sharpe counting "
         f"{n_trials} distinct strategies tried over all cells.",
@@ -182,6 +184,12 @@ def _markdown(table: pd.DataFrame, axes: list[str], meta: dict, n_trials: int, l
         _seed_spread(table, axes),
         ("Failed cells:\n\n" + "\n".join(f"- {r['cell']}: {r['error']}" for _, r in failed.iterrows()))
         if len(failed)
+        else "",
+        (
+            "Cells not run yet (the DSR above counts only the finished ones):\n\n"
+            + "\n".join(f"- {c}" for c in pending["cell"])
+        )
+        if len(pending)
         else "",
     ]
     return "\n\n".join(p for p in parts if p)

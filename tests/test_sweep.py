@@ -125,6 +125,39 @@ def test_resume_skips_finished_cells(in_process, monkeypatch):
 
 
 @pytest.mark.slow
+def test_table_only_writes_the_finished_cells_and_runs_nothing(in_process, tmp_path, monkeypatch):
+    cfg, out, table = in_process
+    part = tmp_path / "part"
+    shutil.copytree(out, part)
+    shutil.rmtree(part / "cells" / "seed-1")
+    running = part / "cells" / ".seed-1.tmp-abc"  # a sweep still running into the same folder
+    running.mkdir()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("--table-only must not run a cell")
+
+    monkeypatch.setattr(sweep_module, "run_cell", refuse)
+    conf = tmp_path / "sweep.toml"
+    conf.write_text(
+        "\n".join(f"{k} = {json.dumps(v)}" for k, v in cfg.items() if k != "model_kwargs")
+        + "\n[model_kwargs.small_cnn]\nwidths = [8, 16, 32]\n"
+    )
+    res = CliRunner().invoke(main, ["sweep", str(conf), "--out", str(part), "--table-only", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert running.is_dir()  # the running sweep's work is left alone
+    got = pd.read_parquet(part / "results.parquet")
+    assert list(got.loc[got["cell"] == "seed-1", "status"]) == ["pending"]
+    done = got[got["cell"] == "seed-0"].reset_index(drop=True)
+    want = table[table["cell"] == "seed-0"].reset_index(drop=True)
+    cols = ["strategy", "accuracy", "sharpe", "total_return"]
+    pd.testing.assert_frame_equal(done[cols], want[cols])
+    md = (part / "results.md").read_text()
+    assert "1 not run yet: a partial table" in md and "- seed-1" in md and "Failed cells" not in md
+    meta = json.loads((part / "sweep.json").read_text())["meta"]
+    assert (meta["pending"], meta["failed"], meta["ran"], meta["runner"]) == (1, 0, 0, "none (table only)")
+
+
+@pytest.mark.slow
 def test_a_failed_cell_is_reported_and_the_others_finish(csv, tmp_path):
     conf = tmp_path / "sweep.toml"
     lines = [f"{k} = {json.dumps(v)}" for k, v in BASE.items() if k != "model_kwargs"]

@@ -13,8 +13,14 @@ __all__ = ["sweep"]
 @click.option("--address", default=None, help="Ray cluster to run on (e.g. auto or ray://host:10001); default: local.")
 @click.option("--no-ray", is_flag=True, help="Run the cells in-process one after another, without Ray.")
 @click.option("--overwrite", is_flag=True, help="Write into a non-empty --out, keeping the files that are not ours.")
+@click.option(
+    "--table-only",
+    is_flag=True,
+    help="Run nothing: write the table of the cells finished so far (the others listed as not run yet). "
+    "Safe while the sweep is still running into --out.",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def sweep(config_path, out_dir, address, no_ray, overwrite, progress) -> None:
+def sweep(config_path, out_dir, address, no_ray, overwrite, table_only, progress) -> None:
     """Run every cell of CONFIG.toml (keys: evaluate's option names; a list is a grid axis) and
     aggregate them into results.parquet, results.md and report.html in --out.
 
@@ -33,9 +39,10 @@ def sweep(config_path, out_dir, address, no_ray, overwrite, progress) -> None:
         use_ray=False if no_ray else None,
         overwrite=overwrite,
         progress=progress,
+        table_only=table_only,
     )
     click.echo((Path(out_dir) / "results.md").read_text())
     click.echo(f"report: {Path(out_dir) / 'report.html'}")
-    failed = sorted(set(table.loc[table["status"] != "ok", "cell"]))
+    failed = sorted(set(table.loc[table["status"] == "failed", "cell"]))
     if failed:
         raise click.ClickException(f"{len(failed)} cell(s) failed: {', '.join(failed)} (errors in results.md).")
