@@ -276,7 +276,7 @@ def run_sweep(
     meta = {
         "cells": len(cells),
         "ran": len(jobs),
-        "skipped": len(cells) - len(jobs),
+        "skipped": sum(bool(o.get("skipped")) for o in outcome.values()),
         "failed": sum(o["status"] == "failed" for o in outcome.values()),
         "pending": sum(o["status"] == "pending" for o in outcome.values()),
         "runner": "none (table only)"

@@ -154,7 +154,8 @@ def test_table_only_writes_the_finished_cells_and_runs_nothing(in_process, tmp_p
     md = (part / "results.md").read_text()
     assert "1 not run yet: a partial table" in md and "- seed-1" in md and "Failed cells" not in md
     meta = json.loads((part / "sweep.json").read_text())["meta"]
-    assert (meta["pending"], meta["failed"], meta["ran"], meta["runner"]) == (1, 0, 0, "none (table only)")
+    assert (meta["pending"], meta["skipped"], meta["failed"], meta["ran"]) == (1, 1, 0, 0)
+    assert meta["runner"] == "none (table only)" and "1 finished before" in md
 
 
 @pytest.mark.slow
