@@ -364,8 +364,10 @@ def _pct(x) -> str:
 
 def _when(span) -> str:
     """A test span as dates, or as times of its one day (sub-second bars from an order-book capture)."""
-    a, b = str(span[0]), str(span[1])
-    return f"{a[:10]} {a[11:23]} → {b[11:23]}" if a[:10] == b[:10] else f"{a[:10]} → {b[:10]}"
+    a, b = (pd.Timestamp(t) for t in span)
+    if a.date() != b.date():
+        return f"{a:%Y-%m-%d} → {b:%Y-%m-%d}"
+    return f"{a:%Y-%m-%d %H:%M:%S.%f}"[:23] + f" → {b:%H:%M:%S.%f}"[:15]
 
 
 def ablation_markdown(ablations: dict) -> str:

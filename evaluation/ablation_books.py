@@ -75,11 +75,15 @@ def _paired_classification(y, pa, pb, cfg, block: int, seed: int) -> dict:
     from effnet_trading.model_zoo.metrics import accuracy, macro_f1
 
     y, pa, pb = (np.asarray(v, np.int64) for v in (y, pa, pb))
+    shares = lambda p: (np.bincount(p, minlength=3) / len(p)).tolist()  # noqa: E731
     out = {
         "n": int(len(y)),
         "majority_rate": float(np.bincount(y, minlength=3).max() / len(y)),
-        "candles": {"accuracy": accuracy(y, pa), "macro_f1": macro_f1(y, pa, 3)},
-        "candles + book": {"accuracy": accuracy(y, pb), "macro_f1": macro_f1(y, pb, 3)},
+        "true_shares": shares(y),
+        **{
+            arm: {"accuracy": accuracy(y, p), "macro_f1": macro_f1(y, p, 3), "pred_shares": shares(p)}
+            for arm, p in (("candles", pa), ("candles + book", pb))
+        },
     }
     for name, f in (("accuracy", accuracy), ("macro_f1", lambda a, b: macro_f1(a, b, 3))):
         ci = bootstrap_stat(

@@ -97,3 +97,24 @@ def test_the_book_channel_of_a_bar_is_its_snapshots_up_to_the_close_only():
     moved, _ = book_channel(OrderBook(book.timestamps, levels), bars.index, STEP, 8, (16, 16), 0.5)
     np.testing.assert_array_equal(moved[: t + 1], img[: t + 1])
     assert (moved[t + 1 :] != img[t + 1 :]).any()
+
+
+def test_paired_classification_against_sklearn():
+    from types import SimpleNamespace
+
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from effnet_trading.evaluation.ablation_books import _paired_classification
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    a = np.where(rng.random(300) < 0.3, y, 1)  # mostly "hold"
+    b = np.where(rng.random(300) < 0.6, y, rng.integers(0, 3, 300))
+    got = _paired_classification(y, a, b, SimpleNamespace(bootstrap=200), 10, 0)
+    for arm, p in (("candles", a), ("candles + book", b)):
+        assert got[arm]["accuracy"] == pytest.approx(accuracy_score(y, p))
+        assert got[arm]["macro_f1"] == pytest.approx(f1_score(y, p, average="macro"))
+    d = got["macro_f1_difference"]
+    assert d["estimate"] == pytest.approx(f1_score(y, b, average="macro") - f1_score(y, a, average="macro"))
+    assert d["low"] < d["estimate"] < d["high"] and got["candles"]["pred_shares"][1] > 0.6
+    assert got["majority_rate"] == pytest.approx(np.bincount(y).max() / 300)
