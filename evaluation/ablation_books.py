@@ -149,8 +149,10 @@ def orderbook_ablation(frame: pd.DataFrame, cfg, real: list[dict], model_root: P
             preds[arm].append(probs.to_numpy().argmax(1))
         ys.append(fold.y)
         folds.append(row)
-    tests = [hi - lo + 1 for lo, hi in (_span(frame, rec) for rec in real)]
-    block = max(int(cfg.horizon), min(_block(frame, cfg), min(tests) // 10))
+    shortest = min(hi - lo + 1 for lo, hi in (_span(frame, rec) for rec in real))
+    block = _block(frame, cfg)  # a day of bars, as the other ablations; for sub-second bars a day is longer than
+    if block > shortest:  # the data: then a tenth of the shortest test window (and at least the label horizon)
+        block = max(int(cfg.horizon), shortest // 10)
     pairs = [("candles + book", "candles"), ("candles + book (no fees)", "candles (no fees)")]
     cls = {
         "per_fold": [

@@ -70,6 +70,8 @@ def test_orderbook_arm_runs_on_the_main_folds_and_reuses_the_main_model(run):
         assert cls["n"] == fold["n_test"]
         assert (out / "models" / "ablation_orderbook" / f"fold_{k}" / "small_cnn" / "metrics.json").exists()
         assert row["candles (no fees)"]["total_return"] >= row["candles"]["total_return"]
+    # one day of 1 s bars is longer than the data: blocks of a tenth of the shortest test window
+    assert a["block"] == max(4, min(f["n_test"] for f in folds) // 10)
     pooled = a["classification"]["pooled"]
     assert pooled["n"] == sum(f["n_test"] for f in folds)
     for key in ("accuracy_difference", "macro_f1_difference"):
@@ -110,7 +112,7 @@ def test_paired_classification_against_sklearn():
     y = rng.integers(0, 3, 300)
     a = np.where(rng.random(300) < 0.3, y, 1)  # mostly "hold"
     b = np.where(rng.random(300) < 0.6, y, rng.integers(0, 3, 300))
-    got = _paired_classification(y, a, b, SimpleNamespace(bootstrap=200), 10, 0)
+    got = _paired_classification(y, a, b, SimpleNamespace(bootstrap=100), 10, 0)
     for arm, p in (("candles", a), ("candles + book", b)):
         assert got[arm]["accuracy"] == pytest.approx(accuracy_score(y, p))
         assert got[arm]["macro_f1"] == pytest.approx(f1_score(y, p, average="macro"))
