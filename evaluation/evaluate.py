@@ -307,16 +307,16 @@ class _Fold:
             rec["seconds"][b] = time.perf_counter() - t
         return rec
 
-    def _model(self, name: str) -> dict:
-        from effnet_trading.model_zoo.train import train_and_export
-
-        cfg = self.cfg
+    def training_set(self, name: str, ds=None):
+        """(the fold's training + test samples of ``ds`` (default: the run's), the TrainConfig of model ``name``):
+        one fold of ``train_model`` on them trains exactly as the main run (the orderbook ablation reuses it)."""
+        cfg, ds = self.cfg, self.ds if ds is None else ds
         if self.holdout is None:
-            sub = _subset(self.ds, np.r_[self.start : self.stop, self.t0 : self.t1])
+            sub = _subset(ds, np.r_[self.start : self.stop, self.t0 : self.t1])
             valid = _VALID
         else:  # train + the horizon after it (purged inside train_model), valid + the horizon after it, test
             tr, va, h = self.holdout["train"], self.holdout["valid"], cfg.horizon
-            sub = _subset(self.ds, np.r_[tr[0] : tr[-1] + 1 + h, va[0] : va[-1] + 1 + h, self.t0 : self.t1])
+            sub = _subset(ds, np.r_[tr[0] : tr[-1] + 1 + h, va[0] : va[-1] + 1 + h, self.t0 : self.t1])
             valid = len(va)
         tcfg = replace(
             cfg.train,
@@ -329,6 +329,13 @@ class _Fold:
             max_train_samples=cfg.max_train_bars,
             model_kwargs=dict(cfg.model_kwargs.get(name, {})),
         )
+        return sub, tcfg
+
+    def _model(self, name: str) -> dict:
+        from effnet_trading.model_zoo.train import train_and_export
+
+        cfg = self.cfg
+        sub, tcfg = self.training_set(name)
         run_dir = self.model_root / f"fold_{self.k}" / name
         res = train_and_export(self.frame, tcfg, run_dir, dataset=sub)
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # resume works per fold; checkpoints only cost disk
@@ -421,22 +428,25 @@ class _Fold:
         return out | {"features": source}
 
 
+def _splits(ds, cfg: EvalConfig) -> tuple[list, dict[str, np.ndarray] | None]:
+    """The run's folds over the samples of ``ds``: (splits, the holdout parts or None for walk-forward)."""
+    from effnet_trading.model_zoo.splits import Split, walk_forward_splits
+
+    if cfg.split is None:
+        return walk_forward_splits(len(ds), cfg.folds, horizon=cfg.horizon, valid=None), None
+    emb = cfg.horizon if cfg.embargo is None else int(cfg.embargo)
+    holdout = holdout_split(len(ds), cfg.split, horizon=cfg.horizon, embargo=emb)
+    return [Split(train=holdout["train"], valid=holdout["valid"], test=holdout["test"], fold=0)], holdout
+
+
 def _run_set(
     frame, cfg: EvalConfig, out: Path, tag: str, models, baselines, *, resume: bool, progress: bool
 ) -> list[dict]:
     """All folds of one data set (real or null); each finished fold is saved and skipped on resume."""
     from tqdm.auto import tqdm
 
-    from effnet_trading.model_zoo.splits import Split, walk_forward_splits
-
     ds = _dataset(frame, cfg)
-    holdout = None
-    if cfg.split is not None:
-        emb = cfg.horizon if cfg.embargo is None else int(cfg.embargo)
-        holdout = holdout_split(len(ds), cfg.split, horizon=cfg.horizon, embargo=emb)
-        splits = [Split(train=holdout["train"], valid=holdout["valid"], test=holdout["test"], fold=0)]
-    else:
-        splits = walk_forward_splits(len(ds), cfg.folds, horizon=cfg.horizon, valid=None)
+    splits, holdout = _splits(ds, cfg)
     records = []
     for sp in tqdm(splits, desc=f"{tag} folds", disable=not progress):
         path = out / "folds" / f"{'' if tag == 'real' else tag + '_'}fold_{sp.fold}.json"

@@ -453,15 +453,15 @@ def time_gaps(index: pd.DatetimeIndex, *, max_bars: float = 3.0, interval=None) 
 
 
 def parse_timeframe(tf: str | pd.Timedelta) -> pd.Timedelta:
-    """'5m', '15m', '1h', '4h', '1d', '1w' (or a Timedelta) -> Timedelta."""
+    """'250ms', '1s', '5m', '15m', '1h', '4h', '1d', '1w' (or a Timedelta) -> Timedelta."""
     if isinstance(tf, pd.Timedelta):
         return tf
     text = str(tf).strip().lower()
-    units = {"s": "s", "m": "min", "min": "min", "h": "h", "d": "D", "w": "W"}
+    units = {"ms": "ms", "s": "s", "m": "min", "min": "min", "h": "h", "d": "D", "w": "W"}
     num = text.rstrip("abcdefghijklmnopqrstuvwxyz")
     unit = text[len(num) :]
     if not num.isdigit() or unit not in units:
-        raise DataError(f"timeframe {tf!r} not understood; use forms like '5m', '15m', '1h', '4h', '1d'.")
+        raise DataError(f"timeframe {tf!r} not understood; use forms like '250ms', '5m', '15m', '1h', '1d'.")
     return pd.Timedelta(int(num), unit=units[unit])
 
 

@@ -122,7 +122,8 @@ def test_parse_timeframe(text, minutes):
 
 
 def test_parse_timeframe_error():
-    with pytest.raises(DataError, match="use forms like '5m'"):
+    assert parse_timeframe("250ms") == pd.Timedelta(milliseconds=250)  # sub-second bars from order-book captures
+    with pytest.raises(DataError, match="use forms like '250ms', '5m'"):
         parse_timeframe("five minutes")
 
 

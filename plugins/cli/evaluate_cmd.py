@@ -125,7 +125,7 @@ __all__ = ["evaluate"]
     "ablations",
     multiple=True,
     help="Ablation on the same folds: timeframes, regime, orderbook (repeat or comma list; docs/results.md). "
-    "orderbook only checks the --books coverage: its arm is not built yet, so it is always refused.",
+    "orderbook needs --books covering >= 95 % of the bars (e.g. bars from `lob bars` and their capture).",
 )
 @click.option(
     "--ablation-timeframes",

@@ -1,4 +1,5 @@
-"""``effnet-trading lob analyze``: walls, place-and-cancel sequences and impact from order-book snapshots."""
+"""``effnet-trading lob analyze``: walls, place-and-cancel sequences and impact from order-book snapshots;
+``lob bars``: sub-second OHLCV bars (mid price, traded volume) from a capture, for ``evaluate``."""
 
 from __future__ import annotations
 
@@ -53,3 +54,30 @@ def analyze(data_path, out_dir, levels, every_ms, sizes, overwrite, **detect) ->
     for name, why in skipped.items():
         click.echo(f"skipped {name}: {why}", err=True)
     click.echo(f"wrote {out_dir}/detections.csv, impact.csv, impact.png, heatmap_*.png, summary.json")
+
+
+@lob.command("bars")
+@click.option(
+    "--data",
+    "data_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="hftbacktest capture (.gz; Binance depth diffs + trades, or Hyperliquid l2Book + trades).",
+)
+@click.option("--bar", default="250ms", show_default=True, help="Bar size, e.g. 250ms, 1s.")
+@click.option(
+    "--sample-ms", default=None, type=click.IntRange(min=1), help="Book sampling inside a bar [default: bar / 10]."
+)
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="CSV of bars to write.")
+def bars(data_path, bar, sample_ms, out_path) -> None:
+    """OHLCV bars of the mid price (volume = traded quantity) indexed by bar open time (UTC), for evaluate."""
+    from effnet_trading.imaging import capture_bars
+    from effnet_trading.outputs import atomic_file
+
+    frame = capture_bars(data_path, bar, sample_ms=sample_ms)
+    with atomic_file(out_path) as tmp:
+        frame.to_csv(tmp, index_label="timestamp", date_format="%Y-%m-%dT%H:%M:%S.%fZ", float_format="%.12g")
+    click.echo(
+        f"wrote {out_path}: {len(frame)} bars of {bar} (mid price), {frame.index[0]} .. {frame.index[-1]}, "
+        f"{(frame['volume'] == 0).mean():.0%} without a trade"
+    )
