@@ -190,12 +190,15 @@ def run_folder(
     inputs: Mapping[str, str | os.PathLike] | None = None,
     overwrite: bool = False,
     resume: bool = False,
+    merge: bool = False,
 ) -> Iterator[Path]:
     """Yield a temporary folder to write the run into; on success move it to ``out_dir`` with a manifest.
 
     command: e.g. "backtest" (a folder holding a complete run of the same command is one of ours).
     config: the run's full configuration (JSON-able), stored and compared on ``resume``.
     inputs: ``{name: path}`` of input files whose sha256 goes into the manifest.
+    merge: move the files into ``out_dir`` one by one and never replace the folder, even when it holds
+    nothing but empty folders (``sweep``: its ``cells/`` may belong to a sweep still running).
     On an exception the temporary folder is removed and ``out_dir`` is left exactly as it was.
     """
     target = Path(out_dir)
@@ -240,7 +243,7 @@ def run_folder(
             "complete": True,
         }
         (work / MANIFEST_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-        if target.is_dir() and (foreign or _holds_cwd(target)):
+        if target.is_dir() and (foreign or merge or _holds_cwd(target)):
             _merge_into(work, target, manifest if own else None)
         else:
             if target.is_dir() and not own and _entries(target):  # pragma: no cover - guarded above

@@ -286,6 +286,7 @@ def run_sweep(
         else "in-process",
         "wall_seconds": time.perf_counter() - t0,
     }
-    with run_folder(out, command=SWEEP_COMMAND, config=config, overwrite=True) as work:
+    # merge, never replace: cells/ holds the cells (and, beside --table-only, a running sweep's work folders)
+    with run_folder(out, command=SWEEP_COMMAND, config=config, overwrite=True, merge=True) as work:
         table = write_sweep(cells, outcome, cells_dir, work, meta, config)
     return table

@@ -121,9 +121,9 @@ def _opt(r, key: str, spec=".3f") -> str:
 
 
 def _seed_spread(table: pd.DataFrame, axes: list[str]) -> str:
-    if "seed" not in axes:
-        return ""
     ok = table[table["status"] == "ok"]
+    if "seed" not in axes or not len(ok):
+        return ""
     keys = [a for a in axes if a != "seed"] + ["strategy"]
     g = ok.groupby(keys, sort=False)
     lines = [

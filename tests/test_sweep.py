@@ -158,6 +158,19 @@ def test_table_only_writes_the_finished_cells_and_runs_nothing(in_process, tmp_p
     assert meta["runner"] == "none (table only)" and "1 finished before" in md
 
 
+def test_table_only_before_any_cell_finished_keeps_the_running_sweep(tmp_path, monkeypatch):
+    """No cell finished yet: cells/ holds only the running cell's still-empty work folder, which a
+    replace of --out would delete (the sweep folder is merged into, never replaced)."""
+    monkeypatch.setattr(sweep_module, "run_cell", lambda *a, **k: pytest.fail("--table-only ran a cell"))
+    cfg = BASE | {"data": str(tmp_path / "x.csv"), "seed": [0, 1]}
+    out = tmp_path / "out"
+    running = out / "cells" / ".seed-0.tmp-abc"
+    running.mkdir(parents=True)
+    table = run_sweep(cfg, out, use_ray=False, progress=False, table_only=True)
+    assert running.is_dir() and set(table["status"]) == {"pending"}
+    assert "2 not run yet" in (out / "results.md").read_text()
+
+
 @pytest.mark.slow
 def test_a_failed_cell_is_reported_and_the_others_finish(csv, tmp_path):
     conf = tmp_path / "sweep.toml"
