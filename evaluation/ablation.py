@@ -94,15 +94,29 @@ def _bar_ms(frame: pd.DataFrame) -> int:
 
 
 def book_coverage(frame: pd.DataFrame, books_dir) -> dict:
-    """Share of the bars of ``frame`` with at least one order-book snapshot inside ``[t, t + bar)``
-    (snapshots of every book ``imaging.lob.read_books`` reads from ``books_dir``; a capture is
-    sampled on a grid of one bar)."""
-    from effnet_trading.imaging import infer_interval
+    """Share of the bars of ``frame`` with at least one order-book message inside ``[t, t + bar)``:
+    for a capture (``.gz``) the receive times of its book messages (``imaging.book_message_times``:
+    the readers' forward-filled grid has a row in every bar of the capture's span, outages included),
+    for a CSV of snapshots their timestamps; every book ``imaging.lob.read_books`` reads from
+    ``books_dir`` counts."""
+    from effnet_trading.imaging import book_message_times, infer_interval
     from effnet_trading.imaging.lob import read_books
 
     books, skipped = read_books(books_dir, every_ms=_bar_ms(frame))
+    root = Path(books_dir)
     stamps = np.sort(
-        np.concatenate([pd.to_datetime(b.timestamps, utc=True).as_unit("ns").asi8 for b in books.values()])
+        np.concatenate(
+            [
+                (
+                    book_message_times(root / name if root.is_dir() else root)
+                    if name.endswith(".gz")
+                    else np.asarray(b.timestamps)
+                )
+                .astype("datetime64[ns]")
+                .astype(np.int64)
+                for name, b in books.items()
+            ]
+        )
     )
     starts = frame.index.as_unit("ns").asi8
     step = infer_interval(frame.index).value

@@ -23,7 +23,7 @@ from effnet_trading.imaging.lob import (
     read_hyperliquid_l2,
     render_lob,
 )
-from effnet_trading.imaging.lob_bars import capture_bars
+from effnet_trading.imaging.lob_bars import book_message_times, capture_bars
 from effnet_trading.imaging.png import channel_grid, to_png
 from effnet_trading.imaging.render import MODEL_INPUT_DTYPE, iter_render, render, valid_ends, warmup
 from effnet_trading.imaging.spec import (
@@ -69,6 +69,7 @@ __all__ = [
     "read_hftbacktest",
     "read_books",
     "capture_bars",
+    "book_message_times",
     "to_png",
     "channel_grid",
 ]

@@ -17,36 +17,60 @@ from effnet_trading.errors import DataError
 from effnet_trading.imaging.data import parse_timeframe
 from effnet_trading.imaging.lob import as_order_book, read_hftbacktest
 
-__all__ = ["capture_bars"]
+__all__ = ["capture_bars", "book_message_times"]
 
 _MS = 1_000_000  # ns
 
 
-def _trades_and_updates(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(trade receive times ns, traded quantities, book-update receive times ns) of a capture.
+def _trades_and_updates(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(trade receive times ns, traded quantities, trade exchange times ns or -1 where the message has
+    none, book-update receive times ns) of a capture.
 
-    Binance: ``@trade`` lines (``q``) and ``depthUpdate`` diffs; Hyperliquid: ``trades`` lines (the
-    sum of ``sz`` of the message) and ``l2Book`` snapshots. Receive times, as the book rebuild uses.
+    Binance: ``@trade`` and ``@aggTrade`` lines (``q``; exchange time ``T`` in ms) and ``depthUpdate``
+    diffs; Hyperliquid: ``trades`` lines (one entry per trade: ``sz``, exchange time ``time`` in ms)
+    and ``l2Book`` snapshots. Receive times, as the book rebuild uses.
     """
-    t_tr, q_tr, t_up = [], [], []
+    t_tr, q_tr, x_tr, t_up = [], [], [], []
     with gzip.open(path, "rt") as fh:
         for line in fh:
             ts, _, payload = line.partition(" ")
             if '"depthUpdate"' in payload or '"l2Book"' in payload:
                 t_up.append(int(ts))
-            elif "trade" in payload:  # parse only candidate lines: most lines are depth or bookTicker
+            elif "trade" in payload or "Trade" in payload:  # parse only candidate lines: most are depth or bookTicker
                 msg = json.loads(payload)
                 data = msg.get("data", msg)
-                if isinstance(data, dict) and data.get("e") == "trade":
+                if isinstance(data, dict) and data.get("e") in ("trade", "aggTrade"):
                     t_tr.append(int(ts))
                     q_tr.append(float(data["q"]))
+                    x_tr.append(int(data["T"]) * _MS if "T" in data else -1)
                 elif msg.get("channel") == "trades":
-                    t_tr.append(int(ts))
-                    q_tr.append(sum(float(t["sz"]) for t in data))
-    return np.asarray(t_tr, np.int64), np.asarray(q_tr, np.float64), np.sort(np.asarray(t_up, np.int64))
+                    for t in data:
+                        t_tr.append(int(ts))
+                        q_tr.append(float(t["sz"]))
+                        x_tr.append(int(t["time"]) * _MS if "time" in t else -1)
+    return (
+        np.asarray(t_tr, np.int64),
+        np.asarray(q_tr, np.float64),
+        np.asarray(x_tr, np.int64),
+        np.sort(np.asarray(t_up, np.int64)),
+    )
 
 
-def capture_bars(path: str | os.PathLike, bar: str | pd.Timedelta = "250ms", *, sample_ms: int | None = None):
+def book_message_times(path: str | os.PathLike) -> np.ndarray:
+    """Sorted receive times (datetime64[ns], UTC) of the book messages of a capture: Binance depth diffs
+    or Hyperliquid ``l2Book`` snapshots. The readers sample the book on a forward-filled grid, which has
+    a row in every interval of the capture's span, outages included; these are the times something
+    arrived (``evaluate --ablation orderbook`` measures its coverage with them)."""
+    return _trades_and_updates(os.fspath(path))[3].astype("datetime64[ns]")
+
+
+def capture_bars(
+    path: str | os.PathLike,
+    bar: str | pd.Timedelta = "250ms",
+    *,
+    sample_ms: int | None = None,
+    max_gap: str | pd.Timedelta = "10s",
+):
     """Bars of ``bar`` from an hftbacktest capture (Binance depth diffs or Hyperliquid ``l2Book``).
 
     Returns a DataFrame ``open high low close volume`` indexed by bar open time ``t`` (UTC), like
@@ -56,9 +80,15 @@ def capture_bars(path: str | os.PathLike, bar: str | pd.Timedelta = "250ms", *, 
     ``t + bar``, ``high``/``low`` = the extremes of the samples ``t, t + sample, .., t + bar``. The
     mid is always defined, so no bar is dropped or invented: bars run from the first grid time at or
     after the book's first snapshot to the last one whose close the capture reaches. ``volume`` is
-    the quantity of the capture's trade lines received in ``(t, t + bar]`` (0 when none). Every
-    value of bar ``t`` uses only messages received up to ``t + bar``, its close time (receive
-    times; the book sample at time g holds every message received at or before g).
+    the quantity of the capture's trade lines received in ``(t, t + bar]`` (0 when none); trades
+    whose exchange time is before the first bar opens are not counted (Hyperliquid sends recent
+    trades on subscribing, Binance may deliver a late trade: they belong to no bar). Every value of
+    bar ``t`` uses only messages received up to ``t + bar``, its close time (receive times; the book
+    sample at time g holds every message received at or before g).
+
+    A silence of the book longer than ``max_gap`` (no depth diff or snapshot) is refused rather than
+    filled with a stale mid: split the capture there, or raise ``max_gap`` if the book really did not
+    change (a diff stream sends nothing while nothing changes).
     """
     path = os.fspath(path)
     step = parse_timeframe(bar)
@@ -74,7 +104,16 @@ def capture_bars(path: str | os.PathLike, bar: str | pd.Timedelta = "250ms", *, 
         )
     if not os.path.exists(path):
         raise DataError(f"capture {path!r} does not exist; pass an hftbacktest .gz capture (../shared/data/lob).")
-    t_tr, q_tr, t_up = _trades_and_updates(path)
+    t_tr, q_tr, x_tr, t_up = _trades_and_updates(path)
+    gap = parse_timeframe(max_gap)
+    if len(t_up) > 1 and np.diff(t_up).max() > gap.value:
+        j = int(np.argmax(np.diff(t_up)))
+        a, b = (pd.Timestamp(int(t), tz="UTC") for t in t_up[j : j + 2])
+        raise DataError(
+            f"{os.path.basename(path)} has no book message from {a} to {b} ({(b - a).total_seconds():.1f} s, over "
+            f"max_gap {gap}): bars through it would repeat a stale mid (an outage of the feed?). Split the capture "
+            "there, or raise max_gap (`lob bars --max-gap`) if the book really did not change."
+        )
     if len(t_up) > 1:
         rate_ms = round(float(np.median(np.diff(t_up))) / _MS)
         if bar_ms < rate_ms:
@@ -100,7 +139,7 @@ def capture_bars(path: str | os.PathLike, bar: str | pd.Timedelta = "250ms", *, 
     # sample i0 + j is the book at time t0 + j * sample
     samples = mid[i0 : i0 + n * k + 1]
     win = np.lib.stride_tricks.sliding_window_view(samples, k + 1)[::k]  # (n, k + 1): t, .., t + bar
-    inside = (t_tr > t0) & (t_tr <= t0 + n * ns)
+    inside = (t_tr > t0) & (t_tr <= t0 + n * ns) & ((x_tr < 0) | (x_tr >= t0))
     volume = np.bincount((t_tr[inside] - t0 - 1) // ns, weights=q_tr[inside], minlength=n)[:n]
     index = pd.DatetimeIndex(pd.to_datetime(t0 + ns * np.arange(n), utc=True), name="timestamp")
     return pd.DataFrame(

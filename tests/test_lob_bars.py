@@ -84,3 +84,51 @@ def test_cli_writes_bars_evaluate_reads(tmp_path):
     pd.testing.assert_frame_equal(got, capture_bars(cap, "1s", sample_ms=250), check_freq=False, check_names=False)
     res = CliRunner().invoke(main, ["lob", "bars", "--data", str(cap), "--bar", "100ms", "--out", str(out)])
     assert res.exit_code == 1 and "finer than the book's updates" in res.output
+
+
+def _hyperliquid(path, book_ms, trades):
+    """A Hyperliquid capture: ``l2Book`` snapshots at ``book_ms`` (receive ms after B; mid 100.5) and
+    ``trades`` messages ``(receive ms, [(exchange ms, size), ...])``."""
+    js = lambda d: json.dumps(d, separators=(",", ":"))  # noqa: E731
+    lines = []
+    for ms in book_ms:
+        lvl = [[{"px": "100.0", "sz": "1", "n": 1}], [{"px": "101.0", "sz": "1", "n": 1}]]
+        lines.append(
+            (B + ms * MS, js({"channel": "l2Book", "data": {"coin": "BTC", "time": B // MS + ms, "levels": lvl}}))
+        )
+    for ms, fills in trades:
+        data = [{"coin": "BTC", "px": "100.5", "sz": sz, "time": B // MS + x} for x, sz in fills]
+        lines.append((B + ms * MS, js({"channel": "trades", "data": data})))
+    lines.sort()
+    with gzip.open(path, "wt") as fh:
+        fh.writelines(f"{t} {p}\n" for t, p in lines)
+    return path
+
+
+def test_trades_before_the_first_bar_and_aggtrades(tmp_path):
+    # Hyperliquid sends recent trades on subscribing: received in the first bar, executed before the capture
+    cap = _hyperliquid(
+        tmp_path / "h.gz", range(0, 4001, 500), [(1200, [(-5000, "7"), (-100, "3")]), (2500, [(2400, "0.5")])]
+    )
+    bars = capture_bars(cap, "1s", sample_ms=250)
+    assert bars.index[0] == pd.Timestamp(B, unit="ns", tz="UTC")
+    np.testing.assert_allclose(bars["volume"].to_numpy(), [0.0, 0.0, 0.5, 0.0])
+    # Binance @aggTrade counts like @trade
+    spot = gzip.open(_capture(tmp_path / "c.gz")).read().decode().replace('"e":"trade"', '"e":"aggTrade"')
+    with gzip.open(tmp_path / "agg.gz", "wt") as fh:
+        fh.write(spot.replace("@trade", "@aggTrade"))
+    agg = capture_bars(tmp_path / "agg.gz", "1s", sample_ms=250)
+    np.testing.assert_allclose(agg["volume"].to_numpy(), [0.75, 0.0, 0.0])
+
+
+def test_a_silent_book_is_refused_and_not_covered(tmp_path):
+    from effnet_trading.evaluation.ablation import book_coverage
+
+    # snapshots every 500 ms for 10 s, 60 s of silence, 10 s more
+    cap = _hyperliquid(tmp_path / "g.gz", [*range(0, 10_001, 500), *range(70_000, 80_001, 500)], [])
+    with pytest.raises(DataError, match=r"no book message from .* \(60\.0 s, over max_gap"):
+        capture_bars(cap, "1s", sample_ms=250)
+    bars = capture_bars(cap, "1s", sample_ms=250, max_gap="2min")  # the user says the book did not change
+    assert len(bars) == 80
+    cov = book_coverage(bars, cap)  # the forward-filled grid would cover every bar; the messages do not
+    assert cov["covered_bars"] == 21 and cov["bars"] == 80  # 0-10 s and 70-79 s

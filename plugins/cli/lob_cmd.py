@@ -68,13 +68,19 @@ def analyze(data_path, out_dir, levels, every_ms, sizes, overwrite, **detect) ->
 @click.option(
     "--sample-ms", default=None, type=click.IntRange(min=1), help="Book sampling inside a bar [default: bar / 10]."
 )
+@click.option(
+    "--max-gap",
+    default="10s",
+    show_default=True,
+    help="Refuse a capture whose book is silent for longer (an outage would become flat bars).",
+)
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="CSV of bars to write.")
-def bars(data_path, bar, sample_ms, out_path) -> None:
+def bars(data_path, bar, sample_ms, max_gap, out_path) -> None:
     """OHLCV bars of the mid price (volume = traded quantity) indexed by bar open time (UTC), for evaluate."""
     from effnet_trading.imaging import capture_bars
     from effnet_trading.outputs import atomic_file
 
-    frame = capture_bars(data_path, bar, sample_ms=sample_ms)
+    frame = capture_bars(data_path, bar, sample_ms=sample_ms, max_gap=max_gap)
     with atomic_file(out_path) as tmp:
         frame.to_csv(tmp, index_label="timestamp", date_format="%Y-%m-%dT%H:%M:%S.%fZ", float_format="%.12g")
     click.echo(
