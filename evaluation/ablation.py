@@ -24,7 +24,7 @@ horizon) per fold and pooled over the folds.
 - ``orderbook``: the first evaluated model on candles (the main run's model) vs the same model trained
   per fold on candles + one order-book channel (``evaluation.ablation_books``: snapshots of
   ``EvalConfig.books`` at or before each bar's close, ``render_lob`` merged into one channel). The
-  coverage of the books (share of the evaluated bars with at least one snapshot inside the bar) is
+  coverage of the books (share of the evaluated bars with at least one book message inside the bar) is
   computed before any training; the run is refused with the coverage stated when it is under
   ``BOOK_COVERAGE_NEEDED``, and recorded otherwise. Besides the per-bar return difference (with the
   run's fees, and fee-free), the classification difference the DeepLOB literature reports: accuracy
