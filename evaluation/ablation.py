@@ -152,7 +152,7 @@ def check_ablations(frame: pd.DataFrame, cfg) -> dict:
         if cov["coverage"] < BOOK_COVERAGE_NEEDED:
             raise DataError(
                 f"the order books in {cfg.books} cover {cov['covered_bars']} of the {cov['bars']} evaluated bars "
-                f"({cov['coverage']:.2%}; snapshots {cov['book_span'][0]} .. {cov['book_span'][1]}, bars "
+                f"({cov['coverage']:.2%}; book messages {cov['book_span'][0]} .. {cov['book_span'][1]}, bars "
                 f"{frame.index[0]} .. {frame.index[-1]}); every fold trains and tests on candles with a book behind "
                 f"them, so the orderbook ablation needs >= {BOOK_COVERAGE_NEEDED:.0%}. Pass books over the same span "
                 "(or drop --ablation orderbook)."
