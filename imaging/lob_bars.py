@@ -106,16 +106,17 @@ def capture_bars(
         raise DataError(f"capture {path!r} does not exist; pass an hftbacktest .gz capture (../shared/data/lob).")
     t_tr, q_tr, x_tr, t_up = _trades_and_updates(path)
     gap = parse_timeframe(max_gap)
-    if len(t_up) > 1 and np.diff(t_up).max() > gap.value:
-        j = int(np.argmax(np.diff(t_up)))
-        a, b = (pd.Timestamp(int(t), tz="UTC") for t in t_up[j : j + 2])
-        raise DataError(
-            f"{os.path.basename(path)} has no book message from {a} to {b} ({(b - a).total_seconds():.1f} s, over "
-            f"max_gap {gap}): bars through it would repeat a stale mid (an outage of the feed?). Split the capture "
-            "there, or raise max_gap (`lob bars --max-gap`) if the book really did not change."
-        )
     if len(t_up) > 1:
-        rate_ms = round(float(np.median(np.diff(t_up))) / _MS)
+        dt = np.diff(t_up)
+        if dt.max() > gap.value:
+            j = int(np.argmax(dt))
+            a, b = (pd.Timestamp(int(t), tz="UTC") for t in t_up[j : j + 2])
+            raise DataError(
+                f"{os.path.basename(path)} has no book message from {a} to {b} ({(b - a).total_seconds():.1f} s, "
+                f"over max_gap {gap}): bars through it would repeat a stale mid (an outage of the feed?). Split the "
+                "capture there, or raise max_gap (`lob bars --max-gap`) if the book really did not change."
+            )
+        rate_ms = round(float(np.median(dt)) / _MS)
         if bar_ms < rate_ms:
             raise DataError(
                 f"bar {bar_ms} ms is finer than the book's updates in {os.path.basename(path)} (median "
