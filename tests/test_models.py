@@ -222,6 +222,29 @@ def test_every_registered_model_trains_and_exports(name, tmp_path):
     assert np.abs(Predictor(tmp_path / name, "cpu").predict(xs) - ref).max() < 1e-4
 
 
+@pytest.mark.parametrize("name", list_models())
+def test_channels_last_layout_computes_the_same(name):
+    """Training runs in the channels-last (NHWC) layout (``TrainConfig.channels_last``, on CPU too): every
+    registered model gives the same logits and gradients in it as in the default (NCHW) layout."""
+    import copy
+
+    torch.manual_seed(0)
+    nchw = create_model(name, num_classes=3, in_chans=3, input_size=32).train()
+    nhwc = copy.deepcopy(nchw).to(memory_format=torch.channels_last)
+    assert nhwc.state_dict().keys() == nchw.state_dict().keys()
+    x = torch.rand(4, 3, 32, 32)
+    y = torch.tensor([0, 1, 2, 0])
+    out = {}
+    for tag, net, xin in (("nchw", nchw, x), ("nhwc", nhwc, x.contiguous(memory_format=torch.channels_last))):
+        torch.manual_seed(1)  # the same dropout / drop-path draws in both layouts
+        logits = net(xin)
+        torch.nn.functional.cross_entropy(logits, y).backward()
+        out[tag] = (logits.detach(), [p.grad for p in net.parameters() if p.requires_grad])
+    assert torch.allclose(out["nhwc"][0], out["nchw"][0], rtol=1e-4, atol=1e-5)
+    for g_nhwc, g_nchw in zip(out["nhwc"][1], out["nchw"][1], strict=True):
+        assert torch.allclose(g_nhwc, g_nchw, rtol=1e-3, atol=1e-5)
+
+
 def test_export_size_rule_covers_the_small_models():
     """The export above runs for B0-B2 and every smaller model (a size rule, not a hand-kept list)."""
     assert TORCHVISION_PARAMS["efficientnet_b2"] < EXPORT_BELOW < TORCHVISION_PARAMS["efficientnet_b3"]

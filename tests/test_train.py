@@ -306,6 +306,24 @@ def test_ema_weights_are_the_ones_scored(planted):
     assert torch.allclose(w(frozen), init.classifier.weight.detach(), atol=1e-6)
 
 
+def test_channels_last_training_matches_the_default_layout(planted):
+    """channels_last (the default, on CPU too) trains the same model as the NCHW layout up to float rounding,
+    and hands the model back in the default layout (what export and user code expect)."""
+    base = dict(TINY_RUN, epochs=2, patience=2)
+    nhwc = train_model(planted.iloc[:1500], TrainConfig(**base))
+    nchw = train_model(planted.iloc[:1500], TrainConfig(**base, channels_last=False))
+    for a, b in zip(nhwc.history, nchw.history, strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-3)
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-3)
+    # Adam amplifies the rounding over the steps: close in value, and the same pattern across samples
+    assert np.abs(nhwc.test_proba - nchw.test_proba).max() < 5e-3
+    assert (
+        np.corrcoef(nhwc.test_proba[:, 2] - nhwc.test_proba[:, 0], nchw.test_proba[:, 2] - nchw.test_proba[:, 0])[0, 1]
+        > 0.99
+    )
+    assert all(p.is_contiguous() for p in nhwc.model.parameters())
+
+
 @pytest.mark.parametrize("select_by", ["val_loss", "val_acc", "val_loss_T"])
 def test_kept_epoch_follows_select_by(planted, select_by):
     """The restored epoch is the best one of the recorded curve under ``select_by``; its test figures are that
