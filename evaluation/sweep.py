@@ -18,6 +18,7 @@ same folder skips the finished cells; a failed cell is recorded with its error a
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
 import json
 import os
@@ -25,7 +26,7 @@ import re
 import shutil
 import time
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,6 +198,20 @@ def _use_ray(use_ray: bool | None, address: str | None) -> bool:
     return True
 
 
+def _select(cells: list[Cell], only: Sequence[str]) -> set[str]:
+    """The ids of the cells matching any of the ``only`` patterns (all cells without patterns)."""
+    if not only:
+        return {c.id for c in cells}
+    unmatched = [p for p in only if not any(fnmatch.fnmatchcase(c.id, p) for c in cells)]
+    if unmatched:
+        ids = ", ".join(c.id for c in cells[:12]) + (f", ... ({len(cells)} cells)" if len(cells) > 12 else "")
+        raise SpecError(
+            f"--only {', '.join(unmatched)} matches no cell of this sweep; cell ids are {ids}. "
+            'Use shell patterns on them, e.g. --only "*efficientnet_b0*".'
+        )
+    return {c.id for c in cells if any(fnmatch.fnmatchcase(c.id, p) for p in only)}
+
+
 def _check_out(out: Path, overwrite: bool) -> None:
     """Refuse a non-empty --out that is not a sweep folder (one of ours, or a sweep interrupted before its table)."""
     from effnet_trading.outputs import MANIFEST_FILE, read_manifest
@@ -224,6 +239,7 @@ def run_sweep(
     overwrite: bool = False,
     progress: bool = True,
     table_only: bool = False,
+    only: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Run every unfinished cell of ``config`` into ``out_dir/cells/`` and write the sweep table;
     returns it (one row per cell and strategy; failed cells one row with ``status="failed"``).
@@ -232,6 +248,8 @@ def run_sweep(
     table_only: run nothing; write the table of the cells finished so far, the others one row each with
     ``status="pending"`` (safe beside a sweep still running into the same folder: its unfinished cells'
     temporary folders are left alone).
+    only: run just the unfinished cells whose id matches one of these shell patterns (``"*efficientnet_b0*"``);
+    the table lists the other unfinished cells as ``pending``. A pattern matching no cell is an error.
     """
     from effnet_trading.evaluation.sweep_report import write_sweep
     from effnet_trading.outputs import run_folder
@@ -247,6 +265,7 @@ def run_sweep(
             _cell_config(cell)
         except EffnetTradingError as exc:  # SpecError, TrainingError from the config objects
             raise SpecError(f"sweep cell {cell.id}: {exc}") from exc
+    chosen = _select(cells, only)  # a pattern matching nothing fails here too
     ray_on = not table_only and _use_ray(use_ray, address)
     out = Path(out_dir).resolve()
     _check_out(out, overwrite)
@@ -262,9 +281,8 @@ def run_sweep(
     device = "cuda" if gpus > 0 else None
     outcome = {c.id: {"status": "ok", "skipped": True} for c in cells if _finished(c, cells_dir / c.id)}
     jobs = sorted(((c, cells_dir / c.id) for c in cells if c.id not in outcome), key=lambda j: _data_key(j[0]))
-    if table_only:
-        outcome |= {c.id: {"status": "pending"} for c, _ in jobs}
-        jobs = []
+    outcome |= {c.id: {"status": "pending"} for c, _ in jobs if table_only or c.id not in chosen}
+    jobs = [j for j in jobs if j[0].id not in outcome]
     ray_on = ray_on and bool(jobs)
     runner = _on_ray(jobs, address, cpus, gpus, device) if ray_on else _in_process(jobs, device)
     from tqdm.auto import tqdm

@@ -171,6 +171,36 @@ def test_table_only_before_any_cell_finished_keeps_the_running_sweep(tmp_path, m
     assert "2 not run yet" in (out / "results.md").read_text()
 
 
+def test_only_runs_the_matching_cells_and_lists_the_others(tmp_path, monkeypatch):
+    """--only PATTERN: the matching unfinished cells run, the others are listed as not run yet."""
+    calls = []
+
+    def fake(frame, cell, cell_dir, device=None):
+        calls.append(cell.id)
+        return {"status": "failed", "seconds": 0.0, "error": "fake cell"}
+
+    monkeypatch.setattr(sweep_module, "run_cell", fake)
+    monkeypatch.setattr(sweep_module, "_load", lambda cell: pd.DataFrame())
+    cfg = BASE | {"data": str(tmp_path / "x.csv"), "seed": [0, 1, 2], "models": ["small_cnn", "compact"]}
+    table = run_sweep(cfg, tmp_path / "out", use_ray=False, progress=False, only=["*compact__seed-1", "*seed-2"])
+    assert sorted(calls) == ["models-compact__seed-1", "models-compact__seed-2", "models-small_cnn__seed-2"]
+    status = table.groupby("cell")["status"].first()
+    assert set(status[status == "pending"].index) == {
+        "models-small_cnn__seed-0",
+        "models-small_cnn__seed-1",
+        "models-compact__seed-0",
+    }
+    assert json.loads((tmp_path / "out" / "sweep.json").read_text())["meta"]["pending"] == 3
+
+
+def test_only_matching_no_cell_is_refused_before_anything_runs(tmp_path):
+    conf = tmp_path / "s.toml"
+    conf.write_text(f'data = "{tmp_path / "x.csv"}"\nseed = [0, 1]\n')
+    res = CliRunner().invoke(main, ["sweep", str(conf), "--out", str(tmp_path / "o"), "--only", "seed-7"])
+    assert res.exit_code == 1 and "--only seed-7 matches no cell" in res.output and "seed-0, seed-1" in res.output
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.slow
 def test_a_failed_cell_is_reported_and_the_others_finish(csv, tmp_path):
     conf = tmp_path / "sweep.toml"

@@ -19,8 +19,16 @@ __all__ = ["sweep"]
     help="Run nothing: write the table of the cells finished so far (the others listed as not run yet). "
     "Safe while the sweep is still running into --out.",
 )
+@click.option(
+    "--only",
+    "only",
+    multiple=True,
+    metavar="PATTERN",
+    help='Run only the cells whose id matches this shell pattern (repeatable), e.g. --only "*efficientnet_b0*"; '
+    "the table lists the others as not run yet.",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def sweep(config_path, out_dir, address, no_ray, overwrite, table_only, progress) -> None:
+def sweep(config_path, out_dir, address, no_ray, overwrite, table_only, only, progress) -> None:
     """Run every cell of CONFIG.toml (keys: evaluate's option names; a list is a grid axis) and
     aggregate them into results.parquet, results.md and report.html in --out.
 
@@ -40,6 +48,7 @@ def sweep(config_path, out_dir, address, no_ray, overwrite, table_only, progress
         overwrite=overwrite,
         progress=progress,
         table_only=table_only,
+        only=only,
     )
     click.echo((Path(out_dir) / "results.md").read_text())
     click.echo(f"report: {Path(out_dir) / 'report.html'}")
