@@ -74,7 +74,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # mixed precision, GPU only
-    # train and score in the NHWC layout: 1.3-1.7x faster on CPU too (benchmarks/bench_training.py --memory-format);
+    # train and score in the NHWC layout: 1.1-1.8x faster on CPU too (benchmarks/bench_training.py --memory-format);
     # the trained model is handed back in the default layout
     channels_last: bool = True
     max_train_samples: int | None = None  # keep the most recent ones
