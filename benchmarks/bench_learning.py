@@ -93,8 +93,8 @@ def _probe_epochs(store: list, only_folds: int | None = None) -> None:
             {
                 "fold": sp.fold,
                 "epoch": self.epoch + 1,
-                "valid": tr._predict(self.scored, self.ds, sp.valid, self.dev, bs, self.amp, self.cfg.channels_last),
-                "test": tr._predict(self.scored, self.ds, sp.test, self.dev, bs, self.amp, self.cfg.channels_last),
+                "valid": tr._predict(self.scored, self.ds, sp.valid, self.dev, bs, self.amp, self.nhwc),
+                "test": tr._predict(self.scored, self.ds, sp.test, self.dev, bs, self.amp, self.nhwc),
                 "yv": self.ds.labels[sp.valid].astype(int),
                 "yt": self.ds.labels[sp.test].astype(int),
             }

@@ -19,6 +19,7 @@ same folder skips the finished cells; a failed cell is recorded with its error a
 from __future__ import annotations
 
 import fnmatch
+import glob
 import itertools
 import json
 import os
@@ -265,14 +266,13 @@ def run_sweep(
             _cell_config(cell)
         except EffnetTradingError as exc:  # SpecError, TrainingError from the config objects
             raise SpecError(f"sweep cell {cell.id}: {exc}") from exc
+    only = (only,) if isinstance(only, str) else tuple(only)  # one pattern, not its characters
     chosen = _select(cells, only)  # a pattern matching nothing fails here too
     ray_on = not table_only and _use_ray(use_ray, address)
     out = Path(out_dir).resolve()
     _check_out(out, overwrite)
     cells_dir = out / "cells"
     cells_dir.mkdir(parents=True, exist_ok=True)
-    for tmp in [] if table_only else cells_dir.glob(".*.tmp-*"):  # left by a run that was killed mid-cell
-        shutil.rmtree(tmp, ignore_errors=True)
     threads = config.get("threads")
     if isinstance(threads, list) and not config.get("cpus_per_cell"):  # a grid axis: reserve the largest
         threads = max((t for t in threads if t), default=None)
@@ -283,6 +283,9 @@ def run_sweep(
     jobs = sorted(((c, cells_dir / c.id) for c in cells if c.id not in outcome), key=lambda j: _data_key(j[0]))
     outcome |= {c.id: {"status": "pending"} for c, _ in jobs if table_only or c.id not in chosen}
     jobs = [j for j in jobs if j[0].id not in outcome]
+    for cell, _ in jobs:  # work folders left by a run killed mid-cell; only those of the cells this run will run
+        for tmp in cells_dir.glob(f".{glob.escape(cell.id)}.tmp-*"):
+            shutil.rmtree(tmp, ignore_errors=True)
     ray_on = ray_on and bool(jobs)
     runner = _on_ray(jobs, address, cpus, gpus, device) if ray_on else _in_process(jobs, device)
     from tqdm.auto import tqdm

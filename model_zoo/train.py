@@ -74,8 +74,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # mixed precision, GPU only
-    # train and score in the NHWC layout: 1.1-1.8x faster on CPU too (benchmarks/bench_training.py --memory-format);
-    # the trained model is handed back in the default layout
+    # train and score in the NHWC layout on CPU and CUDA (CPU: 1.1-1.8x faster, benchmarks/bench_training.py
+    # --memory-format; not on MPS, unmeasured there); the trained model is handed back in the default layout
     channels_last: bool = True
     max_train_samples: int | None = None  # keep the most recent ones
     num_threads: int | None = None
@@ -287,7 +287,9 @@ class _Fold:
         base = create_model(cfg.model, num_classes=len(ds.class_names), in_chans=ds.images.shape[1], **kw)
         self.architecture = f"{cfg.model} at {ds.images.shape[2]}x{ds.images.shape[3]} px: {model_info(cfg.model).input_note(kw['input_size'])}"
         self.net = _Normalised(base, self.mean, self.std).to(self.dev)
-        if cfg.channels_last:
+        # NHWC where it was measured faster (CPU, CUDA); MPS keeps the default layout
+        self.nhwc = bool(cfg.channels_last and self.dev.type in ("cpu", "cuda"))
+        if self.nhwc:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.ema = copy.deepcopy(self.net).eval() if cfg.ema_decay else None
         if self.ema is not None:
@@ -396,7 +398,7 @@ class _Fold:
             if len(y) < 2:  # batch norm cannot train on one sample
                 continue
             x, y = x.to(self.dev), y.to(self.dev)
-            if cfg.channels_last:
+            if self.nhwc:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(self.dev.type, enabled=self.amp):
                 logits = self.net(x)
@@ -424,9 +426,7 @@ class _Fold:
             "lr": self.opt.param_groups[0]["lr"],
         }
         if self.split.valid is not None:
-            proba = _predict(
-                self.scored, self.ds, self.split.valid, self.dev, cfg.batch_size, self.amp, cfg.channels_last
-            )
+            proba = _predict(self.scored, self.ds, self.split.valid, self.dev, cfg.batch_size, self.amp, self.nhwc)
             yv = self.ds.labels[self.split.valid]
             if self.ds.multilabel:
                 q = np.clip(proba, 1e-15, 1 - 1e-12)
@@ -503,9 +503,9 @@ class _Fold:
             },
         }
         report = multilabel_report if ds.multilabel else classification_report
-        self.test_proba = _predict(self.net, ds, sp.test, self.dev, cfg.batch_size, self.amp, cfg.channels_last)
+        self.test_proba = _predict(self.net, ds, sp.test, self.dev, cfg.batch_size, self.amp, self.nhwc)
         if sp.valid is not None:
-            valid_proba = _predict(self.net, ds, sp.valid, self.dev, cfg.batch_size, self.amp, cfg.channels_last)
+            valid_proba = _predict(self.net, ds, sp.valid, self.dev, cfg.batch_size, self.amp, self.nhwc)
             if cfg.calibrate:
                 out["calibration"] = self._calibrate(valid_proba)
                 valid_proba = apply_temperature(valid_proba, out["calibration"]["temperature"])

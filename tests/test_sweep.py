@@ -182,8 +182,13 @@ def test_only_runs_the_matching_cells_and_lists_the_others(tmp_path, monkeypatch
     monkeypatch.setattr(sweep_module, "run_cell", fake)
     monkeypatch.setattr(sweep_module, "_load", lambda cell: pd.DataFrame())
     cfg = BASE | {"data": str(tmp_path / "x.csv"), "seed": [0, 1, 2], "models": ["small_cnn", "compact"]}
+    cells = tmp_path / "out" / "cells"
+    stale, other = cells / ".models-compact__seed-1.tmp-old", cells / ".models-small_cnn__seed-0.tmp-live"
+    stale.mkdir(parents=True)
+    other.mkdir()  # another sweep process's cell in progress (a disjoint --only): left alone
     table = run_sweep(cfg, tmp_path / "out", use_ray=False, progress=False, only=["*compact__seed-1", "*seed-2"])
     assert sorted(calls) == ["models-compact__seed-1", "models-compact__seed-2", "models-small_cnn__seed-2"]
+    assert not stale.exists() and other.is_dir()
     status = table.groupby("cell")["status"].first()
     assert set(status[status == "pending"].index) == {
         "models-small_cnn__seed-0",
@@ -191,6 +196,9 @@ def test_only_runs_the_matching_cells_and_lists_the_others(tmp_path, monkeypatch
         "models-compact__seed-0",
     }
     assert json.loads((tmp_path / "out" / "sweep.json").read_text())["meta"]["pending"] == 3
+    calls.clear()
+    run_sweep(cfg, tmp_path / "out", use_ray=False, progress=False, only="*compact__seed-0")  # one pattern as a str
+    assert calls == ["models-compact__seed-0"]
 
 
 def test_only_matching_no_cell_is_refused_before_anything_runs(tmp_path):

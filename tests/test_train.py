@@ -306,12 +306,20 @@ def test_ema_weights_are_the_ones_scored(planted):
     assert torch.allclose(w(frozen), init.classifier.weight.detach(), atol=1e-6)
 
 
-def test_channels_last_training_matches_the_default_layout(planted):
-    """channels_last (the default, on CPU too) trains the same model as the NCHW layout up to float rounding,
-    and hands the model back in the default layout (what export and user code expect)."""
+def test_channels_last_training_matches_the_default_layout(planted, tmp_path):
+    """channels_last (the default, on CPU too) really trains in the NHWC layout, trains the same model as the
+    NCHW layout up to float rounding, and hands the model back in the default layout (what export and user
+    code expect)."""
     base = dict(TINY_RUN, epochs=2, patience=2)
-    nhwc = train_model(planted.iloc[:1500], TrainConfig(**base))
-    nchw = train_model(planted.iloc[:1500], TrainConfig(**base, channels_last=False))
+    nhwc = train_model(planted.iloc[:1500], TrainConfig(**base), tmp_path / "nhwc")
+    nchw = train_model(planted.iloc[:1500], TrainConfig(**base, channels_last=False), tmp_path / "nchw")
+
+    def trained_layout(run: str) -> str:  # the layout of a conv weight as training held it (epoch-1 checkpoint)
+        st = torch.load(tmp_path / run / "checkpoints" / "fold_0" / "epoch_001.pt", weights_only=False)
+        w = next(v for v in st["net"].values() if v.dim() == 4 and v.shape[1] > 1)
+        return "nchw" if w.is_contiguous() else "nhwc" if w.is_contiguous(memory_format=torch.channels_last) else "?"
+
+    assert (trained_layout("nhwc"), trained_layout("nchw")) == ("nhwc", "nchw")
     for a, b in zip(nhwc.history, nchw.history, strict=True):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-3)
         assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-3)
