@@ -29,6 +29,19 @@ from torch import nn
 from effnet_trading.model_zoo import create_model, list_models
 
 
+def _model_and_batch(
+    name: str, size: int, batch: int, in_chans: int, channels_last: bool, size_aware: bool
+) -> tuple[nn.Module, torch.Tensor]:
+    """A freshly seeded model and a random batch, both in the channels-last layout when asked."""
+    torch.manual_seed(0)
+    kw = {"input_size": size} if size_aware else {}
+    model = create_model(name, num_classes=3, in_chans=in_chans, **kw)
+    x = torch.rand(batch, in_chans, size, size)
+    if channels_last:
+        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    return model, x
+
+
 def train_rate(
     name: str,
     size: int,
@@ -41,12 +54,8 @@ def train_rate(
     """Images per second of training steps on random inputs (after 2 warm-up steps).
 
     size_aware: build the model for ``size`` (EfficientNets pick their strides from it, as training does)."""
-    torch.manual_seed(0)
-    kw = {"input_size": size} if size_aware else {}
-    model = create_model(name, num_classes=3, in_chans=in_chans, **kw).train()
-    x = torch.rand(batch, in_chans, size, size)
-    if channels_last:
-        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    model, x = _model_and_batch(name, size, batch, in_chans, channels_last, size_aware)
+    model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     y = torch.randint(0, 3, (batch,))
     loss_fn = nn.CrossEntropyLoss()
@@ -61,11 +70,8 @@ def train_rate(
 
 def predict_rate(name: str, size: int, batch: int, steps: int, in_chans: int, channels_last: bool) -> float:
     """Images per second of inference (eval mode, no grad) on random inputs (after 2 warm-up batches)."""
-    torch.manual_seed(0)
-    model = create_model(name, num_classes=3, in_chans=in_chans, input_size=size).eval()
-    x = torch.rand(batch, in_chans, size, size)
-    if channels_last:
-        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    model, x = _model_and_batch(name, size, batch, in_chans, channels_last, size_aware=True)
+    model.eval()
     with torch.no_grad():
         for i in range(steps + 2):
             if i == 2:
@@ -178,10 +184,10 @@ def main() -> None:
         sizes = [int(s) for s in a.sizes.split(",")]
         fit_table(a.fit, a.models.split(","), sizes[0], a.fit_bars, a.steps, a.repeats, a.threads)
         return
+    print(
+        f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, threads {a.threads}, batch {a.batch}"
+    )
     if a.memory_format:
-        print(
-            f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, threads {a.threads}, batch {a.batch}"
-        )
         memory_format_table(
             a.models.split(","),
             [int(s) for s in a.sizes.split(",")],
@@ -192,9 +198,6 @@ def main() -> None:
         )
         return
     known = set(list_models())
-    print(
-        f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, threads {a.threads}, batch {a.batch}"
-    )
     ref = train_rate("small_cnn", 32, a.batch, a.steps)
     print("| model | size | train img/s | vs small_cnn@32 | data path img/s |")
     print("|---|---|---|---|---|")
