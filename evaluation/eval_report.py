@@ -34,6 +34,11 @@ def _calendar_of(entries: list[dict], interval) -> float:
     return float(np.median(seen)) if seen else bars_per_year(interval)
 
 
+def fold_ruined(perf: dict) -> bool:
+    """Whether a fold's equity reached 0 (results written before the ruin rule: a drawdown of -100 % or worse)."""
+    return bool(perf.get("ruined", perf["max_drawdown"] <= -1.0))
+
+
 def _aggregate(records: list[dict], cfg, interval, level: float) -> dict:
     from effnet_trading.model_zoo.calibration import ece_from_bins, reliability_bins
     from effnet_trading.model_zoo.metrics import bootstrap_ci
@@ -49,6 +54,7 @@ def _aggregate(records: list[dict], cfg, interval, level: float) -> dict:
         row = {
             "kind": entries[0]["kind"],
             "perf": perf,
+            "ruined_folds": int(sum(fold_ruined(e["perf"]) for e in entries)),
             "sharpe_per_bar": sharpe_ratio(rets),
             "sharpe_ci": sharpe_ci(rets, bpy, n=cfg.bootstrap, block=max(24, cfg.horizon), seed=cfg.seed, level=level),
             "per_fold": [
@@ -195,6 +201,12 @@ def _fmt(x, spec=".3f") -> str:
     return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, spec)
 
 
+def ruin_flag(ruined_folds, folds: int) -> str:
+    """The table's mark for a strategy whose equity reached 0 in some folds (its Sharpe is then that of a
+    series holding one -100 % bar: read the total return and drawdown)."""
+    return f" ⚠ruined in {int(ruined_folds)} of {int(folds)} folds" if ruined_folds and ruined_folds == ruined_folds else ""
+
+
 def markdown_table(res: dict) -> str:
     """Main results table plus the per-fold Sharpe table, as markdown."""
     head = (
@@ -214,7 +226,9 @@ def markdown_table(res: dict) -> str:
             if c
             else "–"
         )
-        flag = " ⚠collapsed" if c and c["collapsed_folds"] else ""
+        flag = (" ⚠collapsed" if c and c["collapsed_folds"] else "") + ruin_flag(
+            v.get("ruined_folds"), len(res["folds"])
+        )
         rows.append(
             f"| {name}{flag} | {acc} | {_fmt(c['majority_rate']) if c else '–'} | {f1} | {_fmt(c['log_loss']) if c else '–'} | "
             f"{_fmt(c['ece']) if c and 'ece' in c else '–'} | "

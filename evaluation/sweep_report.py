@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from effnet_trading.errors import require
+from effnet_trading.evaluation.eval_report import fold_ruined, ruin_flag
 from effnet_trading.evaluation.stats import deflated_sharpe, sharpe_ratio
 from effnet_trading.imaging.labels import CLASS_NAMES
 from effnet_trading.model_zoo.metrics import _prf
@@ -21,10 +22,15 @@ from effnet_trading.model_zoo.metrics import _prf
 __all__ = ["sweep_table", "write_sweep"]
 
 
-def _returns(cell_dir: Path, name: str) -> np.ndarray:
-    """A strategy's out-of-sample per-bar returns over the cell's test windows, in fold order."""
+def _fold_strategies(cell_dir: Path, name: str) -> list[dict]:
+    """A strategy's record in each of the cell's fold files, in fold order."""
     files = sorted((cell_dir / "folds").glob("fold_*.json"), key=lambda p: int(p.stem.split("_")[1]))
-    parts = [json.loads(p.read_text())["strategies"].get(name, {}).get("returns", []) for p in files]
+    return [json.loads(p.read_text())["strategies"].get(name, {}) for p in files]
+
+
+def _returns(folds: list[dict]) -> np.ndarray:
+    """A strategy's out-of-sample per-bar returns over the cell's test windows, in fold order."""
+    parts = [f.get("returns", []) for f in folds]
     return np.concatenate([np.asarray(p, np.float64) for p in parts]) if parts else np.zeros(0)
 
 
@@ -34,6 +40,9 @@ def _rows(cell, cell_dir: Path) -> list[dict]:
     rows = []
     for name, v in res["strategies"].items():
         p, s = v["perf"], v["sharpe_ci"]
+        folds = _fold_strategies(cell_dir, name)
+        ruined = v.get("ruined_folds")  # cells written before the ruin rule: counted from their fold files
+        ruined = sum(fold_ruined(f["perf"]) for f in folds if "perf" in f) if ruined is None else ruined
         row = {
             "strategy": name,
             "kind": v["kind"],
@@ -46,10 +55,12 @@ def _rows(cell, cell_dir: Path) -> list[dict]:
             "max_drawdown": p["max_drawdown"],
             "trades": p.get("trades"),
             "bars": p.get("bars"),
+            "ruined_folds": int(ruined),
+            "folds": len(res["folds"]),
             "null_ok": res["null"].get("ok"),
             "lookahead_ok": all(x["ok"] for x in res["lookahead"].values()) if res["lookahead"] else None,
             "verdict_ok": ok,
-            "_returns": _returns(cell_dir, name),
+            "_returns": _returns(folds),
         }
         c = v.get("classification")
         if c:
@@ -155,6 +166,7 @@ def _markdown(table: pd.DataFrame, axes: list[str], meta: dict, n_trials: int, l
     for _, r in ok.iterrows():
         checks = "ok" if r["verdict_ok"] else "LEAK"
         collapsed = " ⚠collapsed" if r.get("collapsed_folds") and not pd.isna(r.get("collapsed_folds")) else ""
+        collapsed += ruin_flag(r.get("ruined_folds"), r.get("folds"))
         lines.append(
             f"| {cell_ref(r)} | {r['strategy']}{collapsed} | {_ci(r, 'accuracy')} | {_opt(r, 'majority_rate')} | "
             f"{_opt(r, 'macro_f1')} | {_opt(r, 'log_loss')} | {_ci(r, 'sharpe', '.2f')} | {_f(r['dsr_sweep'], '.2f')} | "

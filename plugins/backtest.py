@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -193,19 +194,33 @@ def run_backtest(
             from effnet_trading.plugins.backtrader import run_backtrader
 
             res = run_backtrader(ohlcv, scorer, policy=policy, fees=fees, slippage=slippage, init_cash=init_cash)
-            probs, target, equity, trades = res.probs, res.target, res.equity, res.trades
+            probs, target, equity, trades, ruined_at = res.probs, res.target, res.equity, res.trades, res.ruined_at
         else:
-            from effnet_trading.plugins.vectorbt import portfolio_from_signals
+            from effnet_trading.plugins.vectorbt import RuinWarning, portfolio_fills, portfolio_from_signals
+            from effnet_trading.strategies.execution import apply_ruin, trades_from_orders
+            from effnet_trading.strategies.signal import canonical_ohlcv
 
             probs = scorer.predict_proba(ohlcv)
             target = policy.replace(class_names=scorer.class_names).positions(probs)
-            pf = portfolio_from_signals(ohlcv, target, fees=fees, slippage=slippage, init_cash=init_cash)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuinWarning)  # the ruin rule is applied below
+                pf = portfolio_from_signals(ohlcv, target, fees=fees, slippage=slippage, init_cash=init_cash)
             equity = pf.value().rename("equity")
-            trades = _vectorbt_trades(pf)
+            frame = canonical_ohlcv(ohlcv)
+            fills, ruin = apply_ruin(frame, portfolio_fills(pf, frame.index), init_cash)
+            if ruin is None:
+                trades = _vectorbt_trades(pf)
+            else:  # vectorbt does not liquidate: the contract's ruin rule on its fills, as for backtrader
+                equity.iloc[ruin:] = 0.0
+                trades = trades_from_orders(fills, frame.index, float(frame["close"].iloc[-1]))
+            ruined_at = None if ruin is None else frame.index[ruin]
     held = target.shift(1, fill_value=0.0)  # the contract: a decision at close t is held from open t+1
+    if ruined_at is not None:
+        held[held.index >= ruined_at] = 0.0  # nothing is held after a ruin
     strat = performance_summary(
         equity, trades=trades, position=held, init_cash=init_cash, kind="equity", periods_per_year=periods_per_year
     )
+    strat["ruined_at"] = None if ruined_at is None else str(ruined_at)
     bench_eq = buy_and_hold(ohlcv, fees=fees, slippage=slippage, init_cash=init_cash)
     bench = performance_summary(
         bench_eq,

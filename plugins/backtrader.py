@@ -24,7 +24,7 @@ import pandas as pd
 
 from effnet_trading.errors import SpecError, require
 from effnet_trading.imaging import OHLCV_COLUMNS
-from effnet_trading.strategies.execution import Fill, check_costs, trades_from_orders
+from effnet_trading.strategies.execution import Fill, apply_ruin, check_costs, trades_from_orders
 from effnet_trading.strategies.policy import Policy, class_directions
 from effnet_trading.strategies.scorer import as_scorer, scorers_by_symbol
 from effnet_trading.strategies.signal import require_history
@@ -587,13 +587,14 @@ class BacktraderResult:
 
     probs: pd.DataFrame  # sell, hold, buy (NaN in warm-up)
     target: pd.Series  # decided at each bar's close
-    equity: pd.Series  # broker value at each bar's close
-    orders: pd.DataFrame  # time, side, size, price, fee
+    equity: pd.Series  # broker value at each bar's close (0 from a ruin on)
+    orders: pd.DataFrame  # time, side, size, price, fee, via
     trades: pd.DataFrame  # as strategies.execution.simulate
     init_cash: float
     rejected: int = 0
     config: dict = field(default_factory=dict)
     fills: list[Fill] = field(default_factory=list)  # the orders as Fill records
+    ruined_at: pd.Timestamp | None = None  # where equity reached 0 (see "Ruin" in strategies.execution)
 
     @property
     def final_equity(self) -> float:
@@ -663,7 +664,10 @@ def run_backtrader(
     strat = cerebro.run()[0]
     idx, n = frame.index, len(frame)
     probs, target = _indicator_frames(strat.indicator, idx)
-    fills = _fills_from_log(strat.order_log, idx)
+    logged = _fills_from_log(strat.order_log, idx)
+    # backtrader has no liquidation: the contract's ruin rule is applied to its fills (the orders before a
+    # ruin are the same in every engine; the broker's value after it, below zero, is not an account's)
+    fills, ruin = apply_ruin(frame, logged, float(init_cash))
     orders = pd.DataFrame(
         {
             "time": idx[[f.bar for f in fills]],
@@ -671,10 +675,13 @@ def run_backtrader(
             "size": [f.size for f in fills],
             "price": [f.price for f in fills],
             "fee": [f.fee for f in fills],
+            "via": [f.via for f in fills],
         }
     )
     trades = trades_from_orders(fills, idx, float(frame["close"].iloc[-1]))
     equity = pd.Series(strat.equity_log[:n], index=idx, name="equity")
+    if ruin is not None:
+        equity.iloc[ruin:] = 0.0
     config = {
         "engine": "backtrader",
         "runonce": runonce,
@@ -692,9 +699,10 @@ def run_backtrader(
         orders,
         trades,
         float(init_cash),
-        rejected=len(strat.order_log) - len(fills),
+        rejected=len(strat.order_log) - len(logged),
         config=config,
         fills=fills,
+        ruined_at=None if ruin is None else idx[ruin],
     )
 
 

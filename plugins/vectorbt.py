@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,15 @@ from effnet_trading.imaging import infer_interval
 from effnet_trading.strategies.policy import Policy, class_directions
 from effnet_trading.strategies.scorer import as_scorer
 
-__all__ = ["EfficientNetIndicator", "portfolio_from_signals", "policy_grid", "signal_events", "contract_orders"]
+__all__ = [
+    "EfficientNetIndicator",
+    "portfolio_from_signals",
+    "policy_grid",
+    "signal_events",
+    "contract_orders",
+    "portfolio_fills",
+    "RuinWarning",
+]
 
 _OUTPUTS = ["sell", "hold", "buy", "signal", "entries", "exits", "short_entries", "short_exits"]
 
@@ -321,7 +330,7 @@ def portfolio_from_signals(
     open_, close = frame["open"], frame["close"]
     if sl_stop is None and tp_stop is None:
         size = contract_orders(target)
-        return vbt.Portfolio.from_orders(
+        pf = vbt.Portfolio.from_orders(
             close,
             size=size,
             size_type="targetpercent",
@@ -331,6 +340,8 @@ def portfolio_from_signals(
             init_cash=init_cash,
             freq=freq,
         )
+        _warn_if_ruined(pf, frame, init_cash)
+        return pf
     values = target.to_numpy()
     if not np.isin(values, (-1.0, 0.0, 1.0)).all():
         raise SpecError(
@@ -340,7 +351,7 @@ def portfolio_from_signals(
     events = [_like(target, ev) for ev in signal_events(values)]
     # decided at close t, entered at open t+1: shift the events one bar and fill at the open
     entries, exits, short_entries, short_exits = (e.shift(1, fill_value=False).astype(bool) for e in events)
-    return vbt.Portfolio.from_signals(
+    pf = vbt.Portfolio.from_signals(
         close,
         entries=entries,
         exits=exits,
@@ -359,6 +370,43 @@ def portfolio_from_signals(
         init_cash=init_cash,
         freq=freq,
     )
+    _warn_if_ruined(pf, frame, init_cash)
+    return pf
+
+
+class RuinWarning(UserWarning):
+    """A vectorbt portfolio's equity reached 0: vectorbt does not liquidate, so its figures after that bar
+    are not an account's (see "Ruin" in ``strategies.execution``)."""
+
+
+def portfolio_fills(pf, index: pd.DatetimeIndex) -> list:
+    """A one-column ``vbt.Portfolio``'s orders as ``Fill`` records (bar, signed units, price, fee, position after)."""
+    from effnet_trading.strategies.execution import Fill
+
+    r = pf.orders.records
+    units = np.where(r["side"] == 0, r["size"], -r["size"]).astype(np.float64)
+    after = np.cumsum(units)
+    return [
+        Fill(int(b), float(u), float(px), float(fee), np.nan, float(a), np.nan)
+        for b, u, px, fee, a in zip(r["idx"], units, r["price"], r["fees"], after)
+    ]
+
+
+def _warn_if_ruined(pf, frame: pd.DataFrame, init_cash: float) -> None:
+    from effnet_trading.strategies.execution import apply_ruin
+
+    if pf.wrapper.ndim != 1:
+        return  # one column per target: checked per column by run_backtest, not here
+    _, ruin = apply_ruin(frame, portfolio_fills(pf, frame.index), init_cash)
+    if ruin is not None:
+        warnings.warn(
+            f"equity reaches 0 at {frame.index[ruin]} (a short held through a rally that doubled its entry price, or more): "
+            "vectorbt does not liquidate, so this portfolio's value after that bar is below zero and its statistics "
+            "are not an account's. effnet_trading's backtest (run_backtest, the backtest command) and simulate() "
+            "close the position there and report the account as ruined; or cap the exposure (Risk(max_exposure=...)).",
+            RuinWarning,
+            stacklevel=3,
+        )
 
 
 def _like(target, values: np.ndarray):

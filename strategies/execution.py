@@ -17,6 +17,19 @@ Execution contract
   cash, the buy is reduced to ``cash / (fill * (1 + fees))`` units (so a 100 % long after fees
   holds slightly less than ``equity / open`` units; vectorbt's ``from_orders`` does the same).
 * Equity is marked to the **close** of each bar: ``cash + units * close[t]``.
+* **Ruin.** Equity cannot go below zero (a margin account loses at most what it holds; the exchange
+  closes the position first). The account is ruined at the first bar where the position's mark
+  reaches <= 0: at the open before that bar's fill (a gap), or at the bar's worst price after it
+  (the high for a short, the low for a long). The position is then closed at the bankruptcy price
+  (where equity is exactly 0) without fee or slippage; equity, cash, units and position are 0 from
+  that bar on, no later order fills, the trade's status is ``liquidated`` and the result's
+  ``ruined_at`` is that bar. Only a short can get there under these targets (|target| <= 1, buys
+  capped by cash): a 1x short is ruined when the price doubles. A real exchange liquidates earlier
+  (at its maintenance margin), so an account that survives here may not have survived there; one
+  ruined here was ruined there too. ``apply_ruin`` applies the rule to any engine's fills: the
+  backtrader and vectorbt backtests (``run_backtrader``, ``plugins.backtest.run_backtest``) do, as
+  neither engine liquidates; a shared-cash portfolio (``cash_sharing=True``) is not liquidated
+  (``performance_summary`` still flags it ``ruined`` if its equity reaches 0).
 
 The backtrader and vectorbt plugins are configured to match this, and parity is tested
 against ``simulate``. For vectorbt, ``Portfolio.from_orders(close, size=s,
@@ -30,7 +43,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -48,6 +61,8 @@ __all__ = [
     "trades_from_orders",
     "check_costs",
     "HIGH_COST",
+    "apply_ruin",
+    "equity_returns",
 ]
 
 
@@ -65,7 +80,7 @@ class Fill(NamedTuple):
     cash_after: float  # cash after the fill (NaN where the engine does not know it)
     time: Any = None  # fill time (UTC Timestamp) where known
     order_link_id: str = ""  # the client order id (live), unique per decision
-    via: str = "next_open"  # next_open (the backtests' contract) | book | exchange | kill
+    via: str = "next_open"  # next_open (the backtests' contract) | book | exchange | kill | liquidation
 
     @property
     def side(self) -> str:
@@ -104,16 +119,17 @@ FILL_ROW_COLUMNS = ["time", "side", "size", "price", "fee", "target", "order_lin
 class SimResult:
     """Output of ``simulate``: per-bar series on the ohlcv index plus orders and trades."""
 
-    equity: pd.Series  # marked to close each bar, in cash units
-    returns: pd.Series  # equity.pct_change() with the first bar against init_cash
+    equity: pd.Series  # marked to close each bar, in cash units (0 from a ruin on)
+    returns: pd.Series  # equity.pct_change() with the first bar against init_cash; -1 at a ruin, 0 after it
     position: pd.Series  # target fraction in effect during each bar (filled at that bar's open)
     units: pd.Series  # units held during each bar (after the open fill)
     cash: pd.Series  # cash at each bar's close
-    orders: pd.DataFrame  # time, side, size, price, fee, target
+    orders: pd.DataFrame  # time, side, size, price, fee, target, via (next_open | liquidation)
     trades: pd.DataFrame  # entry_time, exit_time, direction, entry_price, exit_price, size, pnl, return, fees, status
     init_cash: float = 10_000.0
     config: dict = field(default_factory=dict)
     fills: list[Fill] = field(default_factory=list)  # the orders as Fill records
+    ruined_at: pd.Timestamp | None = None  # the bar where equity reached 0 (see "Ruin" in the module docstring)
 
     @property
     def final_equity(self) -> float:
@@ -172,6 +188,47 @@ def _orders(open_: np.ndarray, tgt: np.ndarray, fees: float, slippage: float, in
     return fills
 
 
+def _state(
+    fills: list[Fill], init_cash: float, n: int, side: Literal["left", "right"]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(units, cash) at each of ``n`` bars after the fills at or before it (``side='right'``) or only those
+    before it (``'left'``: the state at the open, before that bar's fill). Cash is recomputed from the
+    fills' units, prices and fees (backtrader logs no cash)."""
+    bars = np.array([f.bar for f in fills], dtype=np.int64)
+    last = np.searchsorted(bars, np.arange(n), side=side)  # fills counted at each bar
+    units = np.concatenate([[0.0], [f.units_after for f in fills]])[last]
+    flows = np.array([f.units * f.price + f.fee for f in fills], dtype=np.float64)
+    cash = float(init_cash) - np.concatenate([[0.0], np.cumsum(flows)])[last]
+    return units, cash
+
+
+def apply_ruin(ohlcv: pd.DataFrame, fills: list[Fill], init_cash: float) -> tuple[list[Fill], int | None]:
+    """The contract's ruin rule (module docstring) on an engine's fills: ``(fills, ruin bar)``. Without a ruin,
+    the fills unchanged and None. With one, the fills before it (and the ruin bar's own fill when the
+    account survived that bar's open), then a ``via='liquidation'`` fill closing the position at the
+    bankruptcy price; the caller sets equity to 0 from the returned bar on."""
+    if not fills:
+        return fills, None  # never in the market: cash stays init_cash > 0
+    n = len(ohlcv)
+    open_, close = ohlcv["open"].to_numpy(np.float64), ohlcv["close"].to_numpy(np.float64)
+    high = np.maximum.reduce([ohlcv["high"].to_numpy(np.float64), open_, close])
+    low = np.minimum.reduce([ohlcv["low"].to_numpy(np.float64), open_, close])
+    units_pre, cash_pre = _state(fills, init_cash, n, "left")
+    units, cash = _state(fills, init_cash, n, "right")
+    at_open = cash_pre + units_pre * open_ <= 0.0
+    in_bar = cash + units * np.where(units < 0.0, high, low) <= 0.0
+    hit = np.flatnonzero(at_open | in_bar)
+    if not len(hit):
+        return fills, None
+    r = int(hit[0])
+    kept = [f for f in fills if f.bar < r or (f.bar == r and not at_open[r])]
+    held, cash_r = (units_pre[r], cash_pre[r]) if at_open[r] else (units[r], cash[r])
+    if held != 0.0:
+        bankrupt = -cash_r / held  # the price at which cash + held * price == 0
+        kept.append(Fill(r, float(-held), float(bankrupt), 0.0, 0.0, 0.0, 0.0, via="liquidation"))
+    return kept, r
+
+
 HIGH_COST = 0.05  # fees or slippage at or above 5 % per trade are almost always a units mistake (5 for 0.05 %?)
 
 
@@ -202,7 +259,7 @@ def simulate(ohlcv, target, *, fees: float = 0.001, slippage: float = 0.0, init_
     open_ = frame["open"].to_numpy()
     close = frame["close"].to_numpy()
     n = len(frame)
-    fills = _orders(open_, tgt, fees, slippage, float(init_cash))
+    fills, ruin = apply_ruin(frame, _orders(open_, tgt, fees, slippage, float(init_cash)), float(init_cash))
 
     # piecewise-constant state: each bar takes the state after the last order filled at or before it
     fill_bar = np.array([f.bar for f in fills], dtype=np.int64)
@@ -213,10 +270,11 @@ def simulate(ohlcv, target, *, fees: float = 0.001, slippage: float = 0.0, init_
 
     units, cash, position = pick("units_after", 0.0), pick("cash_after", float(init_cash)), pick("target", 0.0)
     equity = cash + units * close
+    if ruin is not None:  # nothing is left from the ruin on (also when no position remained to liquidate)
+        for series in (units, cash, position, equity):
+            series[ruin:] = 0.0
     idx = frame.index
-    returns = np.empty(n)
-    returns[0] = equity[0] / init_cash - 1.0
-    returns[1:] = equity[1:] / equity[:-1] - 1.0
+    returns = equity_returns(equity, float(init_cash))
 
     orders = pd.DataFrame(
         {
@@ -226,6 +284,7 @@ def simulate(ohlcv, target, *, fees: float = 0.001, slippage: float = 0.0, init_
             "price": [f.price for f in fills],
             "fee": [f.fee for f in fills],
             "target": [f.target for f in fills],
+            "via": [f.via for f in fills],
         }
     )
     trades = trades_from_orders(fills, idx, close[-1])
@@ -240,7 +299,16 @@ def simulate(ohlcv, target, *, fees: float = 0.001, slippage: float = 0.0, init_
         init_cash=float(init_cash),
         config={"fees": fees, "slippage": slippage, "init_cash": float(init_cash)},
         fills=fills,
+        ruined_at=None if ruin is None else idx[ruin],
     )
+
+
+def equity_returns(equity: np.ndarray, init_cash: float) -> np.ndarray:
+    """Per-bar returns of an equity curve, the first bar against ``init_cash``; 0 once equity is 0 (ruined)."""
+    before = np.concatenate([[init_cash], equity[:-1]])
+    out = np.zeros(len(equity))
+    np.divide(equity, before, out=out, where=before != 0.0)
+    return np.where(before != 0.0, out - 1.0, 0.0)
 
 
 TRADE_COLUMNS = [
@@ -314,7 +382,7 @@ def trades_from_orders(fills: list[Fill], idx: pd.DatetimeIndex, last_close: flo
             closing = -before  # the part of the order that closes the open trade
             share = abs(closing) / abs(d)
             _fill(cur, closing, price, fee * share)
-            _close(cur, time, "closed")
+            _close(cur, time, "liquidated" if fill.via == "liquidation" else "closed")
             cur = None
             d, fee = d - closing, fee * (1.0 - share)
         if after != 0.0:

@@ -110,16 +110,19 @@ def _as_equity(series, kind: str, init: float | None) -> tuple[np.ndarray, np.nd
         raise DataError(f"kind={kind!r} must be 'auto', 'equity' or 'returns'.")
     start = values[0] if init is None else float(init)
     eq = np.concatenate([[start], values]) if init is not None else values
-    return eq, eq[1:] / eq[:-1] - 1.0
+    before = eq[:-1]
+    r = np.zeros(len(before))
+    np.divide(eq[1:], before, out=r, where=before != 0.0)
+    return eq, np.where(before != 0.0, r - 1.0, 0.0)  # 0 once equity is 0: a ruined account holds nothing
 
 
 def _detect_kind(values: np.ndarray) -> str:
-    """'returns' if any value is negative; 'equity' if all are positive and one reaches 0.5 (no run of
+    """'returns' if any value is negative; 'equity' if none is and one reaches 0.5 (no run of
     per-bar returns is +50 % on every bar); otherwise ambiguous: refuse."""
     finite = values[np.isfinite(values)]
     if len(finite) and finite.min() < 0:
         return "returns"
-    if len(finite) and finite.min() > 0 and finite.max() >= 0.5:
+    if len(finite) and finite.min() >= 0 and finite.max() >= 0.5:  # an equity curve may end at 0 (ruin)
         return "equity"
     raise DataError(
         f"cannot tell whether these {len(values)} values are an equity curve or per-bar returns "
@@ -157,7 +160,8 @@ def performance_summary(
     Returns total_return, cagr (None below 90 days, reason in cagr_note), sharpe, sortino,
     volatility (annualised), max_drawdown (<= 0), bars, days, periods_per_year and
     periods_per_year_source, trades, win_rate, exposure (share of bars with a position),
-    turnover (sum of |change in position| in equity multiples) and turnover_per_year.
+    turnover (sum of |change in position| in equity multiples) and turnover_per_year, and ruined
+    (equity reached 0: see "Ruin" in ``strategies.execution``; returns after it count as 0).
     """
     if hasattr(equity_or_returns, "equity") and hasattr(equity_or_returns, "trades"):
         res = equity_or_returns
@@ -196,11 +200,12 @@ def performance_summary(
         "days": None if days is None else float(days),
         "periods_per_year": float(bpy),
         "periods_per_year_source": source,
+        "ruined": bool(n and eq.min() <= 0.0),  # equity reached 0 (see "Ruin" in strategies.execution)
     }
     if note:
         out["cagr_note"] = note
     if trades is not None:
-        closed = trades[trades["status"] == "closed"] if "status" in trades else trades
+        closed = trades[trades["status"] != "open"] if "status" in trades else trades  # closed or liquidated
         out["trades"] = int(len(trades))
         out["win_rate"] = float((closed["pnl"] > 0).mean()) if len(closed) else float("nan")
     if position is not None:

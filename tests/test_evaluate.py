@@ -302,3 +302,14 @@ def test_report_gallery_explains_test_span_decisions(planted_run, planted, tmp_p
     assert 1 <= len(doc["explanations"]) <= 2 and doc["method"] == "occlusion"  # evaluate drops checkpoints
     assert all(lo <= pd.Timestamp(r["timestamp"]) <= hi for r in doc["explanations"])
     assert "What the model looked at" in (copy / "report.html").read_text()
+
+
+def test_ruined_folds_are_counted_and_flagged_also_in_results_written_before_the_rule():
+    from effnet_trading.evaluation.eval_report import fold_ruined, ruin_flag
+
+    assert fold_ruined({"ruined": True, "max_drawdown": -1.0})
+    assert not fold_ruined({"ruined": False, "max_drawdown": -0.3})
+    assert fold_ruined({"max_drawdown": -1.4})  # an old fold whose equity went below zero
+    assert not fold_ruined({"max_drawdown": -0.99})
+    assert ruin_flag(2, 5.0) == " ⚠ruined in 2 of 5 folds"
+    assert ruin_flag(0, 5) == "" and ruin_flag(float("nan"), 5) == ""

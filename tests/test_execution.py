@@ -148,3 +148,114 @@ def test_live_pipeline_equals_batch_pipeline(tiny_model_dir, planted):
     res = simulate(frame, batch, fees=0.001)
     summary = performance_summary(res)
     assert summary["bars"] == len(frame) and 0 < summary["exposure"] <= 1
+
+
+# --- ruin: equity cannot go below zero (see "Ruin" in strategies.execution) ---------------------------------
+
+
+def _ruin_loop(df, target, fees, slippage, cash):
+    """Per-bar reference of the ruin rule, from the contract's words: before a bar's fill the account is
+    marked at the open, after it at the bar's worst price (high for a short, low for a long); at <= 0 it
+    is closed at the price where equity is 0 and holds nothing from then on."""
+    o, h, lo, c = (df[k].to_numpy() for k in ("open", "high", "low", "close"))
+    units, last, equity, ruined = 0.0, 0.0, [], None
+    for t in range(len(df)):
+        if ruined is None and cash + units * o[t] <= 0:
+            ruined = t
+        if ruined is None and t > 0 and target[t - 1] != last:
+            want = target[t - 1] * (cash + units * o[t]) / o[t]
+            trade = want - units
+            fill = o[t] * (1 + slippage * np.sign(trade))
+            if trade > 0 and trade * fill * (1 + fees) > cash:
+                trade = max(cash, 0.0) / (fill * (1 + fees))
+                want = units + trade
+            cash -= trade * fill + fees * abs(trade) * fill
+            units, last = want, target[t - 1]
+        if ruined is None and cash + units * (h[t] if units < 0 else lo[t]) <= 0:
+            ruined = t
+        equity.append(0.0 if ruined is not None else cash + units * c[t])
+    return np.array(equity), ruined
+
+
+def _hl_frame(opens, closes, highs):
+    df = _frame(opens, closes)
+    df["high"] = np.maximum(np.asarray(highs, float), df[["open", "close"]].max(axis=1))
+    return df
+
+
+def test_short_through_a_doubling_is_liquidated_at_the_bankruptcy_price():
+    # short 1x at the open of bar 1 (100); the high of bar 3 (205) passes the bankruptcy price (~199.8)
+    df = _hl_frame([100, 100, 150, 190, 120, 110], [100, 150, 190, 180, 110, 100], [0, 0, 0, 205, 0, 0])
+    target = [-1, -1, -1, -1, 1, 0]  # the buy decided at bar 3's close would fill at bar 4: never, after a ruin
+    res = simulate(df, target, fees=0.001, slippage=0.0005, init_cash=1000.0)
+    units = 1000.0 / 100
+    cash = 1000.0 + units * 100 * (1 - 0.0005) * (1 - 0.001)
+    bankrupt = cash / units
+    assert 190 < bankrupt < 205  # the close of bar 3 (180) alone would not have shown it
+    assert res.ruined_at == df.index[3]
+    np.testing.assert_allclose(res.equity.to_numpy()[:3], [1000.0, cash - units * 150, cash - units * 190])
+    assert res.equity.iloc[3:].tolist() == [0.0, 0.0, 0.0]
+    assert res.returns.iloc[3] == -1.0 and res.returns.iloc[4:].tolist() == [0.0, 0.0]
+    assert res.position.tolist() == [0, -1, -1, 0, 0, 0] and res.units.iloc[3:].tolist() == [0.0] * 3
+    assert res.orders["via"].tolist() == ["next_open", "liquidation"]  # the later buy never fills
+    last = res.orders.iloc[-1]
+    assert last["side"] == "buy" and last["fee"] == 0.0 and last["time"] == df.index[3]
+    np.testing.assert_allclose([last["price"], last["size"]], [bankrupt, units])
+    tr = res.trades
+    assert tr["status"].tolist() == ["liquidated"]
+    np.testing.assert_allclose(tr["pnl"].iloc[0], -1000.0)  # everything, and no more
+    ref, ruined = _ruin_loop(df, np.asarray(target, float), 0.001, 0.0005, 1000.0)
+    assert ruined == 3
+    np.testing.assert_allclose(res.equity.to_numpy(), ref, rtol=1e-12)
+
+
+def test_a_gap_through_the_bankruptcy_price_ruins_at_the_open_and_skips_that_fill():
+    # short at bar 1's open (100); bar 2 opens at 250, where the target to go flat was due to fill
+    df = _hl_frame([100, 100, 250, 240], [100, 150, 240, 230], [0, 0, 0, 0])
+    res = simulate(df, [-1, 0, 0, 0], fees=0.0, init_cash=1000.0)
+    assert res.ruined_at == df.index[2]
+    assert res.orders["via"].tolist() == ["next_open", "liquidation"]  # not the flattening order at 250
+    np.testing.assert_allclose(res.orders["price"].iloc[-1], 200.0)  # cash 2000 / 10 units short
+    assert res.equity.tolist() == [1000.0, 500.0, 0.0, 0.0]
+
+
+def test_a_survivor_is_untouched_and_longs_are_never_ruined():
+    df = _hl_frame([100, 100, 150, 190], [100, 150, 190, 150], [0, 0, 0, 199])  # high stays below ~199.8
+    res = simulate(df, [-1, -1, -1, -1], fees=0.001, slippage=0.0005, init_cash=1000.0)
+    assert res.ruined_at is None and res.equity.iloc[-1] > 0
+    crash = _hl_frame([100, 100, 5, 3], [100, 5, 3, 3], [0, 0, 0, 0])
+    res = simulate(crash, [1, 1, 1, 1], fees=0.001, init_cash=1000.0)
+    assert res.ruined_at is None and (res.equity > 0).all()  # a long without leverage loses at most its cash
+
+
+def _wild(seed: int, n: int = 400) -> tuple[pd.DataFrame, np.ndarray]:
+    """Prices drifting up at 8 % a bar with gaps and wicks, and targets held 20 bars: shorts get ruined."""
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0.004, 0.08, n)))
+    open_ = np.concatenate([[100.0], close[:-1] * np.exp(rng.normal(0, 0.02, n - 1))])
+    high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0, 0.03, n)))
+    low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0, 0.03, n)))
+    idx = pd.date_range("2024-01-01", periods=n, freq="1h", tz="UTC")
+    df = pd.DataFrame({"open": open_, "high": high, "low": low, "close": close, "volume": 1.0}, index=idx)
+    return df, np.repeat(rng.choice([-1.0, -0.5, 0.0, 0.5, 1.0], n // 20), 20)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_ruin_matches_the_per_bar_reference_on_wild_prices(seed):
+    df, target = _wild(seed)
+    idx = df.index
+    res = simulate(df, target, fees=0.001, slippage=0.0005, init_cash=1000.0)
+    ref, ruined = _ruin_loop(df, target, 0.001, 0.0005, 1000.0)
+    np.testing.assert_allclose(res.equity.to_numpy(), ref, rtol=1e-9, atol=1e-9)
+    assert (res.equity >= 0).all()
+    assert res.ruined_at == (None if ruined is None else idx[ruined])
+    np.testing.assert_allclose(res.trades["pnl"].sum(), res.final_equity - 1000.0, rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose((1 + res.returns).prod() * 1000.0, res.final_equity, atol=1e-9)
+
+
+def test_some_wild_seeds_are_ruined():
+    """The seeds above exercise both outcomes (otherwise the reference comparison proves little)."""
+    survived = {
+        simulate(*_wild(seed), fees=0.001, slippage=0.0005, init_cash=1000.0).ruined_at is None for seed in range(6)
+    }
+    assert survived == {True, False}

@@ -197,3 +197,15 @@ def test_statistics_match_vectorbt():
     pf = portfolio_from_signals(bars, target, fees=0.001)
     assert ours["win_rate"] == pytest.approx(pf.trades.closed.win_rate(), rel=1e-12)
     assert ours["total_return"] == pytest.approx(pf.total_return(), rel=1e-9)
+
+
+def test_a_ruined_curve_is_flagged_and_holds_nothing_after():
+    idx = pd.date_range("2024-01-01", periods=6, freq="1D", tz="UTC")
+    eq = pd.Series([100.0, 120.0, 60.0, 0.0, 0.0, 0.0], index=idx)
+    for kind in ("equity", "auto"):  # an equity curve that ends at 0 is still read as equity
+        s = performance_summary(eq, kind=kind, init_cash=100.0)
+        assert s["ruined"] and s["total_return"] == -1.0 and s["max_drawdown"] == -1.0
+        assert np.isfinite(s["sharpe"])  # the bars after the ruin return 0, not 0/0
+    r = performance_summary(eq.pct_change().fillna(0.0).where(eq.shift(1) != 0, 0.0), kind="returns")
+    assert r["ruined"] and r["total_return"] == -1.0
+    assert not performance_summary(eq.iloc[:3], kind="equity", init_cash=100.0)["ruined"]
