@@ -163,3 +163,25 @@ def test_mainnet_needs_explicit_confirmation(tiny_model_dir, tmp_path, monkeypat
     r = CliRunner().invoke(main, args + ["--confirm-live", "ETHUSDT"])
     assert r.exit_code != 0 and "does not match --symbol" in r.output
     assert not any(tmp_path.iterdir())  # nothing started, nothing written
+
+
+def test_a_ruined_paper_account_stops_the_session_without_a_kill_switch(tmp_path):
+    """Equity <= 0 stops a live session even when no kill switch was set (what the backtests call ruin)."""
+    from effnet_trading.plugins.bybit.live import LiveSession
+    from effnet_trading.plugins.bybit.paper import PaperBroker
+
+    def bar(start: int, price: float) -> Bar:
+        return Bar(start=start, open=price, high=price, low=price, close=price, volume=1.0)
+
+    broker = PaperBroker(init_cash=1000.0, fees=0.0)
+    broker.submit(pd.Timestamp("2024-01-01", tz="UTC"), "BTCUSDT", -1.0, "short-1")
+    broker.on_bar(bar(60_000, 100.0))  # a 1x short of 10 units at 100: cash 2,000
+    assert broker.units == pytest.approx(-10.0)
+    scorer = SimpleNamespace(class_names=("sell", "hold", "buy"))
+    session = LiveSession(
+        scorer, None, None, broker, None, None, symbol="BTCUSDT", category="linear", interval="1", out_dir=tmp_path
+    )
+    assert session.kill_switch is None
+    assert session._kill_check(bar(120_000, 150.0), ordered=False) is None  # equity 500
+    reason = session._kill_check(bar(180_000, 201.0), ordered=False)  # equity -10
+    assert reason is not None and "ruined" in reason and "-10.00" in reason

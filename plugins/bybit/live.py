@@ -201,9 +201,14 @@ class LiveSession:
             fills.write(f.as_row())
 
     def _kill_check(self, bar: Bar, ordered: bool) -> str | None:
+        snap = self.broker.snapshot(bar.close)
+        if snap["equity"] <= 0.0:  # always on, kill switch or not: nothing is left to trade with
+            return (
+                f"equity {snap['equity']:.2f} <= 0 at the close of {bar.timestamp}: the account is ruined "
+                "(see 'Ruin' in strategies.execution); cap the exposure or set a kill switch (--max-daily-loss)"
+            )
         if self.kill_switch is None:
             return None
-        snap = self.broker.snapshot(bar.close)
         capital = snap.get("capital", getattr(self.broker, "init_cash", float("nan")))
         return self.kill_switch.check(
             bar.timestamp,
