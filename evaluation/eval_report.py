@@ -204,7 +204,11 @@ def _fmt(x, spec=".3f") -> str:
 def ruin_flag(ruined_folds, folds: int) -> str:
     """The table's mark for a strategy whose equity reached 0 in some folds (its Sharpe is then that of a
     series holding one -100 % bar: read the total return and drawdown)."""
-    return f" ⚠ruined in {int(ruined_folds)} of {int(folds)} folds" if ruined_folds and ruined_folds == ruined_folds else ""
+    return (
+        f" ⚠ruined in {int(ruined_folds)} of {int(folds)} folds"
+        if ruined_folds and ruined_folds == ruined_folds
+        else ""
+    )
 
 
 def markdown_table(res: dict) -> str:

@@ -439,6 +439,19 @@ def _splits(ds, cfg: EvalConfig) -> tuple[list, dict[str, np.ndarray] | None]:
     return [Split(train=holdout["train"], valid=holdout["valid"], test=holdout["test"], fold=0)], holdout
 
 
+def recorded_model_dir(out: str | os.PathLike, recorded: str) -> Path:
+    """A fold record's model folder, found under ``out`` when the evaluation folder has moved since it was
+    written (a sweep cell is written into a work folder and renamed when done): the path's part from its
+    last ``models`` folder on, under ``out``. An existing or unrecognised path is returned as it is."""
+    path = Path(recorded)
+    if path.exists() or "models" not in path.parts:
+        return path
+    parts = path.parts
+    start = len(parts) - 1 - parts[::-1].index("models")
+    moved = Path(out).joinpath(*parts[start:])
+    return moved if moved.exists() else path
+
+
 def _run_set(
     frame, cfg: EvalConfig, out: Path, tag: str, models, baselines, *, resume: bool, progress: bool
 ) -> list[dict]:
@@ -451,7 +464,11 @@ def _run_set(
     for sp in tqdm(splits, desc=f"{tag} folds", disable=not progress):
         path = out / "folds" / f"{'' if tag == 'real' else tag + '_'}fold_{sp.fold}.json"
         if resume and path.exists():
-            records.append(json.loads(path.read_text()))
+            rec = json.loads(path.read_text())
+            for entry in rec["strategies"].values():
+                if "model_dir" in entry:
+                    entry["model_dir"] = str(recorded_model_dir(out, entry["model_dir"]))
+            records.append(rec)
             continue
         fold = _Fold(frame, ds, sp.test, sp.fold, cfg, out / "models" / tag, progress, holdout)
         rec = fold.record(models, baselines)

@@ -210,6 +210,9 @@ def add_evaluate_gallery(out_dir: str | os.PathLike, frame: pd.DataFrame, top: i
     name, entry = next(((n, e) for n, e in last["strategies"].items() if e.get("kind") == "model"), (None, None))
     if entry is None:
         raise SpecError("the evaluation trained no model (only baselines); there is nothing to explain.")
+    from effnet_trading.evaluation.evaluate import recorded_model_dir
+
+    entry["model_dir"] = str(recorded_model_dir(out, entry["model_dir"]))  # also after the folder moved
     card = load_card(entry["model_dir"])
     lo, hi = (frame.index.get_loc(pd.Timestamp(t)) for t in last["test_span"])
     ends = valid_ends(card.spec, frame)

@@ -42,6 +42,7 @@ class BacktestOutput:
     trades: pd.DataFrame
     summary: dict
     latency_ms: np.ndarray
+    held: pd.Series | None = None  # the target in effect during each bar (filled at its open; 0 after a ruin)
 
 
 class _Progress:
@@ -207,12 +208,13 @@ def run_backtest(
                 pf = portfolio_from_signals(ohlcv, target, fees=fees, slippage=slippage, init_cash=init_cash)
             equity = pf.value().rename("equity")
             frame = canonical_ohlcv(ohlcv)
+            # vectorbt does not liquidate: the contract's ruin rule on its fills, as for backtrader
             fills, ruin = apply_ruin(frame, portfolio_fills(pf, frame.index), init_cash)
-            if ruin is None:
-                trades = _vectorbt_trades(pf)
-            else:  # vectorbt does not liquidate: the contract's ruin rule on its fills, as for backtrader
+            if ruin is not None:
                 equity.iloc[ruin:] = 0.0
-                trades = trades_from_orders(fills, frame.index, float(frame["close"].iloc[-1]))
+            # round trips as simulate and backtrader count them (vectorbt's own records split a position
+            # into one trade per entry order)
+            trades = trades_from_orders(fills, frame.index, float(frame["close"].iloc[-1]))
             ruined_at = None if ruin is None else frame.index[ruin]
     held = target.shift(1, fill_value=0.0)  # the contract: a decision at close t is held from open t+1
     if ruined_at is not None:
@@ -251,7 +253,7 @@ def run_backtest(
             **(config or {}),
         },
     }
-    return BacktestOutput(engine, probs, target, equity, bench_eq, trades, _clean(summary), latency)
+    return BacktestOutput(engine, probs, target, equity, bench_eq, trades, _clean(summary), latency, held)
 
 
 def write_backtest_outputs(out: BacktestOutput, ohlcv: pd.DataFrame, out_dir: str | Path, **report: Any) -> Path:

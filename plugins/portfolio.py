@@ -134,7 +134,7 @@ def run_backtest_many(
                 "exposure": float((targets[sym].shift(1, fill_value=0.0) != 0).mean()),
             }
     else:
-        probs, targets, curves, parts = {}, {}, {}, []
+        probs, targets, curves, parts, held_by = {}, {}, {}, [], {}
         for sym, frame in frames.items():
             scorers[sym].reset()
             out = run_backtest(
@@ -148,12 +148,14 @@ def run_backtest_many(
                 progress=progress,
                 periods_per_year=periods_per_year,
             )
-            probs[sym], targets[sym], curves[sym] = out.probs, out.target, out.equity
+            probs[sym], targets[sym], curves[sym], held_by[sym] = out.probs, out.target, out.equity, out.held
             parts.append(out.trades.assign(symbol=sym)[["symbol", *out.trades.columns]])
             per[sym] = {k: out.summary[k] for k in ("strategy", "buy_and_hold", "bars", "span", "gaps")}
         equity = _sum_sleeves(curves, sleeve_cash)
         trades = pd.concat(parts, ignore_index=True)
-    held = pd.DataFrame({s: t.shift(1, fill_value=0.0) for s, t in targets.items()}).reindex(equity.index)
+    if cash_sharing:
+        held_by = {s: t.shift(1, fill_value=0.0) for s, t in targets.items()}
+    held = pd.DataFrame(held_by).reindex(equity.index)  # a sleeve holds nothing after its ruin
     position = held.fillna(0.0).abs().mean(axis=1)  # share of the portfolio in the market, per bar
     strat = performance_summary(
         equity, trades=trades, position=position, init_cash=init_cash, kind="equity", periods_per_year=periods_per_year

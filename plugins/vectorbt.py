@@ -288,7 +288,7 @@ def portfolio_from_signals(
         if sl_stop is not None or tp_stop is not None:
             raise SpecError("sl_stop/tp_stop are for one OHLCV frame; with several symbols use Risk(stop_loss=...).")
         shared = {"group_by": True, "cash_sharing": True, "call_seq": "auto"} if cash_sharing else {}
-        return vbt.Portfolio.from_orders(
+        pf = vbt.Portfolio.from_orders(
             close_w,
             size=_contract_orders_per_symbol(target, open_w),
             size_type="targetpercent",
@@ -299,6 +299,15 @@ def portfolio_from_signals(
             freq=freq or infer_interval(index),
             **shared,
         )
+        if not cash_sharing:  # a shared pool is one account: not checked here (see "Ruin" in strategies.execution)
+            _warn_if_ruined(
+                pf,
+                lambda j: pd.DataFrame(
+                    {"open": open_w.iloc[:, j], "high": high_w.iloc[:, j], "low": low_w.iloc[:, j]}
+                ).assign(close=close_w.iloc[:, j]),
+                init_cash,
+            )
+        return pf
     frame = _frame(ohlcv)
     symbols = _symbol_level(target)
     if symbols is not None:
@@ -392,18 +401,26 @@ def portfolio_fills(pf, index: pd.DatetimeIndex) -> list:
     ]
 
 
-def _warn_if_ruined(pf, frame: pd.DataFrame, init_cash: float) -> None:
+def _warn_if_ruined(pf, prices, init_cash: float) -> None:
+    """Warn (``RuinWarning``) when a column's equity reaches 0. ``prices``: the one OHLCV frame every
+    column trades, or a function column position -> that column's OHLCV frame. Not for shared cash."""
     from effnet_trading.strategies.execution import apply_ruin
 
-    if pf.wrapper.ndim != 1:
-        return  # one column per target: checked per column by run_backtest, not here
-    _, ruin = apply_ruin(frame, portfolio_fills(pf, frame.index), init_cash)
-    if ruin is not None:
+    columns = [None] if pf.wrapper.ndim == 1 else list(pf.wrapper.columns)
+    ruined = []
+    for j, col in enumerate(columns):
+        frame = prices if isinstance(prices, pd.DataFrame) else prices(j)
+        one = pf if col is None else pf[col]
+        _, ruin = apply_ruin(frame, portfolio_fills(one, frame.index), init_cash)
+        if ruin is not None:
+            ruined.append(f"{'' if col is None else f'column {col!r} '}at {frame.index[ruin]}")
+    if ruined:
         warnings.warn(
-            f"equity reaches 0 at {frame.index[ruin]} (a short held through a rally that doubled its entry price, or more): "
-            "vectorbt does not liquidate, so this portfolio's value after that bar is below zero and its statistics "
-            "are not an account's. effnet_trading's backtest (run_backtest, the backtest command) and simulate() "
-            "close the position there and report the account as ruined; or cap the exposure (Risk(max_exposure=...)).",
+            f"equity reaches 0 ({'; '.join(ruined[:5])}{' ...' if len(ruined) > 5 else ''}): a short held through a "
+            "rally that doubled its entry price, or more. vectorbt does not liquidate, so the value after that bar is "
+            "below zero and the statistics are not an account's. effnet_trading's backtest (run_backtest, the backtest "
+            "command) and simulate() close the position there and report the account as ruined; or cap the exposure "
+            "(Risk(max_exposure=...)).",
             RuinWarning,
             stacklevel=3,
         )

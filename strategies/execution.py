@@ -224,7 +224,9 @@ def apply_ruin(ohlcv: pd.DataFrame, fills: list[Fill], init_cash: float) -> tupl
     kept = [f for f in fills if f.bar < r or (f.bar == r and not at_open[r])]
     held, cash_r = (units_pre[r], cash_pre[r]) if at_open[r] else (units[r], cash[r])
     if held != 0.0:
-        bankrupt = -cash_r / held  # the price at which cash + held * price == 0
+        # the price at which cash + held * price == 0; at 0 when costs left the account insolvent with a
+        # sliver of a short (a cover capped by cash): the remainder is written off
+        bankrupt = max(-cash_r / held, 0.0)
         kept.append(Fill(r, float(-held), float(bankrupt), 0.0, 0.0, 0.0, 0.0, via="liquidation"))
     return kept, r
 

@@ -117,12 +117,14 @@ def _as_equity(series, kind: str, init: float | None) -> tuple[np.ndarray, np.nd
 
 
 def _detect_kind(values: np.ndarray) -> str:
-    """'returns' if any value is negative; 'equity' if none is and one reaches 0.5 (no run of
+    """'returns' if any value is negative; 'equity' if all are positive (or positive, then 0 to the end: a
+    ruin) and one reaches 0.5 (no run of
     per-bar returns is +50 % on every bar); otherwise ambiguous: refuse."""
     finite = values[np.isfinite(values)]
     if len(finite) and finite.min() < 0:
         return "returns"
-    if len(finite) and finite.min() >= 0 and finite.max() >= 0.5:  # an equity curve may end at 0 (ruin)
+    ruined_tail = len(finite) and finite[0] > 0 and not (finite[np.argmax(finite <= 0) :] > 0).any()
+    if len(finite) and finite.max() >= 0.5 and (finite.min() > 0 or ruined_tail):  # equity may end in 0s (ruin)
         return "equity"
     raise DataError(
         f"cannot tell whether these {len(values)} values are an equity curve or per-bar returns "
@@ -155,7 +157,8 @@ def performance_summary(
     periods_per_year: annualisation; default: observed from the DatetimeIndex (the data's own
     calendar). interval: the bar size ('1h'), used (as a 24/7 calendar) only without a
     DatetimeIndex. kind: 'equity', 'returns' or 'auto' (returns if any value is negative,
-    equity if all are positive and one reaches 0.5, else an error asking for kind).
+    equity if all are positive, or positive and then 0 to the end, and one reaches 0.5, else an
+    error asking for kind).
     init_cash: the equity before the first bar (a SimResult supplies it).
     Returns total_return, cagr (None below 90 days, reason in cagr_note), sharpe, sortino,
     volatility (annualised), max_drawdown (<= 0), bars, days, periods_per_year and

@@ -313,3 +313,19 @@ def test_ruined_folds_are_counted_and_flagged_also_in_results_written_before_the
     assert not fold_ruined({"max_drawdown": -0.99})
     assert ruin_flag(2, 5.0) == " ⚠ruined in 2 of 5 folds"
     assert ruin_flag(0, 5) == "" and ruin_flag(float("nan"), 5) == ""
+
+
+@pytest.mark.slow
+def test_resume_after_the_folder_moved(planted_run, tmp_path):
+    """Fold records name their model folders by absolute path; a resume in a folder moved since (a sweep
+    cell is written in a work folder, then renamed) finds them under the new folder."""
+    import shutil
+
+    out, res = planted_run
+    moved = tmp_path / "moved"
+    shutil.copytree(out, moved)
+    for path in (moved / "folds").glob("*.json"):  # as if written in a folder that no longer exists
+        path.write_text(path.read_text().replace(str(out), str(tmp_path / "gone")))
+    again = evaluate(_planted_8k(), _cfg(), moved, resume=True, progress=False)
+    assert again["lookahead"]["small_cnn"]["ok"]
+    assert again["strategies"]["small_cnn"]["perf"] == res["strategies"]["small_cnn"]["perf"]

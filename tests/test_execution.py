@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from effnet_trading.errors import DataError, SpecError
-from effnet_trading.strategies import simulate
+from effnet_trading.strategies import performance_summary, simulate
 
 
 def _frame(opens, closes, freq="1h"):
@@ -259,3 +259,37 @@ def test_some_wild_seeds_are_ruined():
         simulate(*_wild(seed), fees=0.001, slippage=0.0005, init_cash=1000.0).ruined_at is None for seed in range(6)
     }
     assert survived == {True, False}
+
+
+def _wick_frame():
+    """Bar 3 opens at 120 and wicks to 260 before closing at 160."""
+    o, c = np.array([100, 100, 140, 120, 150.0]), np.array([100, 140, 120, 160, 150.0])
+    h = np.maximum(o, c)
+    h[3] = 260.0
+    idx = pd.date_range("2024-01-01", periods=5, freq="1h", tz="UTC")
+    return pd.DataFrame({"open": o, "high": h, "low": np.minimum(o, c), "close": c, "volume": 1.0}, index=idx)
+
+
+def test_a_ruin_after_that_bars_fill_liquidates_the_new_position():
+    # short 0.5 at 100 (5 units, cash 1,500); at bar 3's open (equity 900) short 1x: 7.5 units, cash 1,800;
+    # the wick to 260 passes 1,800 / 7.5 = 240: the whole new position is liquidated at 240
+    df = _wick_frame()
+    res = simulate(df, [-0.5, -0.5, -1, -1, -1], fees=0.0, init_cash=1000.0)
+    assert res.ruined_at == df.index[3]
+    assert res.orders["via"].tolist() == ["next_open", "next_open", "liquidation"]
+    np.testing.assert_allclose(res.orders[["size", "price"]].to_numpy(), [[5, 100], [2.5, 120], [7.5, 240]])
+    np.testing.assert_allclose(res.trades["pnl"], [-1000.0])
+
+
+def test_a_flip_on_the_ruin_bar_closes_the_long_and_liquidates_the_short():
+    # long 10 units at 100 (cash 0); at bar 3's open (120) flip to -1: sell 20, cash 2,400; 2,400 / 10 = 240
+    df = _wick_frame()
+    res = simulate(df, [1, 1, -1, -1, -1], fees=0.0, init_cash=1000.0)
+    assert res.ruined_at == df.index[3]
+    tr = res.trades
+    assert tr["direction"].tolist() == ["long", "short"] and tr["status"].tolist() == ["closed", "liquidated"]
+    np.testing.assert_allclose(tr["pnl"], [200.0, -1200.0])
+    np.testing.assert_allclose(tr["exit_price"], [120.0, 240.0])
+    perf = performance_summary(res)
+    assert perf["ruined"] and perf["trades"] == 2 and perf["win_rate"] == 0.5  # the liquidated trade counts
+    assert perf["exposure"] == 0.4  # held during bars 1 and 2 only: nothing after the ruin

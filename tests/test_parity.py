@@ -13,7 +13,7 @@ from effnet_trading.imaging import render
 from effnet_trading.model_zoo.runtime import Predictor
 from effnet_trading.plugins import backtrader as bt_plugin
 from effnet_trading.plugins import vectorbt as vbt_plugin
-from effnet_trading.strategies import Policy, SignalModel, simulate
+from effnet_trading.strategies import Policy, SignalModel, performance_summary, simulate
 
 N_BARS = 1500
 
@@ -213,6 +213,25 @@ def test_a_ruin_is_the_same_in_every_engine():
         assert out.trades["status"].tolist() == ["liquidated"], engine
         np.testing.assert_allclose(out.trades["pnl"], ref.trades["pnl"], rtol=1e-9, err_msg=engine)
         assert out.summary["strategy"]["total_return"] == -1.0 and out.summary["strategy"]["max_drawdown"] == -1.0
+        assert out.held.tolist() == ref.position.tolist(), engine  # nothing held after the ruin
+        assert out.summary["strategy"]["turnover"] == performance_summary(ref)["turnover"] == 2.0
+    target = policy.positions(probs)
     with pytest.warns(vbt_plugin.RuinWarning, match="does not liquidate"):
-        pf = vbt_plugin.portfolio_from_signals(frame, policy.positions(probs), fees=0.001, slippage=0.0005)
+        pf = vbt_plugin.portfolio_from_signals(frame, target, fees=0.001, slippage=0.0005)
     assert pf.value().min() < 0  # what the warning is about: vectorbt's own value goes below zero
+    wide = pd.DataFrame({"short": target, "flat": 0.0 * target})
+    with pytest.warns(vbt_plugin.RuinWarning, match="column 'short' at"):  # one column of several
+        vbt_plugin.portfolio_from_signals(frame, wide, fees=0.001)
+    with pytest.warns(vbt_plugin.RuinWarning, match="column 'X' at"):  # {symbol: frame}
+        vbt_plugin.portfolio_from_signals({"X": frame, "Y": frame}, wide.set_axis(["X", "Y"], axis=1), fees=0.001)
+
+    from effnet_trading.plugins.portfolio import run_backtest_many
+
+    hold = pd.DataFrame({"sell": 0.05, "hold": 0.9, "buy": 0.05}, index=idx)
+    scorers = {"X": PrecomputedScores(probs), "Y": PrecomputedScores(hold)}
+    for engine in ("backtrader", "vectorbt"):  # separate sleeves: X's sleeve holds nothing after its ruin
+        many = run_backtest_many({"X": frame, "Y": frame}, scorers, engine=engine, policy=policy, fees=0.001)
+        x = many.summary["symbols"]["X"]["strategy"]
+        assert x["ruined_at"] == str(ref.ruined_at)
+        np.testing.assert_allclose(many.summary["strategy"]["exposure"], x["exposure"], err_msg=engine)
+        assert many.summary["strategy"]["turnover"] == 1.0, engine  # half the portfolio, in and out

@@ -209,3 +209,10 @@ def test_a_ruined_curve_is_flagged_and_holds_nothing_after():
     r = performance_summary(eq.pct_change().fillna(0.0).where(eq.shift(1) != 0, 0.0), kind="returns")
     assert r["ruined"] and r["total_return"] == -1.0
     assert not performance_summary(eq.iloc[:3], kind="equity", init_cash=100.0)["ruined"]
+
+
+@pytest.mark.parametrize("values", [[0.0, 0.0, 0.6, 0.0, 0.1], [0.0, 10.0, 25.0, 30.0, 40.0], [5.0, 0.0, 3.0, 2.0]])
+def test_auto_kind_still_refuses_zeros_that_are_not_a_ruin(values):
+    """Zeros read as equity only as a run to the end after a positive start (a ruined account)."""
+    with pytest.raises(DataError, match="cannot tell"):
+        performance_summary(pd.Series(values), kind="auto", periods_per_year=365)

@@ -271,3 +271,31 @@ def test_cli_config_errors_are_one_line(tmp_path, text, extra, fragment):
     result = CliRunner().invoke(main, ["sweep", str(conf), "--out", str(tmp_path / "o"), *extra])
     assert result.exit_code == 1 and fragment in result.output and "Traceback" not in result.output, result.output
     assert not (tmp_path / "o").exists()  # refused before anything is written
+
+
+def test_ruined_folds_are_flagged_in_the_cell_and_sweep_tables(in_process, tmp_path):
+    """A cell whose model was ruined in a fold is marked in both tables; a cell written before the ruin rule
+    (no ruined_folds, equity below zero in a fold) is counted from its fold files."""
+    from effnet_trading.evaluation.eval_report import markdown_table
+
+    cfg, out, _ = in_process
+    part = tmp_path / "part"
+    shutil.copytree(out, part)
+    new, old = part / "cells" / "seed-0", part / "cells" / "seed-1"
+    res = json.loads((new / "results.json").read_text())
+    res["strategies"]["small_cnn"]["ruined_folds"] = 2
+    (new / "results.json").write_text(json.dumps(res))
+    assert "| small_cnn ⚠ruined in 2 of 2 folds |" in markdown_table(res).replace(" ⚠collapsed", "")
+    res = json.loads((old / "results.json").read_text())
+    res["strategies"]["small_cnn"].pop("ruined_folds")
+    (old / "results.json").write_text(json.dumps(res))
+    fold = json.loads((old / "folds" / "fold_1.json").read_text())
+    fold["strategies"]["small_cnn"]["perf"].pop("ruined")
+    fold["strategies"]["small_cnn"]["perf"]["max_drawdown"] = -1.4
+    (old / "folds" / "fold_1.json").write_text(json.dumps(fold))
+    table = run_sweep(cfg, part, table_only=True, progress=False)
+    got = table.set_index(["cell", "strategy"])["ruined_folds"]
+    assert (got["seed-0", "small_cnn"], got["seed-1", "small_cnn"], got["seed-0", "logreg"]) == (2, 1, 0)
+    md = (part / "results.md").read_text().replace(" ⚠collapsed", "")
+    assert "small_cnn ⚠ruined in 2 of 2 folds |" in md and "small_cnn ⚠ruined in 1 of 2 folds |" in md
+    assert "logreg ⚠ruined" not in md
