@@ -294,6 +294,10 @@ def run_sweep(
         outcome[cell.id] = res
         if res["status"] != "ok" and progress:
             tqdm.write(f"cell {cell.id} failed: {res['error']}")
+    for c in cells:  # another process (a disjoint --only) may have finished, or a user moved, a cell meanwhile
+        if outcome[c.id].get("skipped") or outcome[c.id]["status"] == "pending":
+            done = _finished(c, cells_dir / c.id)
+            outcome[c.id] = {"status": "ok", "skipped": True} if done else {"status": "pending"}
     meta = {
         "cells": len(cells),
         "ran": len(jobs),

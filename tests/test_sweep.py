@@ -299,3 +299,32 @@ def test_ruined_folds_are_flagged_in_the_cell_and_sweep_tables(in_process, tmp_p
     md = (part / "results.md").read_text().replace(" ⚠collapsed", "")
     assert "small_cnn ⚠ruined in 2 of 2 folds |" in md and "small_cnn ⚠ruined in 1 of 2 folds |" in md
     assert "logreg ⚠ruined" not in md
+
+
+def test_the_table_sees_cells_that_other_processes_finished_or_moved_meanwhile(in_process, tmp_path, monkeypatch):
+    """Two --only processes share one --out: at the end each lists the cells as they are then, not as they
+    were at its start (a cell finished by the other process is in the table; one moved away is pending)."""
+    cfg, out, _ = in_process
+    part = tmp_path / "part"
+    shutil.copytree(out, part)
+    shutil.rmtree(part / "cells" / "seed-1")
+
+    def other_process_meanwhile(frame, cell, cell_dir, device=None):
+        shutil.copytree(out / "cells" / cell.id, cell_dir)  # this process's cell
+        shutil.rmtree(part / "cells" / "seed-0")  # finished at the start, moved away since
+        return {"status": "ok", "seconds": 0.0, "error": None}
+
+    monkeypatch.setattr(sweep_module, "run_cell", other_process_meanwhile)
+    table = run_sweep(cfg, part, use_ray=False, progress=False, only="seed-1")
+    assert dict(table.groupby("cell")["status"].first()) == {"seed-0": "pending", "seed-1": "ok"}
+
+    def finished_by_the_other(frame, cell, cell_dir, device=None):
+        shutil.copytree(out / "cells" / cell.id, cell_dir)
+        shutil.copytree(out / "cells" / "seed-1", part / "cells" / "seed-1")  # the other process's cell
+        return {"status": "ok", "seconds": 0.0, "error": None}
+
+    shutil.rmtree(part / "cells" / "seed-1")
+    monkeypatch.setattr(sweep_module, "run_cell", finished_by_the_other)
+    table = run_sweep(cfg, part, use_ray=False, progress=False, only="seed-0")
+    assert dict(table.groupby("cell")["status"].first()) == {"seed-0": "ok", "seed-1": "ok"}
+    assert "not run yet" not in (part / "results.md").read_text()
