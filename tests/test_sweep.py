@@ -242,7 +242,14 @@ def test_local_ray_gives_the_in_process_table(in_process, tmp_path):
 
 @pytest.mark.parametrize(
     "name, n_cells",
-    [("btc_small", 2), ("evidence", 108), ("literature", 3), ("evidence_next", 4), ("evidence_cpu", 18)],
+    [
+        ("btc_small", 2),
+        ("evidence", 108),
+        ("literature", 3),
+        ("evidence_next", 4),
+        ("evidence_cpu", 18),
+        ("evidence_cpu_seeds", 12),
+    ],
 )
 def test_example_configs_build_every_cell(name, n_cells):
     """The shipped sweep configs stay valid: every cell builds its EvalConfig (nothing runs)."""
