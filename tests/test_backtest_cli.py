@@ -268,3 +268,17 @@ def test_report_draws_without_pyplot(planted, tmp_path, monkeypatch):
     )
     page = path.read_text()
     assert page.count("data:image/png;base64,") == 3 and page.index("About this run") < page.index("Summary")
+
+
+def test_summary_line_marks_a_ruin_and_says_why_there_is_no_cagr():
+    from effnet_trading.plugins.cli.backtest_cmd import _fmt_line
+
+    idx = pd.date_range("2024-01-01", periods=200, freq="1D", tz="UTC")
+    close = np.concatenate([np.full(100, 100.0), np.linspace(100, 400, 100)])
+    frame = pd.DataFrame({"open": close, "high": close, "low": close, "close": close, "volume": 1.0}, index=idx)
+    res = simulate(frame, -np.ones(200), fees=0.0)  # a 1x short through a 4x rally
+    s = performance_summary(res) | {"ruined_at": str(res.ruined_at)}
+    line = _fmt_line("strategy", s)
+    assert f"RUINED at {res.ruined_at}: equity reached 0" in line and "CAGR n/a (equity reached zero)" in line
+    calm = performance_summary(simulate(frame.iloc[:60], np.ones(60), fees=0.0))  # 59 days
+    assert "RUINED" not in _fmt_line("strategy", calm) and "CAGR n/a (not annualised" in _fmt_line("strategy", calm)

@@ -28,10 +28,13 @@ def _fmt_line(name: str, s: dict[str, Any]) -> str:
         v = s.get(k)
         return "nan" if v is None else format(v, spec)
 
-    cagr = f("cagr", "+.2%") if s.get("cagr") is not None else "n/a (span < 90 days)"
+    cagr = f("cagr", "+.2%") if s.get("cagr") is not None else f"n/a ({s.get('cagr_note') or 'span < 90 days'})"
+    ruined = ""
+    if s.get("ruined"):  # equity reached 0: see "Ruin" in strategies.execution
+        ruined = "  RUINED" + (f" at {s['ruined_at']}" if s.get("ruined_at") else "") + ": equity reached 0"
     return (
         f"{name:<12} return {f('total_return', '+.2%')}  CAGR {cagr}  Sharpe {f('sharpe', '.2f')}  "
-        f"maxDD {f('max_drawdown', '.2%')}  trades {s.get('trades', '-')}  exposure {f('exposure', '.0%')}"
+        f"maxDD {f('max_drawdown', '.2%')}  trades {s.get('trades', '-')}  exposure {f('exposure', '.0%')}{ruined}"
     )
 
 
