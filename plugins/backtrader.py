@@ -15,6 +15,7 @@ from __future__ import annotations
 import array
 import copy
 import datetime
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,7 @@ __all__ = [
 ]
 
 bt = require("backtrader", "backtrader")
+log = logging.getLogger(__name__)
 
 LINE_NAMES = ("sell", "hold", "buy", "signal")
 _UTC = datetime.timezone.utc
@@ -274,7 +276,10 @@ class EfficientNetStrategy(bt.Strategy):
     fractional units from the close of bar t and fill at the next open (the held fraction then
     drifts by the close-to-open gap; keep ``stake`` below 1 so a gap up does not exceed the cash).
     Orders go out only when the target changes; an order the broker rejects (Margin/Rejected)
-    is logged and retried at the next bar.
+    is logged and retried at the next bar. backtrader does not liquidate: once the broker's value at a
+    close is <= 0 (a short held through a rally) the strategy sends no more orders and sets ``ruined``
+    to that bar's time (``run_backtrader`` reports the contract's liquidation, see "Ruin" in
+    ``strategies.execution``).
 
     params: model, policy, risk, chunk (see EfficientNetSignal);
     stake (fraction of equity for |signal| = 1); signal (use an existing line, e.g. a
@@ -310,6 +315,7 @@ class EfficientNetStrategy(bt.Strategy):
         self.order_log: list[tuple] = []  # (fill bar as a backtrader float date, units traded, fill price, fee)
         self.equity_log: list[float] = []
         self._fills: dict[int, tuple[float, float, float]] = {}  # order ref -> logged (size, value, commission)
+        self.ruined: datetime.datetime | None = None  # the close at which the broker's value was <= 0
 
     def _decision(self, ago: int) -> float:
         value = float(self.signal[ago]) if len(self.signal) > -ago else 0.0
@@ -334,6 +340,8 @@ class EfficientNetStrategy(bt.Strategy):
             (self.buy if delta > 0 else self.sell)(data=d, size=abs(delta))
 
     def next_open(self) -> None:
+        if self.ruined is not None:
+            return
         # before this bar's lines are computed: signal[0] still holds the previous bar's decision
         target = self._decision(0)
         if target != self.held_target:
@@ -344,8 +352,17 @@ class EfficientNetStrategy(bt.Strategy):
         self.next_open()
 
     def next(self) -> None:
-        self.equity_log.append(self.broker.getvalue())
-        if self.cerebro.p.cheat_on_open:
+        value = self.broker.getvalue()
+        self.equity_log.append(value)
+        if self.ruined is None and value <= 0.0:
+            self.ruined = self.data.datetime.datetime(0)
+            log.warning(
+                "%s: the broker's value is %.2f <= 0 at the close of %s (the account is ruined); no more orders",
+                type(self).__name__,
+                value,
+                self.ruined,
+            )
+        if self.cerebro.p.cheat_on_open or self.ruined is not None:
             return
         target = self._decision(0)
         if target != self.held_target:

@@ -319,3 +319,28 @@ def test_readme_headless_plot_workaround(tmp_path):
     )
     assert res.returncode == 0, res.stderr[-2000:]
     assert (tmp_path / "backtest.png").stat().st_size > 1000
+
+
+def test_strategy_stops_ordering_once_the_broker_value_is_not_positive(caplog):
+    """backtrader does not liquidate: a 1x short through a tripling takes the broker's value below zero;
+    from that close on the strategy sends no order (the later buy never goes out) and says so."""
+    n = 60
+    idx = pd.date_range("2024-01-01", periods=n, freq="1h", tz="UTC")
+    close = np.concatenate([np.full(20, 100.0), np.linspace(100, 300, 20), np.full(20, 150.0)])
+    frame = pd.DataFrame({"open": close, "high": close, "low": close, "close": close, "volume": 1.0}, index=idx)
+    target = pd.Series(0.0, index=idx)
+    target.iloc[10:] = -1.0
+    target.iloc[50:] = 1.0  # after the ruin
+    data = plugin.ProbabilityData(dataname=frame.join(target.rename("signal")))
+    cerebro = bt.Cerebro(stdstats=False)
+    cerebro.adddata(data)
+    cerebro.broker.setcommission(commission=0.0)
+    cerebro.addstrategy(plugin.EfficientNetStrategy, signal=data.signal, stake=0.9)
+    with caplog.at_level("WARNING"):
+        strat = cerebro.run()[0]
+    ruined = pd.Timestamp(strat.ruined, tz="UTC")
+    value = pd.Series(strat.equity_log, index=idx)
+    assert value[value <= 0].index[0] == ruined  # the first close at or below zero
+    times = plugin.num2timestamps([r[0] for r in strat.order_log])
+    assert len(times) == 1 and times[0] == idx[11]  # the short only: no order after the ruin
+    assert "ruined" in caplog.text
