@@ -440,16 +440,17 @@ def _splits(ds, cfg: EvalConfig) -> tuple[list, dict[str, np.ndarray] | None]:
 
 
 def recorded_model_dir(out: str | os.PathLike, recorded: str) -> Path:
-    """A fold record's model folder, found under ``out`` when the evaluation folder has moved since it was
-    written (a sweep cell is written into a work folder and renamed when done): the path's part from its
-    last ``models`` folder on, under ``out``. An existing or unrecognised path is returned as it is."""
+    """A fold record's model folder in ``out``, the evaluation folder it belongs to: the recorded path's part
+    from its last ``models`` folder on, under ``out``, when that exists (so also after the folder moved: a
+    sweep cell is written into a work folder and renamed when done; and never another run's folder now at
+    the recorded path). Otherwise the recorded path as it is."""
     path = Path(recorded)
-    if path.exists() or "models" not in path.parts:
+    if "models" not in path.parts:
         return path
     parts = path.parts
     start = len(parts) - 1 - parts[::-1].index("models")
-    moved = Path(out).joinpath(*parts[start:])
-    return moved if moved.exists() else path
+    own = Path(out).joinpath(*parts[start:])
+    return own if own.exists() else path
 
 
 def _run_set(

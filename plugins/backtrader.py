@@ -276,8 +276,8 @@ class EfficientNetStrategy(bt.Strategy):
     fractional units from the close of bar t and fill at the next open (the held fraction then
     drifts by the close-to-open gap; keep ``stake`` below 1 so a gap up does not exceed the cash).
     Orders go out only when the target changes; an order the broker rejects (Margin/Rejected)
-    is logged and retried at the next bar. backtrader does not liquidate: once the broker's value at a
-    close is <= 0 (a short held through a rally) the strategy sends no more orders and sets ``ruined``
+    is logged and retried at the next bar. backtrader's simulated broker does not liquidate: once its
+    value at a close is <= 0 (a short held through a rally) the strategy sends no more orders and sets ``ruined``
     to that bar's time (``run_backtrader`` reports the contract's liquidation, see "Ruin" in
     ``strategies.execution``).
 
@@ -354,7 +354,7 @@ class EfficientNetStrategy(bt.Strategy):
     def next(self) -> None:
         value = self.broker.getvalue()
         self.equity_log.append(value)
-        if self.ruined is None and value <= 0.0:
+        if self.ruined is None and value <= 0.0 and isinstance(self.broker, bt.brokers.BackBroker):  # simulated
             self.ruined = self.data.datetime.datetime(0)
             log.warning(
                 "%s: the broker's value is %.2f <= 0 at the close of %s (the account is ruined); no more orders",

@@ -185,3 +185,50 @@ def test_a_ruined_paper_account_stops_the_session_without_a_kill_switch(tmp_path
     assert session._kill_check(bar(120_000, 150.0), ordered=False) is None  # equity 500
     reason = session._kill_check(bar(180_000, 201.0), ordered=False)  # equity -10
     assert reason is not None and "ruined" in reason and "-10.00" in reason
+
+
+class _PositionREST:
+    """A REST stub holding one position (signed units at avgPrice); orders move it, their fills never show."""
+
+    endpoints = SimpleNamespace(network="testnet")
+
+    def __init__(self, units: float = 0.0, avg: float = 0.0):
+        self.units, self.avg = units, avg
+
+    def call(self, name, path, **kw):
+        if name == "get_positions":
+            side = "Sell" if self.units < 0 else "Buy"
+            return {
+                "list": [{"size": str(abs(self.units)), "side": side, "avgPrice": str(self.avg)}] if self.units else []
+            }
+        if name == "place_order":
+            self.units += float(kw["qty"]) * (1 if kw["side"] == "Buy" else -1)
+            return {}
+        return {"list": []}
+
+
+def _flat_bar(start: int, price: float) -> Bar:
+    return Bar(start=start, open=price, high=price, low=price, close=price, volume=1.0)
+
+
+def test_a_position_found_on_the_exchange_counts_its_pnl_not_its_notional(tmp_path):
+    """A session restarted while the account holds a 1x short (10 at 100): equity is capital + its PnL. Before,
+    it was capital - 10 x price (negative), and the paper-account ruin stop must not apply to it anyway."""
+    from effnet_trading.plugins.bybit.live import LiveSession
+
+    instrument = {"lotSizeFilter": {"qtyStep": "0.001"}}
+    broker = BybitBroker(_PositionREST(-10.0, 100.0), "BTCUSDT", capital=1000.0, instrument=instrument)
+    broker.on_bar(_flat_bar(60_000, 100.5))
+    assert broker.snapshot(100.5)["equity"] == pytest.approx(1000.0 - 10 * 0.5)
+    session = LiveSession(
+        SimpleNamespace(class_names=("sell", "hold", "buy")), None, None, broker, None, None,
+        symbol="BTCUSDT", category="linear", interval="1", out_dir=tmp_path,
+    )  # fmt: skip
+    assert session._kill_check(_flat_bar(60_000, 100.5), ordered=False) is None
+    # a fill the order query did not show, read back by the reconcile after a reconnect: priced at the last bar
+    missed = BybitBroker(_PositionREST(), "BTCUSDT", capital=1000.0, instrument=instrument)
+    missed.on_bar(_flat_bar(60_000, 100.0))
+    missed.submit(pd.Timestamp(0, tz="UTC"), "BTCUSDT", -1.0, "x1")
+    missed.reconcile()
+    assert missed.units == pytest.approx(-10.0)
+    assert missed.snapshot(100.1)["equity"] == pytest.approx(1000.0 - 10 * 0.1)

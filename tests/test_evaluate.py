@@ -3,6 +3,7 @@ deliberately leaky pipeline is caught by the null and look-ahead checks (and the
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -329,3 +330,22 @@ def test_resume_after_the_folder_moved(planted_run, tmp_path):
     again = evaluate(_planted_8k(), _cfg(), moved, resume=True, progress=False)
     assert again["lookahead"]["small_cnn"]["ok"]
     assert again["strategies"]["small_cnn"]["perf"] == res["strategies"]["small_cnn"]["perf"]
+
+
+def test_recorded_model_dir_prefers_the_evaluations_own_copy(tmp_path, monkeypatch):
+    """A renamed evaluation folder resumes with its own models, never another run's that now sits at the
+    recorded (relative) path; an --out named models works too."""
+    from effnet_trading.evaluation.evaluate import recorded_model_dir
+
+    monkeypatch.chdir(tmp_path)
+    rec = "runs/e1/models/real/fold_0/small_cnn/model"
+    Path(rec).mkdir(parents=True)
+    Path("runs/e1").rename("runs/e1_old")
+    Path(rec).mkdir(parents=True)  # a new run into the old folder name
+    assert recorded_model_dir("runs/e1_old", rec) == Path("runs/e1_old/models/real/fold_0/small_cnn/model")
+    assert recorded_model_dir("runs/e1", rec) == Path(rec)
+    Path("models/models/real/fold_0/m/model").mkdir(parents=True)
+    assert recorded_model_dir("models", "/gone/models/models/real/fold_0/m/model") == Path(
+        "models/models/real/fold_0/m/model"
+    )
+    assert recorded_model_dir("runs/e1_old", "/elsewhere/model") == Path("/elsewhere/model")  # not ours: as recorded

@@ -65,10 +65,12 @@ class BybitBroker:
     def reconcile(self) -> dict:
         """Read the position and open orders back from the exchange (start, and after each reconnect)."""
         pos = self.rest.call("get_positions", "GET /v5/position/list", category=self.category, symbol=self.symbol)
-        units = 0.0
+        units, cost = 0.0, 0.0
         for p in pos.get("list", []):
             size = float(p.get("size") or 0.0)
-            units += size if p.get("side") == "Buy" else -size if p.get("side") == "Sell" else 0.0
+            signed = size if p.get("side") == "Buy" else -size if p.get("side") == "Sell" else 0.0
+            units += signed
+            cost += signed * float(p.get("avgPrice") or "nan") if signed else 0.0
         if not math.isclose(units, self.units, abs_tol=1e-12):
             log.warning(
                 "reconcile %s: exchange position %s units, local %s; taking the exchange's",
@@ -76,6 +78,12 @@ class BybitBroker:
                 units,
                 self.units,
             )
+            # units this session recorded no fill for (a position held before it started, a fill missed
+            # across a reconnect) bring their cash flow, so equity is capital + their PnL, not minus
+            # their notional: at the last price seen, or before any bar at the position's average price
+            ref = self.last_price if math.isfinite(self.last_price) else cost / units if units else float("nan")
+            if math.isfinite(ref):
+                self.cash_flow -= (units - self.units) * ref
         self.units = units
         self.open_orders = self.rest.call(
             "get_open_orders", "GET /v5/order/realtime", category=self.category, symbol=self.symbol

@@ -202,7 +202,9 @@ class LiveSession:
 
     def _kill_check(self, bar: Bar, ordered: bool) -> str | None:
         snap = self.broker.snapshot(bar.close)
-        if snap["equity"] <= 0.0:  # always on, kill switch or not: nothing is left to trade with
+        # always on for the paper account, kill switch or not: nothing is left to trade with (an exchange
+        # account is liquidated by the exchange; its equity here is this session's estimate)
+        if snap.get("broker") == "paper" and snap["equity"] <= 0.0:
             return (
                 f"equity {snap['equity']:.2f} <= 0 at the close of {bar.timestamp}: the account is ruined "
                 "(see 'Ruin' in strategies.execution); cap the exposure or set a kill switch (--max-daily-loss)"
