@@ -145,11 +145,15 @@ def _seed_spread(table: pd.DataFrame, axes: list[str]) -> str:
         k = k if isinstance(k, tuple) else (k,)
         acc = d["accuracy"] if "accuracy" in d else pd.Series(dtype=float)
         accs = "–" if acc.isna().all() else f"{acc.mean():.3f} ± {acc.std(ddof=1) if len(acc) > 1 else 0:.3f}"
-        sh = d["sharpe"]
-        lines.append(
-            f"| {' | '.join(map(str, k))} | {len(d)} | {accs} | {_f(sh.mean(), '.2f')} ± "
-            f"{_f(sh.std(ddof=1) if len(sh) > 1 else 0.0, '.2f')} | {_f(sh.min(), '.2f')} … {_f(sh.max(), '.2f')} |"
-        )
+        sh = d["sharpe"].dropna()  # NaN: that seed's model never traded (no return series to rate)
+        idle = len(d) - len(sh)
+        note = f" ({idle} of {len(d)} never traded)" if idle else ""
+        if len(sh):
+            mean = f"{_f(sh.mean(), '.2f')} ± {_f(sh.std(ddof=1) if len(sh) > 1 else 0.0, '.2f')}{note}"
+            span = f"{_f(sh.min(), '.2f')} … {_f(sh.max(), '.2f')}"
+        else:
+            mean, span = f"n/a{note}", "–"
+        lines.append(f"| {' | '.join(map(str, k))} | {len(d)} | {accs} | {mean} | {span} |")
     return "Spread across seeds:\n\n" + "\n".join(lines)
 
 

@@ -335,3 +335,19 @@ def test_the_table_sees_cells_that_other_processes_finished_or_moved_meanwhile(i
     table = run_sweep(cfg, part, use_ray=False, progress=False, only="seed-0")
     assert dict(table.groupby("cell")["status"].first()) == {"seed-0": "ok", "seed-1": "ok"}
     assert "not run yet" not in (part / "results.md").read_text()
+
+
+def test_seed_spread_says_which_seeds_never_traded():
+    """A seed whose model never trades has no Sharpe: the spread is over the others, and says so."""
+    from effnet_trading.evaluation.sweep_report import _seed_spread
+
+    rows = [
+        {"status": "ok", "models": "m", "seed": s, "strategy": "m", "accuracy": 0.4, "sharpe": sh}
+        for s, sh in ((0, float("nan")), (1, 0.5), (2, -0.3))
+    ] + [
+        {"status": "ok", "models": "m", "seed": s, "strategy": "idle", "accuracy": 0.5, "sharpe": float("nan")}
+        for s in (0, 1)
+    ]
+    md = _seed_spread(pd.DataFrame(rows), ["models", "seed"])
+    assert "| m | m | 3 | 0.400 ± 0.000 | 0.10 ± 0.57 (1 of 3 never traded) | -0.30 … 0.50 |" in md
+    assert "| m | idle | 2 | 0.500 ± 0.000 | n/a (2 of 2 never traded) | – |" in md
