@@ -45,6 +45,7 @@ __all__ = [
     "contract_orders",
     "portfolio_fills",
     "RuinWarning",
+    "ruin_bars",
 ]
 
 _OUTPUTS = ["sell", "hold", "buy", "signal", "entries", "exits", "short_entries", "short_exits"]
@@ -300,13 +301,7 @@ def portfolio_from_signals(
             **shared,
         )
         if not cash_sharing:  # a shared pool is one account: not checked here (see "Ruin" in strategies.execution)
-            _warn_if_ruined(
-                pf,
-                lambda j: pd.DataFrame(
-                    {"open": open_w.iloc[:, j], "high": high_w.iloc[:, j], "low": low_w.iloc[:, j]}
-                ).assign(close=close_w.iloc[:, j]),
-                init_cash,
-            )
+            _warn_if_ruined(pf, (open_w, high_w, low_w, close_w), init_cash)
         return pf
     frame = _frame(ohlcv)
     symbols = _symbol_level(target)
@@ -349,7 +344,7 @@ def portfolio_from_signals(
             init_cash=init_cash,
             freq=freq,
         )
-        _warn_if_ruined(pf, frame, init_cash)
+        _warn_if_ruined(pf, (open_, frame["high"], frame["low"], close), init_cash)
         return pf
     values = target.to_numpy()
     if not np.isin(values, (-1.0, 0.0, 1.0)).all():
@@ -379,7 +374,7 @@ def portfolio_from_signals(
         init_cash=init_cash,
         freq=freq,
     )
-    _warn_if_ruined(pf, frame, init_cash)
+    _warn_if_ruined(pf, (open_, frame["high"], frame["low"], close), init_cash)
     return pf
 
 
@@ -388,11 +383,14 @@ class RuinWarning(UserWarning):
     are not an account's (see "Ruin" in ``strategies.execution``)."""
 
 
-def portfolio_fills(pf, index: pd.DatetimeIndex) -> list:
-    """A one-column ``vbt.Portfolio``'s orders as ``Fill`` records (bar, signed units, price, fee, position after)."""
+def portfolio_fills(pf, index: pd.DatetimeIndex, column: int | None = None) -> list:
+    """A ``vbt.Portfolio``'s orders as ``Fill`` records (bar, signed units, price, fee, position after): all of
+    a one-column portfolio's, or those of column position ``column``."""
     from effnet_trading.strategies.execution import Fill
 
     r = pf.orders.records
+    if column is not None:
+        r = r[r["col"] == column]
     units = np.where(r["side"] == 0, r["size"], -r["size"]).astype(np.float64)
     after = np.cumsum(units)
     return [
@@ -401,19 +399,29 @@ def portfolio_fills(pf, index: pd.DatetimeIndex) -> list:
     ]
 
 
-def _warn_if_ruined(pf, prices, init_cash: float) -> None:
-    """Warn (``RuinWarning``) when a column's equity reaches 0. ``prices``: the one OHLCV frame every
-    column trades, or a function column position -> that column's OHLCV frame. Not for shared cash."""
-    from effnet_trading.strategies.execution import apply_ruin
+def ruin_bars(pf, open_, high, low, close, init_cash: float) -> np.ndarray:
+    """The bar (position) where each column's account is ruined under the contract's rule ("Ruin" in
+    ``strategies.execution``), -1 where it is not: vectorised over the columns from vectorbt's cash and
+    assets after each bar's order (before it: the previous bar's). Prices: ``(T,)`` or ``(T, C)``."""
+    assets, cash = np.asarray(pf.assets(), np.float64), np.asarray(pf.cash(), np.float64)
+    if assets.ndim == 1:
+        assets, cash = assets[:, None], cash[:, None]
+    o, h, lo, c = (np.asarray(x, np.float64).reshape(len(assets), -1) for x in (open_, high, low, close))
+    hi, lo = np.fmax(np.fmax(h, o), c), np.fmin(np.fmin(lo, o), c)
+    before_a = np.vstack([np.zeros((1, assets.shape[1])), assets[:-1]])
+    before_c = np.vstack([np.full((1, cash.shape[1]), float(init_cash)), cash[:-1]])
+    with np.errstate(invalid="ignore"):  # NaN prices (a symbol without that bar) never mark a ruin
+        hit = (before_c + before_a * o <= 0.0) | (cash + assets * np.where(assets < 0.0, hi, lo) <= 0.0)
+    return np.where(hit.any(axis=0), hit.argmax(axis=0), -1)
 
+
+def _warn_if_ruined(pf, prices: tuple, init_cash: float) -> None:
+    """Warn (``RuinWarning``) when a column's equity reaches 0. ``prices``: open, high, low, close, each
+    ``(T,)`` or ``(T, C)``. Not for shared cash (one account: see "Ruin" in ``strategies.execution``)."""
+    bars = ruin_bars(pf, *prices, init_cash)
+    index = pf.wrapper.index
     columns = [None] if pf.wrapper.ndim == 1 else list(pf.wrapper.columns)
-    ruined = []
-    for j, col in enumerate(columns):
-        frame = prices if isinstance(prices, pd.DataFrame) else prices(j)
-        one = pf if col is None else pf[col]
-        _, ruin = apply_ruin(frame, portfolio_fills(one, frame.index), init_cash)
-        if ruin is not None:
-            ruined.append(f"{'' if col is None else f'column {col!r} '}at {frame.index[ruin]}")
+    ruined = [f"{'' if col is None else f'column {col!r} '}at {index[b]}" for col, b in zip(columns, bars) if b >= 0]
     if ruined:
         warnings.warn(
             f"equity reaches 0 ({'; '.join(ruined[:5])}{' ...' if len(ruined) > 5 else ''}): a short held through a "

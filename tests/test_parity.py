@@ -5,6 +5,8 @@ Plus nulls: no edge on a random walk after fees; the trained model's edge on pla
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -235,3 +237,31 @@ def test_a_ruin_is_the_same_in_every_engine():
         assert x["ruined_at"] == str(ref.ruined_at)
         np.testing.assert_allclose(many.summary["strategy"]["exposure"], x["exposure"], err_msg=engine)
         assert many.summary["strategy"]["turnover"] == 1.0, engine  # half the portfolio, in and out
+
+
+def test_vectorbt_ruin_bars_agree_with_apply_ruin_on_every_column():
+    """The warning's vectorised check (vectorbt's cash and assets per bar) finds the same ruin bar as the
+    contract's rule on each column's fills, ruined or not, with fees, slippage and fractional targets."""
+    from effnet_trading.strategies.execution import apply_ruin
+
+    found = []
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        n = 300
+        close = 100 * np.exp(np.cumsum(rng.normal(0.004, 0.08, n)))
+        open_ = np.concatenate([[100.0], close[:-1] * np.exp(rng.normal(0, 0.02, n - 1))])
+        high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0, 0.03, n)))
+        low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0, 0.03, n)))
+        idx = pd.date_range("2024-01-01", periods=n, freq="1h", tz="UTC")
+        frame = pd.DataFrame({"open": open_, "high": high, "low": low, "close": close, "volume": 1.0}, index=idx)
+        levels = [-1.0, -0.5, 0.0, 0.5, 1.0]
+        targets = pd.DataFrame({f"c{j}": np.repeat(rng.choice(levels, n // 15), 15) for j in range(8)}, index=idx)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", vbt_plugin.RuinWarning)
+            pf = vbt_plugin.portfolio_from_signals(frame, targets, fees=0.001, slippage=0.0005)
+        bars = vbt_plugin.ruin_bars(pf, frame.open, frame.high, frame.low, frame.close, 10_000.0)
+        for j in range(targets.shape[1]):
+            _, ruin = apply_ruin(frame, vbt_plugin.portfolio_fills(pf, idx, j), 10_000.0)
+            assert bars[j] == (-1 if ruin is None else ruin), (seed, j)
+            found.append(ruin is not None)
+    assert any(found) and not all(found)
