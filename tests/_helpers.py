@@ -21,6 +21,20 @@ def random_walk_ohlcv(seed: int, n: int = 80, start: str = "2024-01-01"):
     return pd.DataFrame({"open": c, "high": c * 1.01, "low": c * 0.99, "close": c, "volume": 1.0}, index=idx)
 
 
+def wild_ohlcv(seed: int, n: int = 400):
+    """``n`` hourly UTC bars drifting up at 8 % a bar, with gaps at the opens and wicks: a 1x short gets
+    ruined on some seeds (the ruin tests' data)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0.004, 0.08, n)))
+    open_ = np.concatenate([[100.0], close[:-1] * np.exp(rng.normal(0, 0.02, n - 1))])
+    high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0, 0.03, n)))
+    low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0, 0.03, n)))
+    idx = pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC")
+    return pd.DataFrame({"open": open_, "high": high, "low": low, "close": close, "volume": 1.0}, index=idx)
+
+
 class MomentumRule:
     """A predictor-like rule model (momentum over the window's last 8 closes) that counts the
     images it scores: the sell/hold/buy probabilities are a softmax of (-z, 0.5, z)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from _helpers import wild_ohlcv
 
 from effnet_trading.errors import DataError, SpecError
 from effnet_trading.strategies import performance_summary, simulate
@@ -229,15 +230,9 @@ def test_a_survivor_is_untouched_and_longs_are_never_ruined():
 
 
 def _wild(seed: int, n: int = 400) -> tuple[pd.DataFrame, np.ndarray]:
-    """Prices drifting up at 8 % a bar with gaps and wicks, and targets held 20 bars: shorts get ruined."""
-    rng = np.random.default_rng(seed)
-    close = 100 * np.exp(np.cumsum(rng.normal(0.004, 0.08, n)))
-    open_ = np.concatenate([[100.0], close[:-1] * np.exp(rng.normal(0, 0.02, n - 1))])
-    high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0, 0.03, n)))
-    low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0, 0.03, n)))
-    idx = pd.date_range("2024-01-01", periods=n, freq="1h", tz="UTC")
-    df = pd.DataFrame({"open": open_, "high": high, "low": low, "close": close, "volume": 1.0}, index=idx)
-    return df, np.repeat(rng.choice([-1.0, -0.5, 0.0, 0.5, 1.0], n // 20), 20)
+    """Wild prices (``wild_ohlcv``) and targets held 20 bars."""
+    rng = np.random.default_rng(1000 + seed)
+    return wild_ohlcv(seed, n), np.repeat(rng.choice([-1.0, -0.5, 0.0, 0.5, 1.0], n // 20), 20)
 
 
 @pytest.mark.parametrize("seed", range(6))
