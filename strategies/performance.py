@@ -20,6 +20,7 @@ import pandas as pd
 
 from effnet_trading.errors import DataError
 from effnet_trading.imaging import infer_interval, parse_timeframe
+from effnet_trading.strategies.execution import equity_returns
 
 __all__ = [
     "bars_per_year",
@@ -110,10 +111,7 @@ def _as_equity(series, kind: str, init: float | None) -> tuple[np.ndarray, np.nd
         raise DataError(f"kind={kind!r} must be 'auto', 'equity' or 'returns'.")
     start = values[0] if init is None else float(init)
     eq = np.concatenate([[start], values]) if init is not None else values
-    before = eq[:-1]
-    r = np.zeros(len(before))
-    np.divide(eq[1:], before, out=r, where=before != 0.0)
-    return eq, np.where(before != 0.0, r - 1.0, 0.0)  # 0 once equity is 0: a ruined account holds nothing
+    return eq, equity_returns(eq[1:], eq[0])  # 0 once equity is 0: a ruined account holds nothing
 
 
 def _detect_kind(values: np.ndarray) -> str:
