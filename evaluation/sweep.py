@@ -272,7 +272,6 @@ def run_sweep(
     out = Path(out_dir).resolve()
     _check_out(out, overwrite)
     cells_dir = out / "cells"
-    cells_dir.mkdir(parents=True, exist_ok=True)
     threads = config.get("threads")
     if isinstance(threads, list) and not config.get("cpus_per_cell"):  # a grid axis: reserve the largest
         threads = max((t for t in threads if t), default=None)
@@ -283,6 +282,14 @@ def run_sweep(
     jobs = sorted(((c, cells_dir / c.id) for c in cells if c.id not in outcome), key=lambda j: _data_key(j[0]))
     outcome |= {c.id: {"status": "pending"} for c, _ in jobs if table_only or c.id not in chosen}
     jobs = [j for j in jobs if j[0].id not in outcome]
+    if jobs and device and not ray_on:  # in-process: every cell would fail on the same missing GPU
+        from effnet_trading.model_zoo.train import resolve_device
+
+        try:
+            resolve_device(device)
+        except EffnetTradingError as exc:
+            raise SpecError(f"gpus_per_cell = {gpus:g}: {exc}") from exc
+    cells_dir.mkdir(parents=True, exist_ok=True)
     for cell, _ in jobs:  # work folders left by a run killed mid-cell; only those of the cells this run will run
         for tmp in cells_dir.glob(f".{glob.escape(cell.id)}.tmp-*"):
             shutil.rmtree(tmp, ignore_errors=True)

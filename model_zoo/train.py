@@ -179,10 +179,17 @@ class TrainResult:
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """ "auto" -> cuda when available, else cpu."""
+    """ "auto" -> cuda when available, else cpu; "cuda" where torch sees no GPU is a ``TrainingError``."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        why = "this torch is a CPU build" if torch.version.cuda is None else "torch sees no CUDA device here"
+        raise TrainingError(
+            f"device {device!r} asks for a GPU, but {why}. Use device='auto' or 'cpu' "
+            "(a sweep: gpus_per_cell = 0), or run where a CUDA GPU and a CUDA build of torch are present."
+        )
+    return dev
 
 
 def _class_weights(labels: np.ndarray, mode: str | None, k: int) -> torch.Tensor | None:

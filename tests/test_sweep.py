@@ -6,6 +6,7 @@ import shutil
 
 import pandas as pd
 import pytest
+import torch
 from click.testing import CliRunner
 
 from effnet_trading.errors import OutputError, SpecError
@@ -249,6 +250,8 @@ def test_local_ray_gives_the_in_process_table(in_process, tmp_path):
         ("evidence_next", 4),
         ("evidence_cpu", 18),
         ("evidence_cpu_seeds", 12),
+        ("literature_gpu", 15),
+        ("literature_gpu_null", 3),
     ],
 )
 def test_example_configs_build_every_cell(name, n_cells):
@@ -270,6 +273,12 @@ def test_example_configs_build_every_cell(name, n_cells):
     [
         ('data = "x.csv"\nmodel = ["small_cnn"]\n', [], "unknown sweep key(s) ['model']"),
         ('data = "x.csv"\n', ["--no-ray", "--address", "auto"], "--address needs Ray"),
+        pytest.param(
+            'data = "x.csv"\ngpus_per_cell = 0.5\n',
+            ["--no-ray"],
+            "gpus_per_cell = 0.5: device 'cuda' asks for a GPU",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is present: the cell would run"),
+        ),
     ],
 )
 def test_cli_config_errors_are_one_line(tmp_path, text, extra, fragment):

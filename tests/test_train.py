@@ -18,7 +18,7 @@ from effnet_trading.imaging.labels import forward_return_labels  # noqa: E402
 from effnet_trading.model_zoo import list_models  # noqa: E402
 from effnet_trading.model_zoo.dataset import ImageDataset  # noqa: E402
 from effnet_trading.model_zoo.metrics import CollapseWarning  # noqa: E402
-from effnet_trading.model_zoo.train import TrainConfig, train_and_export, train_model  # noqa: E402
+from effnet_trading.model_zoo.train import TrainConfig, resolve_device, train_and_export, train_model  # noqa: E402
 
 TINY = dict(
     spec=ImageSpec("gadf", window=16, size=(16, 16), returns=True),
@@ -35,6 +35,14 @@ def _binomial_ceiling(p: float, n: int, z: float = 3.0) -> float:
 
 
 # -- config and dataset ---------------------------------------------------------------------
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is present: 'cuda' resolves")
+def test_cuda_without_a_gpu_is_a_clear_error():
+    assert resolve_device("auto").type == "cpu" and resolve_device("cpu").type == "cpu"
+    for asked in ("cuda", "cuda:0"):
+        with pytest.raises(TrainingError, match=f"device '{asked}' asks for a GPU.*gpus_per_cell = 0"):
+            resolve_device(asked)
 
 
 def test_config_json_roundtrip():
