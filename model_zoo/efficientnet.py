@@ -42,9 +42,12 @@ stage's width and a fixed 1280-channel head. BatchNorm eps 1e-3 (torchvision's V
     compact_v2         V2-S    0.35   0.25    32  0.1      1            (32-64 px images, CPU)
 
 The module layout and parameter counts are torchvision's, so its state dicts load by
-name (``weights.load_pretrained``). BatchNorm follows torchvision too: eps 1e-5 /
-momentum 0.1 for B0-B4 and the small variants, eps 1e-3 / momentum 0.01 (TF-like) for
-B5-B7, whose reference weights were ported from TensorFlow. Padding is symmetric
+name (``weights.load_pretrained``). BatchNorm eps follows torchvision: 1e-5 for B0-B4 and the
+small variants, 1e-3 for B5-B7, whose reference weights were ported from TensorFlow. Momentum is
+0.1 for every variant. torchvision gives B5-B7 TensorFlow's 0.01 (a decay of 0.99, made for 350
+epochs at batch 4096); over the few hundred steps trained here, running statistics that slow lag
+the weights, and B5 then gave one constant prediction in eval mode. It had learned in training
+mode (docs/training.md, "B5 and BatchNorm momentum"). Padding is symmetric
 (``k // 2``), not TF "same", so the graph exports cleanly.
 
 Small inputs (``input_size``): the paper's schedule halves the resolution five times (stem +
@@ -170,7 +173,7 @@ class Variant:
     head_ch: int | None = None  # None: HEAD_RATIO x last stage (V1); V2 uses a fixed 1280 (scaled by width)
 
 
-_TF_BN = {"bn_eps": 1e-3, "bn_momentum": 0.01}
+_TF_BN = {"bn_eps": 1e-3}  # torchvision: momentum 0.01 too, which collapsed B5 in eval mode here (docstring)
 _V2_BN = {"bn_eps": 1e-3}  # torchvision's EfficientNetV2 norm layer (momentum stays 0.1)
 VARIANTS: dict[str, Variant] = {
     "efficientnet_b0": Variant(1.0, 1.0, 224, 0.2),
