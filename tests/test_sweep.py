@@ -250,8 +250,8 @@ def test_local_ray_gives_the_in_process_table(in_process, tmp_path):
         ("evidence_next", 4),
         ("evidence_cpu", 18),
         ("evidence_cpu_seeds", 12),
-        ("literature_gpu", 15),
-        ("literature_gpu_null", 3),
+        ("literature_gpu", 25),
+        ("literature_gpu_null", 4),
     ],
 )
 def test_example_configs_build_every_cell(name, n_cells):
