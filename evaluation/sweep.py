@@ -27,6 +27,7 @@ import re
 import shutil
 import time
 import traceback
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ from effnet_trading.evaluation.options import DATA_OPTIONS, eval_config_dict, lo
 __all__ = ["Cell", "expand_grid", "run_sweep", "run_cell", "CELL_COMMAND", "SWEEP_COMMAND"]
 
 SWEEP_COMMAND, CELL_COMMAND = "sweep", "sweep cell"
+TABLE_FILES = frozenset({"results.parquet", "results.md", "report.html", "sweep.json"})  # sweep_report.write_sweep
 _RESOURCE_KEYS = ("cpus_per_cell", "gpus_per_cell")
 
 
@@ -163,6 +165,13 @@ def _on_ray(
     if started:
         ray.init(address=address, include_dashboard=False, logging_level="warning", log_to_driver=False)
     try:
+        have = float(ray.cluster_resources().get("GPU", 0))
+        if gpus > have:  # a task asking for more GPUs than the cluster has is never scheduled: it would wait forever
+            where = "this machine's local Ray" if address is None else f"the Ray cluster at {address}"
+            msg = f"gpus_per_cell = {gpus:g}, but {where} has {have:g} GPU(s)"
+            if address is None:
+                raise SpecError(f"{msg}; set gpus_per_cell = 0 to train on the CPU, or run on a machine with a GPU.")
+            warnings.warn(f"{msg} now; the cells wait until it has more (an autoscaling cluster adds them).", stacklevel=2)
         task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(run_cell)
         refs: dict[tuple, Any] = {}
         pending = {}
@@ -223,6 +232,8 @@ def _check_out(out: Path, overwrite: bool) -> None:
         return
     m = read_manifest(out)
     own = set(m.get("files", [])) | {MANIFEST_FILE} if m and m.get("command") == SWEEP_COMMAND else set()
+    if (out / "cells").is_dir():  # a sweep's own table files, also while another process moves them in
+        own |= TABLE_FILES  # (run_folder's merge takes the manifest out first and puts it back last)
     foreign = [p.name for p in out.iterdir() if p.name != "cells" and p.name not in own]
     if foreign:
         raise OutputError(

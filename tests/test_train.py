@@ -37,8 +37,8 @@ def _binomial_ceiling(p: float, n: int, z: float = 3.0) -> float:
 # -- config and dataset ---------------------------------------------------------------------
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is present: 'cuda' resolves")
-def test_cuda_without_a_gpu_is_a_clear_error():
+def test_cuda_without_a_gpu_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # also where a GPU is present
     assert resolve_device("auto").type == "cpu" and resolve_device("cpu").type == "cpu"
     for asked in ("cuda", "cuda:0"):
         with pytest.raises(TrainingError, match=f"device '{asked}' asks for a GPU.*gpus_per_cell = 0"):
