@@ -171,7 +171,9 @@ def _on_ray(
             msg = f"gpus_per_cell = {gpus:g}, but {where} has {have:g} GPU(s)"
             if address is None:
                 raise SpecError(f"{msg}; set gpus_per_cell = 0 to train on the CPU, or run on a machine with a GPU.")
-            warnings.warn(f"{msg} now; the cells wait until it has more (an autoscaling cluster adds them).", stacklevel=2)
+            warnings.warn(
+                f"{msg} now; the cells wait until it has more (an autoscaling cluster adds them).", stacklevel=2
+            )
         task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(run_cell)
         refs: dict[tuple, Any] = {}
         pending = {}
