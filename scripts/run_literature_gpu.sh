@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The literature's window on one GPU (issue #16; docs/results.md, "On a GPU: five models x five seeds"):
 # every cell of examples/sweeps/literature_gpu.toml and literature_gpu_null.toml in its own
-# `effnet-trading sweep --only CELL` process, all at once, sharing the card (no Ray needed); the
+# `effnet-trading sweep --only CELL` process, JOBS at a time, sharing the card (no Ray needed); the
 # heaviest cells start first. Each process writes into the same --out (the sweep allows that), and a
 # `--table-only` pass at the end writes each sweep's table.
 #
