@@ -67,6 +67,7 @@ def main() -> None:
     batches = [rng.choice(train, 64, replace=False) for _ in range(args.steps)]
     print(f"{n} samples; test majority rate {np.bincount(ds.labels[test]).max() / len(test):.3f}", flush=True)
     for name, m in models.items():
+        torch.manual_seed(1)  # the same dropout and drop-path draws for both copies: only momentum differs
         t0 = time.perf_counter()
         opt = torch.optim.AdamW(m.parameters(), 3e-3, weight_decay=1e-2)
         m.train()

@@ -165,15 +165,7 @@ def _on_ray(
     if started:
         ray.init(address=address, include_dashboard=False, logging_level="warning", log_to_driver=False)
     try:
-        have = float(ray.cluster_resources().get("GPU", 0))
-        if gpus > have:  # a task asking for more GPUs than the cluster has is never scheduled: it would wait forever
-            where = "this machine's local Ray" if address is None else f"the Ray cluster at {address}"
-            msg = f"gpus_per_cell = {gpus:g}, but {where} has {have:g} GPU(s)"
-            if address is None:
-                raise SpecError(f"{msg}; set gpus_per_cell = 0 to train on the CPU, or run on a machine with a GPU.")
-            warnings.warn(
-                f"{msg} now; the cells wait until it has more (an autoscaling cluster adds them).", stacklevel=2
-            )
+        _check_ray_resources(ray.cluster_resources(), cpus, gpus, address or os.environ.get("RAY_ADDRESS"))
         task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(run_cell)
         refs: dict[tuple, Any] = {}
         pending = {}
@@ -193,6 +185,24 @@ def _on_ray(
     finally:
         if started:
             ray.shutdown()
+
+
+def _check_ray_resources(have: Mapping[str, float], cpus: float, gpus: float, cluster: str | None) -> None:
+    """A task asking for more than the cluster has is never scheduled: the sweep would wait forever.
+    Refused on a local Ray (``cluster`` None); a cluster only warns, since an autoscaling one adds nodes."""
+    for key, want, kind, fix in (
+        ("cpus_per_cell", cpus, "CPU", "at most the machine's cores"),
+        ("gpus_per_cell", gpus, "GPU", "0 to train on the CPU, or run on a machine with a GPU"),
+    ):
+        n = float(have.get(kind, 0))
+        if want > n:
+            where = "this machine's local Ray" if cluster is None else f"the Ray cluster at {cluster}"
+            msg = f"{key} = {want:g}, but {where} has {n:g} {kind}(s)"
+            if cluster is None:
+                raise SpecError(f"{msg}; set {key} to {fix}.")
+            warnings.warn(
+                f"{msg} now; the cells wait until it has more (an autoscaling cluster adds them).", stacklevel=3
+            )
 
 
 def _use_ray(use_ray: bool | None, address: str | None) -> bool:
@@ -224,6 +234,18 @@ def _select(cells: list[Cell], only: Sequence[str]) -> set[str]:
     return {c.id for c in cells if any(fnmatch.fnmatchcase(c.id, p) for p in only)}
 
 
+def _holds_sweep_cells(cells_dir: Path) -> bool:
+    """True when ``cells_dir`` holds a finished sweep cell or a cell's work folder (not just any ``cells/``)."""
+    from effnet_trading.outputs import read_manifest
+
+    if not cells_dir.is_dir():
+        return False
+    for p in cells_dir.iterdir():
+        if p.is_dir() and (".tmp-" in p.name or (read_manifest(p) or {}).get("command") == CELL_COMMAND):
+            return True
+    return False
+
+
 def _check_out(out: Path, overwrite: bool) -> None:
     """Refuse a non-empty --out that is not a sweep folder (one of ours, or a sweep interrupted before its table)."""
     from effnet_trading.outputs import MANIFEST_FILE, read_manifest
@@ -234,7 +256,7 @@ def _check_out(out: Path, overwrite: bool) -> None:
         return
     m = read_manifest(out)
     own = set(m.get("files", [])) | {MANIFEST_FILE} if m and m.get("command") == SWEEP_COMMAND else set()
-    if (out / "cells").is_dir():  # a sweep's own table files, also while another process moves them in
+    if _holds_sweep_cells(out / "cells"):  # a sweep's own table files, also while another process moves them in
         own |= TABLE_FILES  # (run_folder's merge takes the manifest out first and puts it back last)
     foreign = [p.name for p in out.iterdir() if p.name != "cells" and p.name not in own]
     if foreign:
@@ -302,7 +324,6 @@ def run_sweep(
             resolve_device(device)
         except EffnetTradingError as exc:
             raise SpecError(f"gpus_per_cell = {gpus:g}: {exc}") from exc
-    cells_dir.mkdir(parents=True, exist_ok=True)
     for cell, _ in jobs:  # work folders left by a run killed mid-cell; only those of the cells this run will run
         for tmp in cells_dir.glob(f".{glob.escape(cell.id)}.tmp-*"):
             shutil.rmtree(tmp, ignore_errors=True)
@@ -314,6 +335,7 @@ def run_sweep(
         outcome[cell.id] = res
         if res["status"] != "ok" and progress:
             tqdm.write(f"cell {cell.id} failed: {res['error']}")
+    cells_dir.mkdir(parents=True, exist_ok=True)  # the cells made it already; the table needs it even when none ran
     for c in cells:  # another process (a disjoint --only) may have finished, or a user moved, a cell meanwhile
         if outcome[c.id].get("skipped") or outcome[c.id]["status"] == "pending":
             done = _finished(c, cells_dir / c.id)

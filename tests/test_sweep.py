@@ -291,6 +291,19 @@ def test_local_ray_without_enough_gpus_is_refused_not_left_waiting(tmp_path):
             run_sweep({"data": "x.csv", "gpus_per_cell": 0.5}, tmp_path / "o", progress=False)
     finally:
         ray.shutdown()
+    assert not (tmp_path / "o").exists()  # refused before anything was written
+
+
+def test_ray_resources_a_cell_cannot_get_are_refused_locally_and_warned_on_a_cluster(monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    check = sweep_module._check_ray_resources
+    check({"CPU": 2.0, "GPU": 1.0}, 2, 0.5, None)  # fits: nothing said
+    with pytest.raises(SpecError, match=r"cpus_per_cell = 4, but this machine's local Ray has 2 CPU"):
+        check({"CPU": 2.0}, 4, 0, None)
+    with pytest.raises(SpecError, match=r"gpus_per_cell = 1, but this machine's local Ray has 0 GPU"):
+        check({"CPU": 2.0}, 1, 1, None)
+    with pytest.warns(UserWarning, match=r"the Ray cluster at auto has 0 GPU\(s\) now"):
+        check({"CPU": 8.0}, 1, 1, "auto")
 
 
 def test_out_mid_merge_of_another_sweeps_table_is_ours(tmp_path):
@@ -300,7 +313,14 @@ def test_out_mid_merge_of_another_sweeps_table_is_ours(tmp_path):
     (out / "cells").mkdir(parents=True)
     for name in ("results.md", "results.parquet", "report.html", "sweep.json"):
         (out / name).write_text("")
+    with pytest.raises(OutputError, match="results.md"):  # a bare cells/ folder is not yet a sweep's
+        sweep_module._check_out(out, overwrite=False)
+    (out / "cells" / ".seed-1.tmp-abc").mkdir()  # a cell at work
     sweep_module._check_out(out, overwrite=False)  # no manifest: mid-merge
+    (out / "cells" / ".seed-1.tmp-abc").rmdir()
+    (out / "cells" / "seed-0").mkdir()
+    (out / "cells" / "seed-0" / "effnet-run.json").write_text(json.dumps({"command": "sweep cell"}))
+    sweep_module._check_out(out, overwrite=False)  # a finished cell
     (out / "mine.txt").write_text("keep")
     with pytest.raises(OutputError, match=r"something else \(mine.txt\)"):
         sweep_module._check_out(out, overwrite=False)
