@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,17 +196,28 @@ def run_backtest(
             res = run_backtrader(ohlcv, scorer, policy=policy, fees=fees, slippage=slippage, init_cash=init_cash)
             probs, target, equity, trades, ruined_at = res.probs, res.target, res.equity, res.trades, res.ruined_at
         else:
-            from effnet_trading.plugins.vectorbt import RuinWarning, portfolio_fills, portfolio_from_signals
+            from effnet_trading.plugins.vectorbt import _build_portfolio, portfolio_fills
             from effnet_trading.strategies.execution import apply_ruin, trades_from_orders
             from effnet_trading.strategies.signal import canonical_ohlcv
 
             probs = scorer.predict_proba(ohlcv)
             target = policy.replace(class_names=scorer.class_names).positions(probs)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuinWarning)  # the ruin rule is applied below
-                pf = portfolio_from_signals(ohlcv, target, fees=fees, slippage=slippage, init_cash=init_cash)
-            equity = pf.value().rename("equity")
             frame = canonical_ohlcv(ohlcv)
+            # portfolio_from_signals' portfolio on the naive UTC index (fast to read), without its ruin warning:
+            # the ruin rule is applied below
+            pf, _, _ = _build_portfolio(
+                frame,
+                target,
+                fees=fees,
+                slippage=slippage,
+                sl_stop=None,
+                tp_stop=None,
+                allow_short=True,
+                init_cash=init_cash,
+                freq=None,
+                cash_sharing=False,
+            )
+            equity = pd.Series(pf.value().to_numpy(), index=frame.index, name="equity")
             # vectorbt does not liquidate: the contract's ruin rule on its fills, as for backtrader
             fills, ruin = apply_ruin(frame, portfolio_fills(pf, frame.index), init_cash)
             if ruin is not None:

@@ -5,6 +5,7 @@ Plus nulls: no edge on a random walk after fees; the trained model's edge on pla
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -219,7 +220,7 @@ def test_a_ruin_is_the_same_in_every_engine():
         assert out.held.tolist() == ref.position.tolist(), engine  # nothing held after the ruin
         assert out.summary["strategy"]["turnover"] == performance_summary(ref)["turnover"] == 2.0
     target = policy.positions(probs)
-    with pytest.warns(vbt_plugin.RuinWarning, match="does not liquidate"):
+    with pytest.warns(vbt_plugin.RuinWarning, match=re.escape(f"at {ref.ruined_at}")):  # its UTC timestamp
         pf = vbt_plugin.portfolio_from_signals(frame, target, fees=0.001, slippage=0.0005)
     assert pf.value().min() < 0  # what the warning is about: vectorbt's own value goes below zero
     wide = pd.DataFrame({"short": target, "flat": 0.0 * target})

@@ -86,6 +86,38 @@ def test_portfolio_fills_at_next_open(bars):
     assert long_only.orders.records["idx"].tolist() == [51, 121]
 
 
+def test_portfolio_keeps_the_frames_utc_index(bars):
+    """vectorbt runs on the naive UTC index (a tz-aware one costs ~60x in every wrapped result); the portfolio
+    handed back carries the frame's own index again, with the values vectorbt gives on the aware index."""
+    import vectorbt as vbt  # a dev dependency, as for every test here
+
+    target = pd.Series(0.0, index=bars.index)
+    target.iloc[50:120] = 1.0
+    target.iloc[200:260] = -0.5
+    pf = plugin.portfolio_from_signals(bars, target, fees=0.001, slippage=0.0005)
+    ref = vbt.Portfolio.from_orders(  # the same call on the aware index: the reference
+        bars["close"],
+        size=plugin.contract_orders(target),
+        size_type="targetpercent",
+        price=bars["open"],
+        fees=0.001,
+        slippage=0.0005,
+        init_cash=10_000.0,
+        freq="1h",
+    )
+    assert str(bars.index.tz) == "UTC"
+    for got, want in ((pf.value(), ref.value()), (pf.cash(), ref.cash()), (pf.assets(), ref.assets())):
+        assert got.index.equals(bars.index) and str(got.index.tz) == "UTC"
+        np.testing.assert_array_equal(got.to_numpy(), want.to_numpy())
+    assert pf.orders.records_readable["Timestamp"].tolist() == bars.index[[51, 121, 201, 261]].tolist()
+    wide = plugin.portfolio_from_signals({"X": bars, "Y": bars}, pd.DataFrame({"X": target, "Y": -target}))
+    assert wide.value().index.equals(bars.index) and list(wide.value().columns) == ["X", "Y"]
+    shared = plugin.portfolio_from_signals(
+        {"X": bars, "Y": bars}, pd.DataFrame({"X": target, "Y": -target}) / 2, cash_sharing=True
+    )
+    assert shared.value().index.equals(bars.index) and shared.value().ndim == 1
+
+
 def test_portfolio_takes_indicator_output_and_grids(bars, counting):
     ind = _run(bars, model=SignalModel(counting), threshold=[0.4, 0.6])
     pf = plugin.portfolio_from_signals(bars, ind, fees=0.001)
