@@ -11,7 +11,7 @@ import pytest
 from _helpers import live_args
 from click.testing import CliRunner
 
-from effnet_trading.errors import AuthError
+from effnet_trading.errors import AuthError, SpecError
 from effnet_trading.plugins.bybit import Bar, BybitREST, RetryPolicy, resolve_endpoints
 from effnet_trading.plugins.bybit.broker import BybitBroker, round_to_step
 from effnet_trading.plugins.bybit.credentials import load_credentials
@@ -163,6 +163,22 @@ def test_mainnet_needs_explicit_confirmation(tiny_model_dir, tmp_path, monkeypat
     r = CliRunner().invoke(main, args + ["--confirm-live", "ETHUSDT"])
     assert r.exit_code != 0 and "does not match --symbol" in r.output
     assert not any(tmp_path.iterdir())  # nothing started, nothing written
+
+
+@pytest.mark.parametrize("category,why", [("spot", "marketUnit"), ("inverse", "settle in the coin")])
+def test_spot_and_inverse_are_refused_before_any_request(category, why, tiny_model_dir, tmp_path, monkeypatch):
+    """The broker sizes coins at capital / price and reconciles /v5/position/list: right for linear only."""
+    monkeypatch.setenv("BYBIT_API_KEY", KEY)
+    monkeypatch.setenv("BYBIT_API_SECRET", SECRET)
+    with pytest.raises(SpecError, match=why):
+        BybitBroker(None, "BTCUSDT", category, capital=1000.0)  # None: any request would fail otherwise
+    nowhere = SimpleNamespace(rest_url="http://127.0.0.1:9", ws_url="ws://127.0.0.1:9")  # nothing may connect
+    for mode in ("--testnet", "--live"):
+        args = live_args(nowhere, tiny_model_dir, tmp_path / "out", mode=mode, extra=["--category", category])
+        r = CliRunner().invoke(main, args, input="BTCUSDT\n")
+        assert r.exit_code != 0 and why in r.output and "--paper" in r.output, r.output
+        assert "REAL MONEY" not in r.output  # refused before the confirmation
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_ruined_paper_account_stops_the_session_without_a_kill_switch(tmp_path):

@@ -7,6 +7,9 @@
 * Quantities are floored to the instrument's lot step (instruments-info) and orders below the
   minimum are skipped and reported; prices round to the tick size.
 * Sizing: a target of 1.0 is ``capital`` worth of the symbol at the last close.
+* Category ``linear`` (USDT/USDC perpetuals and futures) only; ``spot`` and ``inverse`` are refused
+  before any request (``check_traded_category``): see ``UNTRADED`` for why. Paper trading reads any
+  category's data.
 """
 
 from __future__ import annotations
@@ -23,10 +26,33 @@ from effnet_trading.plugins.bybit.paper import LiveOrder
 from effnet_trading.plugins.bybit.rest import BybitREST
 from effnet_trading.strategies.execution import Fill
 
-__all__ = ["BybitBroker", "round_to_step"]
+__all__ = ["BybitBroker", "round_to_step", "check_traded_category", "UNTRADED"]
 
 log = logging.getLogger("effnet_trading.bybit.broker")
 _DUPLICATE_LINK_ID = 110072
+
+
+UNTRADED = {
+    "spot": (
+        "on spot a market Buy's qty is in the quote coin (USDT) unless marketUnit is set, /v5/position/list "
+        "holds no spot positions to reconcile, and a short needs a margin loan"
+    ),
+    "inverse": (
+        "inverse contracts (e.g. BTCUSD) are sized in USD contracts and settle in the coin, while this broker "
+        "sizes a target as capital / price coins and counts equity in the quote currency"
+    ),
+}
+
+
+def check_traded_category(category: str) -> None:
+    """Refuse a category ``BybitBroker`` cannot trade correctly (``SpecError``, before any request)."""
+    if category in UNTRADED:
+        raise SpecError(
+            f"category {category!r} is not traded by BybitBroker: {UNTRADED[category]}. Trade the linear "
+            "perpetual (category 'linear', e.g. BTCUSDT), or paper-trade this category's data (--paper)."
+        )
+    if category != "linear":
+        raise SpecError(f"category {category!r} is unknown; BybitBroker trades 'linear'.")
 
 
 def round_to_step(value: float, step: str, rounding=ROUND_DOWN) -> str:
@@ -41,6 +67,7 @@ class BybitBroker:
     def __init__(
         self, rest: BybitREST, symbol: str, category: str = "linear", *, capital: float, instrument: dict | None = None
     ):
+        check_traded_category(category)
         if not capital > 0:
             raise SpecError(f"capital={capital} must be > 0 (the notional a target of 1.0 holds).")
         self.rest, self.symbol, self.category, self.capital = rest, symbol, category, float(capital)

@@ -394,6 +394,10 @@ def build_live_session(
 
     if mode not in ("paper", "testnet", "demo", "live"):
         raise SpecError(f"mode={mode!r} must be one of paper, testnet, demo, live.")
+    if mode != "paper":  # before the keys are read or anything is asked of the exchange
+        from effnet_trading.plugins.bybit.broker import check_traded_category
+
+        check_traded_category(category)
     network = network or {"testnet": "testnet", "demo": "demo"}.get(mode, "mainnet")
     endpoints = resolve_endpoints(network, rest_url, ws_url)
     predictor = Predictor(model_dir, providers="cpu", intra_op_threads=threads)

@@ -134,6 +134,10 @@ def live(
     from effnet_trading.plugins.bybit import build_live_session
     from effnet_trading.plugins.bybit.killswitch import KillSwitch
 
+    if mode != "paper":  # a category the exchange broker cannot trade fails before the confirmation and the keys
+        from effnet_trading.plugins.bybit.broker import check_traded_category
+
+        check_traded_category(category)
     if mode == "live" and confirm_live != symbol:
         if confirm_live is not None:
             raise click.ClickException(
