@@ -284,8 +284,7 @@ def portfolio_from_signals(
         freq=freq,
         cash_sharing=cash_sharing,
     )
-    if not cash_sharing:  # a shared pool is one account: not checked here (see "Ruin" in strategies.execution)
-        _warn_if_ruined(pf, prices, init_cash, index)
+    _warn_if_ruined(pf, prices, init_cash, index)
     return _with_index(pf, index)
 
 
@@ -444,32 +443,53 @@ def portfolio_fills(pf, index: pd.DatetimeIndex, column: int | None = None) -> l
 def ruin_bars(pf, open_, high, low, close, init_cash: float) -> np.ndarray:
     """The bar (position) where each column's account is ruined under the contract's rule ("Ruin" in
     ``strategies.execution``), -1 where it is not: vectorised over the columns from vectorbt's cash and
-    assets after each bar's order (before it: the previous bar's). Prices: ``(T,)`` or ``(T, C)``."""
+    assets after each bar's order (before it: the previous bar's). Prices: ``(T,)`` or ``(T, C)``.
+
+    A shared-cash portfolio (one group) is one account: one bar for it, where its cash plus every column's
+    position marked at that column's open (before the orders), or at its worst price of the bar (the high
+    for a short, the low for a long, all at once) reaches <= 0. A column without a bar is marked at its
+    last close."""
     assets, cash = np.asarray(pf.assets(), np.float64), np.asarray(pf.cash(), np.float64)
     if assets.ndim == 1:
-        assets, cash = assets[:, None], cash[:, None]
+        assets = assets[:, None]
+    cash = cash.reshape(len(assets), -1)
     o, h, lo, c = (np.asarray(x, np.float64).reshape(len(assets), -1) for x in (open_, high, low, close))
     hi, lo = np.fmax(np.fmax(h, o), c), np.fmin(np.fmin(lo, o), c)
     before_a = np.vstack([np.zeros((1, assets.shape[1])), assets[:-1]])
     before_c = np.vstack([np.full((1, cash.shape[1]), float(init_cash)), cash[:-1]])
-    with np.errstate(invalid="ignore"):  # NaN prices (a symbol without that bar) never mark a ruin
-        hit = (before_c + before_a * o <= 0.0) | (cash + assets * np.where(assets < 0.0, hi, lo) <= 0.0)
+    if bool(getattr(pf, "cash_sharing", False)):
+        last = pd.DataFrame(c).ffill().fillna(0.0).to_numpy()  # 0 before a column's first bar: it holds nothing
+        o, hi, lo = (np.where(np.isnan(x), last, x) for x in (o, hi, lo))
+        before = before_c[:, 0] + (before_a * o).sum(axis=1)
+        after = cash[:, 0] + (assets * np.where(assets < 0.0, hi, lo)).sum(axis=1)
+        hit = ((before <= 0.0) | (after <= 0.0))[:, None]
+    else:
+        with np.errstate(invalid="ignore"):  # NaN prices (a symbol without that bar) never mark a ruin
+            hit = (before_c + before_a * o <= 0.0) | (cash + assets * np.where(assets < 0.0, hi, lo) <= 0.0)
     return np.where(hit.any(axis=0), hit.argmax(axis=0), -1)
 
 
 def _warn_if_ruined(pf, prices: tuple, init_cash: float, index: pd.Index) -> None:
-    """Warn (``RuinWarning``) when a column's equity reaches 0. ``prices``: open, high, low, close, each
-    ``(T,)`` or ``(T, C)``; ``index``: the timestamps the warning names. Not for shared cash (one account:
-    see "Ruin" in ``strategies.execution``)."""
+    """Warn (``RuinWarning``) when a column's equity, or a shared-cash portfolio's, reaches 0. ``prices``: open,
+    high, low, close, each ``(T,)`` or ``(T, C)``; ``index``: the timestamps the warning names."""
     bars = ruin_bars(pf, *prices, init_cash)
-    columns = [None] if pf.wrapper.ndim == 1 else list(pf.wrapper.columns)
-    ruined = [f"{'' if col is None else f'column {col!r} '}at {index[b]}" for col, b in zip(columns, bars) if b >= 0]
+    if bool(getattr(pf, "cash_sharing", False)):
+        columns = ["the shared-cash account "]
+    else:
+        columns = [""] if pf.wrapper.ndim == 1 else [f"column {col!r} " for col in pf.wrapper.columns]
+    ruined = [f"{col}at {index[b]}" for col, b in zip(columns, bars) if b >= 0]
     if ruined:
+        closes = (
+            "A shared-cash backtest (run_backtest_many(cash_sharing=True)) is not liquidated either: it reports the bar "
+            "as ruined_at"
+            if bool(getattr(pf, "cash_sharing", False))
+            else "effnet_trading's backtest (run_backtest, the backtest command) and simulate() close the position "
+            "there and report the account as ruined"
+        )
         warnings.warn(
             f"equity reaches 0 ({'; '.join(ruined[:5])}{' ...' if len(ruined) > 5 else ''}): a short held through a "
             "rally that doubled its entry price, or more. vectorbt does not liquidate, so the value after that bar is "
-            "below zero and the statistics are not an account's. effnet_trading's backtest (run_backtest, the backtest "
-            "command) and simulate() close the position there and report the account as ruined; or cap the exposure "
+            f"below zero and the statistics are not an account's. {closes}; or cap the exposure "
             "(Risk(max_exposure=...)).",
             RuinWarning,
             stacklevel=3,

@@ -29,7 +29,9 @@ Execution contract
   ruined here was ruined there too. ``apply_ruin`` applies the rule to any engine's fills: the
   backtrader and vectorbt backtests (``run_backtrader``, ``plugins.backtest.run_backtest``) do, as
   neither engine liquidates; a shared-cash portfolio (``cash_sharing=True``) is not liquidated
-  (``performance_summary`` still flags it ``ruined`` if its equity reaches 0).
+  (``performance_summary`` still flags it ``ruined`` if its equity reaches 0, and vectorbt's
+  ``portfolio_from_signals`` warns at the bar where the pooled account's mark, every position at its
+  worst price of the bar at once, reaches 0).
 
 The backtrader and vectorbt plugins are configured to match this, and parity is tested
 against ``simulate``. For vectorbt, ``Portfolio.from_orders(close, size=s,

@@ -228,6 +228,17 @@ def test_a_ruin_is_the_same_in_every_engine():
         vbt_plugin.portfolio_from_signals(frame, wide, fees=0.001)
     with pytest.warns(vbt_plugin.RuinWarning, match="column 'X' at"):  # {symbol: frame}
         vbt_plugin.portfolio_from_signals({"X": frame, "Y": frame}, wide.set_axis(["X", "Y"], axis=1), fees=0.001)
+    # shared cash is one account; Y flat, so it is X's account and is ruined at the same bar
+    shared_at = re.escape(f"the shared-cash account at {ref.ruined_at}")
+    with pytest.warns(vbt_plugin.RuinWarning, match=shared_at):
+        vbt_plugin.portfolio_from_signals(
+            {"X": frame, "Y": frame}, wide.set_axis(["X", "Y"], axis=1), fees=0.001, slippage=0.0005, cash_sharing=True
+        )
+    with warnings.catch_warnings():  # half short X, half long Y at the same prices: hedged, never ruined
+        warnings.simplefilter("error", vbt_plugin.RuinWarning)
+        hedged = pd.DataFrame({"X": target / 2, "Y": -target / 2})
+        pf = vbt_plugin.portfolio_from_signals({"X": frame, "Y": frame}, hedged, fees=0.001, cash_sharing=True)
+    assert pf.value().min() > 0.9 * 10_000.0
 
     from effnet_trading.plugins.portfolio import run_backtest_many
 
