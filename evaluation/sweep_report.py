@@ -72,6 +72,7 @@ def _rows(cell, cell_dir: Path) -> list[dict]:
                 "majority_rate": c["majority_rate"],
                 "macro_f1": c["macro_f1_ci"]["estimate"],
                 "log_loss": c["log_loss"],
+                "ece": c.get("ece", np.nan),  # calibration (cells written before issue #13 have none)
                 "collapsed_folds": c["collapsed_folds"],
             }
             for i, cls in enumerate(CLASS_NAMES):
@@ -163,17 +164,17 @@ def _markdown(table: pd.DataFrame, axes: list[str], meta: dict, n_trials: int, l
 
     ok = table[table["status"] == "ok"]
     head = (
-        "| cell | strategy | accuracy [95% CI] | majority | macro-F1 | log-loss | Sharpe [95% CI] | DSR (sweep) | "
+        "| cell | strategy | accuracy [95% CI] | majority | macro-F1 | log-loss | ECE | Sharpe [95% CI] | DSR (sweep) | "
         "turnover/yr | total return | checks |"
     )
-    lines = [head, "|" + "---|" * 11]
+    lines = [head, "|" + "---|" * 12]
     for _, r in ok.iterrows():
         checks = "ok" if r["verdict_ok"] else "LEAK"
         collapsed = " ⚠collapsed" if r.get("collapsed_folds") and not pd.isna(r.get("collapsed_folds")) else ""
         collapsed += ruin_flag(r.get("ruined_folds"), r.get("folds"))
         lines.append(
             f"| {cell_ref(r)} | {r['strategy']}{collapsed} | {_ci(r, 'accuracy')} | {_opt(r, 'majority_rate')} | "
-            f"{_opt(r, 'macro_f1')} | {_opt(r, 'log_loss')} | {_ci(r, 'sharpe', '.2f')} | {_f(r['dsr_sweep'], '.2f')} | "
+            f"{_opt(r, 'macro_f1')} | {_opt(r, 'log_loss')} | {_opt(r, 'ece')} | {_ci(r, 'sharpe', '.2f')} | {_f(r['dsr_sweep'], '.2f')} | "
             f"{_f(r['turnover_per_year'], '.0f')} | {_f(r['total_return'], '.1%')} | {checks} |"
         )
     cls = ok[ok["accuracy"].notna()] if "accuracy" in ok else ok.iloc[:0]

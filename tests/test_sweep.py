@@ -96,9 +96,12 @@ def test_two_cells_in_process(in_process):
     res = json.loads((out / "cells" / "seed-1" / "results.json").read_text())
     row = table[(table["cell"] == "seed-1") & (table["strategy"] == "logreg")].iloc[0]
     assert row["accuracy"] == res["strategies"]["logreg"]["classification"]["accuracy_ci"]["estimate"]
+    ece = res["strategies"]["logreg"]["classification"]["ece"]
+    assert 0.0 <= ece < 1.0 and row["ece"] == ece  # calibration, beside the log-loss
     assert res["config"]["train"]["seed"] == 1 and res["config"]["max_train_bars"] == 300
     md, page = (out / "results.md").read_text(), (out / "report.html").read_text()
     assert "[seed-0](cells/seed-0/report.html)" in md and "Spread across seeds" in md and "precision" in md
+    assert "| log-loss | ECE |" in md and f"| {row['log_loss']:.3f} | {ece:.3f} |" in md
     assert '<a href="cells/seed-1/report.html">seed-1</a>' in page
     meta = json.loads((out / "sweep.json").read_text())["meta"]
     assert meta["runner"] == "in-process" and meta["ran"] == 2 and meta["failed"] == 0
