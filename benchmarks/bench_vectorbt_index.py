@@ -12,7 +12,9 @@ frame's own index; ``run_backtest`` reads the naive one directly. Rows (medians 
   (what ``portfolio_from_signals`` plus its ruin check cost before);
 - ``portfolio_from_signals``: the same portfolio with the ruin check, then ``value()`` on the aware index it
   hands back (what a user reads);
-- naive: the same call on the naive index (what ``run_backtest`` reads).
+- naive: the same call on the naive index (what ``run_backtest`` reads);
+- ``run_backtest(engine="vectorbt")`` end to end with precomputed scores (``PrecomputedScores``: no model), the
+  bookkeeping alone: the portfolio, the ruin rule, the trades, the statistics and buy & hold.
 
 Bars: Binance BTCUSDT 5m from ``../shared/data`` (the most recent ``bars``); targets: a random walk over
 {-1, -0.5, 0, 0.5, 1} held 12 bars, so about one order every 12 bars.
@@ -51,10 +53,15 @@ def main() -> None:
 
     full = load_ohlcv(DATA_5M)
     print(f"vectorbt {vbt.__version__}, pandas {pd.__version__}, {platform.machine()}, {DATA_5M}")
+    from effnet_trading.plugins.backtest import run_backtest
+    from effnet_trading.strategies import Policy
+    from effnet_trading.strategies.scorer import PrecomputedScores
+
     print(
-        "| bars | reference (aware index) | portfolio_from_signals + value() | naive index | ratio ref / pfs | ratio ref / naive |"
+        "| bars | reference (aware index) | portfolio_from_signals + value() | naive index | run_backtest "
+        "| ratio ref / pfs | ratio ref / naive |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for bars in (int(b) for b in args.bars.split(",")):
         frame = full.iloc[-bars:]
         rng = np.random.default_rng(0)
@@ -74,15 +81,22 @@ def main() -> None:
         def on_naive():
             reference(naive, target.set_axis(naive.index))
 
-        runs: dict[str, list[float]] = {"ref": [], "pfs": [], "naive": []}
+        held = rng.dirichlet([1.0, 1.0, 1.0], bars // 12 + 1).repeat(12, axis=0)[:bars]  # scores held 12 bars
+        probs = pd.DataFrame(held, index=frame.index, columns=["sell", "hold", "buy"])
+
+        def backtest():
+            run_backtest(frame, PrecomputedScores(probs), engine="vectorbt", policy=Policy(0.4), fees=0.001)
+
+        runs: dict[str, list[float]] = {"ref": [], "pfs": [], "naive": [], "bt": []}
         on_naive()  # numba kernels compiled before the first timed run
         for _ in range(args.repeats):
             runs["ref"].append(_time(reference))
             runs["pfs"].append(_time(pfs))
             runs["naive"].append(_time(on_naive))
+            runs["bt"].append(_time(backtest))
         med = {k: statistics.median(v) for k, v in runs.items()}
         print(
-            f"| {bars:,} | {med['ref']:.3f} s | {med['pfs']:.3f} s | {med['naive']:.3f} s | "
+            f"| {bars:,} | {med['ref']:.3f} s | {med['pfs']:.3f} s | {med['naive']:.3f} s | {med['bt']:.3f} s | "
             f"{med['ref'] / med['pfs']:.1f}x | {med['ref'] / med['naive']:.1f}x |"
         )
 

@@ -16,6 +16,9 @@ Two ways to split the cash:
   (long-only and long/short). What still differs: an order backtrader's broker rejects is retried at
   the symbol's next bar (vectorbt never retries), and a strategy of your own that submits its orders
   in another order gets other fills.
+  The pool is one account for the ruin rule (``strategies.execution.pooled_ruin``, in both engines): from the
+  first bar where its cash plus every position, each at its worst price of the bar, is <= 0, the equity is 0
+  and the summary's ``ruined_at`` names that bar; the trades after it are the engine's (neither liquidates).
 
 The scorer is one for all symbols, or ``{symbol: scorer}`` with exactly the frames' symbols (e.g.
 ``PrecomputedScores.by_symbol(path)`` for a score file of several symbols).
@@ -68,19 +71,37 @@ def _sum_sleeves(curves: dict[str, pd.Series], cash: float) -> pd.Series:
 
 
 def _shared_cash(frames, scorers, policy, fees, slippage, init_cash):
-    """vectorbt, one cash pool: (probs, targets, equity, trades with symbol)."""
-    from effnet_trading.plugins.vectorbt import portfolio_from_signals
+    """vectorbt, one cash pool: (probs, targets, equity, trades with symbol, fills per symbol on its own bars)."""
+    from effnet_trading.plugins.vectorbt import _build_portfolio, _with_index, portfolio_fills
+    from effnet_trading.strategies.signal import canonical_ohlcv
 
     n = len(frames)
     probs = {s: scorers[s].predict_proba(f) for s, f in frames.items()}
     targets = {s: policy.replace(class_names=scorers[s].class_names).positions(p) for s, p in probs.items()}
     wide = pd.DataFrame(targets).fillna(0.0) / n
     wide.columns = pd.Index(list(frames), name="symbol")
-    pf = portfolio_from_signals(frames, wide, fees=fees, slippage=slippage, init_cash=init_cash, cash_sharing=True)
-    trades = _vectorbt_trades(pf)
-    records = pf.trades.records_readable
+    # portfolio_from_signals' portfolio on the naive UTC index, without its ruin warning (pooled_ruin below)
+    pf, index, _ = _build_portfolio(
+        frames,
+        wide,
+        fees=fees,
+        slippage=slippage,
+        sl_stop=None,
+        tp_stop=None,
+        allow_short=True,
+        init_cash=init_cash,
+        freq=None,
+        cash_sharing=True,
+    )
+    fills = {}
+    for j, sym in enumerate(frames):  # fill bars on the joint index -> on the symbol's own index
+        own = canonical_ohlcv(frames[sym]).index
+        fills[sym] = [f._replace(bar=int(own.get_loc(index[f.bar]))) for f in portfolio_fills(pf, index, column=j)]
+    aware = _with_index(pf, index)
+    trades = _vectorbt_trades(aware)
+    records = aware.trades.records_readable
     trades.insert(0, "symbol", records["Column"].astype(str).to_numpy() if len(records) else [])
-    return probs, targets, pf.value().rename("equity"), trades
+    return probs, targets, pd.Series(pf.value().to_numpy(), index=index, name="equity"), trades, fills
 
 
 def _shared_cash_backtrader(frames, scorers, policy, fees, slippage, init_cash):
@@ -89,7 +110,7 @@ def _shared_cash_backtrader(frames, scorers, policy, fees, slippage, init_cash):
 
     res = run_backtrader_many(frames, scorers, policy=policy, fees=fees, slippage=slippage, init_cash=init_cash)
     parts = [t.assign(symbol=s)[["symbol", *t.columns]] for s, t in res.trades.items()]
-    return res.probs, res.target, res.equity, pd.concat(parts, ignore_index=True)
+    return res.probs, res.target, res.equity, pd.concat(parts, ignore_index=True), res.fills
 
 
 def run_backtest_many(
@@ -110,7 +131,9 @@ def run_backtest_many(
     the cash is split); per-symbol statistics beside the portfolio's in ``summary``."""
     from effnet_trading.errors import SpecError
     from effnet_trading.strategies import Policy, buy_and_hold, performance_summary
+    from effnet_trading.strategies.execution import pooled_ruin
     from effnet_trading.strategies.scorer import scorers_by_symbol
+    from effnet_trading.strategies.signal import canonical_ohlcv
 
     if engine not in ENGINES:
         raise SpecError(f"engine {engine!r} is not one of {list(ENGINES)}.")
@@ -123,7 +146,11 @@ def run_backtest_many(
     per: dict[str, dict] = {}
     if cash_sharing:
         shared = _shared_cash if engine == "vectorbt" else _shared_cash_backtrader
-        probs, targets, equity, trades = shared(frames, scorers, policy, fees, slippage, init_cash)
+        probs, targets, equity, trades, fills = shared(frames, scorers, policy, fees, slippage, init_cash)
+        canon = {sym: canonical_ohlcv(f) for sym, f in frames.items()}
+        ruined_at = pooled_ruin(canon, fills, init_cash)  # one account: neither engine liquidates it
+        if ruined_at is not None:
+            equity = equity.where(equity.index < ruined_at, 0.0)
         for sym, frame in frames.items():
             mine = trades[trades["symbol"] == sym]
             per[sym] = {
@@ -155,11 +182,15 @@ def run_backtest_many(
         trades = pd.concat(parts, ignore_index=True)
     if cash_sharing:
         held_by = {s: t.shift(1, fill_value=0.0) for s, t in targets.items()}
+        if ruined_at is not None:  # the pool holds nothing after its ruin
+            held_by = {s: h.where(h.index < ruined_at, 0.0) for s, h in held_by.items()}
     held = pd.DataFrame(held_by).reindex(equity.index)  # a sleeve holds nothing after its ruin
     position = held.fillna(0.0).abs().mean(axis=1)  # share of the portfolio in the market, per bar
     strat = performance_summary(
         equity, trades=trades, position=position, init_cash=init_cash, kind="equity", periods_per_year=periods_per_year
     )
+    if cash_sharing:
+        strat["ruined_at"] = None if ruined_at is None else str(ruined_at)
     bench = _sum_sleeves(
         {s: buy_and_hold(f, fees=fees, slippage=slippage, init_cash=sleeve_cash) for s, f in frames.items()},
         sleeve_cash,

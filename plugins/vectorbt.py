@@ -322,7 +322,12 @@ def _build_portfolio(
     target = getattr(signal_or_target, "signal", signal_or_target)
     if isinstance(ohlcv, dict):  # several symbols: each target column trades at its own symbol's prices
         open_w, high_w, low_w, close_w, index = _wide(ohlcv, target)
-        target = _naive(target.reindex(index))
+        aligned = target.reindex(index)
+        if aligned.isna().all().all() and target.notna().any().any():
+            raise DataError(
+                "targets share no timestamps with the ohlcv index (is one tz-naive?); build them on the same index."
+            )
+        target = _naive(aligned)
         open_w, high_w, low_w, close_w = (_naive(x) for x in (open_w, high_w, low_w, close_w))
         if (target.abs() > 1.0 + 1e-12).to_numpy().any():
             raise DataError(
@@ -445,10 +450,10 @@ def ruin_bars(pf, open_, high, low, close, init_cash: float) -> np.ndarray:
     ``strategies.execution``), -1 where it is not: vectorised over the columns from vectorbt's cash and
     assets after each bar's order (before it: the previous bar's). Prices: ``(T,)`` or ``(T, C)``.
 
-    A shared-cash portfolio (one group) is one account: one bar for it, where its cash plus every column's
-    position marked at that column's open (before the orders), or at its worst price of the bar (the high
-    for a short, the low for a long, all at once) reaches <= 0. A column without a bar is marked at its
-    last close."""
+    A shared-cash portfolio is one account per group: one bar per group, where the group's cash plus every
+    position of its columns marked at the column's open (before the orders), or at its worst price of the bar
+    (the high for a short, the low for a long, all at once) reaches <= 0 (``strategies.execution.pooled_ruin``
+    on one group's fills). A column without a bar is marked at its last close."""
     assets, cash = np.asarray(pf.assets(), np.float64), np.asarray(pf.cash(), np.float64)
     if assets.ndim == 1:
         assets = assets[:, None]
@@ -460,9 +465,12 @@ def ruin_bars(pf, open_, high, low, close, init_cash: float) -> np.ndarray:
     if bool(getattr(pf, "cash_sharing", False)):
         last = pd.DataFrame(c).ffill().fillna(0.0).to_numpy()  # 0 before a column's first bar: it holds nothing
         o, hi, lo = (np.where(np.isnan(x), last, x) for x in (o, hi, lo))
-        before = before_c[:, 0] + (before_a * o).sum(axis=1)
-        after = cash[:, 0] + (assets * np.where(assets < 0.0, hi, lo)).sum(axis=1)
-        hit = ((before <= 0.0) | (after <= 0.0))[:, None]
+        worst = assets * np.where(assets < 0.0, hi, lo)
+        lens = np.asarray(pf.wrapper.grouper.get_group_lens())
+        hit = np.zeros((len(assets), len(lens)), bool)
+        for g, (a, k) in enumerate(zip(np.cumsum(lens) - lens, lens)):
+            before = before_c[:, g] + (before_a[:, a : a + k] * o[:, a : a + k]).sum(axis=1)
+            hit[:, g] = (before <= 0.0) | (cash[:, g] + worst[:, a : a + k].sum(axis=1) <= 0.0)
     else:
         with np.errstate(invalid="ignore"):  # NaN prices (a symbol without that bar) never mark a ruin
             hit = (before_c + before_a * o <= 0.0) | (cash + assets * np.where(assets < 0.0, hi, lo) <= 0.0)
@@ -474,14 +482,15 @@ def _warn_if_ruined(pf, prices: tuple, init_cash: float, index: pd.Index) -> Non
     high, low, close, each ``(T,)`` or ``(T, C)``; ``index``: the timestamps the warning names."""
     bars = ruin_bars(pf, *prices, init_cash)
     if bool(getattr(pf, "cash_sharing", False)):
-        columns = ["the shared-cash account "]
+        groups = list(pf.wrapper.get_columns())
+        columns = ["the shared-cash account "] if len(groups) == 1 else [f"group {g!r} " for g in groups]
     else:
         columns = [""] if pf.wrapper.ndim == 1 else [f"column {col!r} " for col in pf.wrapper.columns]
     ruined = [f"{col}at {index[b]}" for col, b in zip(columns, bars) if b >= 0]
     if ruined:
         closes = (
-            "A shared-cash backtest (run_backtest_many(cash_sharing=True)) is not liquidated either: it reports the bar "
-            "as ruined_at"
+            "run_backtest_many(cash_sharing=True) sets the account's equity to 0 from that bar and reports it as "
+            "ruined_at"
             if bool(getattr(pf, "cash_sharing", False))
             else "effnet_trading's backtest (run_backtest, the backtest command) and simulate() close the position "
             "there and report the account as ruined"

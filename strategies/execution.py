@@ -28,10 +28,11 @@ Execution contract
   (at its maintenance margin), so an account that survives here may not have survived there; one
   ruined here was ruined there too. ``apply_ruin`` applies the rule to any engine's fills: the
   backtrader and vectorbt backtests (``run_backtrader``, ``plugins.backtest.run_backtest``) do, as
-  neither engine liquidates; a shared-cash portfolio (``cash_sharing=True``) is not liquidated
-  (``performance_summary`` still flags it ``ruined`` if its equity reaches 0, and vectorbt's
-  ``portfolio_from_signals`` warns at the bar where the pooled account's mark, every position at its
-  worst price of the bar at once, reaches 0).
+  neither engine liquidates. A shared-cash portfolio (``cash_sharing=True``) is one account: ``pooled_ruin``
+  finds its ruin bar (the pool's cash plus every position, each at its worst price of the bar at once);
+  ``run_backtest_many`` then sets its equity to 0 from that bar and reports it as ``ruined_at``, in both
+  engines, but does not rewrite the engine's fills (its trades after that bar are the engine's, not the
+  account's). vectorbt's ``portfolio_from_signals`` warns at that bar.
 
 The backtrader and vectorbt plugins are configured to match this, and parity is tested
 against ``simulate``. For vectorbt, ``Portfolio.from_orders(close, size=s,
@@ -64,6 +65,7 @@ __all__ = [
     "check_costs",
     "HIGH_COST",
     "apply_ruin",
+    "pooled_ruin",
     "equity_returns",
 ]
 
@@ -231,6 +233,40 @@ def apply_ruin(ohlcv: pd.DataFrame, fills: list[Fill], init_cash: float) -> tupl
         bankrupt = max(-cash_r / held, 0.0)
         kept.append(Fill(r, float(-held), float(bankrupt), 0.0, 0.0, 0.0, 0.0, via="liquidation"))
     return kept, r
+
+
+def pooled_ruin(frames: dict[str, pd.DataFrame], fills: dict[str, list[Fill]], init_cash: float) -> pd.Timestamp | None:
+    """The ruin rule for one cash pool over several symbols (a shared-cash portfolio): the first timestamp, on
+    the union of the frames' indexes, where the pool's cash plus every symbol's units marked at its open
+    (before that bar's fills) or at its worst price of the bar (the high for a short, the low for a long, all
+    at once: stricter than any one moment's mark for a hedged book) is <= 0; None if never. A symbol without
+    that bar is marked at its last close. ``frames``: canonical OHLCV per symbol; ``fills``: each symbol's
+    fills, ``bar`` a position in that symbol's own frame."""
+    index = next(iter(frames.values())).index
+    for f in frames.values():
+        index = index.union(f.index)
+    n, k = len(index), len(frames)
+    o, hi, lo, c = (np.full((n, k), np.nan) for _ in range(4))
+    bought, flow = np.zeros((n, k)), np.zeros(n)
+    for j, (sym, f) in enumerate(frames.items()):
+        pos = index.get_indexer(f.index)
+        op, cl = f["open"].to_numpy(np.float64), f["close"].to_numpy(np.float64)
+        o[pos, j], c[pos, j] = op, cl
+        hi[pos, j] = np.maximum.reduce([f["high"].to_numpy(np.float64), op, cl])
+        lo[pos, j] = np.minimum.reduce([f["low"].to_numpy(np.float64), op, cl])
+        for x in fills.get(sym, []):
+            bought[pos[x.bar], j] += x.units
+            flow[pos[x.bar]] += x.units * x.price + x.fee
+    last = pd.DataFrame(c).ffill().fillna(0.0).to_numpy()  # 0 before a symbol's first bar: it holds nothing then
+    o, hi, lo = (np.where(np.isnan(x), last, x) for x in (o, hi, lo))
+    units, cash = np.cumsum(bought, axis=0), float(init_cash) - np.cumsum(flow)
+    units_pre = np.vstack([np.zeros((1, k)), units[:-1]])
+    cash_pre = np.concatenate([[float(init_cash)], cash[:-1]])
+    hit = np.flatnonzero(
+        (cash_pre + (units_pre * o).sum(axis=1) <= 0.0)
+        | (cash + (units * np.where(units < 0.0, hi, lo)).sum(axis=1) <= 0.0)
+    )
+    return index[hit[0]] if len(hit) else None
 
 
 HIGH_COST = 0.05  # fees or slippage at or above 5 % per trade are almost always a units mistake (5 for 0.05 %?)

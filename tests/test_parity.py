@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from _helpers import wild_ohlcv
 
+from effnet_trading.errors import DataError
 from effnet_trading.imaging import render
 from effnet_trading.model_zoo.runtime import Predictor
 from effnet_trading.plugins import backtrader as bt_plugin
@@ -252,10 +253,85 @@ def test_a_ruin_is_the_same_in_every_engine():
         assert many.summary["strategy"]["turnover"] == 1.0, engine  # half the portfolio, in and out
 
 
+def _spike_frame(n: int = 60, at: int = 30, high: float = 250.0) -> pd.DataFrame:
+    """Flat at 100 but for one wick to ``high`` at bar ``at`` (the bar closes back at 100)."""
+    idx = pd.date_range("2024-01-01", periods=n, freq="1h", tz="UTC")
+    close = np.full(n, 100.0)
+    hi = close * 1.01
+    hi[at] = high
+    return pd.DataFrame({"open": close, "high": hi, "low": close * 0.99, "close": close, "volume": 1.0}, index=idx)
+
+
+@pytest.mark.parametrize("engine", ["vectorbt", "backtrader"])
+def test_a_shared_cash_pool_is_ruined_as_one_account_in_both_engines(engine):
+    """Two symbols, each short half the pool from bar 11: one 1x short over the pool. A wick past double the
+    entry ruins it inside a bar that closes flat: both engines report simulate's ruin bar as ruined_at, with
+    equity 0 from it (the engines' own values never reach 0 there). Short X, long Y on the same prices is
+    hedged: never ruined."""
+    from effnet_trading.plugins.portfolio import run_backtest_many
+    from effnet_trading.strategies.scorer import PrecomputedScores
+
+    frame = _spike_frame()
+    probs = pd.DataFrame({"sell": 0.1, "hold": 0.8, "buy": 0.1}, index=frame.index)
+    probs.iloc[10:] = [0.9, 0.05, 0.05]
+    policy = Policy(0.4)
+    ref = simulate(frame, policy.positions(probs), fees=0.001)
+    assert ref.ruined_at == frame.index[30]
+    frames = {"X": frame, "Y": frame}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", vbt_plugin.RuinWarning)
+        many = run_backtest_many(
+            frames, PrecomputedScores(probs), engine=engine, policy=policy, fees=0.001, cash_sharing=True
+        )
+    s = many.summary["strategy"]
+    assert s["ruined_at"] == str(ref.ruined_at) and s["ruined"] and s["total_return"] == -1.0
+    assert (many.equity[many.equity.index >= ref.ruined_at] == 0.0).all()
+    assert (many.equity[many.equity.index < ref.ruined_at] > 9_000.0).all()
+    long_y = probs.copy()
+    long_y.iloc[10:] = [0.05, 0.05, 0.9]
+    scorers = {"X": PrecomputedScores(probs), "Y": PrecomputedScores(long_y)}
+    hedged = run_backtest_many(frames, scorers, engine=engine, policy=policy, fees=0.001, cash_sharing=True)
+    assert hedged.summary["strategy"]["ruined_at"] is None and not hedged.summary["strategy"]["ruined"]
+
+
+def test_vectorbt_ruin_bars_are_per_group_and_naive_targets_are_refused():
+    """A shared-cash portfolio of two groups is two accounts: one ruin bar each, the ruined group's the same as
+    that group alone. Tz-naive targets for {symbol: frame} share no timestamp with the UTC frames: refused."""
+    import vectorbt as vbt
+
+    frame = _spike_frame()
+    t = pd.Series(0.0, index=frame.index)
+    t.iloc[10:] = -1.0
+    wide = {k: frame[k] for k in ("open", "high", "low", "close")}
+    cols = ["a", "b", "c", "d"]
+
+    def prices(k, c=cols):
+        return pd.DataFrame({x: wide[k] for x in c})
+
+    tg = pd.DataFrame({"a": 0 * t, "b": 0 * t, "c": t, "d": 0 * t})
+    kw = {"size_type": "targetpercent", "fees": 0.001, "init_cash": 10_000.0, "cash_sharing": True}
+    two = vbt.Portfolio.from_orders(
+        prices("close"), size=vbt_plugin.contract_orders(tg), price=prices("open"), group_by=[0, 0, 1, 1], **kw
+    )
+    got = vbt_plugin.ruin_bars(two, *(prices(k) for k in ("open", "high", "low", "close")), 10_000.0)
+    one = vbt.Portfolio.from_orders(
+        prices("close", ["c", "d"]),
+        size=vbt_plugin.contract_orders(tg[["c", "d"]]),
+        price=prices("open", ["c", "d"]),
+        group_by=True,
+        **kw,
+    )
+    alone = vbt_plugin.ruin_bars(one, *(prices(k, ["c", "d"]) for k in ("open", "high", "low", "close")), 10_000.0)
+    assert got.tolist() == [-1, 30] and alone.tolist() == [30]
+    naive = pd.DataFrame({"X": t, "Y": t}).set_axis(frame.index.tz_localize(None))
+    with pytest.raises(DataError, match="share no timestamps"):
+        vbt_plugin.portfolio_from_signals({"X": frame, "Y": frame}, naive)
+
+
 def test_vectorbt_ruin_bars_agree_with_apply_ruin_on_every_column():
     """The warning's vectorised check (vectorbt's cash and assets per bar) finds the same ruin bar as the
     contract's rule on each column's fills, ruined or not, with fees, slippage and fractional targets."""
-    from effnet_trading.strategies.execution import apply_ruin
+    from effnet_trading.strategies.execution import apply_ruin, pooled_ruin
 
     found = []
     for seed in (2, 3, 4):  # none, some and most of the columns ruined
@@ -270,7 +346,10 @@ def test_vectorbt_ruin_bars_agree_with_apply_ruin_on_every_column():
             pf = vbt_plugin.portfolio_from_signals(frame, targets, fees=0.001, slippage=0.0005)
         bars = vbt_plugin.ruin_bars(pf, frame.open, frame.high, frame.low, frame.close, 10_000.0)
         for j in range(targets.shape[1]):
-            _, ruin = apply_ruin(frame, vbt_plugin.portfolio_fills(pf, idx, j), 10_000.0)
+            fills = vbt_plugin.portfolio_fills(pf, idx, j)
+            _, ruin = apply_ruin(frame, fills, 10_000.0)
             assert bars[j] == (-1 if ruin is None else ruin), (seed, j)
+            pooled = pooled_ruin({"X": frame}, {"X": fills}, 10_000.0)  # a pool of one symbol is its account
+            assert pooled == (None if ruin is None else idx[ruin]), (seed, j)
             found.append(ruin is not None)
     assert any(found) and not all(found)

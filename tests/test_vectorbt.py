@@ -9,6 +9,7 @@ import pytest
 from _helpers import OHLCV, MomentumRule
 
 from effnet_trading.errors import DataError, SpecError
+from effnet_trading.imaging import infer_interval
 from effnet_trading.plugins import vectorbt as plugin
 from effnet_trading.strategies import Policy, SignalModel, simulate
 
@@ -103,12 +104,14 @@ def test_portfolio_keeps_the_frames_utc_index(bars):
         fees=0.001,
         slippage=0.0005,
         init_cash=10_000.0,
-        freq="1h",
+        freq=infer_interval(bars.index),
     )
     assert str(bars.index.tz) == "UTC"
     for got, want in ((pf.value(), ref.value()), (pf.cash(), ref.cash()), (pf.assets(), ref.assets())):
         assert got.index.equals(bars.index) and str(got.index.tz) == "UTC"
         np.testing.assert_array_equal(got.to_numpy(), want.to_numpy())
+    pd.testing.assert_series_equal(pf.stats(), ref.stats())
+    pd.testing.assert_frame_equal(pf.trades.records_readable, ref.trades.records_readable)
     assert pf.orders.records_readable["Timestamp"].tolist() == bars.index[[51, 121, 201, 261]].tolist()
     wide = plugin.portfolio_from_signals({"X": bars, "Y": bars}, pd.DataFrame({"X": target, "Y": -target}))
     assert wide.value().index.equals(bars.index) and list(wide.value().columns) == ["X", "Y"]
