@@ -18,7 +18,8 @@ Two ways to split the cash:
   in another order gets other fills.
   The pool is one account for the ruin rule (``strategies.execution.pooled_ruin``, in both engines): from the
   first bar where its cash plus every position, each at its worst price of the bar, is <= 0, the equity is 0
-  and the summary's ``ruined_at`` names that bar; the trades after it are the engine's (neither liquidates).
+  and the summary's ``ruined_at`` names that bar; the trades and the per-symbol figures after it are the
+  engine's (neither liquidates, and no fill is rewritten).
 
 The scorer is one for all symbols, or ``{symbol: scorer}`` with exactly the frames' symbols (e.g.
 ``PrecomputedScores.by_symbol(path)`` for a score file of several symbols).

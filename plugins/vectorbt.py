@@ -339,7 +339,9 @@ def _build_portfolio(
             raise SpecError("sl_stop/tp_stop are for one OHLCV frame; with several symbols use Risk(stop_loss=...).")
         shared = {"group_by": True, "cash_sharing": True, "call_seq": "auto"} if cash_sharing else {}
         pf = vbt.Portfolio.from_orders(
-            close_w,
+            # a symbol's last close carried over the bars it lacks: vectorbt values positions at it anyway
+            # (ffill_val_price), and a trade still open when its symbol's frame ends exits there, not at NaN
+            close_w.ffill(),
             size=_contract_orders_per_symbol(target, open_w),
             size_type="targetpercent",
             price=open_w,
@@ -458,7 +460,10 @@ def ruin_bars(pf, open_, high, low, close, init_cash: float) -> np.ndarray:
     if assets.ndim == 1:
         assets = assets[:, None]
     cash = cash.reshape(len(assets), -1)
-    o, h, lo, c = (np.asarray(x, np.float64).reshape(len(assets), -1) for x in (open_, high, low, close))
+    o, h, lo, c = (  # (T,) prices: the same for every column
+        np.broadcast_to(np.asarray(x, np.float64).reshape(len(assets), -1), assets.shape)
+        for x in (open_, high, low, close)
+    )
     hi, lo = np.fmax(np.fmax(h, o), c), np.fmin(np.fmin(lo, o), c)
     before_a = np.vstack([np.zeros((1, assets.shape[1])), assets[:-1]])
     before_c = np.vstack([np.full((1, cash.shape[1]), float(init_cash)), cash[:-1]])

@@ -255,6 +255,8 @@ def pooled_ruin(frames: dict[str, pd.DataFrame], fills: dict[str, list[Fill]], i
         hi[pos, j] = np.maximum.reduce([f["high"].to_numpy(np.float64), op, cl])
         lo[pos, j] = np.minimum.reduce([f["low"].to_numpy(np.float64), op, cl])
         for x in fills.get(sym, []):
+            if not 0 <= x.bar < len(pos):
+                raise SpecError(f"pooled_ruin: a fill of {sym!r} at bar {x.bar}, outside its {len(pos)} bars.")
             bought[pos[x.bar], j] += x.units
             flow[pos[x.bar]] += x.units * x.price + x.fee
     last = pd.DataFrame(c).ffill().fillna(0.0).to_numpy()  # 0 before a symbol's first bar: it holds nothing then

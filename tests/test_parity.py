@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from _helpers import wild_ohlcv
 
-from effnet_trading.errors import DataError
+from effnet_trading.errors import DataError, SpecError
 from effnet_trading.imaging import render
 from effnet_trading.model_zoo.runtime import Predictor
 from effnet_trading.plugins import backtrader as bt_plugin
@@ -323,6 +323,8 @@ def test_vectorbt_ruin_bars_are_per_group_and_naive_targets_are_refused():
     )
     alone = vbt_plugin.ruin_bars(one, *(prices(k, ["c", "d"]) for k in ("open", "high", "low", "close")), 10_000.0)
     assert got.tolist() == [-1, 30] and alone.tolist() == [30]
+    flat = vbt_plugin.ruin_bars(two, *(frame[k] for k in ("open", "high", "low", "close")), 10_000.0)
+    assert flat.tolist() == [-1, 30]  # (T,) prices: the same for every column
     naive = pd.DataFrame({"X": t, "Y": t}).set_axis(frame.index.tz_localize(None))
     with pytest.raises(DataError, match="share no timestamps"):
         vbt_plugin.portfolio_from_signals({"X": frame, "Y": frame}, naive)
@@ -353,3 +355,5 @@ def test_vectorbt_ruin_bars_agree_with_apply_ruin_on_every_column():
             assert pooled == (None if ruin is None else idx[ruin]), (seed, j)
             found.append(ruin is not None)
     assert any(found) and not all(found)
+    with pytest.raises(SpecError, match="outside its 300 bars"):
+        pooled_ruin({"X": frame}, {"X": [fills[0]._replace(bar=-1)]}, 10_000.0)

@@ -191,3 +191,32 @@ def test_backtrader_many_refuses_scores_of_one_symbol_for_several_and_other_keys
         run_backtrader_many(frames, {"aaa": other, "bbb": scores})
     with pytest.raises(DataError, match=r"missing \['ccc'\]"):
         run_backtrader_many({**frames, "ccc": random_walk_ohlcv(3)}, {"aaa": scores, "bbb": other})
+
+
+@pytest.mark.parametrize("cash_sharing", [True, False])
+def test_per_symbol_figures_agree_when_symbols_end_early_or_miss_bars(cash_sharing):
+    """A symbol whose frame ends before the others' keeps its last trade open: vectorbt closes it at that
+    symbol's last close (not NaN), as backtrader does, so the per-symbol PnL and the equity agree."""
+    idx = pd.date_range("2024-01-01", periods=40, freq="1h", tz="UTC")
+
+    def frame(ix, drift):
+        c = 100 * (1 + drift) ** np.arange(len(ix))
+        return pd.DataFrame({"open": c, "high": c * 1.001, "low": c * 0.999, "close": c, "volume": 1.0}, index=ix)
+
+    frames = {"A": frame(idx, 0.001), "C": frame(idx[:30], 0.002), "D": frame(idx[5:].delete([10, 11]), -0.001)}
+    long = {
+        s: PrecomputedScores(pd.DataFrame({"sell": 0.05, "hold": 0.05, "buy": 0.9}, index=f.index))
+        for s, f in frames.items()
+    }
+    out = {
+        e: run_backtest_many(frames, long, engine=e, policy=Policy(0.4), fees=0.001, cash_sharing=cash_sharing)
+        for e in ("vectorbt", "backtrader")
+    }
+    np.testing.assert_allclose(out["vectorbt"].equity, out["backtrader"].equity, rtol=1e-10)
+    for sym in frames:
+        got, want = (out[e].summary["symbols"][sym] for e in ("vectorbt", "backtrader"))
+        key = "pnl" if cash_sharing else "strategy"
+        a, b = (got[key], want[key]) if cash_sharing else (got[key]["total_return"], want[key]["total_return"])
+        assert a == pytest.approx(b, rel=1e-8, abs=1e-8), sym
+    c_trades = out["vectorbt"].trades[out["vectorbt"].trades["symbol"] == "C"]
+    assert c_trades["pnl"].notna().all() and c_trades["exit_price"].iloc[-1] == frames["C"]["close"].iloc[-1]
