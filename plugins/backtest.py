@@ -205,18 +205,7 @@ def run_backtest(
             frame = canonical_ohlcv(ohlcv)
             # portfolio_from_signals' portfolio on the naive UTC index (fast to read), without its ruin warning:
             # the ruin rule is applied below
-            pf, _, _ = _build_portfolio(
-                frame,
-                target,
-                fees=fees,
-                slippage=slippage,
-                sl_stop=None,
-                tp_stop=None,
-                allow_short=True,
-                init_cash=init_cash,
-                freq=None,
-                cash_sharing=False,
-            )
+            pf, _, _ = _build_portfolio(frame, target, fees=fees, slippage=slippage, init_cash=init_cash)
             equity = pd.Series(pf.value().to_numpy(), index=frame.index, name="equity")
             # vectorbt does not liquidate: the contract's ruin rule on its fills, as for backtrader
             fills, ruin = apply_ruin(frame, portfolio_fills(pf, frame.index), init_cash)

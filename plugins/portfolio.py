@@ -82,18 +82,7 @@ def _shared_cash(frames, scorers, policy, fees, slippage, init_cash):
     wide = pd.DataFrame(targets).fillna(0.0) / n
     wide.columns = pd.Index(list(frames), name="symbol")
     # portfolio_from_signals' portfolio on the naive UTC index, without its ruin warning (pooled_ruin below)
-    pf, index, _ = _build_portfolio(
-        frames,
-        wide,
-        fees=fees,
-        slippage=slippage,
-        sl_stop=None,
-        tp_stop=None,
-        allow_short=True,
-        init_cash=init_cash,
-        freq=None,
-        cash_sharing=True,
-    )
+    pf, index, _ = _build_portfolio(frames, wide, fees=fees, slippage=slippage, init_cash=init_cash, cash_sharing=True)
     fills = {}
     for j, sym in enumerate(frames):  # fill bars on the joint index -> on the symbol's own index
         own = canonical_ohlcv(frames[sym]).index

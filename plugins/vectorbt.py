@@ -304,12 +304,12 @@ def _build_portfolio(
     *,
     fees: float,
     slippage: float,
-    sl_stop: float | None,
-    tp_stop: float | None,
-    allow_short: bool,
     init_cash: float,
-    freq,
-    cash_sharing: bool,
+    sl_stop: float | None = None,
+    tp_stop: float | None = None,
+    allow_short: bool = True,
+    freq=None,
+    cash_sharing: bool = False,
 ):
     """``portfolio_from_signals``'s portfolio on the tz-naive UTC index, with the input's index and the
     (open, high, low, close) prices (naive) for the ruin check. vectorbt turns a tz-aware index into an
