@@ -454,8 +454,8 @@ def ruin_bars(pf, open_, high, low, close, init_cash: float) -> np.ndarray:
 
     A shared-cash portfolio is one account per group: one bar per group, where the group's cash plus every
     position of its columns marked at the column's open (before the orders), or at its worst price of the bar
-    (the high for a short, the low for a long, all at once) reaches <= 0 (``strategies.execution.pooled_ruin``
-    on one group's fills). A column without a bar is marked at its last close."""
+    (the high for a short, the low for a long, all at once) reaches <= 0 (``strategies.execution.pooled_ruin_hits``,
+    the rule ``pooled_ruin`` applies to fills). A column without a bar is marked at its last close."""
     assets, cash = np.asarray(pf.assets(), np.float64), np.asarray(pf.cash(), np.float64)
     if assets.ndim == 1:
         assets = assets[:, None]
@@ -464,19 +464,19 @@ def ruin_bars(pf, open_, high, low, close, init_cash: float) -> np.ndarray:
         np.broadcast_to(np.asarray(x, np.float64).reshape(len(assets), -1), assets.shape)
         for x in (open_, high, low, close)
     )
-    hi, lo = np.fmax(np.fmax(h, o), c), np.fmin(np.fmin(lo, o), c)
     before_a = np.vstack([np.zeros((1, assets.shape[1])), assets[:-1]])
     before_c = np.vstack([np.full((1, cash.shape[1]), float(init_cash)), cash[:-1]])
     if bool(getattr(pf, "cash_sharing", False)):
-        last = pd.DataFrame(c).ffill().fillna(0.0).to_numpy()  # 0 before a column's first bar: it holds nothing
-        o, hi, lo = (np.where(np.isnan(x), last, x) for x in (o, hi, lo))
-        worst = assets * np.where(assets < 0.0, hi, lo)
+        from effnet_trading.strategies.execution import pooled_ruin_hits
+
         lens = np.asarray(pf.wrapper.grouper.get_group_lens())
         hit = np.zeros((len(assets), len(lens)), bool)
         for g, (a, k) in enumerate(zip(np.cumsum(lens) - lens, lens)):
-            before = before_c[:, g] + (before_a[:, a : a + k] * o[:, a : a + k]).sum(axis=1)
-            hit[:, g] = (before <= 0.0) | (cash[:, g] + worst[:, a : a + k].sum(axis=1) <= 0.0)
+            cols = slice(a, a + k)
+            prices = (x[:, cols] for x in (o, h, lo, c))
+            hit[:, g] = pooled_ruin_hits(before_c[:, g], before_a[:, cols], cash[:, g], assets[:, cols], *prices)
     else:
+        hi, lo = np.fmax(np.fmax(h, o), c), np.fmin(np.fmin(lo, o), c)
         with np.errstate(invalid="ignore"):  # NaN prices (a symbol without that bar) never mark a ruin
             hit = (before_c + before_a * o <= 0.0) | (cash + assets * np.where(assets < 0.0, hi, lo) <= 0.0)
     return np.where(hit.any(axis=0), hit.argmax(axis=0), -1)

@@ -66,6 +66,7 @@ __all__ = [
     "HIGH_COST",
     "apply_ruin",
     "pooled_ruin",
+    "pooled_ruin_hits",
     "equity_returns",
 ]
 
@@ -246,29 +247,33 @@ def pooled_ruin(frames: dict[str, pd.DataFrame], fills: dict[str, list[Fill]], i
     for f in frames.values():
         index = index.union(f.index)
     n, k = len(index), len(frames)
-    o, hi, lo, c = (np.full((n, k), np.nan) for _ in range(4))
+    prices = {col: np.full((n, k), np.nan) for col in ("open", "high", "low", "close")}
     bought, flow = np.zeros((n, k)), np.zeros(n)
     for j, (sym, f) in enumerate(frames.items()):
         pos = index.get_indexer(f.index)
-        op, cl = f["open"].to_numpy(np.float64), f["close"].to_numpy(np.float64)
-        o[pos, j], c[pos, j] = op, cl
-        hi[pos, j] = np.maximum.reduce([f["high"].to_numpy(np.float64), op, cl])
-        lo[pos, j] = np.minimum.reduce([f["low"].to_numpy(np.float64), op, cl])
+        for col, wide in prices.items():
+            wide[pos, j] = f[col].to_numpy(np.float64)
         for x in fills.get(sym, []):
             if not 0 <= x.bar < len(pos):
                 raise SpecError(f"pooled_ruin: a fill of {sym!r} at bar {x.bar}, outside its {len(pos)} bars.")
             bought[pos[x.bar], j] += x.units
             flow[pos[x.bar]] += x.units * x.price + x.fee
-    last = pd.DataFrame(c).ffill().fillna(0.0).to_numpy()  # 0 before a symbol's first bar: it holds nothing then
-    o, hi, lo = (np.where(np.isnan(x), last, x) for x in (o, hi, lo))
     units, cash = np.cumsum(bought, axis=0), float(init_cash) - np.cumsum(flow)
     units_pre = np.vstack([np.zeros((1, k)), units[:-1]])
     cash_pre = np.concatenate([[float(init_cash)], cash[:-1]])
-    hit = np.flatnonzero(
-        (cash_pre + (units_pre * o).sum(axis=1) <= 0.0)
-        | (cash + (units * np.where(units < 0.0, hi, lo)).sum(axis=1) <= 0.0)
-    )
+    hit = np.flatnonzero(pooled_ruin_hits(cash_pre, units_pre, cash, units, *prices.values()))
     return index[hit[0]] if len(hit) else None
+
+
+def pooled_ruin_hits(cash_pre, units_pre, cash, units, open_, high, low, close) -> np.ndarray:
+    """Per bar, whether one cash pool is ruined there (``pooled_ruin``'s rule): ``cash_pre`` / ``units_pre``
+    the pool's cash ``(T,)`` and units ``(T, k)`` before the bar's fills, ``cash`` / ``units`` after them;
+    prices ``(T, k)``, NaN where a symbol has no bar (marked at its last close, 0 before its first)."""
+    hi, lo = np.fmax(np.fmax(high, open_), close), np.fmin(np.fmin(low, open_), close)
+    last = pd.DataFrame(close).ffill().fillna(0.0).to_numpy()
+    o, hi, lo = (np.where(np.isnan(x), last, x) for x in (open_, hi, lo))
+    at_open = cash_pre + (units_pre * o).sum(axis=1) <= 0.0
+    return at_open | (cash + (units * np.where(units < 0.0, hi, lo)).sum(axis=1) <= 0.0)
 
 
 HIGH_COST = 0.05  # fees or slippage at or above 5 % per trade are almost always a units mistake (5 for 0.05 %?)
