@@ -72,9 +72,9 @@ def _sum_sleeves(curves: dict[str, pd.Series], cash: float) -> pd.Series:
 
 
 def _shared_cash(frames, scorers, policy, fees, slippage, init_cash):
-    """vectorbt, one cash pool: (probs, targets, equity, trades with symbol, fills per symbol on its own bars)."""
+    """vectorbt, one cash pool over canonical ``frames``: (probs, targets, equity, trades with symbol, fills per
+    symbol on its own bars)."""
     from effnet_trading.plugins.vectorbt import _build_portfolio, _with_index, portfolio_fills
-    from effnet_trading.strategies.signal import canonical_ohlcv
 
     n = len(frames)
     probs = {s: scorers[s].predict_proba(f) for s, f in frames.items()}
@@ -85,7 +85,7 @@ def _shared_cash(frames, scorers, policy, fees, slippage, init_cash):
     pf, index, _ = _build_portfolio(frames, wide, fees=fees, slippage=slippage, init_cash=init_cash, cash_sharing=True)
     fills = {}
     for j, sym in enumerate(frames):  # fill bars on the joint index -> on the symbol's own index
-        own = canonical_ohlcv(frames[sym]).index
+        own = frames[sym].index
         fills[sym] = [f._replace(bar=int(own.get_loc(index[f.bar]))) for f in portfolio_fills(pf, index, column=j)]
     aware = _with_index(pf, index)
     trades = _vectorbt_trades(aware)
@@ -136,8 +136,8 @@ def run_backtest_many(
     per: dict[str, dict] = {}
     if cash_sharing:
         shared = _shared_cash if engine == "vectorbt" else _shared_cash_backtrader
-        probs, targets, equity, trades, fills = shared(frames, scorers, policy, fees, slippage, init_cash)
-        canon = {sym: canonical_ohlcv(f) for sym, f in frames.items()}
+        canon = {sym: canonical_ohlcv(f) for sym, f in frames.items()}  # validated once for both steps
+        probs, targets, equity, trades, fills = shared(canon, scorers, policy, fees, slippage, init_cash)
         ruined_at = pooled_ruin(canon, fills, init_cash)  # one account: neither engine liquidates it
         if ruined_at is not None:
             equity = equity.where(equity.index < ruined_at, 0.0)
