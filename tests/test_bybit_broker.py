@@ -11,7 +11,7 @@ import pytest
 from _helpers import live_args
 from click.testing import CliRunner
 
-from effnet_trading.errors import AuthError, SpecError
+from effnet_trading.errors import AuthError, ExchangeError, SpecError
 from effnet_trading.plugins.bybit import Bar, BybitREST, RetryPolicy, resolve_endpoints
 from effnet_trading.plugins.bybit.broker import BybitBroker, round_to_step
 from effnet_trading.plugins.bybit.credentials import load_credentials
@@ -146,6 +146,10 @@ def test_testnet_session_trades_reconciles_and_never_shows_the_keys(
     status = json.loads((out / "status.json").read_text())
     assert status["position"]["broker"] == "bybit" and status["position"]["reconciles"] >= 2  # start + after the drop
     assert status["position"]["units"] == pytest.approx(fake.position) and len(fake.orders) >= 1
+    assert status["position"]["exchange_read_bar"] == status["live_bars"] - 1  # read back after every bar
+    mark = status["position"]["mark_price"]  # the fake's clock runs on after the session: not its mark now
+    want = 1000.0 + fake.cum_realised + fake.position * (mark - fake.avg_price)
+    assert status["position"]["exchange_equity"] == pytest.approx(want)
     orders = pd.read_csv(out / "orders.csv")
     assert orders["order_link_id"].is_unique and set(orders["order_link_id"]) >= set(fake.orders)
     texts = [r.output, caplog.text] + [p.read_text() for p in out.iterdir()]
@@ -248,3 +252,100 @@ def test_a_position_found_on_the_exchange_counts_its_pnl_not_its_notional(tmp_pa
     missed.reconcile()
     assert missed.units == pytest.approx(-10.0)
     assert missed.snapshot(100.1)["equity"] == pytest.approx(1000.0 - 10 * 0.1)
+
+
+def _move_to(fake, i):
+    """The fake's clock mid-way through bar ``i`` (its market orders fill at that bar's open)."""
+    fake.state.now_ms = int(fake.state.starts[i]) + fake.state.step // 2
+
+
+def test_fake_exchange_books_pnl_like_bybit(fake_bybit, planted):
+    """The fake's realised PnL (closed PnL - fees - funding) and unrealised PnL, against a hand computation."""
+    fake = fake_bybit(planted.iloc[:50], start_index=40, api_key=KEY, api_secret=SECRET, taker_fee=0.001)
+    p0 = fake.state.values[40][0]
+    assert fake.place_order({"qty": "0.100", "side": "Buy", "orderType": "Market", "orderLinkId": "a"})["retCode"] == 0
+    _move_to(fake, 42)
+    p2 = fake.state.values[42][0]
+    fake.place_order({"qty": "0.300", "side": "Sell", "orderType": "Market", "orderLinkId": "b"})  # flip to -0.2
+    paid = fake.charge_funding(0.001)  # a short receives positive funding
+    assert paid == pytest.approx(-0.2 * p2 * 0.001)
+    want = 0.1 * (p2 - p0) - 0.001 * (0.1 * p0 + 0.3 * p2) + 0.2 * p2 * 0.001
+    assert fake.cum_realised == pytest.approx(want) and fake.avg_price == p2 and fake.position == pytest.approx(-0.2)
+    _move_to(fake, 44)
+    row = fake.trading_get("/v5/position/list", {})["result"]["list"][0]
+    p4 = fake.state.values[44][0]
+    assert float(row["unrealisedPnl"]) == pytest.approx(-0.2 * (p4 - p2)) and float(row["markPrice"]) == p4
+    assert float(row["cumRealisedPnl"]) == pytest.approx(want) and row["side"] == "Sell"
+
+
+def test_exchange_equity_counts_the_funding_that_the_estimate_misses(fake_bybit, planted, tmp_path):
+    """A 1x long pays funding: the session's estimate does not see it, the exchange's figure does, and the
+    kill switch's daily loss trips on the exchange's figure."""
+    from effnet_trading.plugins.bybit.live import LiveSession
+
+    fake = fake_bybit(planted.iloc[:50], start_index=40, api_key=KEY, api_secret=SECRET, taker_fee=0.00055)
+    fake.cum_realised = 123.0  # PnL booked before the session: not this session's
+    broker = BybitBroker(_rest(fake), "BTCUSDT", capital=1_000.0)
+    assert broker.snapshot(100.0)["exchange_equity"] == pytest.approx(1_000.0)
+    broker.on_bar(_bar(fake, 39))
+    broker.submit(pd.Timestamp(0, tz="UTC"), "BTCUSDT", 1.0, "long-1")
+    assert broker.units > 0 and len(broker.fills) == 1
+    _move_to(fake, 43)
+    broker.on_bar(_bar(fake, 42))
+    broker.refresh()
+    mark = fake.mark_price()
+    snap = broker.snapshot(mark)
+    assert snap["mark_price"] == mark and snap["exchange_read_bar"] == broker.bar
+    assert snap["exchange_equity"] == pytest.approx(snap["equity"], abs=1e-9)  # no funding yet: the same
+    session = LiveSession(
+        SimpleNamespace(class_names=("sell", "hold", "buy")), None, None, broker, None, None,
+        symbol="BTCUSDT", category="linear", interval="5", out_dir=tmp_path,
+        kill_switch=KillSwitch(max_daily_loss=0.05),
+    )  # fmt: skip
+    flat = Bar(int(fake.state.starts[42]), mark, mark, mark, mark, 1.0)
+    assert session._kill_check(flat, ordered=False) is None  # the day's first check: its start equity
+    paid = fake.charge_funding(0.06)  # 6 % of the position value: about 60 of 1,000
+    broker.refresh()
+    snap = broker.snapshot(mark)
+    assert paid > 50 and snap["exchange_equity"] == pytest.approx(snap["equity"] - paid)
+    reason = session._kill_check(flat, ordered=False)
+    assert reason is not None and reason.startswith(f"daily loss {paid:.2f}")
+
+
+class _FlakyPositionREST(_PositionREST):
+    """A position with the exchange's PnL fields; ``fail`` makes the next position read fail."""
+
+    def __init__(self):
+        super().__init__()
+        self.pnl, self.fail = 0.0, None
+
+    def call(self, name, path, **kw):
+        if name == "get_positions":
+            if self.fail is not None:
+                err, self.fail = self.fail, None
+                raise err
+            return {"list": [{"size": "0", "side": "", "avgPrice": "0", "cumRealisedPnl": repr(self.pnl)}]}
+        return super().call(name, path, **kw)
+
+
+def test_a_failed_position_read_keeps_the_last_exchange_figure_and_a_bad_key_stops(caplog):
+    rest = _FlakyPositionREST()
+    broker = BybitBroker(rest, "BTCUSDT", capital=1000.0, instrument={"lotSizeFilter": {"qtyStep": "0.001"}})
+    broker.on_bar(_flat_bar(60_000, 100.0))
+    rest.pnl = -7.0
+    broker.refresh()
+    assert broker.snapshot(100.0)["exchange_equity"] == pytest.approx(993.0) and broker.exchange_read_bar == 0
+    broker.on_bar(_flat_bar(120_000, 100.0))
+    rest.pnl, rest.fail = -9.0, ExchangeError("service unavailable", code=10016)
+    with caplog.at_level(logging.WARNING):
+        broker.refresh()
+    assert "exchange_equity stays at bar 0's read" in caplog.text
+    assert broker.snapshot(100.0)["exchange_equity"] == pytest.approx(993.0) and broker.exchange_read_bar == 0
+    broker.refresh()
+    assert broker.snapshot(100.0)["exchange_equity"] == pytest.approx(991.0) and broker.exchange_read_bar == 1
+    rest.fail = AuthError("API key is invalid.", code=10003)
+    with pytest.raises(AuthError):
+        broker.refresh()
+    # an answer without the PnL fields (the stub above): no exchange figure, the kill switch uses the estimate
+    plain = BybitBroker(_PositionREST(), "BTCUSDT", capital=1000.0, instrument={"lotSizeFilter": {"qtyStep": "0.001"}})
+    assert plain.snapshot(100.0)["exchange_equity"] is None

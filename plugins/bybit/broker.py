@@ -7,6 +7,11 @@
 * Quantities are floored to the instrument's lot step (instruments-info) and orders below the
   minimum are skipped and reported; prices round to the tick size.
 * Sizing: a target of 1.0 is ``capital`` worth of the symbol at the last close.
+* Equity, two figures (``snapshot``): ``equity`` is this session's estimate from its own fills, marked at
+  the last close, which knows nothing of funding; ``exchange_equity`` is capital plus the symbol's PnL since
+  the session started as the exchange books it (``cumRealisedPnl``: closed PnL less trading fees and funding,
+  plus ``unrealisedPnl`` at the mark price), read from /v5/position/list at the start, after every decided
+  bar (``refresh``) and at each reconcile. The kill switch uses the exchange's figure once it has one.
 * Category ``linear`` (USDT/USDC perpetuals and futures) only; ``spot`` and ``inverse`` are refused
   before any request (``check_traded_category``): see ``UNTRADED`` for why. Paper trading reads any
   category's data.
@@ -86,18 +91,57 @@ class BybitBroker:
         self.fills: list[Fill] = []
         self.open_orders: list[dict] = []
         self.reconciles = 0
+        self._pnl_start: float | None = None  # cumRealisedPnl + unrealisedPnl at the first read
+        self.exchange_pnl: float | None = None  # that sum now, less its value at the start
+        self.mark_price = float("nan")
+        self.exchange_read_bar: int | None = None  # self.bar at the last successful position read
         self.reconcile()
 
     # -- exchange state ------------------------------------------------------------------
     def reconcile(self) -> dict:
         """Read the position and open orders back from the exchange (start, and after each reconnect)."""
+        self._read_position()
+        self.open_orders = self.rest.call(
+            "get_open_orders", "GET /v5/order/realtime", category=self.category, symbol=self.symbol
+        ).get("list", [])
+        self.reconciles += 1
+        return {"units": self.units, "open_orders": len(self.open_orders)}
+
+    def refresh(self) -> None:
+        """Read the position and its PnL back after a decided bar (the live loop calls it off the event loop).
+        A failed read is logged and the last one kept (``exchange_read_bar`` says which bar it is from); a
+        rejected key stops the session."""
+        try:
+            self._read_position()
+        except AuthError:
+            raise
+        except ExchangeError as exc:
+            log.warning(
+                "reading the %s position failed (%s); exchange_equity stays at bar %s's read",
+                self.symbol,
+                exc,
+                self.exchange_read_bar,
+            )
+
+    def _read_position(self) -> None:
         pos = self.rest.call("get_positions", "GET /v5/position/list", category=self.category, symbol=self.symbol)
-        units, cost = 0.0, 0.0
-        for p in pos.get("list", []):
+        units, cost, pnl, mark = 0.0, 0.0, 0.0, float("nan")
+        rows = pos.get("list", [])
+        booked = bool(rows)  # every row carries the exchange's PnL fields (a stub or an old answer may not)
+        for p in rows:
             size = float(p.get("size") or 0.0)
             signed = size if p.get("side") == "Buy" else -size if p.get("side") == "Sell" else 0.0
             units += signed
             cost += signed * float(p.get("avgPrice") or "nan") if signed else 0.0
+            if p.get("cumRealisedPnl") in (None, "") or (signed and p.get("unrealisedPnl") in (None, "")):
+                booked = False
+            else:
+                pnl += float(p["cumRealisedPnl"]) + float(p.get("unrealisedPnl") or 0.0)
+            mark = float(p.get("markPrice") or mark)
+        if booked:
+            if self._pnl_start is None:
+                self._pnl_start = pnl
+            self.exchange_pnl, self.mark_price, self.exchange_read_bar = pnl - self._pnl_start, mark, self.bar
         if not math.isclose(units, self.units, abs_tol=1e-12):
             log.warning(
                 "reconcile %s: exchange position %s units, local %s; taking the exchange's",
@@ -112,11 +156,6 @@ class BybitBroker:
             if math.isfinite(ref):
                 self.cash_flow -= (units - self.units) * ref
         self.units = units
-        self.open_orders = self.rest.call(
-            "get_open_orders", "GET /v5/order/realtime", category=self.category, symbol=self.symbol
-        ).get("list", [])
-        self.reconciles += 1
-        return {"units": self.units, "open_orders": len(self.open_orders)}
 
     def round_price(self, price: float) -> str:
         return round_to_step(price, self.tick, ROUND_HALF_UP)
@@ -207,6 +246,7 @@ class BybitBroker:
 
     def snapshot(self, price: float) -> dict:
         eq = self.capital + self.cash_flow + self.units * price
+        booked = self.exchange_pnl is not None
         return {
             "broker": "bybit",
             "network": self.rest.endpoints.network,
@@ -215,6 +255,10 @@ class BybitBroker:
             "capital": self.capital,
             "equity": eq,
             "pnl": eq - self.capital,
+            "exchange_equity": self.capital + self.exchange_pnl if booked else None,
+            "exchange_pnl": self.exchange_pnl,
+            "mark_price": self.mark_price if booked else None,
+            "exchange_read_bar": self.exchange_read_bar,
             "orders": len(self.orders),
             "fills": len(self.fills),
             "open_orders": len(self.open_orders),

@@ -116,6 +116,8 @@ class FakeBybit:
         self.taker_fee = float(taker_fee)
         self.order_delay_s = float(order_delay_s)  # answer order/create this late (after accepting it)
         self.position = 0.0  # signed units
+        self.avg_price = 0.0  # the position's average entry price (0 when flat)
+        self.cum_realised = 0.0  # realised PnL as Bybit books it: closed PnL - trading fees - funding
         self.orders: dict[str, dict] = {}  # orderLinkId -> order
         self.open_orders: list[dict] = []  # resting orders (tests put stale ones here)
         self.order_requests = 0
@@ -405,7 +407,7 @@ class FakeBybit:
                 return {"retCode": 10001, "retMsg": "params error: side/orderType", "result": {}}
             price = s.values[self._current_index()][0]
             signed = qty if side == "Buy" else -qty
-            self.position = round(self.position + signed, 9)
+            self._book_fill(signed, price, qty * price * self.taker_fee)
             order = {
                 "orderId": f"fake-{len(self.orders) + 1}",
                 "orderLinkId": link,
@@ -422,16 +424,53 @@ class FakeBybit:
             self.orders[link] = order
         return _ok({"orderId": order["orderId"], "orderLinkId": link}, s.now_ms)
 
+    def _book_fill(self, signed: float, price: float, fee: float) -> None:
+        """Position, average price and realised PnL after a fill (the lock held): the closed part realises
+        (price - avg) x units, the fee is realised at once, a flip opens the rest at ``price``."""
+        old = self.position
+        self.cum_realised -= fee
+        closed = min(abs(signed), abs(old)) if old * signed < 0 else 0.0
+        self.cum_realised += closed * (price - self.avg_price) * (1.0 if old > 0 else -1.0)
+        new = round(old + signed, 9)
+        if new == 0.0:
+            self.avg_price = 0.0
+        elif old * new <= 0.0:  # opened from flat, or flipped: the rest opens at this price
+            self.avg_price = price
+        elif abs(new) > abs(old):  # added to the same side
+            self.avg_price = (abs(old) * self.avg_price + abs(signed) * price) / abs(new)
+        self.position = new
+
+    def mark_price(self) -> float:
+        """The fake's mark price: the open of the bar in progress (what its market orders fill at)."""
+        return float(self.state.values[self._current_index()][0])
+
+    def charge_funding(self, rate: float) -> float:
+        """One funding settlement: a long pays position value x ``rate`` (a short receives it); returns the payment."""
+        with self.state.lock:
+            paid = self.position * self.mark_price() * float(rate)
+            self.cum_realised -= paid
+        return paid
+
     def trading_get(self, path: str, q: dict) -> dict:
         now = self.state.now_ms
         with self.state.lock:
             if path == "/v5/position/list":
                 side = "Buy" if self.position > 0 else "Sell" if self.position < 0 else ""
+                mark = self.mark_price()
                 return _ok(
                     {
                         "category": self.category,
                         "list": [
-                            {"symbol": self.symbol, "side": side, "size": repr(abs(self.position)), "positionIdx": 0}
+                            {
+                                "symbol": self.symbol,
+                                "side": side,
+                                "size": repr(abs(self.position)),
+                                "positionIdx": 0,
+                                "avgPrice": repr(self.avg_price),
+                                "markPrice": repr(mark),
+                                "unrealisedPnl": repr(self.position * (mark - self.avg_price)),
+                                "cumRealisedPnl": repr(self.cum_realised),
+                            }
                         ],
                     },
                     now,

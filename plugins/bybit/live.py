@@ -203,7 +203,7 @@ class LiveSession:
     def _kill_check(self, bar: Bar, ordered: bool) -> str | None:
         snap = self.broker.snapshot(bar.close)
         # always on for the paper account, kill switch or not: nothing is left to trade with (an exchange
-        # account is liquidated by the exchange; its equity here is this session's estimate)
+        # account is liquidated by the exchange itself)
         if snap.get("broker") == "paper" and snap["equity"] <= 0.0:
             return (
                 f"equity {snap['equity']:.2f} <= 0 at the close of {bar.timestamp}: the account is ruined "
@@ -212,9 +212,10 @@ class LiveSession:
         if self.kill_switch is None:
             return None
         capital = snap.get("capital", getattr(self.broker, "init_cash", float("nan")))
+        booked = snap.get("exchange_equity")  # the exchange's own figure (funding included) once read
         return self.kill_switch.check(
             bar.timestamp,
-            equity=snap["equity"],
+            equity=snap["equity"] if booked is None else booked,
             capital=capital,
             position_value=snap["units"] * bar.close,
             ordered=ordered,
@@ -316,6 +317,8 @@ class LiveSession:
                         self._reconcile_due = False
                         await asyncio.to_thread(self.broker.reconcile)
                     out = self._decide(bar, "live")
+                    if hasattr(self.broker, "refresh"):  # the exchange's PnL (funding included) for the checks
+                        await asyncio.to_thread(self.broker.refresh)
                     self.last_bar = bar
                     self.live_bars += 1
                     decisions.write(out["decision"])
