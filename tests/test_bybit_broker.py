@@ -349,3 +349,60 @@ def test_a_failed_position_read_keeps_the_last_exchange_figure_and_a_bad_key_sto
     # an answer without the PnL fields (the stub above): no exchange figure, the kill switch uses the estimate
     plain = BybitBroker(_PositionREST(), "BTCUSDT", capital=1000.0, instrument={"lotSizeFilter": {"qtyStep": "0.001"}})
     assert plain.snapshot(100.0)["exchange_equity"] is None
+
+
+def test_a_failed_read_falls_back_to_the_estimate_plus_what_it_missed(fake_bybit, planted):
+    """The kill switch's figure when this bar's position read fails: the estimate now plus the funding the
+    last good read showed, not the stale exchange figure (which would hide a move since)."""
+    fake = fake_bybit(planted.iloc[:50], start_index=40, api_key=KEY, api_secret=SECRET)
+    broker = BybitBroker(_rest(fake), "BTCUSDT", capital=1_000.0)
+    broker.on_bar(_bar(fake, 39))
+    broker.submit(pd.Timestamp(0, tz="UTC"), "BTCUSDT", 1.0, "long-1")
+    paid = fake.charge_funding(0.01)
+    broker.refresh()
+    assert broker.snapshot(fake.mark_price())["limit_equity"] == pytest.approx(
+        broker.snapshot(fake.mark_price())["exchange_equity"]
+    )
+    _move_to(fake, 46)
+    broker.on_bar(_bar(fake, 45))
+    fake.faults.rest.append(("position/list", "ret10001"))  # not retried: the read fails
+    broker.refresh()
+    price = fake.state.values[45][3]
+    snap = broker.snapshot(price)
+    assert broker.exchange_read_bar == broker.bar - 1 and snap["equity"] != pytest.approx(snap["exchange_equity"])
+    assert snap["limit_equity"] == pytest.approx(snap["equity"] - paid)
+    broker.refresh()  # the next read works again: the exchange's figure
+    assert broker.exchange_read_bar == broker.bar
+    assert broker.snapshot(price)["limit_equity"] == pytest.approx(broker.snapshot(price)["exchange_equity"])
+
+
+def test_a_position_held_before_the_session_starts_both_equities_at_capital(fake_bybit, planted):
+    fake = fake_bybit(planted.iloc[:50], start_index=30, api_key=KEY, api_secret=SECRET)
+    fake.place_order({"qty": "0.500", "side": "Buy", "orderType": "Market", "orderLinkId": "before"})
+    _move_to(fake, 40)  # the price moved since that fill: its PnL is not this session's
+    broker = BybitBroker(_rest(fake), "BTCUSDT", capital=1_000.0)
+    mark = fake.mark_price()
+    assert mark != fake.avg_price and broker.units == pytest.approx(0.5)
+    snap = broker.snapshot(mark)
+    assert snap["equity"] == pytest.approx(1_000.0) and snap["exchange_equity"] == pytest.approx(1_000.0)
+
+
+def test_a_kill_reads_the_flat_account_back(fake_bybit, planted, tmp_path):
+    """After the kill switch flattens, the status shows the account as the exchange books it (closing fee in)."""
+    import asyncio
+
+    from effnet_trading.plugins.bybit.live import LiveSession
+
+    fake = fake_bybit(planted.iloc[:50], start_index=40, api_key=KEY, api_secret=SECRET)
+    broker = BybitBroker(_rest(fake), "BTCUSDT", capital=1_000.0)
+    broker.on_bar(_bar(fake, 39))
+    broker.submit(pd.Timestamp(0, tz="UTC"), "BTCUSDT", 1.0, "long-1")
+    broker.refresh()
+    session = LiveSession(
+        SimpleNamespace(class_names=("sell", "hold", "buy")), None, None, broker, None, None,
+        symbol="BTCUSDT", category="linear", interval="5", out_dir=tmp_path,
+    )  # fmt: skip
+    sink = SimpleNamespace(write=lambda row: None)
+    asyncio.run(session._kill(pd.Timestamp(0, tz="UTC"), "test", sink, sink))
+    assert fake.position == 0.0 and broker.units == 0.0
+    assert broker.snapshot(1.0)["exchange_equity"] == pytest.approx(1_000.0 + fake.cum_realised)

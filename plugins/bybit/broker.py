@@ -9,9 +9,10 @@
 * Sizing: a target of 1.0 is ``capital`` worth of the symbol at the last close.
 * Equity, two figures (``snapshot``): ``equity`` is this session's estimate from its own fills, marked at
   the last close, which knows nothing of funding; ``exchange_equity`` is capital plus the symbol's PnL since
-  the session started as the exchange books it (``cumRealisedPnl``: closed PnL less trading fees and funding,
-  plus ``unrealisedPnl`` at the mark price), read from /v5/position/list at the start, after every decided
-  bar (``refresh``) and at each reconcile. The kill switch uses the exchange's figure once it has one.
+  the session started as the exchange books it (``cumRealisedPnl``, all-time realised PnL after trading fees
+  and funding, plus ``unrealisedPnl``), read from /v5/position/list at the start, after every decided bar
+  (``refresh``), after a kill and at each reconcile. The kill switch uses ``limit_equity``: the exchange's
+  figure when this bar's read succeeded, else the estimate plus what it missed at the last good read.
 * Category ``linear`` (USDT/USDC perpetuals and futures) only; ``spot`` and ``inverse`` are refused
   before any request (``check_traded_category``): see ``UNTRADED`` for why. Paper trading reads any
   category's data.
@@ -95,6 +96,7 @@ class BybitBroker:
         self.exchange_pnl: float | None = None  # that sum now, less its value at the start
         self.mark_price = float("nan")
         self.exchange_read_bar: int | None = None  # self.bar at the last successful position read
+        self._gap = 0.0  # exchange PnL - the estimate's PnL at the mark price, at the last read
         self.reconcile()
 
     # -- exchange state ------------------------------------------------------------------
@@ -138,10 +140,6 @@ class BybitBroker:
             else:
                 pnl += float(p["cumRealisedPnl"]) + float(p.get("unrealisedPnl") or 0.0)
             mark = float(p.get("markPrice") or mark)
-        if booked:
-            if self._pnl_start is None:
-                self._pnl_start = pnl
-            self.exchange_pnl, self.mark_price, self.exchange_read_bar = pnl - self._pnl_start, mark, self.bar
         if not math.isclose(units, self.units, abs_tol=1e-12):
             log.warning(
                 "reconcile %s: exchange position %s units, local %s; taking the exchange's",
@@ -151,11 +149,20 @@ class BybitBroker:
             )
             # units this session recorded no fill for (a position held before it started, a fill missed
             # across a reconnect) bring their cash flow, so equity is capital + their PnL, not minus
-            # their notional: at the last price seen, or before any bar at the position's average price
-            ref = self.last_price if math.isfinite(self.last_price) else cost / units if units else float("nan")
+            # their notional: at the last price seen; before any bar at this read's mark price (so that both
+            # equities start at capital), or without one at the position's average price
+            ref = next(
+                (r for r in (self.last_price, mark, cost / units if units else math.nan) if math.isfinite(r)), math.nan
+            )
             if math.isfinite(ref):
                 self.cash_flow -= (units - self.units) * ref
         self.units = units
+        if booked:
+            if self._pnl_start is None:
+                self._pnl_start = pnl
+            self.exchange_pnl, self.mark_price, self.exchange_read_bar = pnl - self._pnl_start, mark, self.bar
+            if math.isfinite(mark):  # what the estimate misses (funding, mostly), for a bar whose read fails
+                self._gap = self.exchange_pnl - (self.cash_flow + self.units * mark)
 
     def round_price(self, price: float) -> str:
         return round_to_step(price, self.tick, ROUND_HALF_UP)
@@ -247,6 +254,12 @@ class BybitBroker:
     def snapshot(self, price: float) -> dict:
         eq = self.capital + self.cash_flow + self.units * price
         booked = self.exchange_pnl is not None
+        if not booked:
+            limit = eq
+        elif self.exchange_read_bar == self.bar:
+            limit = self.capital + self.exchange_pnl
+        else:  # the reads since failed: the estimate now, plus what it missed at the last good read
+            limit = eq + self._gap
         return {
             "broker": "bybit",
             "network": self.rest.endpoints.network,
@@ -259,6 +272,7 @@ class BybitBroker:
             "exchange_pnl": self.exchange_pnl,
             "mark_price": self.mark_price if booked else None,
             "exchange_read_bar": self.exchange_read_bar,
+            "limit_equity": limit,
             "orders": len(self.orders),
             "fills": len(self.fills),
             "open_orders": len(self.open_orders),

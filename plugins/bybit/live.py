@@ -195,6 +195,8 @@ class LiveSession:
         log.error("kill switch: %s; flattening and stopping", reason)
         n = len(self.broker.fills)
         order = await asyncio.to_thread(self.broker.flatten, bar_time, reason)
+        if hasattr(self.broker, "refresh"):  # the final status shows the flat account as the exchange books it
+            await asyncio.to_thread(self.broker.refresh)
         if order is not None:
             orders.write(order.as_row())
         for f in self.broker.fills[n:]:
@@ -212,10 +214,9 @@ class LiveSession:
         if self.kill_switch is None:
             return None
         capital = snap.get("capital", getattr(self.broker, "init_cash", float("nan")))
-        booked = snap.get("exchange_equity")  # the exchange's own figure (funding included) once read
         return self.kill_switch.check(
             bar.timestamp,
-            equity=snap["equity"] if booked is None else booked,
+            equity=snap.get("limit_equity", snap["equity"]),  # the exchange's figure (funding included) when read
             capital=capital,
             position_value=snap["units"] * bar.close,
             ordered=ordered,
