@@ -406,3 +406,19 @@ def test_a_kill_reads_the_flat_account_back(fake_bybit, planted, tmp_path):
     asyncio.run(session._kill(pd.Timestamp(0, tz="UTC"), "test", sink, sink))
     assert fake.position == 0.0 and broker.units == 0.0
     assert broker.snapshot(1.0)["exchange_equity"] == pytest.approx(1_000.0 + fake.cum_realised)
+
+
+def test_a_refresh_gives_up_within_its_own_budget_not_the_order_path_s(fake_bybit, planted):
+    """A position endpoint that keeps answering "rate limited" holds the bar loop for read_budget_s, not for the
+    REST client's whole retry budget (60 s by default)."""
+    import time
+
+    fake = fake_bybit(planted.iloc[:50], start_index=40, api_key=KEY, api_secret=SECRET)
+    ep = resolve_endpoints("testnet", fake.rest_url, fake.ws_url)
+    rest = BybitREST(ep, api_key=KEY, api_secret=SECRET, retry=RetryPolicy(base_s=0.05, cap_s=0.1, total_s=60.0))
+    broker = BybitBroker(rest, "BTCUSDT", capital=1_000.0)
+    broker.read_budget_s = 0.5
+    fake.faults.rest.extend([("position/list", "ret10006")] * 1000)
+    t0 = time.monotonic()
+    broker.refresh()  # logged and kept, not raised
+    assert time.monotonic() - t0 < 5.0 and broker.exchange_read_bar == -1

@@ -96,6 +96,7 @@ class BybitBroker:
         self.exchange_pnl: float | None = None  # that sum now, less its value at the start
         self.mark_price = float("nan")
         self.exchange_read_bar: int | None = None  # self.bar at the last successful position read
+        self.read_budget_s = 5.0  # refresh's retry budget: a failing read must not hold the bar loop for long
         self._gap = 0.0  # exchange PnL - the estimate's PnL at the mark price, at the last read
         self.reconcile()
 
@@ -114,7 +115,7 @@ class BybitBroker:
         A failed read is logged and the last one kept (``exchange_read_bar`` says which bar it is from); a
         rejected key stops the session."""
         try:
-            self._read_position()
+            self._read_position(budget_s=self.read_budget_s)
         except AuthError:
             raise
         except ExchangeError as exc:
@@ -125,8 +126,10 @@ class BybitBroker:
                 self.exchange_read_bar,
             )
 
-    def _read_position(self) -> None:
-        pos = self.rest.call("get_positions", "GET /v5/position/list", category=self.category, symbol=self.symbol)
+    def _read_position(self, budget_s: float | None = None) -> None:
+        pos = self.rest.call(
+            "get_positions", "GET /v5/position/list", budget_s=budget_s, category=self.category, symbol=self.symbol
+        )
         units, cost, pnl, mark = 0.0, 0.0, 0.0, float("nan")
         rows = pos.get("list", [])
         booked = bool(rows)  # every row carries the exchange's PnL fields (a stub or an old answer may not)

@@ -144,10 +144,12 @@ class BybitREST:
         self._session.endpoint = endpoints.rest
         self.retries = 0  # transient failures retried so far (for status reports)
 
-    def call(self, method: str, what: str | None = None, **params) -> dict:
-        """``session.<method>(**params)``; returns ``result``. Retries transient errors with backoff."""
+    def call(self, method: str, what: str | None = None, *, budget_s: float | None = None, **params) -> dict:
+        """``session.<method>(**params)``; returns ``result``. Retries transient errors with backoff, for at
+        most ``budget_s`` seconds (default: the retry policy's ``total_s``)."""
         fn = getattr(self._session, method)
         what = what or method
+        total_s = self.retry.total_s if budget_s is None else min(float(budget_s), self.retry.total_s)
         t0 = time.monotonic()
         attempt = 0
         while True:
@@ -160,10 +162,10 @@ class BybitREST:
             wait = self.retry.delay(attempt)
             if isinstance(err, RateLimitError) and err.retry_after_s is not None:
                 wait = max(wait, min(err.retry_after_s, self.retry.cap_s))
-            if time.monotonic() - t0 + wait > self.retry.total_s:
+            if time.monotonic() - t0 + wait > total_s:
                 raise type(err)(
                     f"{err} Gave up after {attempt + 1} attempt(s) in {time.monotonic() - t0:.1f} s "
-                    f"(retry budget {self.retry.total_s:g} s).",
+                    f"(retry budget {total_s:g} s).",
                     code=err.code,
                 ) from None
             log.warning("%s (attempt %d, next in %.2f s)", err, attempt + 1, wait)
