@@ -25,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import time
 import traceback
 import warnings
@@ -148,12 +149,20 @@ def _load(cell: Cell) -> pd.DataFrame:
     )
 
 
+def _say(line: str) -> None:
+    """One line on stderr, above any progress bar: what a sweep running for hours writes to its log."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}", file=sys.stderr)
+
+
 def _in_process(jobs: list[tuple[Cell, Path]], device: str | None) -> Iterator[tuple[Cell, dict]]:
     frames: dict[tuple, pd.DataFrame] = {}
     for cell, cell_dir in jobs:
         key = _data_key(cell)
         if key not in frames:
             frames = {key: _load(cell)}  # cells are grouped by data: keep one frame in memory
+        _say(f"cell {cell.id} started")
         yield cell, run_cell(frames[key], cell, str(cell_dir), device)
 
 
@@ -331,10 +340,16 @@ def run_sweep(
     runner = _on_ray(jobs, address, cpus, gpus, device) if ray_on else _in_process(jobs, device)
     from tqdm.auto import tqdm
 
-    for cell, res in tqdm(runner, total=len(jobs), desc="sweep cells", disable=not progress):
+    if jobs:
+        before = sum(bool(o.get("skipped")) for o in outcome.values())
+        _say(
+            f"sweep: {len(jobs)} of {len(cells)} cell(s) to run ({before} finished before), "
+            + ("on Ray" if ray_on else "in-process, one after another")
+        )
+    for k, (cell, res) in enumerate(tqdm(runner, total=len(jobs), desc="sweep cells", disable=not progress), 1):
         outcome[cell.id] = res
-        if res["status"] != "ok" and progress:
-            tqdm.write(f"cell {cell.id} failed: {res['error']}")
+        how = "ok" if res["status"] == "ok" else f"failed: {res['error']}"
+        _say(f"[{k}/{len(jobs)}] cell {cell.id}: {how} ({res['seconds']:.0f} s)")
     cells_dir.mkdir(parents=True, exist_ok=True)  # the cells made it already; the table needs it even when none ran
     for c in cells:  # another process (a disjoint --only) may have finished, or a user moved, a cell meanwhile
         if outcome[c.id].get("skipped") or outcome[c.id]["status"] == "pending":

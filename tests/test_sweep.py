@@ -175,7 +175,7 @@ def test_table_only_before_any_cell_finished_keeps_the_running_sweep(tmp_path, m
     assert "2 not run yet" in (out / "results.md").read_text()
 
 
-def test_only_runs_the_matching_cells_and_lists_the_others(tmp_path, monkeypatch):
+def test_only_runs_the_matching_cells_and_lists_the_others(tmp_path, monkeypatch, capsys):
     """--only PATTERN: the matching unfinished cells run, the others are listed as not run yet."""
     calls = []
 
@@ -192,6 +192,9 @@ def test_only_runs_the_matching_cells_and_lists_the_others(tmp_path, monkeypatch
     other.mkdir()  # another sweep process's cell in progress (a disjoint --only): left alone
     table = run_sweep(cfg, tmp_path / "out", use_ray=False, progress=False, only=["*compact__seed-1", "*seed-2"])
     assert sorted(calls) == ["models-compact__seed-1", "models-compact__seed-2", "models-small_cnn__seed-2"]
+    log = capsys.readouterr().err  # a line per cell, also without progress bars (a sweep's log file)
+    assert "sweep: 3 of 6 cell(s) to run (0 finished before), in-process" in log
+    assert f"cell {calls[0]} started" in log and f"[1/3] cell {calls[0]}: failed: fake cell (0 s)" in log
     assert not stale.exists() and other.is_dir()
     status = table.groupby("cell")["status"].first()
     assert set(status[status == "pending"].index) == {
