@@ -257,7 +257,7 @@ _EXAMPLE_CONFIGS = {  # every shipped sweep config and its number of cells
     "evidence_cpu_seeds_eth_5m": 6,
     "evidence_cpu_full": 3,
     "evidence_cpu_uncapped": 2,
-    "evidence_cpu_seeds_compact": 3,
+    "evidence_cpu_seeds_compact": 9,
     "literature_gpu": 25,
     "literature_gpu_null": 4,
 }
