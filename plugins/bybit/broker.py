@@ -96,7 +96,7 @@ class BybitBroker:
         self.exchange_pnl: float | None = None  # that sum now, less its value at the start
         self.mark_price = float("nan")
         self.exchange_read_bar: int | None = None  # self.bar at the last successful position read
-        self.read_budget_s = 5.0  # refresh's retry budget: a failing read must not hold the bar loop for long
+        self.read_budget_s = 5.0  # refresh's retry budget (plus one request's timeout): not the client's 60 s
         self._gap = 0.0  # exchange PnL - the estimate's PnL at the mark price, at the last read
         self.reconcile()
 
