@@ -563,10 +563,6 @@ class _RestHandler(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         q = {k: v[-1] for k, v in parse_qs(url.query).items()}
         kind = self.fake._take_rest_fault(url.path)
-        trading = url.path in ("/v5/position/list", "/v5/order/realtime")
-        if trading and not kind:
-            err = self.fake.check_auth(self.headers, url.query)
-            return self._send(200, err or self.fake.trading_get(url.path, q), {})
         if kind == "reset":
             self.close_connection = True
             self.connection.close()
@@ -584,7 +580,7 @@ class _RestHandler(BaseHTTPRequestHandler):
                 },
                 {},
             )
-        if trading:  # a fault kind GETs do not act on (e.g. "timeout"): answer normally
+        if url.path in ("/v5/position/list", "/v5/order/realtime"):  # signed: the account's trading state
             err = self.fake.check_auth(self.headers, url.query)
             return self._send(200, err or self.fake.trading_get(url.path, q), {})
         self._send(*self.fake.rest_answer(url.path, q))
