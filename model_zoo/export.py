@@ -26,7 +26,7 @@ from effnet_trading.model_zoo.card import CARD_FILE, ONNX_FILE, VARIANT_FILES, M
 from effnet_trading.model_zoo.quantize import add_variant
 from effnet_trading.outputs import MANIFEST_FILE
 
-__all__ = ["ExportWrapper", "export_onnx", "verify_onnx"]
+__all__ = ["FP64_NOISE_FACTOR", "ExportWrapper", "export_onnx", "verify_onnx"]
 
 DEFAULT_OPSET = 17
 
@@ -58,17 +58,47 @@ def _onnx_probs(path: Path, images: np.ndarray) -> np.ndarray:
     return sess.run(None, {sess.get_inputs()[0].name: images.astype(np.float32)})[0]
 
 
-def verify_onnx(wrapper: nn.Module, onnx_path: Path, images: np.ndarray, atol: float = 1e-4) -> float:
-    """Max |torch - onnxruntime| on ``images``; raises ModelCardError above ``atol``."""
+# How far onnxruntime may sit from the float64 result, in multiples of torch float32's own distance from it
+# (see verify_onnx): an export as exact as torch is passes, a wrong graph is orders of magnitude further off.
+FP64_NOISE_FACTOR = 10.0
+
+
+def _fp64_probs(wrapper: nn.Module, images: np.ndarray) -> np.ndarray:
+    """The wrapper's output computed in float64 (a copy; the model itself stays float32)."""
+    import copy
+
+    with torch.no_grad():
+        return copy.deepcopy(wrapper).double()(torch.from_numpy(images.astype(np.float64))).numpy()
+
+
+def _check_onnx(wrapper: nn.Module, onnx_path: Path, images: np.ndarray, atol: float) -> tuple[float, dict | None]:
+    """``(max |torch - onnxruntime|, the float64 comparison where it was needed)``; raises when not faithful."""
     with torch.no_grad():
         ref = wrapper(torch.from_numpy(images.astype(np.float32))).numpy()
     got = _onnx_probs(onnx_path, images)
     err = float(np.max(np.abs(ref - got))) if ref.size else 0.0
-    if err > atol:
+    if err <= atol:
+        return err, None
+    exact = _fp64_probs(wrapper, images)
+    torch_noise, onnx_err = float(np.max(np.abs(ref - exact))), float(np.max(np.abs(got - exact)))
+    bound = atol + FP64_NOISE_FACTOR * torch_noise
+    if onnx_err > bound:
         raise ModelCardError(
-            f"ONNX output differs from torch by {err:.2e} (> {atol:.0e}) on {len(images)} images; export is not faithful."
+            f"ONNX output differs from torch by {err:.2e} (> {atol:.0e}) on {len(images)} images; export is not "
+            f"faithful: it is {onnx_err:.2e} from the float64 result, where torch float32 is {torch_noise:.2e} "
+            f"(allowed: {bound:.2e})."
         )
-    return err
+    return err, {"onnx_vs_float64": onnx_err, "torch_float32_vs_float64": torch_noise, "allowed": bound}
+
+
+def verify_onnx(wrapper: nn.Module, onnx_path: Path, images: np.ndarray, atol: float = 1e-4) -> float:
+    """Max |torch - onnxruntime| on ``images``; raises ModelCardError when the export is not faithful.
+
+    Faithful: within ``atol`` of torch float32, or, where float32 rounding alone is that large (an
+    ill-conditioned net, e.g. a trained B0 on uniform-noise images with logits of ~400), no further from
+    the float64 result than ``atol`` plus FP64_NOISE_FACTOR times torch float32's own distance from it.
+    """
+    return _check_onnx(wrapper, onnx_path, images, atol)[0]
 
 
 def _export(wrapper: nn.Module, dummy: torch.Tensor, onnx_path: Path, opset: int) -> None:
@@ -185,7 +215,9 @@ def export_onnx(
         checks = [rng.random((4, c, h, w), dtype=np.float32)]
         if sample_images is not None and len(sample_images):
             checks.append(np.asarray(sample_images[:64], dtype=np.float32))
-        max_err = max(verify_onnx(wrapper, onnx_path, x, atol) for x in checks)
+        results = [_check_onnx(wrapper, onnx_path, x, atol) for x in checks]
+        max_err = max(err for err, _ in results)
+        fp64 = [info for _, info in results if info is not None]
         has_real = sample_images is not None and len(sample_images) > 0
         real = np.asarray(sample_images if has_real else checks[0], np.float32)
         card = ModelCard(
@@ -208,6 +240,8 @@ def export_onnx(
             calibration=_calibration_record(calibration, onnx_path, (c, h, w)),
         )
         card.metrics.setdefault("export_max_abs_err", max_err)
+        if fp64:  # float32 rounding alone exceeded atol; the export was judged against the float64 result
+            card.metrics.setdefault("export_float64_check", max(fp64, key=lambda d: d["onnx_vs_float64"]))
         card.metrics.setdefault("export_checked_on", "random + sample images" if has_real else "random images only")
         card.save(tmp_dir)
         if fp16:

@@ -139,6 +139,52 @@ def test_wrapper_normalises_in_graph():
     assert torch.allclose(w(x), torch.ones(1, 1, 2, 2))
 
 
+def _ill_conditioned_small_cnn():
+    """A correct small_cnn whose float32 rounding alone moves its probabilities by more than 1e-4 on uniform
+    noise: two logits of ~5,000 that differ by a few units (a trained B0 on noise images gave logits of ~400)."""
+    torch.manual_seed(0)
+    model = create_model("small_cnn", in_chans=1).eval()
+    head = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        base = torch.randn(head.in_features) * 1e4
+        head.weight[0], head.weight[1], head.weight[2] = base, base + 0.01 * torch.randn(head.in_features), -base
+        head.bias.zero_()
+    return model
+
+
+def test_float32_rounding_is_not_called_an_unfaithful_export(tmp_path):
+    """Where torch float32 is itself far from the exact (float64) result, ONNX is judged against that result:
+    the export passes, and the card says by how much and why."""
+    model = _ill_conditioned_small_cnn()
+    card = export_onnx(model, tmp_path / "m", spec=SPEC, architecture="small_cnn")
+    assert card.metrics["export_max_abs_err"] > 1e-4  # the plain float32 comparison alone would have refused it
+    check = card.metrics["export_float64_check"]
+    assert check["torch_float32_vs_float64"] > 1e-5 and check["onnx_vs_float64"] <= check["allowed"]
+    x = np.random.default_rng(1).random((16, 1, 32, 32), dtype=np.float32)
+    with torch.no_grad():  # the exported graph computes the same function, up to that rounding
+        exact = torch.softmax(model.double()((torch.from_numpy(x).double() - 0.5) / 0.25), dim=1).numpy()
+    np.testing.assert_allclose(Predictor(tmp_path / "m", "cpu").predict(x), exact, atol=check["allowed"])
+
+
+def test_a_wrong_graph_is_refused_also_when_float32_is_noisy(tmp_path):
+    """The float64 fallback still catches a real export error: a changed bias in the ONNX file of the same
+    ill-conditioned model."""
+    import onnx.numpy_helper as nh
+
+    from effnet_trading.model_zoo.export import verify_onnx
+
+    model = _ill_conditioned_small_cnn()
+    export_onnx(model, tmp_path / "m", spec=SPEC, architecture="small_cnn")
+    graph = onnx.load(tmp_path / "m" / "model.onnx")
+    gemm = next(n for n in graph.graph.node if n.op_type == "Gemm")
+    bias = next(i for i in graph.graph.initializer if i.name == gemm.input[2])
+    bias.CopyFrom(nh.from_array(nh.to_array(bias) + np.array([0.5, 0.0, 0.0], np.float32), bias.name))
+    onnx.save(graph, tmp_path / "wrong.onnx")
+    x = np.random.default_rng(0).random((4, 1, 32, 32), dtype=np.float32)
+    with pytest.raises(ModelCardError, match="from the float64 result"):
+        verify_onnx(ExportWrapper(model, [0.5], [0.25]).eval(), tmp_path / "wrong.onnx", x)
+
+
 def _estimate_bn_stats(model, x) -> None:
     """Untrained nets need real BN statistics, or their eval-mode outputs are constant (training-mode pass)."""
     from effnet_trading.model_zoo._blocks import recalibrate_batchnorm
