@@ -105,3 +105,20 @@ def zoo_export_args(out, *, kind: str, window: int, size: int, model: str = "sma
         "--out",
         str(out),
     ]
+
+
+def ill_conditioned_small_cnn(in_chans: int = 1):
+    """A correct small_cnn whose float32 rounding alone moves its probabilities by more than 1e-4 on uniform
+    noise: two nearly equal logits of up to ~5,600 (a trained B0 on noise images gave logits of ~400)."""
+    import torch
+
+    from effnet_trading.model_zoo import create_model
+
+    torch.manual_seed(0)
+    model = create_model("small_cnn", num_classes=3, in_chans=in_chans).eval()
+    head = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        base = torch.randn(head.in_features) * 1e4
+        head.weight[0], head.weight[1], head.weight[2] = base, base + 0.01 * torch.randn(head.in_features), -base
+        head.bias.zero_()
+    return model

@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from _helpers import ill_conditioned_small_cnn
 
 from effnet_trading.errors import ModelCardError
 from effnet_trading.imaging import ImageSpec, render
@@ -139,23 +140,10 @@ def test_wrapper_normalises_in_graph():
     assert torch.allclose(w(x), torch.ones(1, 1, 2, 2))
 
 
-def _ill_conditioned_small_cnn():
-    """A correct small_cnn whose float32 rounding alone moves its probabilities by more than 1e-4 on uniform
-    noise: two logits of ~5,000 that differ by a few units (a trained B0 on noise images gave logits of ~400)."""
-    torch.manual_seed(0)
-    model = create_model("small_cnn", in_chans=1).eval()
-    head = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
-    with torch.no_grad():
-        base = torch.randn(head.in_features) * 1e4
-        head.weight[0], head.weight[1], head.weight[2] = base, base + 0.01 * torch.randn(head.in_features), -base
-        head.bias.zero_()
-    return model
-
-
 def test_float32_rounding_is_not_called_an_unfaithful_export(tmp_path):
     """Where torch float32 is itself far from the exact (float64) result, ONNX is judged against that result:
     the export passes, and the card says by how much and why."""
-    model = _ill_conditioned_small_cnn()
+    model = ill_conditioned_small_cnn()
     card = export_onnx(model, tmp_path / "m", spec=SPEC, architecture="small_cnn")
     assert card.metrics["export_max_abs_err"] > 1e-4  # the plain float32 comparison alone would have refused it
     check = card.metrics["export_float64_check"]
@@ -173,7 +161,7 @@ def test_a_wrong_graph_is_refused_also_when_float32_is_noisy(tmp_path):
 
     from effnet_trading.model_zoo.export import verify_onnx
 
-    model = _ill_conditioned_small_cnn()
+    model = ill_conditioned_small_cnn()
     export_onnx(model, tmp_path / "m", spec=SPEC, architecture="small_cnn")
     graph = onnx.load(tmp_path / "m" / "model.onnx")
     gemm = next(n for n in graph.graph.node if n.op_type == "Gemm")

@@ -78,6 +78,18 @@ def test_export_errors(runner, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def test_export_says_when_float32_rounding_needed_the_float64_check(runner, tmp_path):
+    import torch
+    from _helpers import ill_conditioned_small_cnn
+
+    weights = tmp_path / "ill.pt"
+    torch.save(ill_conditioned_small_cnn().state_dict(), weights)
+    out = tmp_path / "m"
+    res = runner.invoke(main, zoo_export_args(out, kind="gasf", window=32, size=32, extra=["--weights", str(weights)]))
+    assert res.exit_code == 0, res.output
+    assert "judged against float64" in res.output and (out / "model.onnx").exists()
+
+
 def test_list(runner, exported, tmp_path):
     out, _ = exported
     res = runner.invoke(main, ["zoo", "list", "--models-dir", str(out.parent)])

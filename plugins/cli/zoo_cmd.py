@@ -198,8 +198,15 @@ def export_cmd(
             calib_images=calib,
             holdout_images=holdout,
         )
+    fp64 = card.metrics.get("export_float64_check")
+    judged = (
+        f"; float32 rounding alone exceeds 1e-4, so judged against float64: onnx {fp64['onnx_vs_float64']:.1e}, "
+        f"torch {fp64['torch_float32_vs_float64']:.1e}"
+        if fp64
+        else ""
+    )
     click.echo(
-        f"exported {model_name} -> {out_dir} (input (N, {', '.join(map(str, card.input_shape))}), max |onnx - torch| {card.metrics['export_max_abs_err']:.1e})"
+        f"exported {model_name} -> {out_dir} (input (N, {', '.join(map(str, card.input_shape))}), max |onnx - torch| {card.metrics['export_max_abs_err']:.1e}{judged})"
     )
     for name, info in sorted(card.variants.items()):
         click.echo(
