@@ -259,6 +259,7 @@ _EXAMPLE_CONFIGS = {  # every shipped sweep config and its number of cells
     "evidence_cpu_uncapped": 2,
     "evidence_cpu_seeds_compact": 9,
     "evidence_cpu_seeds_b0": 6,
+    "evidence_cpu_seeds_b0_gasf": 6,
     "evidence_cpu_64px": 3,
     "evidence_cpu_b3": 3,
     "literature_gpu": 25,
