@@ -58,45 +58,65 @@ def _onnx_probs(path: Path, images: np.ndarray) -> np.ndarray:
     return sess.run(None, {sess.get_inputs()[0].name: images.astype(np.float32)})[0]
 
 
-# How far onnxruntime may sit from the float64 result, in multiples of torch float32's own distance from it
-# (see verify_onnx): an export as exact as torch is passes, a wrong graph is orders of magnitude further off.
+# How far onnxruntime may sit from the float64 result on an image, in multiples of torch float32's own distance
+# from it on that image (see verify_onnx). Measured ratios: 3.7 (a trained B0 on noise images) and up to 5.1.
 FP64_NOISE_FACTOR = 10.0
 
 
 def _fp64_probs(wrapper: nn.Module, images: np.ndarray) -> np.ndarray:
-    """The wrapper's output computed in float64 (a copy; the model itself stays float32)."""
+    """The wrapper's output computed in float64 (a deep copy; the model itself stays float32)."""
     import copy
 
     with torch.no_grad():
         return copy.deepcopy(wrapper).double()(torch.from_numpy(images.astype(np.float64))).numpy()
 
 
-def _check_onnx(wrapper: nn.Module, onnx_path: Path, images: np.ndarray, atol: float) -> tuple[float, dict | None]:
+def _per_image(diff: np.ndarray) -> np.ndarray:
+    return np.abs(diff).reshape(len(diff), -1).max(axis=1)
+
+
+def _check_onnx(
+    wrapper: nn.Module, onnx_path: Path, images: np.ndarray, atol: float, what: str = "images"
+) -> tuple[float, dict | None]:
     """``(max |torch - onnxruntime|, the float64 comparison where it was needed)``; raises when not faithful."""
     with torch.no_grad():
         ref = wrapper(torch.from_numpy(images.astype(np.float32))).numpy()
     got = _onnx_probs(onnx_path, images)
+    n = len(images)
+    for name, out in (("the torch model's own output", ref), ("ONNX output", got)):
+        bad = int((~np.isfinite(out.reshape(n, -1))).any(axis=1).sum()) if out.size else 0
+        if bad:
+            raise ModelCardError(f"{name} is not finite (NaN or inf) on {bad} of {n} {what}; export refused.")
     err = float(np.max(np.abs(ref - got))) if ref.size else 0.0
     if err <= atol:
         return err, None
     exact = _fp64_probs(wrapper, images)
-    torch_noise, onnx_err = float(np.max(np.abs(ref - exact))), float(np.max(np.abs(got - exact)))
+    torch_noise, onnx_err = _per_image(ref - exact), _per_image(got - exact)
     bound = atol + FP64_NOISE_FACTOR * torch_noise
-    if onnx_err > bound:
+    worst = int(np.argmax(onnx_err / bound))
+    record = {
+        "checked_on": what,
+        "image": worst,
+        "onnx_vs_float64": float(onnx_err[worst]),
+        "torch_float32_vs_float64": float(torch_noise[worst]),
+        "allowed": float(bound[worst]),
+    }
+    if onnx_err[worst] > bound[worst]:
         raise ModelCardError(
-            f"ONNX output differs from torch by {err:.2e} (> {atol:.0e}) on {len(images)} images; export is not "
-            f"faithful: it is {onnx_err:.2e} from the float64 result, where torch float32 is {torch_noise:.2e} "
-            f"(allowed: {bound:.2e})."
+            f"ONNX output differs from torch by {err:.2e} (> {atol:.0e}) on {n} {what}; export is not faithful: "
+            f"on image {worst} it is {onnx_err[worst]:.2e} from the float64 result, where torch float32 is "
+            f"{torch_noise[worst]:.2e} (allowed: {bound[worst]:.2e})."
         )
-    return err, {"onnx_vs_float64": onnx_err, "torch_float32_vs_float64": torch_noise, "allowed": bound}
+    return err, record
 
 
 def verify_onnx(wrapper: nn.Module, onnx_path: Path, images: np.ndarray, atol: float = 1e-4) -> float:
     """Max |torch - onnxruntime| on ``images``; raises ModelCardError when the export is not faithful.
 
-    Faithful: within ``atol`` of torch float32, or, where float32 rounding alone is that large (an
-    ill-conditioned net, e.g. a trained B0 on uniform-noise images with logits of ~400), no further from
-    the float64 result than ``atol`` plus FP64_NOISE_FACTOR times torch float32's own distance from it.
+    Faithful: finite, and within ``atol`` of torch float32; where the two differ by more (float32 rounding
+    in an ill-conditioned net, e.g. a trained B0 on uniform-noise images with logits of ~400), onnxruntime
+    must be, on every image, no further from the float64 result than ``atol`` plus FP64_NOISE_FACTOR times
+    torch float32's own distance from it on that image.
     """
     return _check_onnx(wrapper, onnx_path, images, atol)[0]
 
@@ -215,7 +235,8 @@ def export_onnx(
         checks = [rng.random((4, c, h, w), dtype=np.float32)]
         if sample_images is not None and len(sample_images):
             checks.append(np.asarray(sample_images[:64], dtype=np.float32))
-        results = [_check_onnx(wrapper, onnx_path, x, atol) for x in checks]
+        names = ["random images", "sample images"]
+        results = [_check_onnx(wrapper, onnx_path, x, atol, what) for x, what in zip(checks, names)]
         max_err = max(err for err, _ in results)
         fp64 = [info for _, info in results if info is not None]
         has_real = sample_images is not None and len(sample_images) > 0
@@ -240,8 +261,8 @@ def export_onnx(
             calibration=_calibration_record(calibration, onnx_path, (c, h, w)),
         )
         card.metrics.setdefault("export_max_abs_err", max_err)
-        if fp64:  # float32 rounding alone exceeded atol; the export was judged against the float64 result
-            card.metrics.setdefault("export_float64_check", max(fp64, key=lambda d: d["onnx_vs_float64"]))
+        if fp64:  # onnxruntime was more than atol from torch float32: judged per image against float64
+            card.metrics.setdefault("export_float64_check", fp64)
         card.metrics.setdefault("export_checked_on", "random + sample images" if has_real else "random images only")
         card.save(tmp_dir)
         if fp16:

@@ -108,8 +108,9 @@ def zoo_export_args(out, *, kind: str, window: int, size: int, model: str = "sma
 
 
 def ill_conditioned_small_cnn(in_chans: int = 1):
-    """A correct small_cnn whose float32 rounding alone moves its probabilities by more than 1e-4 on uniform
-    noise: two nearly equal logits of up to ~5,600 (a trained B0 on noise images gave logits of ~400)."""
+    """A correct small_cnn whose torch and onnxruntime probabilities differ by more than 1e-4 on uniform noise
+    through float32 rounding alone: two nearly equal logits in the thousands (a trained B0 on noise images gave
+    logits of ~400)."""
     import torch
 
     from effnet_trading.model_zoo import create_model
